@@ -1,0 +1,102 @@
+//! A device's epoch keys, recovered from the membership log, and the policy
+//! that opens envelopes with them.
+
+use crate::envelope::{Header, OpenPolicy};
+use crate::ids::{Epoch, PlanId};
+use crate::kdf::EpochKeys;
+use crate::keys::{DeviceSecret, SymmetricKey};
+use crate::membership::{MembershipLog, MembershipState};
+use ed25519_dalek::VerifyingKey;
+use std::collections::BTreeMap;
+
+/// Every epoch key this device holds for one plan, with derived subkeys.
+#[derive(Debug, Clone)]
+pub struct Keyring {
+    plan: PlanId,
+    epochs: BTreeMap<Epoch, (SymmetricKey, EpochKeys)>,
+}
+
+impl Keyring {
+    /// An empty keyring for a plan.
+    pub fn new(plan: PlanId) -> Self {
+        Self {
+            plan,
+            epochs: BTreeMap::new(),
+        }
+    }
+
+    /// Unwraps every key the log wrapped for `device`. A wrap that does not
+    /// open is an error: the log verified its signature, so it is either
+    /// corrupt or a malicious member's, and either way must be looked at.
+    pub fn from_log(
+        log: &MembershipLog,
+        device: &DeviceSecret,
+    ) -> Result<Self, crate::IntegrityError> {
+        let mut ring = Self::new(log.state().plan());
+        for entry in log.entries() {
+            for wrap in entry
+                .wraps()
+                .iter()
+                .filter(|w| w.recipient() == device.id())
+            {
+                ring.insert(wrap.epoch(), wrap.unwrap(device)?);
+            }
+        }
+        Ok(ring)
+    }
+
+    /// Adds an epoch key.
+    pub fn insert(&mut self, epoch: Epoch, key: SymmetricKey) {
+        let derived = EpochKeys::derive(self.plan, epoch, &key);
+        self.epochs.insert(epoch, (key, derived));
+    }
+
+    /// The raw key of an epoch (to wrap it for a new device).
+    pub fn key(&self, epoch: Epoch) -> Option<&SymmetricKey> {
+        self.epochs.get(&epoch).map(|(k, _)| k)
+    }
+
+    /// The derived keys of an epoch.
+    pub fn keys(&self, epoch: Epoch) -> Option<&EpochKeys> {
+        self.epochs.get(&epoch).map(|(_, d)| d)
+    }
+
+    /// The newest epoch held.
+    pub fn latest(&self) -> Option<Epoch> {
+        self.epochs.keys().next_back().copied()
+    }
+
+    /// Every epoch held, oldest first.
+    pub fn epochs(&self) -> impl Iterator<Item = Epoch> + '_ {
+        self.epochs.keys().copied()
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> PlanId {
+        self.plan
+    }
+}
+
+/// Opens envelopes as a member: the log decides who may send what, the
+/// keyring supplies the keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipient<'a> {
+    /// The verified membership.
+    pub membership: &'a MembershipState,
+    /// This device's keys.
+    pub keyring: &'a Keyring,
+}
+
+impl OpenPolicy for Recipient<'_> {
+    fn plan(&self) -> PlanId {
+        self.membership.plan()
+    }
+
+    fn admit(&self, header: &Header) -> Option<VerifyingKey> {
+        self.membership.admit(header)
+    }
+
+    fn keys(&self, epoch: Epoch) -> Option<&EpochKeys> {
+        self.keyring.keys(epoch)
+    }
+}

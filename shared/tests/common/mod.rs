@@ -1,0 +1,83 @@
+//! A plan with two partners, built through the real membership log.
+
+#![allow(dead_code, unreachable_pub)]
+
+use cove_shared::envelope::{self, Seal, Sealed};
+use cove_shared::random::SeededEntropy;
+use cove_shared::{
+    DeviceSecret, DocId, EnvelopeHash, Keyring, Kind, MembershipLog, Partner, PlanId, Recipient,
+    Seq, SymmetricKey,
+};
+
+pub struct Plan {
+    pub rng: SeededEntropy,
+    pub plan: PlanId,
+    /// Partner A's first device, the creator.
+    pub a1: DeviceSecret,
+    /// Partner B's first device.
+    pub b1: DeviceSecret,
+    pub log: MembershipLog,
+}
+
+impl Plan {
+    pub fn new(seed: &[u8]) -> Self {
+        let mut rng = SeededEntropy::new(seed);
+        let a1 = DeviceSecret::generate(&mut rng);
+        let b1 = DeviceSecret::generate(&mut rng);
+        let plan = PlanId::random(&mut rng);
+        let key = SymmetricKey::random(&mut rng);
+        let genesis = MembershipLog::genesis(plan, &a1, &key, &mut rng).unwrap();
+        let mut log = MembershipLog::from_genesis(genesis).unwrap();
+        let ring = Keyring::from_log(&log, &a1).unwrap();
+        let add = log
+            .add_device(&a1, Partner::B, &b1.bundle(), |e| ring.key(e), &mut rng)
+            .unwrap();
+        log.append(add).unwrap();
+        Self {
+            rng,
+            plan,
+            a1,
+            b1,
+            log,
+        }
+    }
+
+    pub fn ring(&self, device: &DeviceSecret) -> Keyring {
+        Keyring::from_log(&self.log, device).unwrap()
+    }
+
+    /// Seals with the sender's newest key.
+    pub fn seal(
+        &mut self,
+        sender: &DeviceSecret,
+        kind: Kind,
+        doc: DocId,
+        seq: u64,
+        payload: &[u8],
+    ) -> Sealed {
+        let ring = self.ring(sender);
+        let keys = ring.keys(ring.latest().unwrap()).unwrap();
+        let request = Seal {
+            kind,
+            doc,
+            seq: Seq(seq),
+            prev: EnvelopeHash::GENESIS,
+            payload,
+        };
+        envelope::seal(keys, sender, request, &mut self.rng).unwrap()
+    }
+
+    /// Opens as `receiver`, with the current membership.
+    pub fn open(
+        &self,
+        receiver: &DeviceSecret,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, cove_shared::IntegrityError> {
+        let ring = self.ring(receiver);
+        let policy = Recipient {
+            membership: self.log.state(),
+            keyring: &ring,
+        };
+        envelope::open(bytes, &policy).map(|o| o.payload.to_vec())
+    }
+}

@@ -1,0 +1,603 @@
+//! Golden vectors for the wire format, built deterministically from fixed
+//! seeds.
+//!
+//! `cargo run -p cove-tests --bin cove-vectors -- --write` regenerates
+//! `tests/vectors/*.json`. The test `tests/golden.rs` rebuilds them and
+//! requires byte-for-byte equality, and separately decodes and verifies each
+//! file with nothing but its own contents, as an independent reader would.
+//! If a change makes it fail, the change breaks compatibility with every
+//! deployed device and relay.
+
+use cove_shared::codec::to_hex;
+use cove_shared::envelope::{self, HEADER_LEN, NONCE_LEN, Seal};
+use cove_shared::kdf::Purpose;
+use cove_shared::random::{Entropy, SeededEntropy};
+use cove_shared::wire::{
+    self, Blob, ClientToRelay, Cursor, ErrorCode, Nonce32, PairOutcome, RelayToClient, Signature64,
+    StoredEnvelope, StoredSnapshot,
+};
+use cove_shared::{
+    DeviceSecret, DocId, EnvelopeHash, Epoch, EpochKeys, KeyWrap, Keyring, Kind, MembershipLog,
+    Partner, PlanId, Seq, SymmetricKey,
+};
+use serde::{Deserialize, Serialize};
+
+/// A device made from a fixed seed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceVector {
+    /// Name used by other vectors.
+    pub name: String,
+    /// The 64 secret bytes: Ed25519 seed ‖ X25519 secret.
+    pub secret: String,
+    /// The Ed25519 public key.
+    pub device_id: String,
+    /// The X25519 public key.
+    pub exchange_public: String,
+    /// The fingerprint shown to people.
+    pub fingerprint: String,
+    /// The signed 133-byte bundle.
+    pub bundle: String,
+}
+
+/// An epoch key and everything derived from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochVector {
+    /// The plan id.
+    pub plan: String,
+    /// The epoch.
+    pub epoch: u32,
+    /// The 32-byte epoch key.
+    pub epoch_key: String,
+    /// HKDF-derived key id.
+    pub key_id: String,
+    /// Subkey `cove/v1/changes`.
+    pub changes_key: String,
+    /// Subkey `cove/v1/snapshot`.
+    pub snapshot_key: String,
+    /// Subkey `cove/v1/signal`.
+    pub signal_key: String,
+}
+
+/// One sealed envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvelopeVector {
+    /// What it shows.
+    pub name: String,
+    /// The sending device's vector name.
+    pub sender: String,
+    /// Kind code.
+    pub kind: u8,
+    /// Doc code.
+    pub doc: u8,
+    /// Epoch (its key is in `epochs.json`).
+    pub epoch: u32,
+    /// Sequence number.
+    pub seq: u64,
+    /// Hash of the previous envelope.
+    pub prev: String,
+    /// The plaintext payload.
+    pub payload: String,
+    /// The nonce the seal drew.
+    pub nonce: String,
+    /// The whole envelope.
+    pub envelope: String,
+    /// Its hash.
+    pub hash: String,
+}
+
+/// One key wrap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrapVector {
+    /// Recipient vector name.
+    pub recipient: String,
+    /// Wrapper vector name.
+    pub wrapper: String,
+    /// Plan id.
+    pub plan: String,
+    /// Epoch.
+    pub epoch: u32,
+    /// The wrapped key.
+    pub key: String,
+    /// The ephemeral X25519 secret the wrap drew.
+    pub ephemeral_secret: String,
+    /// The nonce the wrap drew.
+    pub nonce: String,
+    /// The 257-byte wrap.
+    pub wrap: String,
+}
+
+/// A membership chain and the state it yields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipVector {
+    /// Plan id.
+    pub plan: String,
+    /// What the chain does, entry by entry.
+    pub story: Vec<String>,
+    /// Encoded entries, genesis first.
+    pub entries: Vec<String>,
+    /// Hash of each entry.
+    pub hashes: Vec<String>,
+    /// The epoch after the last entry.
+    pub epoch: u32,
+    /// Active devices after the last entry, by vector name, with partner.
+    pub active: Vec<(String, String)>,
+}
+
+/// One protocol frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireVector {
+    /// `client-to-relay` or `relay-to-client`.
+    pub direction: String,
+    /// The message, in Rust debug notation, for people.
+    pub message: String,
+    /// The postcard frame.
+    pub frame: String,
+}
+
+/// The signed authentication response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthVector {
+    /// Device vector name.
+    pub device: String,
+    /// Relay origin.
+    pub origin: String,
+    /// Challenge nonce.
+    pub nonce: String,
+    /// The bytes signed.
+    pub message: String,
+    /// The signature.
+    pub signature: String,
+}
+
+/// Every vector, one field per file in `tests/vectors/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vectors {
+    /// `devices.json`
+    pub devices: Vec<DeviceVector>,
+    /// `epochs.json`
+    pub epochs: Vec<EpochVector>,
+    /// `envelopes.json`
+    pub envelopes: Vec<EnvelopeVector>,
+    /// `wraps.json`
+    pub wraps: Vec<WrapVector>,
+    /// `membership.json`
+    pub membership: MembershipVector,
+    /// `wire.json`
+    pub wire: Vec<WireVector>,
+    /// `auth.json`
+    pub auth: AuthVector,
+}
+
+/// The files and their contents, pretty-printed with a trailing newline.
+impl Vectors {
+    /// `(file name, JSON)` for each file.
+    pub fn files(&self) -> Vec<(&'static str, String)> {
+        fn json<T: Serialize>(v: &T) -> String {
+            let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+            s.push('\n');
+            s
+        }
+        vec![
+            ("devices.json", json(&self.devices)),
+            ("epochs.json", json(&self.epochs)),
+            ("envelopes.json", json(&self.envelopes)),
+            ("wraps.json", json(&self.wraps)),
+            ("membership.json", json(&self.membership)),
+            ("wire.json", json(&self.wire)),
+            ("auth.json", json(&self.auth)),
+        ]
+    }
+}
+
+/// Where the vector files live.
+pub fn dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors")
+}
+
+fn device(name: &str) -> (DeviceSecret, DeviceVector) {
+    let secret = DeviceSecret::generate(&mut SeededEntropy::new(name.as_bytes()));
+    let vector = DeviceVector {
+        name: name.to_owned(),
+        secret: to_hex(secret.to_secret_bytes().as_slice()),
+        device_id: to_hex(secret.id().as_bytes()),
+        exchange_public: to_hex(&secret.exchange_public()),
+        fingerprint: secret.id().fingerprint(),
+        bundle: to_hex(&secret.bundle().encode()),
+    };
+    (secret, vector)
+}
+
+fn epoch_vector(plan: PlanId, epoch: Epoch, key: &SymmetricKey) -> EpochVector {
+    let keys = EpochKeys::derive(plan, epoch, key);
+    EpochVector {
+        plan: plan.to_string(),
+        epoch: epoch.0,
+        epoch_key: to_hex(key.as_bytes()),
+        key_id: to_hex(&keys.key_id().0),
+        changes_key: to_hex(keys.subkey(Purpose::Changes).as_bytes()),
+        snapshot_key: to_hex(keys.subkey(Purpose::Snapshot).as_bytes()),
+        signal_key: to_hex(keys.subkey(Purpose::Signal).as_bytes()),
+    }
+}
+
+/// Builds every vector from fixed seeds.
+pub fn build() -> Vectors {
+    let (alex, alex_v) = device("device-alex");
+    let (blair, blair_v) = device("device-blair");
+    let (blair2, blair2_v) = device("device-blair-2");
+    let plan = PlanId::from_bytes(*b"cove-vector-plan");
+    let key1 = SymmetricKey::random(&mut SeededEntropy::new(b"epoch-1"));
+    let key2 = SymmetricKey::random(&mut SeededEntropy::new(b"epoch-2"));
+    let key3 = SymmetricKey::random(&mut SeededEntropy::new(b"epoch-3"));
+
+    // Membership: genesis by Alex; Alex adds Blair; Blair adds Blair's second
+    // device; Blair rotates; Alex revokes Blair's second device.
+    let mut rng = SeededEntropy::new(b"membership");
+    let genesis =
+        MembershipLog::genesis(plan, &alex, &key1, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    let mut log = MembershipLog::from_genesis(genesis).unwrap_or_else(|e| panic!("{e}"));
+    let keys = [key1.clone(), key2.clone(), key3.clone()];
+    let key_of = |e: Epoch| keys.get(e.0 as usize - 1);
+    fn push(
+        log: &mut MembershipLog,
+        entry: Result<cove_shared::Entry, cove_shared::MembershipError>,
+    ) {
+        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
+        log.append(entry).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let entry = log.add_device(&alex, Partner::B, &blair.bundle(), key_of, &mut rng);
+    push(&mut log, entry);
+    let entry = log.add_device(&blair, Partner::B, &blair2.bundle(), key_of, &mut rng);
+    push(&mut log, entry);
+    let entry = log.rotate(&blair, &key2, &mut rng);
+    push(&mut log, entry);
+    let entry = log.revoke(&alex, blair2.id(), Seq(0), &key3, &mut rng);
+    push(&mut log, entry);
+    let names = [
+        (&alex, "device-alex"),
+        (&blair, "device-blair"),
+        (&blair2, "device-blair-2"),
+    ];
+    let name_of = |id| {
+        names
+            .iter()
+            .find(|(d, _)| d.id() == id)
+            .map_or("?", |(_, n)| n)
+            .to_owned()
+    };
+    let membership = MembershipVector {
+        plan: plan.to_string(),
+        story: vec![
+            "genesis: device-alex creates the plan as partner A, epoch 1".into(),
+            "add device: device-alex adds device-blair as partner B".into(),
+            "add device: device-blair adds device-blair-2 for partner B".into(),
+            "rotate epoch: device-blair starts epoch 2".into(),
+            "revoke device: device-alex revokes device-blair-2, cutoff 0, epoch 3".into(),
+        ],
+        entries: log.entries().iter().map(|e| to_hex(e.encode())).collect(),
+        hashes: log.entries().iter().map(|e| to_hex(&e.hash().0)).collect(),
+        epoch: log.state().epoch().0,
+        active: log
+            .state()
+            .active()
+            .map(|m| (name_of(m.device), m.partner.to_string()))
+            .collect(),
+    };
+
+    // Envelopes, one per kind, sealed by members with the epoch 3 key.
+    let ring = Keyring::from_log(&log, &alex).unwrap_or_else(|e| panic!("{e}"));
+    let epoch = log.state().epoch();
+    let keys3 = ring
+        .keys(epoch)
+        .cloned()
+        .unwrap_or_else(|| panic!("epoch key"));
+    struct Case<'a> {
+        name: &'a str,
+        sender: (&'a DeviceSecret, &'a str),
+        kind: Kind,
+        doc: DocId,
+        seq: u64,
+        payload: &'a [u8],
+    }
+    let cases = [
+        Case {
+            name: "changes, shared document, first in stream",
+            sender: (&alex, "device-alex"),
+            kind: Kind::Changes,
+            doc: DocId::Shared,
+            seq: 1,
+            payload: b"menu: warm blanket",
+        },
+        Case {
+            name: "changes, partner-b document, second in stream",
+            sender: (&blair, "device-blair"),
+            kind: Kind::Changes,
+            doc: DocId::PartnerB,
+            seq: 2,
+            payload: b"boundary (hard): no analysis tonight",
+        },
+        Case {
+            name: "snapshot, shared document",
+            sender: (&alex, "device-alex"),
+            kind: Kind::Snapshot,
+            doc: DocId::Shared,
+            seq: 1,
+            payload: &[0x85, 0x6f, 0x4a, 0x83],
+        },
+        Case {
+            name: "signal, empty payload",
+            sender: (&blair, "device-blair"),
+            kind: Kind::Signal,
+            doc: DocId::Shared,
+            seq: 7,
+            payload: b"",
+        },
+    ];
+    let mut envelopes = Vec::new();
+    let mut prev = EnvelopeHash::GENESIS;
+    for (
+        i,
+        Case {
+            name,
+            sender: (sender, sender_name),
+            kind,
+            doc,
+            seq,
+            payload,
+        },
+    ) in cases.into_iter().enumerate()
+    {
+        let mut rng = SeededEntropy::new(format!("envelope-{i}").as_bytes());
+        let nonce: [u8; NONCE_LEN] = rng.clone().array();
+        let request = Seal {
+            kind,
+            doc,
+            seq: Seq(seq),
+            prev,
+            payload,
+        };
+        let sealed =
+            envelope::seal(&keys3, sender, request, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+        debug_assert_eq!(&sealed.bytes[HEADER_LEN..HEADER_LEN + NONCE_LEN], &nonce);
+        envelopes.push(EnvelopeVector {
+            name: name.into(),
+            sender: sender_name.into(),
+            kind: kind.code(),
+            doc: doc.code(),
+            epoch: epoch.0,
+            seq,
+            prev: to_hex(&prev.0),
+            payload: to_hex(payload),
+            nonce: to_hex(&nonce),
+            envelope: to_hex(&sealed.bytes),
+            hash: to_hex(&sealed.hash.0),
+        });
+        prev = sealed.hash;
+    }
+
+    // A standalone key wrap.
+    let mut rng = SeededEntropy::new(b"wrap-vector");
+    let mut probe = rng.clone();
+    let ephemeral: [u8; 32] = probe.array();
+    let wrap_nonce: [u8; 24] = probe.array();
+    let wrap = KeyWrap::wrap(
+        plan,
+        Epoch(1),
+        &key1,
+        blair.id(),
+        &blair.exchange_public(),
+        &alex,
+        &mut rng,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let wraps = vec![WrapVector {
+        recipient: "device-blair".into(),
+        wrapper: "device-alex".into(),
+        plan: plan.to_string(),
+        epoch: 1,
+        key: to_hex(key1.as_bytes()),
+        ephemeral_secret: to_hex(&ephemeral),
+        nonce: to_hex(&wrap_nonce),
+        wrap: to_hex(wrap.encode()),
+    }];
+
+    let nonce = Nonce32(*b"relay-challenge-nonce-32-bytes!!");
+    let origin = "wss://relay.example:8443";
+    let auth_message = wire::auth_message(origin, &nonce, &alex.id()).unwrap_or_default();
+    let auth = AuthVector {
+        device: "device-alex".into(),
+        origin: origin.into(),
+        nonce: to_hex(&nonce.0),
+        message: to_hex(&auth_message),
+        signature: to_hex(&alex.sign(&auth_message)),
+    };
+
+    let epochs = vec![
+        epoch_vector(plan, Epoch(1), &key1),
+        epoch_vector(plan, Epoch(2), &key2),
+        epoch_vector(plan, Epoch(3), &key3),
+    ];
+    let small_envelope =
+        Blob(cove_shared::codec::from_hex_vec(&envelopes[3].envelope).unwrap_or_default());
+    Vectors {
+        devices: vec![alex_v, blair_v, blair2_v],
+        epochs,
+        envelopes,
+        wraps,
+        membership,
+        wire: wire_vectors(plan, &alex, &small_envelope, log.entries()[0].encode()),
+        auth,
+    }
+}
+
+/// One sample of every message, in variant order.
+pub fn wire_samples(
+    plan: PlanId,
+    device: &DeviceSecret,
+    envelope: &Blob,
+    entry: &[u8],
+) -> (Vec<ClientToRelay>, Vec<RelayToClient>) {
+    let entry = Blob(entry.to_vec());
+    let stored = StoredEnvelope {
+        cursor: Cursor(42),
+        envelope: envelope.clone(),
+    };
+    let client = vec![
+        ClientToRelay::Authenticate {
+            device: device.id(),
+            signature: Signature64([0x5a; 64]),
+        },
+        ClientToRelay::CreatePlan {
+            request: 1,
+            genesis: entry.clone(),
+        },
+        ClientToRelay::AppendMembership {
+            request: 2,
+            plan,
+            entry: entry.clone(),
+        },
+        ClientToRelay::FetchMembership {
+            request: 3,
+            plan,
+            from: 1,
+        },
+        ClientToRelay::Push {
+            request: 4,
+            plan,
+            envelope: envelope.clone(),
+        },
+        ClientToRelay::Fetch {
+            request: 5,
+            plan,
+            after: Cursor(41),
+            limit: 100,
+        },
+        ClientToRelay::Subscribe { request: 6, plan },
+        ClientToRelay::Ack {
+            request: 7,
+            plan,
+            cursor: Cursor(42),
+        },
+        ClientToRelay::PutSnapshot {
+            request: 8,
+            plan,
+            covers: Cursor(300),
+            envelope: envelope.clone(),
+        },
+        ClientToRelay::GetSnapshot {
+            request: 9,
+            plan,
+            doc: DocId::PartnerA,
+        },
+        ClientToRelay::DeletePlan { request: 10, plan },
+        ClientToRelay::PairOpen { request: 11 },
+        ClientToRelay::PairJoin {
+            request: 12,
+            nameplate: "7".into(),
+        },
+        ClientToRelay::PairSend {
+            request: 13,
+            nameplate: "7".into(),
+            body: Blob(vec![1, 2, 3]),
+        },
+        ClientToRelay::PairClose {
+            request: 14,
+            nameplate: "7".into(),
+            outcome: PairOutcome::Failed,
+        },
+        ClientToRelay::Ping { request: 300 },
+    ];
+    let relay = vec![
+        RelayToClient::Challenge {
+            version: wire::PROTOCOL_VERSION,
+            origin: "wss://relay.example:8443".into(),
+            nonce: Nonce32([0x11; 32]),
+        },
+        RelayToClient::Authenticated {
+            device: device.id(),
+        },
+        RelayToClient::Done { request: 7 },
+        RelayToClient::Stored {
+            request: 4,
+            cursor: Cursor(42),
+            duplicate: false,
+        },
+        RelayToClient::Page {
+            request: 5,
+            plan,
+            items: vec![stored.clone()],
+            head: Cursor(42),
+            floor: Cursor(1),
+        },
+        RelayToClient::Deliver { plan, item: stored },
+        RelayToClient::Membership {
+            request: 3,
+            plan,
+            entries: vec![entry],
+            len: 1,
+        },
+        RelayToClient::MembershipChanged { plan, len: 2 },
+        RelayToClient::Snapshot {
+            request: 9,
+            plan,
+            snapshot: Some(StoredSnapshot {
+                covers: Cursor(300),
+                envelope: envelope.clone(),
+            }),
+        },
+        RelayToClient::PairOpened {
+            request: 11,
+            nameplate: "7".into(),
+        },
+        RelayToClient::PairMessage {
+            nameplate: "7".into(),
+            body: Blob(vec![4, 5]),
+        },
+        RelayToClient::PairClosed {
+            nameplate: "7".into(),
+            outcome: PairOutcome::Completed,
+        },
+        RelayToClient::Pong { request: 300 },
+        RelayToClient::Error {
+            request: Some(4),
+            code: ErrorCode::RateLimited,
+            message: ErrorCode::RateLimited.describe().into(),
+        },
+        RelayToClient::Revoked { plan },
+    ];
+    (client, relay)
+}
+
+fn wire_vectors(
+    plan: PlanId,
+    device: &DeviceSecret,
+    envelope: &Blob,
+    entry: &[u8],
+) -> Vec<WireVector> {
+    let (client, relay) = wire_samples(plan, device, envelope, entry);
+    let frame = |m: &dyn erased::Encode| to_hex(&m.encode());
+    client
+        .iter()
+        .map(|m| WireVector {
+            direction: "client-to-relay".into(),
+            message: format!("{m:?}"),
+            frame: frame(m),
+        })
+        .chain(relay.iter().map(|m| WireVector {
+            direction: "relay-to-client".into(),
+            message: format!("{m:?}"),
+            frame: frame(m),
+        }))
+        .collect()
+}
+
+mod erased {
+    pub(super) trait Encode {
+        fn encode(&self) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> Encode for T {
+        fn encode(&self) -> Vec<u8> {
+            cove_shared::wire::encode(self).unwrap_or_default()
+        }
+    }
+}

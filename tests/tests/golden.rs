@@ -1,0 +1,263 @@
+//! The golden vectors in `tests/vectors/` decode and verify, and the code
+//! still produces them byte for byte. A failure here means the wire format
+//! changed: every deployed device and relay would stop understanding it.
+
+use cove_shared::codec::{from_hex, from_hex_vec, to_hex};
+use cove_shared::envelope::{self, HEADER_LEN, NONCE_LEN};
+use cove_shared::kdf::Purpose;
+use cove_shared::wire::{self, ClientToRelay, Nonce32, RelayToClient, Signature64};
+use cove_shared::{
+    DeviceBundle, DeviceId, DeviceSecret, EnvelopeHash, Epoch, EpochKeys, KeyWrap, Keyring,
+    MembershipLog, PlanId, Recipient, SymmetricKey,
+};
+use cove_tests::vectors::{
+    self, AuthVector, DeviceVector, EnvelopeVector, EpochVector, MembershipVector, WireVector,
+    WrapVector,
+};
+use serde::de::DeserializeOwned;
+use x25519_dalek::{PublicKey, StaticSecret};
+
+fn load<T: DeserializeOwned>(name: &str) -> T {
+    let path = vectors::dir().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    from_hex_vec(s).unwrap()
+}
+
+struct Files {
+    devices: Vec<DeviceVector>,
+    epochs: Vec<EpochVector>,
+    envelopes: Vec<EnvelopeVector>,
+    wraps: Vec<WrapVector>,
+    membership: MembershipVector,
+    wire: Vec<WireVector>,
+    auth: AuthVector,
+}
+
+fn files() -> Files {
+    Files {
+        devices: load("devices.json"),
+        epochs: load("epochs.json"),
+        envelopes: load("envelopes.json"),
+        wraps: load("wraps.json"),
+        membership: load("membership.json"),
+        wire: load("wire.json"),
+        auth: load("auth.json"),
+    }
+}
+
+impl Files {
+    fn secret(&self, name: &str) -> DeviceSecret {
+        let d = self.devices.iter().find(|d| d.name == name).unwrap();
+        DeviceSecret::from_secret_bytes(&from_hex::<64>(&d.secret).unwrap()).unwrap()
+    }
+}
+
+#[test]
+fn the_code_still_produces_the_vectors_byte_for_byte() {
+    let built = vectors::build();
+    let f = files();
+    assert_eq!(built.devices, f.devices, "devices.json");
+    assert_eq!(built.epochs, f.epochs, "epochs.json");
+    assert_eq!(built.envelopes, f.envelopes, "envelopes.json");
+    assert_eq!(built.wraps, f.wraps, "wraps.json");
+    assert_eq!(built.membership, f.membership, "membership.json");
+    assert_eq!(built.auth, f.auth, "auth.json");
+    // The `message` text is for people; the frame is the format.
+    let frames = |w: &[WireVector]| {
+        w.iter()
+            .map(|v| (v.direction.clone(), v.frame.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(frames(&built.wire), frames(&f.wire), "wire.json");
+}
+
+#[test]
+fn devices_and_bundles_decode_from_their_secrets() {
+    let f = files();
+    for d in &f.devices {
+        let secret = f.secret(&d.name);
+        assert_eq!(to_hex(secret.id().as_bytes()), d.device_id);
+        assert_eq!(to_hex(&secret.exchange_public()), d.exchange_public);
+        assert_eq!(secret.id().fingerprint(), d.fingerprint);
+        let bundle = DeviceBundle::decode(&hex(&d.bundle)).unwrap();
+        assert_eq!(bundle.device, secret.id());
+        assert_eq!(bundle.exchange, secret.exchange_public());
+    }
+}
+
+#[test]
+fn epoch_subkeys_follow_from_the_epoch_key() {
+    for e in files().epochs {
+        let plan: PlanId = e.plan.parse().unwrap();
+        let keys = EpochKeys::derive(
+            plan,
+            Epoch(e.epoch),
+            &SymmetricKey::from_bytes(from_hex(&e.epoch_key).unwrap()),
+        );
+        assert_eq!(to_hex(&keys.key_id().0), e.key_id);
+        assert_eq!(
+            to_hex(keys.subkey(Purpose::Changes).as_bytes()),
+            e.changes_key
+        );
+        assert_eq!(
+            to_hex(keys.subkey(Purpose::Snapshot).as_bytes()),
+            e.snapshot_key
+        );
+        assert_eq!(
+            to_hex(keys.subkey(Purpose::Signal).as_bytes()),
+            e.signal_key
+        );
+    }
+}
+
+fn membership(f: &Files) -> MembershipLog {
+    let entries: Vec<Vec<u8>> = f.membership.entries.iter().map(|e| hex(e)).collect();
+    MembershipLog::decode(entries.iter().map(Vec::as_slice)).unwrap()
+}
+
+#[test]
+fn the_membership_chain_verifies_to_the_recorded_state() {
+    let f = files();
+    let log = membership(&f);
+    let state = log.state();
+    assert_eq!(state.plan().to_string(), f.membership.plan);
+    assert_eq!(state.epoch(), Epoch(f.membership.epoch));
+    let hashes: Vec<String> = log.entries().iter().map(|e| to_hex(&e.hash().0)).collect();
+    assert_eq!(hashes, f.membership.hashes);
+    let name_of = |id: DeviceId| {
+        f.devices
+            .iter()
+            .find(|d| d.device_id == to_hex(id.as_bytes()))
+            .unwrap()
+            .name
+            .clone()
+    };
+    let active: Vec<(String, String)> = state
+        .active()
+        .map(|m| (name_of(m.device), m.partner.to_string()))
+        .collect();
+    assert_eq!(active, f.membership.active);
+    for (i, e) in log.entries().iter().enumerate().skip(1) {
+        assert_eq!(
+            e.prev(),
+            log.entries()[i - 1].hash(),
+            "entry {i} chains to {}",
+            i - 1
+        );
+    }
+}
+
+#[test]
+fn envelopes_open_with_the_recorded_keys() {
+    let f = files();
+    let log = membership(&f);
+    let mut ring = Keyring::new(log.state().plan());
+    for e in &f.epochs {
+        ring.insert(
+            Epoch(e.epoch),
+            SymmetricKey::from_bytes(from_hex(&e.epoch_key).unwrap()),
+        );
+    }
+    let policy = Recipient {
+        membership: log.state(),
+        keyring: &ring,
+    };
+    for v in &f.envelopes {
+        let bytes = hex(&v.envelope);
+        let opened =
+            envelope::open(&bytes, &policy).unwrap_or_else(|_| panic!("{} does not open", v.name));
+        assert_eq!(to_hex(&opened.payload), v.payload, "{}", v.name);
+        assert_eq!(to_hex(&opened.hash.0), v.hash);
+        let h = opened.header;
+        assert_eq!(
+            (h.kind.code(), h.doc.code(), h.epoch.0, h.seq.0),
+            (v.kind, v.doc, v.epoch, v.seq)
+        );
+        assert_eq!(h.prev, EnvelopeHash(from_hex(&v.prev).unwrap()));
+        assert_eq!(h.sender, f.secret(&v.sender).id());
+        assert_eq!(to_hex(&bytes[HEADER_LEN..HEADER_LEN + NONCE_LEN]), v.nonce);
+    }
+    // The chain: each vector names the previous one's hash.
+    for pair in f.envelopes.windows(2) {
+        assert_eq!(pair[1].prev, pair[0].hash);
+    }
+}
+
+#[test]
+fn the_key_wrap_unwraps_for_its_recipient() {
+    let f = files();
+    for w in &f.wraps {
+        let wrap = KeyWrap::decode(&hex(&w.wrap)).unwrap();
+        let recipient = f.secret(&w.recipient);
+        assert_eq!(to_hex(wrap.unwrap(&recipient).unwrap().as_bytes()), w.key);
+        assert_eq!(wrap.wrapper(), f.secret(&w.wrapper).id());
+        assert_eq!(
+            (wrap.plan().to_string(), wrap.epoch().0),
+            (w.plan.clone(), w.epoch)
+        );
+        let ephemeral = StaticSecret::from(from_hex::<32>(&w.ephemeral_secret).unwrap());
+        assert_eq!(
+            &wrap.encode()[89..121],
+            PublicKey::from(&ephemeral).as_bytes()
+        );
+        assert_eq!(to_hex(&wrap.encode()[121..145]), w.nonce);
+    }
+}
+
+#[test]
+fn every_wire_frame_decodes_and_re_encodes_identically() {
+    let f = files();
+    let (mut client, mut relay) = (0u8, 0u8);
+    for v in &f.wire {
+        let frame = hex(&v.frame);
+        let again = match v.direction.as_str() {
+            "client-to-relay" => {
+                assert_eq!(frame[0], client, "variants appear in order");
+                client += 1;
+                wire::encode(&wire::decode::<ClientToRelay>(&frame).unwrap()).unwrap()
+            }
+            "relay-to-client" => {
+                assert_eq!(frame[0], relay, "variants appear in order");
+                relay += 1;
+                wire::encode(&wire::decode::<RelayToClient>(&frame).unwrap()).unwrap()
+            }
+            other => panic!("unknown direction {other}"),
+        };
+        assert_eq!(again, frame, "{}", v.message);
+    }
+    assert_eq!((client, relay), (16, 15), "one sample of every message");
+}
+
+#[test]
+fn the_auth_signature_verifies_for_its_origin_only() {
+    let f = files();
+    let a = &f.auth;
+    let device = f.secret(&a.device).id();
+    let nonce = Nonce32(from_hex(&a.nonce).unwrap());
+    let signature = Signature64(from_hex(&a.signature).unwrap());
+    assert_eq!(
+        to_hex(&wire::auth_message(&a.origin, &nonce, &device).unwrap()),
+        a.message
+    );
+    assert!(wire::verify_challenge(
+        &a.origin, &nonce, &device, &signature
+    ));
+    assert!(!wire::verify_challenge(
+        "wss://other.example",
+        &nonce,
+        &device,
+        &signature
+    ));
+    let mut other_nonce = nonce;
+    other_nonce.0[0] ^= 1;
+    assert!(!wire::verify_challenge(
+        &a.origin,
+        &other_nonce,
+        &device,
+        &signature
+    ));
+}

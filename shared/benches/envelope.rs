@@ -54,6 +54,10 @@ fn bench(c: &mut Criterion) {
             doc: DocId::Shared,
             seq: Seq(1),
             prev: cove_shared::EnvelopeHash::GENESIS,
+            view: cove_shared::MembershipView {
+                len: 1,
+                head: cove_shared::EntryHash([1; 32]),
+            },
             payload: &payload,
         };
         let sealed = envelope::seal(&keys, &device, request, &mut rng).unwrap();

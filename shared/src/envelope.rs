@@ -8,26 +8,30 @@
 //!      4     1  version, 0x01
 //!      5     1  kind: 1 changes, 2 snapshot, 3 signal
 //!      6    16  plan id
-//!     22     1  doc id: 0 shared, 1 partner-a, 2 partner-b
+//!     22     1  doc id: 0 shared, 1 partner-a, 2 partner-b (signals: 0)
 //!     23     4  epoch, u32 big-endian
-//!     27    16  key id of the epoch key (see `kdf`)
-//!     43    32  sender device id (Ed25519 public key)
-//!     75     8  sender sequence number in this stream, u64 big-endian, from 1
-//!     83    32  hash of the sender's previous envelope in this stream (zeros for seq 1)
-//!    115    24  nonce, random
-//!    139     n  XChaCha20-Poly1305 ciphertext of the padded plaintext, tag last
-//!  139+n    64  Ed25519 signature over bytes [0, 139+n)
+//!     27    32  key id of the epoch key (see `kdf`)
+//!     59    32  sender device id (Ed25519 public key)
+//!     91     8  sender sequence number in this stream, u64 big-endian, from 1
+//!     99    32  hash of the sender's previous envelope in this stream (zeros for seq 1)
+//!    131     4  the sender's membership view: entries in its log, u32 big-endian
+//!    135    32  the sender's membership view: hash of its last entry
+//!    167    24  nonce, random
+//!    191     n  XChaCha20-Poly1305 ciphertext of the padded plaintext, tag last
+//!  191+n    64  Ed25519 signature over bytes [0, 191+n)
 //! ```
 //! The AEAD key is the epoch's subkey for the kind, the associated data is
-//! the 115-byte header, and `n` is a padding bucket plus 16.
+//! the 167-byte header, and `n` is a padding bucket plus 16. A stream is one
+//! (sender, kind, doc): each has its own sequence numbers and hash chain.
 //!
 //! # Invariants
 //! - The nonce is 24 random bytes from the OS, never derived from the
 //!   sequence number or any other counter.
 //! - [`open`] checks, in this order: length and header layout, plan,
-//!   membership and ownership, signature, key id, then decrypts, then
-//!   checks the padding. Nothing is decrypted before the signature verifies,
-//!   and every failure is the same opaque [`IntegrityError`].
+//!   membership (the sender's view, ownership, epoch), signature, key id,
+//!   then decrypts, then checks the padding. Nothing is decrypted before the
+//!   signature verifies, and every failure is the same opaque
+//!   [`IntegrityError`].
 //! - There is one cipher suite. The version byte is not a negotiation: an
 //!   envelope with any other version is rejected.
 
@@ -35,6 +39,7 @@ use crate::codec::{DecodeError, Reader};
 use crate::ids::{DeviceId, DocId, Epoch, PlanId, Seq};
 use crate::kdf::{EpochKeys, KeyId, Purpose};
 use crate::keys::{DeviceSecret, verify_with};
+use crate::membership::{EntryHash, MembershipView};
 use crate::padding;
 use crate::random::Entropy;
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
@@ -48,7 +53,7 @@ use zeroize::Zeroizing;
 /// The envelope magic.
 pub const MAGIC: &[u8; 4] = b"COVE";
 /// Length of the fixed header.
-pub const HEADER_LEN: usize = 115;
+pub const HEADER_LEN: usize = 167;
 /// Length of the nonce.
 pub const NONCE_LEN: usize = 24;
 /// Length of the AEAD tag.
@@ -111,6 +116,18 @@ impl Kind {
     }
 }
 
+/// One stream of envelopes: a sender's envelopes of one kind for one
+/// document. Each has its own sequence numbers and hash chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Stream {
+    /// The sender.
+    pub sender: DeviceId,
+    /// The kind.
+    pub kind: Kind,
+    /// The document.
+    pub doc: DocId,
+}
+
 /// Names one envelope: `SHA-256("cove/v1/envelope-hash" ‖ header ‖ nonce ‖ signature)`.
 ///
 /// Hashing the signature rather than the ciphertext is deliberate: a
@@ -150,12 +167,23 @@ pub struct Header {
     pub sender: DeviceId,
     /// The sender's sequence number in the stream of this kind.
     pub seq: Seq,
-    /// Hash of the sender's previous envelope of this kind.
+    /// Hash of the sender's previous envelope in this stream.
     pub prev: EnvelopeHash,
+    /// The membership log as the sender knew it when sealing.
+    pub view: MembershipView,
 }
 
 impl Header {
-    /// The 115-byte encoding.
+    /// The stream this envelope belongs to.
+    pub fn stream(&self) -> Stream {
+        Stream {
+            sender: self.sender,
+            kind: self.kind,
+            doc: self.doc,
+        }
+    }
+
+    /// The 167-byte encoding.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
         out[0..4].copy_from_slice(MAGIC);
@@ -164,14 +192,16 @@ impl Header {
         out[6..22].copy_from_slice(self.plan.as_bytes());
         out[22] = self.doc.code();
         out[23..27].copy_from_slice(&self.epoch.0.to_be_bytes());
-        out[27..43].copy_from_slice(&self.key_id.0);
-        out[43..75].copy_from_slice(self.sender.as_bytes());
-        out[75..83].copy_from_slice(&self.seq.0.to_be_bytes());
-        out[83..115].copy_from_slice(&self.prev.0);
+        out[27..59].copy_from_slice(&self.key_id.0);
+        out[59..91].copy_from_slice(self.sender.as_bytes());
+        out[91..99].copy_from_slice(&self.seq.0.to_be_bytes());
+        out[99..131].copy_from_slice(&self.prev.0);
+        out[131..135].copy_from_slice(&self.view.len.to_be_bytes());
+        out[135..167].copy_from_slice(&self.view.head.0);
         out
     }
 
-    /// Decodes the first 115 bytes of an envelope.
+    /// Decodes the first 167 bytes of an envelope.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes.get(..HEADER_LEN).ok_or(DecodeError::Truncated)?);
         r.expect(MAGIC, "magic")?;
@@ -185,10 +215,15 @@ impl Header {
             .map_err(|_| DecodeError::Invalid { field: "sender" })?;
         let seq = Seq(r.u64()?);
         let prev = EnvelopeHash(r.array()?);
+        let view = MembershipView {
+            len: r.u32()?,
+            head: EntryHash(r.array()?),
+        };
         r.finish()?;
-        if seq.0 == 0 || epoch.0 == 0 {
+        // The last sequence number is reserved so that `seq + 1` never overflows.
+        if seq.0 == 0 || seq.0 == u64::MAX || epoch.0 == 0 || view.len == 0 {
             return Err(DecodeError::Invalid {
-                field: "sequence or epoch",
+                field: "sequence, epoch or view",
             });
         }
         if kind == Kind::Signal && doc != DocId::Shared {
@@ -205,6 +240,7 @@ impl Header {
             sender,
             seq,
             prev,
+            view,
         })
     }
 }
@@ -233,6 +269,9 @@ pub enum SealError {
     /// A signal must name the shared document.
     #[error("signals belong to the shared document")]
     SignalDoc,
+    /// The sequence number is 0 or the reserved last value.
+    #[error("sequence number out of range")]
+    BadSeq,
 }
 
 /// What the sender chooses when sealing; the rest of the header comes from
@@ -247,6 +286,8 @@ pub struct Seal<'a> {
     pub seq: Seq,
     /// Hash of the sender's previous envelope in this stream.
     pub prev: EnvelopeHash,
+    /// The sender's membership view; the keys must be for its epoch.
+    pub view: MembershipView,
     /// The plaintext.
     pub payload: &'a [u8],
 }
@@ -281,6 +322,9 @@ pub fn seal(
     if request.kind == Kind::Signal && request.doc != DocId::Shared {
         return Err(SealError::SignalDoc);
     }
+    if request.seq.0 == 0 || request.seq.0 == u64::MAX {
+        return Err(SealError::BadSeq);
+    }
     let header = Header {
         kind: request.kind,
         plan: keys.plan(),
@@ -290,6 +334,7 @@ pub fn seal(
         sender: sender.id(),
         seq: request.seq,
         prev: request.prev,
+        view: request.view,
     };
     let too_large = SealError::TooLarge {
         len: request.payload.len(),
@@ -355,18 +400,17 @@ impl fmt::Debug for Opened {
 
 /// The checks that need no key: length, header layout and signature. The
 /// relay runs these on every envelope it accepts; [`open`] runs them too.
-pub fn inspect(bytes: &[u8]) -> Result<Header, IntegrityError> {
+/// The hash is returned only after the signature verified, since the hash's
+/// binding to the whole envelope rests on that signature.
+pub fn inspect(bytes: &[u8]) -> Result<(Header, EnvelopeHash), IntegrityError> {
     let header = parse(bytes)?;
     let key = header.sender.verifying_key().ok_or(IntegrityError)?;
     verify(bytes, &key)?;
-    Ok(header)
-}
-
-/// Hash of a well-formed envelope, without verifying it.
-pub fn hash_of(bytes: &[u8]) -> Result<EnvelopeHash, IntegrityError> {
-    parse(bytes)?;
     let (signed, signature) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
-    Ok(hash_parts(&signed[..HEADER_LEN + NONCE_LEN], signature))
+    Ok((
+        header,
+        hash_parts(&signed[..HEADER_LEN + NONCE_LEN], signature),
+    ))
 }
 
 /// Verifies, then decrypts, then unpads. See the module's invariants for

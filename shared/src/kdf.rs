@@ -26,13 +26,16 @@ pub const LABEL_WRAP: &[u8] = b"cove/v1/wrap";
 /// Device fingerprints shown to people.
 pub const LABEL_FINGERPRINT: &[u8] = b"cove/v1/fingerprint";
 
-/// A 16-byte public value that names one epoch key of one plan.
+/// A 32-byte public value that names one epoch key of one plan.
 ///
-/// It is derived from the key itself, so an envelope that carries it is
-/// committed to that key: no other key has the same id, and a receiver never
-/// tries a second key on the same ciphertext.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct KeyId(pub [u8; 16]);
+/// It is a PRF output of the key itself, so an envelope that carries it is
+/// committed to that key: finding a second key with the same id is a 256-bit
+/// collision search, and a receiver never tries a second key on the same
+/// ciphertext. Membership entries that start an epoch carry its key id too,
+/// so every recipient of a wrapped key can check that it got the same key
+/// as everyone else.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct KeyId(pub [u8; 32]);
 
 impl fmt::Debug for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -66,7 +69,7 @@ impl Purpose {
 ///
 /// `PRK = HKDF-Extract(salt = "cove/v1/epoch" ‖ plan id ‖ epoch (u32 BE), IKM = epoch key)`,
 /// then each subkey is `HKDF-Expand(PRK, label, 32)` and the key id is
-/// `HKDF-Expand(PRK, "cove/v1/key-id", 16)`.
+/// `HKDF-Expand(PRK, "cove/v1/key-id", 32)`.
 #[derive(Clone)]
 pub struct EpochKeys {
     plan: PlanId,
@@ -90,7 +93,7 @@ impl EpochKeys {
             expand_into(&prk, label, &mut out);
             SymmetricKey::from_bytes(out)
         };
-        let mut key_id = [0u8; 16];
+        let mut key_id = [0u8; 32];
         expand_into(&prk, LABEL_KEY_ID, &mut key_id);
         Self {
             plan,

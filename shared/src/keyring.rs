@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 pub struct Keyring {
     plan: PlanId,
     epochs: BTreeMap<Epoch, (SymmetricKey, EpochKeys)>,
+    /// Epochs whose wrap for this device did not open, or opened to a key
+    /// other than the one the log announced: a corrupt or malicious wrap.
+    unusable: Vec<Epoch>,
 }
 
 impl Keyring {
@@ -22,27 +25,43 @@ impl Keyring {
         Self {
             plan,
             epochs: BTreeMap::new(),
+            unusable: Vec::new(),
         }
     }
 
-    /// Unwraps every key the log wrapped for `device`. A wrap that does not
-    /// open is an error: the log verified its signature, so it is either
-    /// corrupt or a malicious member's, and either way must be looked at.
-    pub fn from_log(
-        log: &MembershipLog,
-        device: &DeviceSecret,
-    ) -> Result<Self, crate::IntegrityError> {
-        let mut ring = Self::new(log.state().plan());
+    /// Unwraps every key the log wrapped for `device`, and keeps each only if
+    /// its key id is the one the log announced for its epoch, so that every
+    /// member provably holds the same key. A wrap that fails is recorded in
+    /// [`Self::unusable`] rather than failing the whole ring: the log is
+    /// immutable, and one bad wrap from a malicious member must not lock a
+    /// device out of every other epoch.
+    pub fn from_log(log: &MembershipLog, device: &DeviceSecret) -> Self {
+        let state = log.state();
+        let mut ring = Self::new(state.plan());
         for entry in log.entries() {
             for wrap in entry
                 .wraps()
                 .iter()
                 .filter(|w| w.recipient() == device.id())
             {
-                ring.insert(wrap.epoch(), wrap.unwrap(device)?);
+                let epoch = wrap.epoch();
+                let key = wrap.unwrap(device).ok().filter(|key| {
+                    let id = EpochKeys::derive(state.plan(), epoch, key).key_id();
+                    state.key_id(epoch) == Some(id)
+                });
+                match key {
+                    Some(key) => ring.insert(epoch, key),
+                    None => ring.unusable.push(epoch),
+                }
             }
         }
-        Ok(ring)
+        ring
+    }
+
+    /// Epochs whose wrap for this device was corrupt or did not match the
+    /// announced key.
+    pub fn unusable(&self) -> &[Epoch] {
+        &self.unusable
     }
 
     /// Adds an epoch key.

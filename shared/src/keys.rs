@@ -38,6 +38,11 @@ impl SymmetricKey {
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Mutable key material, to decrypt a key in place.
+    pub(crate) fn as_mut_bytes(&mut self) -> &mut [u8; 32] {
+        &mut self.0
+    }
 }
 
 impl fmt::Debug for SymmetricKey {

@@ -45,11 +45,16 @@ pub mod wrap;
 /// cipher suite and one version; anything else is rejected, never negotiated.
 pub const VERSION: u8 = 1;
 
-pub use envelope::{EnvelopeHash, Header, IntegrityError, Kind, OpenPolicy, Opened, Seal, Sealed};
+pub use envelope::{
+    EnvelopeHash, Header, IntegrityError, Kind, OpenPolicy, Opened, Seal, Sealed, Stream,
+};
 pub use ids::{DeviceId, DocId, Epoch, Partner, PlanId, Seq};
 pub use kdf::{EpochKeys, KeyId};
 pub use keyring::{Keyring, Recipient};
 pub use keys::{DeviceBundle, DeviceSecret, SymmetricKey};
-pub use membership::{Entry, EntryBody, MembershipError, MembershipLog, MembershipState};
+pub use membership::{
+    Cutoff, Entry, EntryBody, EntryHash, MembershipError, MembershipLog, MembershipState,
+    MembershipView,
+};
 pub use random::{Entropy, OsEntropy};
 pub use wrap::KeyWrap;

@@ -3,7 +3,9 @@
 //!
 //! Every device replays the whole chain and trusts nothing else for keys: the
 //! relay keeps its own registry for routing, but a device decides who may
-//! write, and which partner a device speaks for, from this log alone.
+//! write, and which partner a device speaks for, from this log alone. A
+//! device also pins its plan's genesis hash (learned when it was paired), so
+//! a relay cannot substitute a different chain.
 //!
 //! # Wire format of an entry
 //! ```text
@@ -22,14 +24,19 @@
 //! An entry's hash is SHA-256 of all its bytes, signature included.
 //!
 //! Bodies (wraps are 257-byte [`KeyWrap`]s, devices are 133-byte
-//! [`DeviceBundle`]s):
-//! - genesis: creator bundle ‖ wrap of epoch 1's key for the creator
-//! - add device: partner (u8: 0 A, 1 B) ‖ bundle ‖ count (u16) ‖ wraps of
-//!   every epoch key so far, epochs 1..=current in order, for the new device
-//! - revoke device: device id (32) ‖ cutoff (u64) ‖ new epoch (u32) ‖ count
-//!   (u16) ‖ wraps of the new epoch's key for every remaining active device,
-//!   in ascending device-id order
-//! - rotate epoch: new epoch (u32) ‖ count (u16) ‖ wraps as for revoke
+//! [`DeviceBundle`]s, key ids are 32 bytes, counts are u16 big-endian):
+//! - genesis: creator bundle ‖ key id of epoch 1 ‖ wrap of epoch 1's key for
+//!   the creator
+//! - add device: partner (u8: 0 A, 1 B) ‖ bundle ‖ count ‖ wraps of every
+//!   epoch key so far, epochs 1..=current in order, for the new device
+//! - revoke device: device id (32) ‖ cutoff count (u8) ‖ cutoffs, each doc
+//!   (u8) ‖ seq (u64) ‖ envelope hash (32), in ascending doc order ‖ epoch
+//!   (u32) ‖ key id ‖ count ‖ wraps. Revoking another device starts epoch
+//!   current + 1, with the new key wrapped for every remaining active device
+//!   in ascending device-id order. A device revoking itself names the current
+//!   epoch, an all-zero key id and no wraps: it already holds the current
+//!   key, so it cannot hand out a new one; another device must rotate.
+//! - rotate epoch: new epoch (u32) ‖ key id ‖ count ‖ wraps as for revoke
 //!
 //! # Rules a verifier enforces
 //! - Entry `i` has index `i` and names the hash of entry `i - 1`; genesis is
@@ -40,18 +47,24 @@
 //!   partner A; every later device of a partner is added by that partner's
 //!   own device, so no partner can ever enrol a device that speaks for the
 //!   other.
-//! - A revocation always starts a new epoch, wrapped only for the devices
-//!   that remain, and the last active device cannot be revoked.
+//! - Revoking another device starts a new epoch, wrapped only for the
+//!   devices that remain. The last active device cannot be revoked.
 //! - Every wrap names this plan, the right epoch, the right recipient and the
 //!   signer as wrapper, and carries the wrapper's valid signature.
+//! - A revoked device is heard only for `changes` envelopes in a document's
+//!   stream up to that document's cutoff, sealed with a membership view from
+//!   before its revocation; and the stream must end exactly at the cutoff's
+//!   hash (see [`crate::freshness::revoked_run`]).
 
 use crate::codec::{DecodeError, Reader};
-use crate::envelope::{Header, Kind};
-use crate::ids::{DeviceId, Epoch, Partner, PlanId, Seq};
+use crate::envelope::{EnvelopeHash, Header, Kind};
+use crate::ids::{DeviceId, DocId, Epoch, Partner, PlanId, Seq};
+use crate::kdf::{EpochKeys, KeyId};
 use crate::keys::{DeviceBundle, DeviceSecret, SymmetricKey, verify_signature};
 use crate::random::Entropy;
 use crate::wrap::{KeyWrap, WrapError};
 use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -67,13 +80,37 @@ pub const MAX_DEVICES_EVER: usize = 256;
 const FIXED_LEN: usize = 98;
 
 /// Names one entry: SHA-256 of its full encoding.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct EntryHash(pub [u8; 32]);
 
 impl fmt::Debug for EntryHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "EntryHash({})", crate::codec::to_hex(&self.0[..8]))
     }
+}
+
+/// The membership log as one device knew it: how many entries, and the hash
+/// of the last. Every envelope carries its sender's view, so that a
+/// receiver can tell which epoch the sender had to use and notice a relay
+/// that shows different logs to different devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MembershipView {
+    /// Entries in the log.
+    pub len: u32,
+    /// Hash of the last entry.
+    pub head: EntryHash,
+}
+
+/// The last envelope a revocation still accepts from the revoked device in
+/// one document's `changes` stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoff {
+    /// The document.
+    pub doc: DocId,
+    /// The last accepted sequence number.
+    pub seq: Seq,
+    /// That envelope's hash: the accepted stream must end exactly here.
+    pub hash: EnvelopeHash,
 }
 
 /// What an entry does.
@@ -83,6 +120,8 @@ pub enum EntryBody {
     Genesis {
         /// The creating device.
         creator: DeviceBundle,
+        /// Key id of epoch 1's key.
+        key_id: KeyId,
         /// Epoch 1's key, wrapped for the creator.
         wrap: Box<KeyWrap>,
     },
@@ -95,22 +134,25 @@ pub enum EntryBody {
         /// Every epoch key so far, wrapped for the new device.
         wraps: Vec<KeyWrap>,
     },
-    /// Removes a device and starts a new epoch without it.
+    /// Removes a device.
     RevokeDevice {
         /// The device removed.
         device: DeviceId,
-        /// The highest sequence number of the device's `changes` stream that
-        /// is still accepted from it.
-        cutoff: Seq,
-        /// The new epoch.
+        /// Per document, the last `changes` envelope still accepted from it.
+        cutoffs: Vec<Cutoff>,
+        /// The new epoch, or the current one when a device revokes itself.
         epoch: Epoch,
+        /// Key id of the new epoch's key (zeros when a device revokes itself).
+        key_id: KeyId,
         /// The new epoch's key for each remaining device.
         wraps: Vec<KeyWrap>,
     },
-    /// Starts a new epoch by choice.
+    /// Starts a new epoch.
     RotateEpoch {
         /// The new epoch.
         epoch: Epoch,
+        /// Key id of the new epoch's key.
+        key_id: KeyId,
         /// The new epoch's key for each active device.
         wraps: Vec<KeyWrap>,
     },
@@ -126,17 +168,24 @@ impl EntryBody {
         }
     }
 
-    fn encode(&self, out: &mut Vec<u8>) {
-        let wraps = |out: &mut Vec<u8>, wraps: &[KeyWrap]| {
-            // Bounded by MAX_ENTRY_LEN long before u16::MAX.
-            out.extend_from_slice(&(wraps.len() as u16).to_be_bytes());
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), MembershipError> {
+        let wraps = |out: &mut Vec<u8>, wraps: &[KeyWrap]| -> Result<(), MembershipError> {
+            let count = u16::try_from(wraps.len())
+                .map_err(|_| MembershipError::NotAllowed("too many key wraps in one entry"))?;
+            out.extend_from_slice(&count.to_be_bytes());
             for w in wraps {
                 out.extend_from_slice(w.encode());
             }
+            Ok(())
         };
         match self {
-            Self::Genesis { creator, wrap } => {
+            Self::Genesis {
+                creator,
+                key_id,
+                wrap,
+            } => {
                 out.extend_from_slice(&creator.encode());
+                out.extend_from_slice(&key_id.0);
                 out.extend_from_slice(wrap.encode());
             }
             Self::AddDevice {
@@ -146,24 +195,39 @@ impl EntryBody {
             } => {
                 out.push(partner.code());
                 out.extend_from_slice(&bundle.encode());
-                wraps(out, w);
+                wraps(out, w)?;
             }
             Self::RevokeDevice {
                 device,
-                cutoff,
+                cutoffs,
                 epoch,
+                key_id,
                 wraps: w,
             } => {
                 out.extend_from_slice(device.as_bytes());
-                out.extend_from_slice(&cutoff.0.to_be_bytes());
+                let count = u8::try_from(cutoffs.len())
+                    .map_err(|_| MembershipError::NotAllowed("too many cutoffs"))?;
+                out.push(count);
+                for c in cutoffs {
+                    out.push(c.doc.code());
+                    out.extend_from_slice(&c.seq.0.to_be_bytes());
+                    out.extend_from_slice(&c.hash.0);
+                }
                 out.extend_from_slice(&epoch.0.to_be_bytes());
-                wraps(out, w);
+                out.extend_from_slice(&key_id.0);
+                wraps(out, w)?;
             }
-            Self::RotateEpoch { epoch, wraps: w } => {
+            Self::RotateEpoch {
+                epoch,
+                key_id,
+                wraps: w,
+            } => {
                 out.extend_from_slice(&epoch.0.to_be_bytes());
-                wraps(out, w);
+                out.extend_from_slice(&key_id.0);
+                wraps(out, w)?;
             }
         }
+        Ok(())
     }
 
     fn decode(kind: u8, body: &[u8]) -> Result<Self, DecodeError> {
@@ -178,6 +242,7 @@ impl EntryBody {
         let body = match kind {
             0 => Self::Genesis {
                 creator: DeviceBundle::read(&mut r)?,
+                key_id: KeyId(r.array()?),
                 wrap: Box::new(KeyWrap::read(&mut r)?),
             },
             1 => {
@@ -189,16 +254,39 @@ impl EntryBody {
                     wraps: wraps(&mut r)?,
                 }
             }
-            2 => Self::RevokeDevice {
-                device: DeviceId::from_bytes(r.array()?).map_err(|_| DecodeError::Invalid {
-                    field: "revoked device",
-                })?,
-                cutoff: Seq(r.u64()?),
-                epoch: Epoch(r.u32()?),
-                wraps: wraps(&mut r)?,
-            },
+            2 => {
+                let device =
+                    DeviceId::from_bytes(r.array()?).map_err(|_| DecodeError::Invalid {
+                        field: "revoked device",
+                    })?;
+                let count = r.u8()?;
+                let mut cutoffs: Vec<Cutoff> = Vec::with_capacity(usize::from(count));
+                for _ in 0..count {
+                    let doc = DocId::from_code(r.u8()?).ok_or(DecodeError::Invalid {
+                        field: "cutoff doc",
+                    })?;
+                    if cutoffs.last().is_some_and(|c| c.doc >= doc) {
+                        return Err(DecodeError::Invalid {
+                            field: "cutoff order",
+                        });
+                    }
+                    cutoffs.push(Cutoff {
+                        doc,
+                        seq: Seq(r.u64()?),
+                        hash: EnvelopeHash(r.array()?),
+                    });
+                }
+                Self::RevokeDevice {
+                    device,
+                    cutoffs,
+                    epoch: Epoch(r.u32()?),
+                    key_id: KeyId(r.array()?),
+                    wraps: wraps(&mut r)?,
+                }
+            }
             3 => Self::RotateEpoch {
                 epoch: Epoch(r.u32()?),
+                key_id: KeyId(r.array()?),
                 wraps: wraps(&mut r)?,
             },
             _ => {
@@ -225,14 +313,15 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Encodes and signs a new entry.
+    /// Encodes and signs a new entry. Fails only if the entry would be larger
+    /// than [`MAX_ENTRY_LEN`], which no peer would accept.
     pub fn sign(
         plan: PlanId,
         index: u64,
         prev: EntryHash,
         body: EntryBody,
         signer: &DeviceSecret,
-    ) -> Self {
+    ) -> Result<Self, MembershipError> {
         let mut bytes = Vec::with_capacity(FIXED_LEN + 512);
         bytes.extend_from_slice(ENTRY_MAGIC);
         bytes.push(crate::VERSION);
@@ -242,13 +331,19 @@ impl Entry {
         bytes.extend_from_slice(&prev.0);
         bytes.extend_from_slice(signer.id().as_bytes());
         bytes.extend_from_slice(&[0; 4]);
-        body.encode(&mut bytes);
-        let body_len = (bytes.len() - FIXED_LEN) as u32;
+        body.encode(&mut bytes)?;
+        if bytes.len() + 64 > MAX_ENTRY_LEN {
+            return Err(MembershipError::NotAllowed(
+                "the entry would exceed the size limit",
+            ));
+        }
+        let body_len = u32::try_from(bytes.len() - FIXED_LEN)
+            .map_err(|_| MembershipError::NotAllowed("the entry would exceed the size limit"))?;
         bytes[94..98].copy_from_slice(&body_len.to_be_bytes());
         let signature = signer.sign(&bytes);
         bytes.extend_from_slice(&signature);
         let hash = EntryHash(Sha256::digest(&bytes).into());
-        Self {
+        Ok(Self {
             plan,
             index,
             prev,
@@ -256,7 +351,7 @@ impl Entry {
             body,
             bytes,
             hash,
-        }
+        })
     }
 
     /// Decodes an entry and verifies its signature. Whether the signer may
@@ -366,6 +461,9 @@ pub enum MembershipError {
     /// The entry names another plan.
     #[error("membership entry belongs to another plan")]
     WrongPlan,
+    /// The chain does not start at the genesis this device was paired into.
+    #[error("the membership log does not start at this plan's genesis")]
+    WrongGenesis,
     /// The entry is not the next one in the chain.
     #[error("membership entry {got} does not follow entry {expected_prev} of the chain")]
     OutOfOrder {
@@ -398,16 +496,33 @@ pub enum MembershipError {
 }
 
 /// When and how a device was revoked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revocation {
     /// Index of the revoking entry.
     pub at: u64,
     /// The device that revoked it.
     pub by: DeviceId,
-    /// The last `changes` sequence number still accepted from it.
-    pub cutoff: Seq,
-    /// The first epoch it has no key for.
+    /// Per document, the last `changes` envelope still accepted from it.
+    pub cutoffs: Vec<Cutoff>,
+    /// The first epoch it holds no key for. For a device that revoked
+    /// itself, this epoch does not exist yet: a rotation is due.
     pub epoch: Epoch,
+}
+
+impl Revocation {
+    /// The cutoff of one document (sequence 0 if the device wrote nothing
+    /// there that the revoker accepted).
+    pub fn cutoff(&self, doc: DocId) -> Cutoff {
+        self.cutoffs
+            .iter()
+            .copied()
+            .find(|c| c.doc == doc)
+            .unwrap_or(Cutoff {
+                doc,
+                seq: Seq(0),
+                hash: EnvelopeHash::GENESIS,
+            })
+    }
 }
 
 /// One device the log has enrolled.
@@ -421,8 +536,6 @@ pub struct Member {
     pub exchange: [u8; 32],
     /// Index of the entry that added it.
     pub added_at: u64,
-    /// The epoch that was current when it joined.
-    pub added_in: Epoch,
     /// Set once it has been revoked.
     pub revoked: Option<Revocation>,
     /// The decompressed public key, cached so that opening an envelope does
@@ -441,9 +554,12 @@ impl Member {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MembershipState {
     plan: PlanId,
-    len: u64,
-    head: EntryHash,
-    epoch: Epoch,
+    /// Hash of every entry, in order.
+    heads: Vec<EntryHash>,
+    /// The epoch after each entry, in order.
+    epochs: Vec<Epoch>,
+    /// Key id of every epoch's key, as its entry announced it.
+    key_ids: BTreeMap<Epoch, KeyId>,
     members: BTreeMap<DeviceId, Member>,
 }
 
@@ -455,22 +571,48 @@ impl MembershipState {
 
     /// How many entries have been applied.
     pub fn len(&self) -> u64 {
-        self.len
+        self.heads.len() as u64
     }
 
     /// Always false: a state exists only after genesis.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.heads.is_empty()
     }
 
     /// Hash of the last applied entry.
     pub fn head(&self) -> EntryHash {
-        self.head
+        self.heads.last().copied().unwrap_or_default()
+    }
+
+    /// Hash of the genesis entry.
+    pub fn genesis(&self) -> EntryHash {
+        self.heads.first().copied().unwrap_or_default()
+    }
+
+    /// This device's view, to put in the envelopes it seals.
+    pub fn view(&self) -> MembershipView {
+        MembershipView {
+            len: u32::try_from(self.heads.len()).unwrap_or(u32::MAX),
+            head: self.head(),
+        }
     }
 
     /// The current epoch.
     pub fn epoch(&self) -> Epoch {
-        self.epoch
+        self.epochs.last().copied().unwrap_or_default()
+    }
+
+    /// The epoch a sender with this view had to seal in, if the view is a
+    /// prefix of this log. `None` for a view this log does not contain: a
+    /// longer log (fetch membership first) or a different one (a fork).
+    pub fn epoch_at(&self, view: MembershipView) -> Option<Epoch> {
+        let i = usize::try_from(view.len).ok()?.checked_sub(1)?;
+        (self.heads.get(i)? == &view.head).then(|| self.epochs.get(i).copied())?
+    }
+
+    /// The key id an epoch's key must have.
+    pub fn key_id(&self, epoch: Epoch) -> Option<KeyId> {
+        self.key_ids.get(&epoch).copied()
     }
 
     /// A device's record, active or revoked.
@@ -498,11 +640,21 @@ impl MembershipState {
         self.members.get(device).is_some_and(Member::is_active)
     }
 
-    /// Whether the log lets this header's sender send this envelope: the
-    /// sender is enrolled; a partner document is written only by that
-    /// partner's devices; the epoch is one the sender holds and no later than
-    /// the current one; and a revoked device is heard only for `changes` up
-    /// to its cutoff, sealed before it was revoked.
+    /// Whether a device revoked itself and no rotation has followed: it still
+    /// holds the current key, so an active device should rotate.
+    pub fn rotation_due(&self) -> bool {
+        let epoch = self.epoch();
+        self.members
+            .values()
+            .any(|m| m.revoked.as_ref().is_some_and(|r| r.epoch > epoch))
+    }
+
+    /// Whether the log lets this header's sender send this envelope:
+    /// - the sender's membership view is a prefix of this log, from after the
+    ///   sender joined, and the envelope is sealed in that view's epoch;
+    /// - a partner document is written only by that partner's devices;
+    /// - a revoked device is heard only for `changes` up to the document's
+    ///   cutoff, with a view from before its revocation.
     pub fn admits(&self, header: &Header) -> bool {
         self.admit(header).is_some()
     }
@@ -517,20 +669,29 @@ impl MembershipState {
         {
             return None;
         }
-        if header.epoch > self.epoch || header.epoch < member.added_in {
+        if self.epoch_at(header.view)? != header.epoch
+            || u64::from(header.view.len) <= member.added_at
+        {
             return None;
         }
-        let admitted = match member.revoked {
+        let admitted = match &member.revoked {
             None => true,
             Some(r) => {
-                header.kind == Kind::Changes && header.seq <= r.cutoff && header.epoch < r.epoch
+                header.kind == Kind::Changes
+                    && u64::from(header.view.len) <= r.at
+                    && header.seq <= r.cutoff(header.doc).seq
             }
         };
         admitted.then_some(member.key)
     }
 
-    fn genesis(entry: &Entry) -> Result<Self, MembershipError> {
-        let EntryBody::Genesis { creator, wrap } = &entry.body else {
+    fn genesis_state(entry: &Entry) -> Result<Self, MembershipError> {
+        let EntryBody::Genesis {
+            creator,
+            key_id,
+            wrap,
+        } = &entry.body
+        else {
             return Err(MembershipError::NotAllowed(
                 "the first entry must be genesis",
             ));
@@ -556,15 +717,14 @@ impl MembershipState {
             partner: Partner::A,
             exchange: creator.exchange,
             added_at: 0,
-            added_in: Epoch::FIRST,
             revoked: None,
             key: bundle_key(creator)?,
         };
         Ok(Self {
             plan: entry.plan,
-            len: 1,
-            head: entry.hash,
-            epoch: Epoch::FIRST,
+            heads: vec![entry.hash],
+            epochs: vec![Epoch::FIRST],
+            key_ids: BTreeMap::from([(Epoch::FIRST, *key_id)]),
             members: BTreeMap::from([(creator.device, member)]),
         })
     }
@@ -574,10 +734,10 @@ impl MembershipState {
         if entry.plan != self.plan {
             return Err(MembershipError::WrongPlan);
         }
-        if entry.index != self.len || entry.prev != self.head {
+        if entry.index != self.len() || entry.prev != self.head() {
             return Err(MembershipError::OutOfOrder {
                 got: entry.index,
-                expected_prev: self.len.saturating_sub(1),
+                expected_prev: self.len().saturating_sub(1),
             });
         }
         let signer = self
@@ -588,7 +748,9 @@ impl MembershipState {
             return Err(MembershipError::SignerRevoked);
         }
         let signer_partner = signer.partner;
+        let epoch = self.epoch();
         let mut next = self.clone();
+        let mut next_epoch = epoch;
         match &entry.body {
             EntryBody::Genesis { .. } => {
                 return Err(MembershipError::NotAllowed(
@@ -616,8 +778,11 @@ impl MembershipState {
                 {
                     return Err(MembershipError::NotAllowed("the plan has too many devices"));
                 }
-                let epochs = (1..=self.epoch.0).map(|e| (Epoch(e), bundle.device));
-                check_wraps(entry, wraps, epochs)?;
+                check_wraps(
+                    entry,
+                    wraps,
+                    (1..=epoch.0).map(|e| (Epoch(e), bundle.device)),
+                )?;
                 next.members.insert(
                     bundle.device,
                     Member {
@@ -625,7 +790,6 @@ impl MembershipState {
                         partner: *partner,
                         exchange: bundle.exchange,
                         added_at: entry.index,
-                        added_in: self.epoch,
                         revoked: None,
                         key: bundle_key(bundle)?,
                     },
@@ -633,8 +797,9 @@ impl MembershipState {
             }
             EntryBody::RevokeDevice {
                 device,
-                cutoff,
-                epoch,
+                cutoffs,
+                epoch: new_epoch,
+                key_id,
                 wraps,
             } => {
                 if !self.is_active(device) {
@@ -647,33 +812,52 @@ impl MembershipState {
                         "the last device cannot be revoked; delete the plan instead",
                     ));
                 }
-                self.check_next_epoch(*epoch)?;
-                let remaining = self.active().filter(|m| m.device != *device);
-                check_wraps(entry, wraps, remaining.map(|m| (*epoch, m.device)))?;
+                let revoked_epoch = if *device == entry.signer {
+                    // Leaving: no new key, since the leaver would know it.
+                    if *new_epoch != epoch || *key_id != KeyId::default() || !wraps.is_empty() {
+                        return Err(MembershipError::NotAllowed(
+                            "a device revoking itself cannot start an epoch; another device rotates",
+                        ));
+                    }
+                    epoch
+                        .next()
+                        .ok_or(MembershipError::NotAllowed("no epochs left"))?
+                } else {
+                    self.check_next_epoch(*new_epoch)?;
+                    let remaining = self.active().filter(|m| m.device != *device);
+                    check_wraps(entry, wraps, remaining.map(|m| (*new_epoch, m.device)))?;
+                    next.key_ids.insert(*new_epoch, *key_id);
+                    next_epoch = *new_epoch;
+                    *new_epoch
+                };
                 if let Some(m) = next.members.get_mut(device) {
                     m.revoked = Some(Revocation {
                         at: entry.index,
                         by: entry.signer,
-                        cutoff: *cutoff,
-                        epoch: *epoch,
+                        cutoffs: cutoffs.clone(),
+                        epoch: revoked_epoch,
                     });
                 }
-                next.epoch = *epoch;
             }
-            EntryBody::RotateEpoch { epoch, wraps } => {
-                self.check_next_epoch(*epoch)?;
-                check_wraps(entry, wraps, self.active().map(|m| (*epoch, m.device)))?;
-                next.epoch = *epoch;
+            EntryBody::RotateEpoch {
+                epoch: new_epoch,
+                key_id,
+                wraps,
+            } => {
+                self.check_next_epoch(*new_epoch)?;
+                check_wraps(entry, wraps, self.active().map(|m| (*new_epoch, m.device)))?;
+                next.key_ids.insert(*new_epoch, *key_id);
+                next_epoch = *new_epoch;
             }
         }
-        next.len += 1;
-        next.head = entry.hash;
+        next.heads.push(entry.hash);
+        next.epochs.push(next_epoch);
         *self = next;
         Ok(())
     }
 
     fn check_next_epoch(&self, epoch: Epoch) -> Result<(), MembershipError> {
-        if Some(epoch) == self.epoch.next() {
+        if Some(epoch) == self.epoch().next() {
             Ok(())
         } else {
             Err(MembershipError::NotAllowed(
@@ -735,22 +919,39 @@ pub struct MembershipLog {
 }
 
 impl MembershipLog {
-    /// Starts a log from its genesis entry.
+    /// Starts a log from its genesis entry. Devices use
+    /// [`Self::from_pinned_genesis`]; only the relay, which learns a plan
+    /// from its first genesis, trusts an unpinned one.
     pub fn from_genesis(genesis: Entry) -> Result<Self, MembershipError> {
-        let state = MembershipState::genesis(&genesis)?;
+        let state = MembershipState::genesis_state(&genesis)?;
         Ok(Self {
             entries: vec![genesis],
             state,
         })
     }
 
-    /// Verifies a whole chain, genesis first.
-    pub fn verify(entries: impl IntoIterator<Item = Entry>) -> Result<Self, MembershipError> {
+    /// Starts a log from a genesis entry that must have hash `pinned`.
+    pub fn from_pinned_genesis(genesis: Entry, pinned: EntryHash) -> Result<Self, MembershipError> {
+        if genesis.hash != pinned {
+            return Err(MembershipError::WrongGenesis);
+        }
+        Self::from_genesis(genesis)
+    }
+
+    /// Verifies a whole chain, genesis first. With `pinned`, the genesis
+    /// must have that hash.
+    pub fn verify(
+        entries: impl IntoIterator<Item = Entry>,
+        pinned: Option<EntryHash>,
+    ) -> Result<Self, MembershipError> {
         let mut entries = entries.into_iter();
         let genesis = entries
             .next()
             .ok_or(MembershipError::NotAllowed("the log is empty"))?;
-        let mut log = Self::from_genesis(genesis)?;
+        let mut log = match pinned {
+            Some(hash) => Self::from_pinned_genesis(genesis, hash)?,
+            None => Self::from_genesis(genesis)?,
+        };
         for entry in entries {
             if log.append(entry)? == Appended::Duplicate {
                 return Err(MembershipError::NotAllowed("the chain repeats an entry"));
@@ -762,10 +963,11 @@ impl MembershipLog {
     /// Decodes and verifies a chain from its encoded entries.
     pub fn decode<'a>(
         entries: impl IntoIterator<Item = &'a [u8]>,
+        pinned: Option<EntryHash>,
     ) -> Result<Self, MembershipError> {
         let entries: Result<Vec<Entry>, DecodeError> =
             entries.into_iter().map(Entry::decode).collect();
-        Self::verify(entries?)
+        Self::verify(entries?, pinned)
     }
 
     /// Appends the next entry after checking every rule. An entry the log
@@ -795,7 +997,7 @@ impl MembershipLog {
     /// The membership after the first `len` entries (`len` ≥ 1).
     pub fn state_at(&self, len: usize) -> Option<MembershipState> {
         let (genesis, rest) = self.entries.get(..len)?.split_first()?;
-        let mut state = MembershipState::genesis(genesis).ok()?;
+        let mut state = MembershipState::genesis_state(genesis).ok()?;
         for entry in rest {
             state.apply(entry).ok()?;
         }
@@ -823,11 +1025,15 @@ impl MembershipLog {
             creator,
             rng,
         )?;
+        let key_id = EpochKeys::derive(plan, Epoch::FIRST, first_key).key_id();
         let body = EntryBody::Genesis {
             creator: creator.bundle(),
+            key_id,
             wrap: Box::new(wrap),
         };
-        Ok(Entry::sign(plan, 0, EntryHash::default(), body, creator))
+        let entry = Entry::sign(plan, 0, EntryHash::default(), body, creator)?;
+        MembershipState::genesis_state(&entry)?;
+        Ok(entry)
     }
 
     /// Makes (but does not append) an entry that adds `bundle` for
@@ -841,11 +1047,12 @@ impl MembershipLog {
         keys: impl Fn(Epoch) -> Option<&'k SymmetricKey>,
         rng: &mut impl Entropy,
     ) -> Result<Entry, MembershipError> {
-        let wraps = (1..=self.state.epoch.0)
+        let plan = self.state.plan;
+        let wraps = (1..=self.state.epoch().0)
             .map(|e| {
                 let key = keys(Epoch(e)).ok_or(MembershipError::BadWraps)?;
                 let wrap = KeyWrap::wrap(
-                    self.state.plan,
+                    plan,
                     Epoch(e),
                     key,
                     bundle.device,
@@ -866,28 +1073,45 @@ impl MembershipLog {
         )
     }
 
-    /// Makes an entry that revokes `device`, accepting its `changes` up to
-    /// `cutoff`, and moves the remaining devices to `new_key`.
+    /// Makes an entry that revokes another device, accepting its `changes`
+    /// up to `cutoffs`, and moves the remaining devices to `new_key`.
     pub fn revoke(
         &self,
         signer: &DeviceSecret,
         device: DeviceId,
-        cutoff: Seq,
+        cutoffs: Vec<Cutoff>,
         new_key: &SymmetricKey,
         rng: &mut impl Entropy,
     ) -> Result<Entry, MembershipError> {
         let epoch = self.next_epoch()?;
         let remaining: Vec<&Member> = self.state.active().filter(|m| m.device != device).collect();
         let wraps = self.wrap_for(&remaining, epoch, new_key, signer, rng)?;
-        self.checked(
-            EntryBody::RevokeDevice {
-                device,
-                cutoff,
-                epoch,
-                wraps,
-            },
-            signer,
-        )
+        let key_id = EpochKeys::derive(self.state.plan, epoch, new_key).key_id();
+        let body = EntryBody::RevokeDevice {
+            device,
+            cutoffs: sorted(cutoffs),
+            epoch,
+            key_id,
+            wraps,
+        };
+        self.checked(body, signer)
+    }
+
+    /// Makes an entry in which `signer` revokes itself, with its own stream
+    /// tips as cutoffs. Another device must then rotate.
+    pub fn leave(
+        &self,
+        signer: &DeviceSecret,
+        cutoffs: Vec<Cutoff>,
+    ) -> Result<Entry, MembershipError> {
+        let body = EntryBody::RevokeDevice {
+            device: signer.id(),
+            cutoffs: sorted(cutoffs),
+            epoch: self.state.epoch(),
+            key_id: KeyId::default(),
+            wraps: Vec::new(),
+        };
+        self.checked(body, signer)
     }
 
     /// Makes an entry that moves every active device to `new_key`.
@@ -900,12 +1124,20 @@ impl MembershipLog {
         let epoch = self.next_epoch()?;
         let active: Vec<&Member> = self.state.active().collect();
         let wraps = self.wrap_for(&active, epoch, new_key, signer, rng)?;
-        self.checked(EntryBody::RotateEpoch { epoch, wraps }, signer)
+        let key_id = EpochKeys::derive(self.state.plan, epoch, new_key).key_id();
+        self.checked(
+            EntryBody::RotateEpoch {
+                epoch,
+                key_id,
+                wraps,
+            },
+            signer,
+        )
     }
 
     fn next_epoch(&self) -> Result<Epoch, MembershipError> {
         self.state
-            .epoch
+            .epoch()
             .next()
             .ok_or(MembershipError::NotAllowed("no epochs left"))
     }
@@ -940,12 +1172,18 @@ impl MembershipLog {
     fn checked(&self, body: EntryBody, signer: &DeviceSecret) -> Result<Entry, MembershipError> {
         let entry = Entry::sign(
             self.state.plan,
-            self.state.len,
-            self.state.head,
+            self.state.len(),
+            self.state.head(),
             body,
             signer,
-        );
+        )?;
         self.state.clone().apply(&entry)?;
         Ok(entry)
     }
+}
+
+fn sorted(mut cutoffs: Vec<Cutoff>) -> Vec<Cutoff> {
+    cutoffs.sort_by_key(|c| c.doc);
+    cutoffs.dedup_by_key(|c| c.doc);
+    cutoffs
 }

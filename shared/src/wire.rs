@@ -307,8 +307,9 @@ pub enum RelayToClient {
         items: Vec<StoredEnvelope>,
         /// The plan's newest cursor when the page was read.
         head: Cursor,
-        /// The oldest cursor still stored; envelopes before it were compacted.
-        floor: Cursor,
+        /// `changes` envelopes at or below this cursor may have been replaced
+        /// by snapshots: a device behind it starts from the snapshots.
+        compacted: Cursor,
     },
     /// 5. A new envelope, pushed live.
     Deliver {
@@ -497,6 +498,8 @@ error_codes! {
     TooManyConnections = 42, "the relay has too many connections; try again later";
     /// The connection was idle too long.
     IdleTimeout = 43, "the connection was idle for too long";
+    /// The device could not keep up with live delivery; it reconnects and fetches.
+    Overloaded = 44, "the connection fell behind; reconnect to catch up";
     /// No open pairing mailbox has this nameplate (never opened, or expired).
     PairingUnknown = 50, "no pairing is waiting under this code; it may have expired";
     /// The pairing mailbox was burned by a failed attempt or already used.
@@ -559,6 +562,9 @@ pub enum WireError {
     /// The frame is not a valid message.
     #[error("malformed frame")]
     Malformed,
+    /// The frame names a message this version does not know.
+    #[error("unknown message")]
+    Unsupported,
 }
 
 /// Encodes a message into one frame.
@@ -573,13 +579,34 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
     Ok(bytes)
 }
 
-/// Decodes one frame; trailing bytes are an error.
-pub fn decode<'de, T: Deserialize<'de>>(frame: &'de [u8]) -> Result<T, WireError> {
+/// A top-level protocol message: one direction's enum.
+pub trait Message: Serialize + for<'de> Deserialize<'de> {
+    /// How many variants this version knows. A frame whose leading variant
+    /// index is at or above it comes from a newer peer.
+    const VARIANTS: u32;
+}
+
+impl Message for ClientToRelay {
+    const VARIANTS: u32 = 16;
+}
+
+impl Message for RelayToClient {
+    const VARIANTS: u32 = 15;
+}
+
+/// Decodes one frame; trailing bytes are an error, and a message this
+/// version does not know is [`WireError::Unsupported`].
+pub fn decode<T: Message>(frame: &[u8]) -> Result<T, WireError> {
     if frame.len() > MAX_FRAME_LEN {
         return Err(WireError::FrameTooLarge {
             len: frame.len(),
             max: MAX_FRAME_LEN,
         });
+    }
+    match postcard::take_from_bytes::<u32>(frame) {
+        Ok((variant, _)) if variant >= T::VARIANTS => return Err(WireError::Unsupported),
+        Ok(_) => {}
+        Err(_) => return Err(WireError::Malformed),
     }
     match postcard::take_from_bytes(frame) {
         Ok((message, [])) => Ok(message),
@@ -632,6 +659,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn variant_counts_match_the_enums() {
+        // The last variant of each direction encodes as VARIANTS - 1.
+        let last = encode(&ClientToRelay::Ping { request: 0 }).unwrap();
+        assert_eq!(u32::from(last[0]), ClientToRelay::VARIANTS - 1);
+        let plan = PlanId::from_bytes([0; 16]);
+        let last = encode(&RelayToClient::Revoked { plan }).unwrap();
+        assert_eq!(u32::from(last[0]), RelayToClient::VARIANTS - 1);
+    }
+
+    #[test]
     fn error_codes_are_unique_and_round_trip() {
         let mut seen = std::collections::BTreeSet::new();
         for code in ErrorCode::ALL {
@@ -651,7 +688,13 @@ mod tests {
         );
         frame.push(0);
         assert_eq!(decode::<ClientToRelay>(&frame), Err(WireError::Malformed));
+        assert_eq!(
+            decode::<ClientToRelay>(&[0x63]),
+            Err(WireError::Unsupported)
+        );
+        assert_eq!(decode::<ClientToRelay>(&[]), Err(WireError::Malformed));
         let big = vec![0u8; MAX_FRAME_LEN + 1];
+
         assert!(matches!(
             decode::<ClientToRelay>(&big),
             Err(WireError::FrameTooLarge { .. })

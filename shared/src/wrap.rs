@@ -33,7 +33,6 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use std::fmt;
 use x25519_dalek::{PublicKey as XPublic, StaticSecret};
-use zeroize::Zeroizing;
 
 /// Magic of a key wrap.
 pub const WRAP_MAGIC: &[u8; 4] = b"CVKW";
@@ -191,17 +190,19 @@ impl KeyWrap {
             .try_into()
             .map_err(|_| IntegrityError)?;
         let tag = Tag::try_from(&self.bytes[177..193]).map_err(|_| IntegrityError)?;
-        let mut key = Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(&self.bytes[145..177]);
+        // Decrypt in place inside the key's own (zeroize-on-drop) storage, so
+        // no stray copy of the plaintext key is left behind.
+        let mut key = SymmetricKey::from_bytes([0u8; 32]);
+        key.as_mut_bytes().copy_from_slice(&self.bytes[145..177]);
         XChaCha20Poly1305::new(kek.as_bytes().into())
             .decrypt_inout_detached(
                 &XNonce::from(nonce),
                 &self.bytes[..AAD_LEN],
-                key.as_mut_slice().into(),
+                key.as_mut_bytes().as_mut_slice().into(),
                 &tag,
             )
             .map_err(|_| IntegrityError)?;
-        Ok(SymmetricKey::from_bytes(*key))
+        Ok(key)
     }
 }
 

@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::Plan;
+use common::{Plan, copy};
 use cove_shared::envelope::{self, HEADER_LEN, OVERHEAD, SIGNATURE_LEN, Seal, SealError};
 use cove_shared::padding::{MAX_PAYLOAD_LEN, bucket_for};
 use cove_shared::random::SeededEntropy;
 use cove_shared::{
-    DeviceSecret, DocId, EnvelopeHash, Epoch, EpochKeys, Keyring, Kind, MembershipLog, PlanId,
-    Recipient, Seq, SymmetricKey,
+    Cutoff, DeviceSecret, DocId, EnvelopeHash, Epoch, EpochKeys, Keyring, Kind, MembershipLog,
+    PlanId, Recipient, Seq, SymmetricKey,
 };
 use proptest::prelude::*;
 
@@ -43,12 +43,13 @@ proptest! {
     ) {
         let mut plan = Plan::new(b"round trip");
         let payload = vec![fill; len];
+        let seq = seq.min(u64::MAX - 1);
         let ring = plan.ring(&plan.a1);
         let keys = ring.keys(Epoch(1)).unwrap();
-        let request = Seal { kind, doc, seq: Seq(seq), prev: EnvelopeHash(prev), payload: &payload };
+        let view = plan.log.state().view();
+        let request = Seal { kind, doc, seq: Seq(seq), prev: EnvelopeHash(prev), view, payload: &payload };
         let sealed = envelope::seal(keys, &plan.a1, request, &mut plan.rng).unwrap();
         prop_assert_eq!(sealed.bytes.len(), OVERHEAD + bucket_for(len).unwrap());
-        prop_assert_eq!(envelope::hash_of(&sealed.bytes), Ok(sealed.hash));
 
         let b_ring = plan.ring(&plan.b1);
         let policy = Recipient { membership: plan.log.state(), keyring: &b_ring };
@@ -56,7 +57,7 @@ proptest! {
         prop_assert_eq!(&opened.payload[..], &payload[..]);
         prop_assert_eq!(opened.header, sealed.header);
         prop_assert_eq!(opened.hash, sealed.hash);
-        prop_assert_eq!(envelope::inspect(&sealed.bytes), Ok(sealed.header));
+        prop_assert_eq!(envelope::inspect(&sealed.bytes), Ok((sealed.header, sealed.hash)));
     }
 
     #[test]
@@ -65,7 +66,8 @@ proptest! {
         position in any::<prop::sample::Index>(),
     ) {
         let mut plan = Plan::new(b"bit flips");
-        let sealed = plan.seal(&plan.a1.clone_for_test(), Kind::Changes, DocId::Shared, 1, &vec![7; len]);
+        let a1 = copy(&plan.a1);
+        let sealed = plan.seal(&a1, Kind::Changes, DocId::Shared, 1, &vec![7; len]);
         let mut bytes = sealed.bytes.clone();
         let bit = position.index(bytes.len() * 8);
         bytes[bit / 8] ^= 1 << (bit % 8);
@@ -73,21 +75,10 @@ proptest! {
     }
 }
 
-/// Test-only helper: the fixture owns its devices, so borrow-checking wants a copy.
-trait CloneForTest {
-    fn clone_for_test(&self) -> DeviceSecret;
-}
-
-impl CloneForTest for DeviceSecret {
-    fn clone_for_test(&self) -> DeviceSecret {
-        DeviceSecret::from_secret_bytes(&self.to_secret_bytes()).unwrap()
-    }
-}
-
 #[test]
 fn every_single_bit_flip_of_a_small_envelope_is_rejected() {
     let mut plan = Plan::new(b"every bit");
-    let a1 = plan.a1.clone_for_test();
+    let a1 = copy(&plan.a1);
     let sealed = plan.seal(
         &a1,
         Kind::Changes,
@@ -109,7 +100,7 @@ fn every_single_bit_flip_of_a_small_envelope_is_rejected() {
 #[test]
 fn truncation_and_extension_are_rejected() {
     let mut plan = Plan::new(b"lengths");
-    let a1 = plan.a1.clone_for_test();
+    let a1 = copy(&plan.a1);
     let sealed = plan.seal(
         &a1,
         Kind::Changes,
@@ -139,7 +130,7 @@ fn truncation_and_extension_are_rejected() {
 #[test]
 fn a_maximal_payload_round_trips_and_one_more_byte_is_refused() {
     let mut plan = Plan::new(b"max");
-    let a1 = plan.a1.clone_for_test();
+    let a1 = copy(&plan.a1);
     let sealed = plan.seal(
         &a1,
         Kind::Snapshot,
@@ -158,6 +149,7 @@ fn a_maximal_payload_round_trips_and_one_more_byte_is_refused() {
         doc: DocId::Shared,
         seq: Seq(1),
         prev: EnvelopeHash::GENESIS,
+        view: plan.log.state().view(),
         payload: &payload,
     };
     assert!(matches!(
@@ -172,14 +164,15 @@ const KIND_AT: usize = 5;
 const PLAN_AT: usize = 6;
 const DOC_AT: usize = 22;
 const EPOCH_AT: usize = 23;
-const SENDER_AT: usize = 43;
-const SEQ_AT: usize = 75;
+const SENDER_AT: usize = 59;
+const SEQ_AT: usize = 91;
+const VIEW_AT: usize = 131;
 
 #[test]
 fn relabelled_headers_are_rejected_even_when_re_signed() {
     let mut plan = Plan::new(b"relabel");
-    let a1 = plan.a1.clone_for_test();
-    let b1 = plan.b1.clone_for_test();
+    let a1 = copy(&plan.a1);
+    let b1 = copy(&plan.b1);
     let sealed = plan.seal(
         &a1,
         Kind::Changes,
@@ -224,7 +217,7 @@ fn relabelled_headers_are_rejected_even_when_re_signed() {
 #[test]
 fn an_envelope_replayed_into_another_plan_is_rejected() {
     let mut plan = Plan::new(b"plan x");
-    let a1 = plan.a1.clone_for_test();
+    let a1 = copy(&plan.a1);
     let sealed = plan.seal(&a1, Kind::Changes, DocId::Shared, 1, b"pause means pause");
 
     // Plan Y has the same devices and even the same epoch key.
@@ -233,7 +226,7 @@ fn an_envelope_replayed_into_another_plan_is_rejected() {
     let key = plan.ring(&a1).key(Epoch(1)).unwrap().clone();
     let genesis = MembershipLog::genesis(other, &a1, &key, &mut rng).unwrap();
     let log_y = MembershipLog::from_genesis(genesis).unwrap();
-    let ring_y = Keyring::from_log(&log_y, &a1).unwrap();
+    let ring_y = Keyring::from_log(&log_y, &a1);
     let policy = Recipient {
         membership: log_y.state(),
         keyring: &ring_y,
@@ -250,7 +243,7 @@ fn an_envelope_replayed_into_another_plan_is_rejected() {
 #[test]
 fn wrong_key_and_unknown_epoch_are_rejected() {
     let mut plan = Plan::new(b"keys");
-    let a1 = plan.a1.clone_for_test();
+    let a1 = copy(&plan.a1);
     let sealed = plan.seal(&a1, Kind::Changes, DocId::Shared, 1, b"quiet, low light");
 
     // A keyring holding a different key for epoch 1.
@@ -262,7 +255,7 @@ fn wrong_key_and_unknown_epoch_are_rejected() {
     };
     assert!(envelope::open(&sealed.bytes, &policy).is_err());
 
-    // An envelope from epoch 2, which the membership log has not reached.
+    // An envelope claiming epoch 2, which the sender's view does not have.
     let mut keys2 = Keyring::new(plan.plan);
     keys2.insert(Epoch(2), SymmetricKey::from_bytes([0x22; 32]));
     let request = Seal {
@@ -270,11 +263,13 @@ fn wrong_key_and_unknown_epoch_are_rejected() {
         doc: DocId::Shared,
         seq: Seq(2),
         prev: sealed.hash,
+        view: plan.log.state().view(),
         payload: b"x",
     };
     let future =
         envelope::seal(keys2.keys(Epoch(2)).unwrap(), &a1, request, &mut plan.rng).unwrap();
-    let ring = plan.ring(&plan.b1);
+    let mut ring = plan.ring(&plan.b1);
+    ring.insert(Epoch(2), SymmetricKey::from_bytes([0x22; 32]));
     let policy = Recipient {
         membership: plan.log.state(),
         keyring: &ring,
@@ -283,9 +278,62 @@ fn wrong_key_and_unknown_epoch_are_rejected() {
 }
 
 #[test]
+fn the_senders_membership_view_must_be_a_prefix_of_the_receivers_log() {
+    let mut plan = Plan::new(b"views");
+    let a1 = copy(&plan.a1);
+    let b1 = copy(&plan.b1);
+    let before = plan.log.clone();
+
+    // A rotates; B's copy of the log has not caught up.
+    let key2 = SymmetricKey::random(&mut plan.rng);
+    let rotate = plan.log.rotate(&a1, &key2, &mut plan.rng).unwrap();
+    plan.log.append(rotate).unwrap();
+    let after_rotation = plan.seal(&a1, Kind::Changes, DocId::Shared, 1, b"new epoch");
+    let b_ring = Keyring::from_log(&plan.log, &b1);
+    let stale = Recipient {
+        membership: before.state(),
+        keyring: &b_ring,
+    };
+    assert!(
+        envelope::open(&after_rotation.bytes, &stale).is_err(),
+        "a view longer than the receiver's log"
+    );
+    let current = Recipient {
+        membership: plan.log.state(),
+        keyring: &b_ring,
+    };
+    assert!(envelope::open(&after_rotation.bytes, &current).is_ok());
+
+    // An envelope from an older view is fine if sealed in that view's epoch...
+    let ring = Keyring::from_log(&plan.log, &a1);
+    let old_view = before.state().view();
+    let request = |seq: u64| Seal {
+        kind: Kind::Changes,
+        doc: DocId::Shared,
+        seq: Seq(seq),
+        prev: EnvelopeHash::GENESIS,
+        view: old_view,
+        payload: b"offline edit",
+    };
+    let offline =
+        envelope::seal(ring.keys(Epoch(1)).unwrap(), &a1, request(2), &mut plan.rng).unwrap();
+    assert!(envelope::open(&offline.bytes, &current).is_ok());
+    // ...but not in an epoch the view had not reached.
+    let mixed =
+        envelope::seal(ring.keys(Epoch(2)).unwrap(), &a1, request(3), &mut plan.rng).unwrap();
+    assert!(envelope::open(&mixed.bytes, &current).is_err());
+
+    // A view naming a head that is not in the receiver's log: a forked log.
+    let mut forked = after_rotation.bytes.clone();
+    forked[VIEW_AT + 4] ^= 1;
+    resign(&mut forked, &a1);
+    assert!(envelope::open(&forked, &current).is_err());
+}
+
+#[test]
 fn unknown_version_is_rejected_even_when_re_signed() {
     let mut plan = Plan::new(b"version");
-    let a1 = plan.a1.clone_for_test();
+    let a1 = copy(&plan.a1);
     let sealed = plan.seal(&a1, Kind::Changes, DocId::Shared, 1, b"x");
     for version in [0u8, 2, 0xff] {
         let mut bytes = sealed.bytes.clone();
@@ -299,8 +347,8 @@ fn unknown_version_is_rejected_even_when_re_signed() {
 #[test]
 fn only_a_documents_owner_may_write_it() {
     let mut plan = Plan::new(b"ownership");
-    let a1 = plan.a1.clone_for_test();
-    let b1 = plan.b1.clone_for_test();
+    let a1 = copy(&plan.a1);
+    let b1 = copy(&plan.b1);
     let mine = plan.seal(&a1, Kind::Changes, DocId::PartnerA, 1, b"my boundary");
     assert!(plan.open(&b1, &mine.bytes).is_ok());
     let theirs = plan.seal(&b1, Kind::Changes, DocId::PartnerA, 1, b"weakened boundary");
@@ -314,10 +362,17 @@ fn only_a_documents_owner_may_write_it() {
 #[test]
 fn outsiders_and_revoked_senders_are_rejected() {
     let mut plan = Plan::new(b"revoked");
-    let a1 = plan.a1.clone_for_test();
-    let b1 = plan.b1.clone_for_test();
+    let a1 = copy(&plan.a1);
+    let b1 = copy(&plan.b1);
     let before_1 = plan.seal(&b1, Kind::Changes, DocId::Shared, 1, b"sent before");
-    let before_2 = plan.seal(&b1, Kind::Changes, DocId::Shared, 2, b"sent before, unseen");
+    let before_2 = plan.seal_after(
+        &b1,
+        Kind::Changes,
+        DocId::Shared,
+        2,
+        before_1.hash,
+        b"sent before, unseen",
+    );
     let signal = plan.seal(&b1, Kind::Signal, DocId::Shared, 1, b"pause");
 
     // An outsider who somehow holds the epoch key still cannot write.
@@ -328,6 +383,7 @@ fn outsiders_and_revoked_senders_are_rejected() {
         doc: DocId::Shared,
         seq: Seq(1),
         prev: EnvelopeHash::GENESIS,
+        view: plan.log.state().view(),
         payload: b"x",
     };
     let forged = envelope::seal(
@@ -338,12 +394,18 @@ fn outsiders_and_revoked_senders_are_rejected() {
     );
     assert!(plan.open(&a1, &forged.unwrap().bytes).is_err());
 
-    // A revokes B, having applied B's changes up to seq 1.
+    // A revokes B, having applied B's shared-document changes up to seq 1.
+    let cutoff = Cutoff {
+        doc: DocId::Shared,
+        seq: Seq(1),
+        hash: before_1.hash,
+    };
     let new_key = SymmetricKey::random(&mut plan.rng);
     let revoke = plan
         .log
-        .revoke(&a1, b1.id(), Seq(1), &new_key, &mut plan.rng)
+        .revoke(&a1, b1.id(), vec![cutoff], &new_key, &mut plan.rng)
         .unwrap();
+    let b_log = plan.log.clone();
     plan.log.append(revoke).unwrap();
     assert_eq!(plan.log.state().epoch(), Epoch(2));
 
@@ -357,14 +419,19 @@ fn outsiders_and_revoked_senders_are_rejected() {
         "signals from a revoked device"
     );
 
-    // B keeps its old epoch key and keeps writing: refused.
-    let b_ring = plan.ring(&b1);
-    assert_eq!(b_ring.latest(), Some(Epoch(1)), "B never receives epoch 2");
+    // B keeps its old epoch key and its old view, and keeps writing: refused.
+    let b_ring = Keyring::from_log(&b_log, &b1);
+    assert_eq!(
+        plan.ring(&b1).latest(),
+        Some(Epoch(1)),
+        "B never receives epoch 2"
+    );
     let late = Seal {
         kind: Kind::Changes,
         doc: DocId::Shared,
         seq: Seq(3),
         prev: before_2.hash,
+        view: b_log.state().view(),
         payload: b"after revocation",
     };
     let late = envelope::seal(b_ring.keys(Epoch(1)).unwrap(), &b1, late, &mut plan.rng).unwrap();
@@ -390,7 +457,7 @@ fn outsiders_and_revoked_senders_are_rejected() {
 #[test]
 fn the_signature_covers_header_nonce_and_ciphertext_exactly() {
     let mut plan = Plan::new(b"layout");
-    let a1 = plan.a1.clone_for_test();
+    let a1 = copy(&plan.a1);
     let sealed = plan.seal(&a1, Kind::Changes, DocId::Shared, 1, b"x");
     let bytes = &sealed.bytes;
     let (signed, signature) = bytes.split_at(bytes.len() - SIGNATURE_LEN);

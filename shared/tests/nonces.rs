@@ -15,6 +15,7 @@ fn one_million_seals_produce_no_repeated_nonce() {
     let ring = plan.ring(&plan.a1);
     let keys = ring.keys(Epoch(1)).unwrap();
     let payload = [0u8; 16];
+    let view = plan.log.state().view();
     // Seal on both cores, each with the production entropy source (the
     // operating system's), then look for a repeat across all of them.
     let nonces: Vec<Vec<[u8; NONCE_LEN]>> = std::thread::scope(|scope| {
@@ -30,6 +31,7 @@ fn one_million_seals_produce_no_repeated_nonce() {
                                 doc: DocId::Shared,
                                 seq: Seq((t * SEALS + i) as u64 + 1),
                                 prev: EnvelopeHash::GENESIS,
+                                view,
                                 payload,
                             };
                             let sealed = envelope::seal(keys, a1, request, &mut rng).unwrap();

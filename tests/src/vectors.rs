@@ -17,8 +17,8 @@ use cove_shared::wire::{
     StoredEnvelope, StoredSnapshot,
 };
 use cove_shared::{
-    DeviceSecret, DocId, EnvelopeHash, Epoch, EpochKeys, KeyWrap, Keyring, Kind, MembershipLog,
-    Partner, PlanId, Seq, SymmetricKey,
+    Cutoff, DeviceSecret, DocId, EnvelopeHash, Epoch, EpochKeys, KeyWrap, Keyring, Kind,
+    MembershipLog, Partner, PlanId, Seq, SymmetricKey,
 };
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +75,11 @@ pub struct EnvelopeVector {
     pub seq: u64,
     /// Hash of the previous envelope.
     pub prev: String,
+    /// The sender's membership view: entries.
+    pub view_len: u32,
+    /// The sender's membership view: hash of the last entry.
+    pub view_head: String,
+
     /// The plaintext payload.
     pub payload: String,
     /// The nonce the seal drew.
@@ -251,7 +256,12 @@ pub fn build() -> Vectors {
     push(&mut log, entry);
     let entry = log.rotate(&blair, &key2, &mut rng);
     push(&mut log, entry);
-    let entry = log.revoke(&alex, blair2.id(), Seq(0), &key3, &mut rng);
+    let cutoff = Cutoff {
+        doc: DocId::PartnerB,
+        seq: Seq(2),
+        hash: EnvelopeHash([0x42; 32]),
+    };
+    let entry = log.revoke(&alex, blair2.id(), vec![cutoff], &key3, &mut rng);
     push(&mut log, entry);
     let names = [
         (&alex, "device-alex"),
@@ -272,7 +282,8 @@ pub fn build() -> Vectors {
             "add device: device-alex adds device-blair as partner B".into(),
             "add device: device-blair adds device-blair-2 for partner B".into(),
             "rotate epoch: device-blair starts epoch 2".into(),
-            "revoke device: device-alex revokes device-blair-2, cutoff 0, epoch 3".into(),
+            "revoke device: device-alex revokes device-blair-2, partner-b cutoff at seq 2, epoch 3"
+                .into(),
         ],
         entries: log.entries().iter().map(|e| to_hex(e.encode())).collect(),
         hashes: log.entries().iter().map(|e| to_hex(&e.hash().0)).collect(),
@@ -285,7 +296,7 @@ pub fn build() -> Vectors {
     };
 
     // Envelopes, one per kind, sealed by members with the epoch 3 key.
-    let ring = Keyring::from_log(&log, &alex).unwrap_or_else(|e| panic!("{e}"));
+    let ring = Keyring::from_log(&log, &alex);
     let epoch = log.state().epoch();
     let keys3 = ring
         .keys(epoch)
@@ -349,11 +360,13 @@ pub fn build() -> Vectors {
     {
         let mut rng = SeededEntropy::new(format!("envelope-{i}").as_bytes());
         let nonce: [u8; NONCE_LEN] = rng.clone().array();
+        let view = log.state().view();
         let request = Seal {
             kind,
             doc,
             seq: Seq(seq),
             prev,
+            view,
             payload,
         };
         let sealed =
@@ -367,6 +380,8 @@ pub fn build() -> Vectors {
             epoch: epoch.0,
             seq,
             prev: to_hex(&prev.0),
+            view_len: view.len,
+            view_head: to_hex(&view.head.0),
             payload: to_hex(payload),
             nonce: to_hex(&nonce),
             envelope: to_hex(&sealed.bytes),
@@ -527,7 +542,7 @@ pub fn wire_samples(
             plan,
             items: vec![stored.clone()],
             head: Cursor(42),
-            floor: Cursor(1),
+            compacted: Cursor(1),
         },
         RelayToClient::Deliver { plan, item: stored },
         RelayToClient::Membership {

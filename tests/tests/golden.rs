@@ -116,7 +116,7 @@ fn epoch_subkeys_follow_from_the_epoch_key() {
 
 fn membership(f: &Files) -> MembershipLog {
     let entries: Vec<Vec<u8>> = f.membership.entries.iter().map(|e| hex(e)).collect();
-    MembershipLog::decode(entries.iter().map(Vec::as_slice)).unwrap()
+    MembershipLog::decode(entries.iter().map(Vec::as_slice), None).unwrap()
 }
 
 #[test]
@@ -178,6 +178,12 @@ fn envelopes_open_with_the_recorded_keys() {
             (v.kind, v.doc, v.epoch, v.seq)
         );
         assert_eq!(h.prev, EnvelopeHash(from_hex(&v.prev).unwrap()));
+        assert_eq!(
+            (h.view.len, to_hex(&h.view.head.0)),
+            (v.view_len, v.view_head.clone())
+        );
+        assert_eq!(log.state().epoch_at(h.view), Some(h.epoch));
+
         assert_eq!(h.sender, f.secret(&v.sender).id());
         assert_eq!(to_hex(&bytes[HEADER_LEN..HEADER_LEN + NONCE_LEN]), v.nonce);
     }

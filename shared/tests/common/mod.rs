@@ -19,6 +19,12 @@ pub struct Plan {
     pub log: MembershipLog,
 }
 
+/// A second handle on a device's secret, for tests that need to lend the
+/// fixture's devices while it is borrowed mutably.
+pub fn copy(device: &DeviceSecret) -> DeviceSecret {
+    DeviceSecret::from_secret_bytes(&device.to_secret_bytes()).unwrap()
+}
+
 impl Plan {
     pub fn new(seed: &[u8]) -> Self {
         let mut rng = SeededEntropy::new(seed);
@@ -28,7 +34,7 @@ impl Plan {
         let key = SymmetricKey::random(&mut rng);
         let genesis = MembershipLog::genesis(plan, &a1, &key, &mut rng).unwrap();
         let mut log = MembershipLog::from_genesis(genesis).unwrap();
-        let ring = Keyring::from_log(&log, &a1).unwrap();
+        let ring = Keyring::from_log(&log, &a1);
         let add = log
             .add_device(&a1, Partner::B, &b1.bundle(), |e| ring.key(e), &mut rng)
             .unwrap();
@@ -43,10 +49,10 @@ impl Plan {
     }
 
     pub fn ring(&self, device: &DeviceSecret) -> Keyring {
-        Keyring::from_log(&self.log, device).unwrap()
+        Keyring::from_log(&self.log, device)
     }
 
-    /// Seals with the sender's newest key.
+    /// Seals with the sender's view of the current log and its epoch's key.
     pub fn seal(
         &mut self,
         sender: &DeviceSecret,
@@ -55,13 +61,28 @@ impl Plan {
         seq: u64,
         payload: &[u8],
     ) -> Sealed {
+        self.seal_after(sender, kind, doc, seq, EnvelopeHash::GENESIS, payload)
+    }
+
+    /// As `seal`, continuing a chain.
+    pub fn seal_after(
+        &mut self,
+        sender: &DeviceSecret,
+        kind: Kind,
+        doc: DocId,
+        seq: u64,
+        prev: EnvelopeHash,
+        payload: &[u8],
+    ) -> Sealed {
         let ring = self.ring(sender);
-        let keys = ring.keys(ring.latest().unwrap()).unwrap();
+        let state = self.log.state();
+        let keys = ring.keys(state.epoch()).unwrap();
         let request = Seal {
             kind,
             doc,
             seq: Seq(seq),
-            prev: EnvelopeHash::GENESIS,
+            prev,
+            view: state.view(),
             payload,
         };
         envelope::seal(keys, sender, request, &mut self.rng).unwrap()

@@ -1,0 +1,463 @@
+//! Relay settings, layered in increasing precedence: built-in defaults, then
+//! `cove-server.toml`, then `COVE_*` environment variables, then flags.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// The port the relay listens on by default ("COVE" on a phone keypad).
+pub const DEFAULT_PORT: u16 = 2683;
+
+/// Everything the relay can be told.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` or `postgres://...`.
+    pub database: String,
+    /// The origins devices may sign in their authentication response, such
+    /// as `wss://relay.example.org`. The first is announced in challenges.
+    /// Empty means "derive from `listen`".
+    pub origins: Vec<String>,
+    /// SQLite `synchronous`: `full` survives power loss, `normal` survives a
+    /// killed process (both survive SIGKILL of the relay).
+    pub sqlite_synchronous: SqliteSync,
+    /// Limits.
+    pub limits: Limits,
+}
+
+/// SQLite durability level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// fsync at every commit.
+    Full,
+    /// fsync at checkpoints; a killed process loses nothing, a power cut may
+    /// lose the last commits.
+    Normal,
+}
+
+/// The bounds the relay enforces. Going over any of them ends only the
+/// request or connection concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest WebSocket message accepted.
+    pub max_frame_bytes: usize,
+    /// Largest envelope accepted.
+    pub max_envelope_bytes: usize,
+    /// Sustained requests per second per device.
+    pub device_rate_per_sec: u32,
+    /// Burst of requests per device above the sustained rate.
+    pub device_rate_burst: u32,
+    /// Envelopes a plan may store.
+    pub plan_max_envelopes: u64,
+    /// Bytes of envelopes a plan may store.
+    pub plan_max_bytes: u64,
+    /// Time a new connection has to authenticate.
+    pub auth_timeout: Duration,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// Simultaneous connections.
+    pub max_connections: usize,
+    /// How long an undelivered signal is kept.
+    pub signal_ttl: Duration,
+    /// How long a pairing mailbox stays open.
+    pub pairing_ttl: Duration,
+    /// Pairing mailboxes opened or joined per source address per pairing TTL.
+    pub pairing_attempts_per_address: u32,
+    /// WebSocket read buffer per connection.
+    pub read_buffer_bytes: usize,
+    /// WebSocket write buffer per connection.
+    pub write_buffer_bytes: usize,
+    /// Time allowed for connections to finish after a shutdown signal.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: cove_shared::wire::MAX_FRAME_LEN,
+            max_envelope_bytes: cove_shared::envelope::MAX_ENVELOPE_LEN,
+            device_rate_per_sec: 200,
+            device_rate_burst: 400,
+            plan_max_envelopes: 100_000,
+            plan_max_bytes: 256 * 1024 * 1024,
+            auth_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
+            max_connections: 20_000,
+            signal_ttl: Duration::from_secs(24 * 3600),
+            pairing_ttl: Duration::from_secs(600),
+            pairing_attempts_per_address: 20,
+            read_buffer_bytes: 4 * 1024,
+            write_buffer_bytes: 4 * 1024,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            database: "sqlite://cove-relay.db".into(),
+            origins: Vec::new(),
+            sqlite_synchronous: SqliteSync::Full,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// The origins to accept: the configured ones, or `ws://` plus the
+    /// listen address (and `localhost` for a loopback address).
+    pub fn accepted_origins(&self) -> Vec<String> {
+        if !self.origins.is_empty() {
+            return self.origins.clone();
+        }
+        let mut out = vec![format!("ws://{}", self.listen)];
+        if self.listen.ip().is_loopback() {
+            out.push(format!("ws://localhost:{}", self.listen.port()));
+        }
+        out
+    }
+
+    /// Applies a `cove-server.toml` document over these settings.
+    pub fn apply_toml(&mut self, text: &str) -> Result<(), SettingsError> {
+        let file: FileSettings =
+            toml::from_str(text).map_err(|e| SettingsError::Toml(e.to_string()))?;
+        file.apply(self)
+    }
+
+    /// Applies `COVE_*` variables from `vars` over these settings.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), SettingsError> {
+        let mut file = FileSettings::default();
+        let mut limits = FileLimits::default();
+        for (key, value) in vars {
+            let Some(name) = key.strip_prefix("COVE_") else {
+                continue;
+            };
+            let bad = || SettingsError::Env {
+                name: key.clone(),
+                value: value.clone(),
+            };
+            match name {
+                "LISTEN" => file.listen = Some(value.parse().map_err(|_| bad())?),
+                "DATABASE" | "DATABASE_URL" => file.database = Some(value.clone()),
+                "ORIGINS" => {
+                    file.origins = Some(value.split(',').map(|s| s.trim().to_owned()).collect())
+                }
+                "SQLITE_SYNCHRONOUS" => {
+                    file.sqlite_synchronous = Some(match value.as_str() {
+                        "full" => SqliteSync::Full,
+                        "normal" => SqliteSync::Normal,
+                        _ => return Err(bad()),
+                    })
+                }
+                _ => {
+                    if let Some(limit) = name.strip_prefix("LIMIT_") {
+                        limits
+                            .set(&limit.to_ascii_lowercase(), &value)
+                            .map_err(|()| bad())?;
+                    }
+                }
+            }
+        }
+        file.limits = Some(limits);
+        file.apply(self)
+    }
+
+    /// Loads defaults, then the file (if any), then the environment.
+    pub fn load(
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let mut settings = Self::default();
+        let path = file.map(Path::to_path_buf).or_else(|| {
+            let default = Path::new("cove-server.toml");
+            default.exists().then(|| default.to_path_buf())
+        });
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(&path).map_err(|e| SettingsError::File {
+                path: path.display().to_string(),
+                error: e.to_string(),
+            })?;
+            settings.apply_toml(&text)?;
+        }
+        settings.apply_env(vars)?;
+        Ok(settings)
+    }
+}
+
+/// Credentials in a database URL are never printed.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database", &redact_url(&self.database))
+            .field("origins", &self.origins)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:…@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((auth, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:…@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// A setting could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// The configuration file could not be read.
+    #[error("cannot read {path}: {error}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        error: String,
+    },
+    /// The configuration file is not valid.
+    #[error("invalid cove-server.toml: {0}")]
+    Toml(String),
+    /// An environment variable has a value that does not parse.
+    #[error("environment variable {name} has an invalid value {value:?}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// Its value.
+        value: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    database: Option<String>,
+    origins: Option<Vec<String>>,
+    sqlite_synchronous: Option<SqliteSync>,
+    limits: Option<FileLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_frame_bytes: Option<usize>,
+    max_envelope_bytes: Option<usize>,
+    device_rate_per_sec: Option<u32>,
+    device_rate_burst: Option<u32>,
+    plan_max_envelopes: Option<u64>,
+    plan_max_bytes: Option<u64>,
+    auth_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    signal_ttl_secs: Option<u64>,
+    pairing_ttl_secs: Option<u64>,
+    pairing_attempts_per_address: Option<u32>,
+    read_buffer_bytes: Option<usize>,
+    write_buffer_bytes: Option<usize>,
+    drain_timeout_secs: Option<u64>,
+}
+
+impl FileLimits {
+    fn set(&mut self, name: &str, value: &str) -> Result<(), ()> {
+        fn p<T: std::str::FromStr>(v: &str) -> Result<Option<T>, ()> {
+            v.parse().map(Some).map_err(|_| ())
+        }
+        match name {
+            "max_frame_bytes" => self.max_frame_bytes = p(value)?,
+            "max_envelope_bytes" => self.max_envelope_bytes = p(value)?,
+            "device_rate_per_sec" => self.device_rate_per_sec = p(value)?,
+            "device_rate_burst" => self.device_rate_burst = p(value)?,
+            "plan_max_envelopes" => self.plan_max_envelopes = p(value)?,
+            "plan_max_bytes" => self.plan_max_bytes = p(value)?,
+            "auth_timeout_secs" => self.auth_timeout_secs = p(value)?,
+            "idle_timeout_secs" => self.idle_timeout_secs = p(value)?,
+            "max_connections" => self.max_connections = p(value)?,
+            "signal_ttl_secs" => self.signal_ttl_secs = p(value)?,
+            "pairing_ttl_secs" => self.pairing_ttl_secs = p(value)?,
+            "pairing_attempts_per_address" => self.pairing_attempts_per_address = p(value)?,
+            "read_buffer_bytes" => self.read_buffer_bytes = p(value)?,
+            "write_buffer_bytes" => self.write_buffer_bytes = p(value)?,
+            "drain_timeout_secs" => self.drain_timeout_secs = p(value)?,
+            _ => return Err(()),
+        }
+        Ok(())
+    }
+}
+
+impl FileSettings {
+    fn apply(self, s: &mut Settings) -> Result<(), SettingsError> {
+        if let Some(v) = self.listen {
+            s.listen = v;
+        }
+        if let Some(v) = self.database {
+            s.database = v;
+        }
+        if let Some(v) = self.origins {
+            s.origins = v;
+        }
+        if let Some(v) = self.sqlite_synchronous {
+            s.sqlite_synchronous = v;
+        }
+        let Some(l) = self.limits else { return Ok(()) };
+        let t = &mut s.limits;
+        let secs = Duration::from_secs;
+        t.max_frame_bytes = l.max_frame_bytes.unwrap_or(t.max_frame_bytes);
+        t.max_envelope_bytes = l.max_envelope_bytes.unwrap_or(t.max_envelope_bytes);
+        t.device_rate_per_sec = l.device_rate_per_sec.unwrap_or(t.device_rate_per_sec);
+        t.device_rate_burst = l.device_rate_burst.unwrap_or(t.device_rate_burst);
+        t.plan_max_envelopes = l.plan_max_envelopes.unwrap_or(t.plan_max_envelopes);
+        t.plan_max_bytes = l.plan_max_bytes.unwrap_or(t.plan_max_bytes);
+        t.max_connections = l.max_connections.unwrap_or(t.max_connections);
+        t.pairing_attempts_per_address = l
+            .pairing_attempts_per_address
+            .unwrap_or(t.pairing_attempts_per_address);
+        t.read_buffer_bytes = l.read_buffer_bytes.unwrap_or(t.read_buffer_bytes);
+        t.write_buffer_bytes = l.write_buffer_bytes.unwrap_or(t.write_buffer_bytes);
+        t.auth_timeout = l.auth_timeout_secs.map_or(t.auth_timeout, secs);
+        t.idle_timeout = l.idle_timeout_secs.map_or(t.idle_timeout, secs);
+        t.signal_ttl = l.signal_ttl_secs.map_or(t.signal_ttl, secs);
+        t.pairing_ttl = l.pairing_ttl_secs.map_or(t.pairing_ttl, secs);
+        t.drain_timeout = l.drain_timeout_secs.map_or(t.drain_timeout, secs);
+        if t.max_envelope_bytes > cove_shared::envelope::MAX_ENVELOPE_LEN {
+            return Err(SettingsError::Toml(format!(
+                "limits.max_envelope_bytes cannot exceed the protocol's {} bytes",
+                cove_shared::envelope::MAX_ENVELOPE_LEN
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The commented configuration printed by `cove-server default-config`.
+pub fn default_config() -> String {
+    let d = Settings::default();
+    let l = &d.limits;
+    format!(
+        r#"# cove-server.toml: settings for the Cove relay.
+# Precedence, lowest first: built-in defaults, this file, COVE_* environment
+# variables (COVE_LISTEN, COVE_DATABASE, COVE_ORIGINS, COVE_SQLITE_SYNCHRONOUS,
+# COVE_LIMIT_<NAME> for each limit below), then command-line flags.
+
+# Address and port to listen on. Put a TLS reverse proxy in front of it.
+listen = "{listen}"
+
+# Storage: "sqlite://PATH" (created if missing) or "postgres://USER:PASSWORD@HOST/DB".
+database = "{database}"
+
+# The public addresses devices connect to; their authentication response
+# signs this, so a response is useless at any other relay. Empty: derived
+# from `listen` (ws://ADDRESS, plus ws://localhost:PORT on loopback).
+# origins = ["wss://relay.example.org"]
+
+# SQLite durability: "full" fsyncs every commit (survives power loss);
+# "normal" survives a killed relay but may lose the last commits on power loss.
+sqlite_synchronous = "full"
+
+[limits]
+max_frame_bytes = {max_frame}            # largest WebSocket message
+max_envelope_bytes = {max_env}         # largest envelope (the protocol's maximum)
+device_rate_per_sec = {rate}             # sustained requests per second per device
+device_rate_burst = {burst}               # burst above the sustained rate
+plan_max_envelopes = {plan_env}         # envelopes a plan may store
+plan_max_bytes = {plan_bytes}         # bytes a plan may store
+auth_timeout_secs = {auth}                # time to authenticate after connecting
+idle_timeout_secs = {idle}                # close a connection silent for this long
+max_connections = {conns}              # simultaneous connections
+signal_ttl_secs = {signal}              # how long an undelivered signal is kept
+pairing_ttl_secs = {pairing}               # how long a pairing code stays open
+pairing_attempts_per_address = {attempts}     # pairing opens and joins per address per TTL
+read_buffer_bytes = {rbuf}              # WebSocket read buffer per connection
+write_buffer_bytes = {wbuf}             # WebSocket write buffer per connection
+drain_timeout_secs = {drain}               # time connections get to finish on shutdown
+"#,
+        listen = d.listen,
+        database = d.database,
+        max_frame = l.max_frame_bytes,
+        max_env = l.max_envelope_bytes,
+        rate = l.device_rate_per_sec,
+        burst = l.device_rate_burst,
+        plan_env = l.plan_max_envelopes,
+        plan_bytes = l.plan_max_bytes,
+        auth = l.auth_timeout.as_secs(),
+        idle = l.idle_timeout.as_secs(),
+        conns = l.max_connections,
+        signal = l.signal_ttl.as_secs(),
+        pairing = l.pairing_ttl.as_secs(),
+        attempts = l.pairing_attempts_per_address,
+        rbuf = l.read_buffer_bytes,
+        wbuf = l.write_buffer_bytes,
+        drain = l.drain_timeout.as_secs(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_parses_back_to_the_defaults() {
+        let mut s = Settings::default();
+        s.apply_toml(&default_config()).unwrap();
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let mut s = Settings::default();
+        s.apply_toml("database = \"sqlite:///tmp/a.db\"\n[limits]\nidle_timeout_secs = 5\n")
+            .unwrap();
+        assert_eq!(s.database, "sqlite:///tmp/a.db");
+        assert_eq!(s.limits.idle_timeout, Duration::from_secs(5));
+        let env = [
+            ("COVE_DATABASE".to_owned(), "sqlite:///tmp/b.db".to_owned()),
+            ("COVE_LIMIT_IDLE_TIMEOUT_SECS".to_owned(), "7".to_owned()),
+            ("UNRELATED".to_owned(), "x".to_owned()),
+        ];
+        s.apply_env(env).unwrap();
+        assert_eq!(s.database, "sqlite:///tmp/b.db");
+        assert_eq!(s.limits.idle_timeout, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_name() {
+        let mut s = Settings::default();
+        let err = s
+            .apply_env([("COVE_LISTEN".to_owned(), "nowhere".to_owned())])
+            .unwrap_err();
+        assert!(err.to_string().contains("COVE_LISTEN"));
+        assert!(s.apply_toml("unknown_key = 1").is_err());
+        assert!(
+            s.apply_toml("[limits]\nmax_envelope_bytes = 99999999")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn passwords_in_database_urls_are_redacted() {
+        let s = Settings {
+            database: "postgres://cove:hunter2@db/cove".into(),
+            ..Settings::default()
+        };
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("hunter2"));
+        assert!(debug.contains("postgres://cove:…@db/cove"));
+    }
+}

@@ -1,0 +1,435 @@
+//! Storage: one [`Store`] trait, one module per backend.
+//!
+//! Both backends run the same SQL (see [`sql`]): numbered `$N` parameters,
+//! integers as 64-bit, byte strings as BLOB / BYTEA. What differs lives in
+//! each backend's module: connection set-up, migrations (in
+//! `server/migrations/{sqlite,postgres}/`), and how other relay processes
+//! hear about new data (SQLite serves one process; PostgreSQL uses
+//! LISTEN/NOTIFY).
+//!
+//! # Invariants
+//! - Every method that reports success has committed.
+//! - Envelopes of one plan get strictly increasing cursors, and
+//!   `(plan, sender, kind, doc, seq)` is unique: one stream position.
+//! - The store never sees a key or a plaintext: it keeps what the relay
+//!   receives, byte for byte.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use crate::events::Event;
+use cove_shared::wire::{Cursor, PairOutcome, StoredEnvelope, StoredSnapshot};
+use cove_shared::{DeviceId, DocId, EnvelopeHash, Kind, PlanId, Seq};
+use std::future::Future;
+use tokio::sync::mpsc;
+
+/// A storage operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be reached or failed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(#[from] sqlx::Error),
+    /// Migrations could not run.
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database URL is neither `sqlite://` nor `postgres://`.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    /// A plan with this id already exists.
+    #[error("a plan with this id already exists")]
+    PlanExists,
+    /// The plan does not exist.
+    #[error("no such plan")]
+    NoSuchPlan,
+    /// Another membership entry already holds this index.
+    #[error("the membership log changed concurrently")]
+    Conflict,
+    /// The stored data contradicts the store's own invariants.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(&'static str),
+}
+
+/// Whether a device may act on a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A current member.
+    Active,
+    /// Revoked: refused from now on.
+    Revoked,
+    /// Not a member, or no such plan. Deliberately one answer.
+    Unknown,
+}
+
+/// An envelope to append, already inspected by the relay.
+#[derive(Debug, Clone)]
+pub struct NewEnvelope {
+    /// The plan.
+    pub plan: PlanId,
+    /// The sending (authenticated) device.
+    pub sender: DeviceId,
+    /// Its kind.
+    pub kind: Kind,
+    /// Its sequence number.
+    pub seq: Seq,
+    /// Its document.
+    pub doc: DocId,
+    /// Its hash, to tell a resend from an equivocation.
+    pub hash: EnvelopeHash,
+    /// Unix seconds after which it is dropped (signals only).
+    pub expires_at: Option<i64>,
+    /// The envelope.
+    pub body: bytes::Bytes,
+}
+
+/// The outcome of one append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now, under this cursor.
+    New(Cursor),
+    /// Already stored, under this cursor: an idempotent resend.
+    Duplicate(Cursor),
+}
+
+/// Why one append was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// A different envelope holds this sender, kind, document and sequence number.
+    #[error("equivocation")]
+    Equivocation,
+    /// The plan is at its quota.
+    #[error("quota exceeded")]
+    QuotaExceeded,
+    /// The plan no longer exists.
+    #[error("no such plan")]
+    NoSuchPlan,
+    /// The store failed; nothing from the batch was committed.
+    #[error("storage unavailable")]
+    Unavailable,
+}
+
+/// A plan's storage quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Envelopes.
+    pub max_envelopes: u64,
+    /// Bytes of envelopes.
+    pub max_bytes: u64,
+}
+
+/// One page of a plan's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Envelopes, oldest first.
+    pub items: Vec<StoredEnvelope>,
+    /// The plan's newest cursor.
+    pub head: Cursor,
+    /// Changes envelopes at or below this cursor may have been replaced by
+    /// snapshots.
+    pub compacted: Cursor,
+}
+
+/// A snapshot to store.
+#[derive(Debug, Clone)]
+pub struct NewSnapshot {
+    /// The plan.
+    pub plan: PlanId,
+    /// The document.
+    pub doc: DocId,
+    /// It covers the document's envelopes up to this cursor.
+    pub covers: Cursor,
+    /// The sending device.
+    pub sender: DeviceId,
+    /// Its sequence number in the sender's snapshot stream.
+    pub seq: Seq,
+    /// Its hash.
+    pub hash: EnvelopeHash,
+    /// The envelope.
+    pub body: Vec<u8>,
+}
+
+/// The outcome of storing a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotStored {
+    /// Stored; `compacted` changes envelopes were deleted as a result.
+    New {
+        /// Envelopes deleted.
+        compacted: u64,
+    },
+    /// The same snapshot was already stored.
+    Duplicate,
+    /// A snapshot covering more is already stored.
+    Stale,
+}
+
+/// Membership changes to apply to the relay's registry with a new entry.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryChange {
+    /// Devices the entry adds.
+    pub added: Vec<DeviceId>,
+    /// Devices the entry revokes.
+    pub revoked: Vec<DeviceId>,
+}
+
+/// One side of a pairing mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The device that opened it.
+    Opener,
+    /// The device that joined it.
+    Joiner,
+}
+
+impl Side {
+    /// The other side.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Opener => Self::Joiner,
+            Self::Joiner => Self::Opener,
+        }
+    }
+
+    fn code(self) -> i64 {
+        match self {
+            Self::Opener => 0,
+            Self::Joiner => 1,
+        }
+    }
+}
+
+/// The state of a pairing mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairState {
+    /// Waiting for the other device.
+    Open,
+    /// Both devices are in.
+    Joined,
+    /// Completed: spent.
+    Done,
+    /// Burned by a failed attempt or a second join.
+    Burned,
+}
+
+impl PairState {
+    fn code(self) -> i64 {
+        match self {
+            Self::Open => 0,
+            Self::Joined => 1,
+            Self::Done => 2,
+            Self::Burned => 3,
+        }
+    }
+
+    fn from_code(code: i64) -> Option<Self> {
+        match code {
+            0 => Some(Self::Open),
+            1 => Some(Self::Joined),
+            2 => Some(Self::Done),
+            3 => Some(Self::Burned),
+            _ => None,
+        }
+    }
+}
+
+/// A pairing mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    /// Its nameplate.
+    pub nameplate: String,
+    /// Its state.
+    pub state: PairState,
+    /// Unix seconds after which it no longer exists.
+    pub expires_at: i64,
+    /// The device that opened it.
+    pub opener: DeviceId,
+    /// The device that joined it.
+    pub joiner: Option<DeviceId>,
+}
+
+impl Mailbox {
+    /// Which side `device` is on, if any.
+    pub fn side_of(&self, device: DeviceId) -> Option<Side> {
+        if device == self.opener {
+            Some(Side::Opener)
+        } else if Some(device) == self.joiner {
+            Some(Side::Joiner)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why a pairing step was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PairError {
+    /// No open mailbox has this nameplate.
+    #[error("no such pairing")]
+    Unknown,
+    /// The mailbox was used or burned.
+    #[error("pairing burned")]
+    Burned,
+    /// The store failed.
+    #[error("storage unavailable")]
+    Unavailable,
+}
+
+/// What expiry removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Signals past their time to live.
+    pub signals: u64,
+    /// Pairing mailboxes past their time.
+    pub mailboxes: u64,
+}
+
+/// Storage for the relay. Implemented once per backend; the conformance
+/// story in `tests/store.rs` runs against each.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Registers a plan, its genesis entry and its creator.
+    fn create_plan(
+        &self,
+        plan: PlanId,
+        genesis: &[u8],
+        creator: DeviceId,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The plan's membership entries from `from` on, in order.
+    fn membership(
+        &self,
+        plan: PlanId,
+        from: u64,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send;
+
+    /// Appends the entry at `index` (which must be the log's length) and
+    /// applies its registry change, in one transaction.
+    fn append_membership(
+        &self,
+        plan: PlanId,
+        index: u64,
+        entry: &[u8],
+        change: &RegistryChange,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether `device` may act on `plan`.
+    fn access(
+        &self,
+        plan: PlanId,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<Access, StoreError>> + Send;
+
+    /// Appends a batch of envelopes in one transaction (group commit).
+    /// Each item gets its own outcome; a store failure fails all of them.
+    fn append(
+        &self,
+        batch: &[NewEnvelope],
+        quota: Quota,
+    ) -> impl Future<Output = Vec<Result<Appended, AppendError>>> + Send;
+
+    /// Envelopes after `after`, at most `limit` and about `max_bytes`
+    /// (always at least one if any), leaving out expired signals.
+    fn fetch(
+        &self,
+        plan: PlanId,
+        after: Cursor,
+        limit: u32,
+        max_bytes: usize,
+        now: i64,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+
+    /// One stored envelope, for relays that learn of it by notification.
+    fn envelope(
+        &self,
+        plan: PlanId,
+        cursor: Cursor,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
+    /// Records that `device` has applied everything up to `cursor`, then
+    /// compacts what every device has now acknowledged. Returns the number of
+    /// envelopes compacted.
+    fn ack(
+        &self,
+        plan: PlanId,
+        device: DeviceId,
+        cursor: Cursor,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Stores a snapshot if it is newer than the stored one, then compacts.
+    fn put_snapshot(
+        &self,
+        snapshot: &NewSnapshot,
+    ) -> impl Future<Output = Result<SnapshotStored, StoreError>> + Send;
+
+    /// The newest snapshot of a document.
+    fn snapshot(
+        &self,
+        plan: PlanId,
+        doc: DocId,
+    ) -> impl Future<Output = Result<Option<StoredSnapshot>, StoreError>> + Send;
+
+    /// Deletes the plan and everything stored for it.
+    fn delete_plan(&self, plan: PlanId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Drops expired signals and pairing mailboxes.
+    fn expire(&self, now: i64) -> impl Future<Output = Result<Expired, StoreError>> + Send;
+
+    /// Opens a pairing mailbox under the smallest free nameplate.
+    fn pair_open(
+        &self,
+        opener: DeviceId,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// A mailbox, if it exists and has not expired.
+    fn pair_get(
+        &self,
+        nameplate: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<Mailbox>, StoreError>> + Send;
+
+    /// Joins an open mailbox. A mailbox that is not open is burned, and
+    /// joining it fails. Returns the opener's messages so far.
+    fn pair_join(
+        &self,
+        nameplate: &str,
+        joiner: DeviceId,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, PairError>> + Send;
+
+    /// Stores a message from one side; returns its id.
+    fn pair_post(
+        &self,
+        nameplate: &str,
+        from: Side,
+        body: &[u8],
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// One stored pairing message.
+    fn pair_message(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
+    /// Closes a mailbox: spent if completed, burned if failed.
+    fn pair_close(
+        &self,
+        nameplate: &str,
+        outcome: PairOutcome,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Tells other relay processes sharing this database about an event.
+    /// A no-op where there can be no other process.
+    fn publish(&self, event: &Event) -> impl Future<Output = ()> + Send;
+
+    /// Events published by other relay processes, if there can be any.
+    fn listen(&self) -> Option<mpsc::Receiver<Event>>;
+
+    /// Checks that the database answers.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

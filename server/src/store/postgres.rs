@@ -1,0 +1,165 @@
+//! The PostgreSQL backend, for several relay processes sharing one database.
+//!
+//! Each process tells the others about new envelopes, membership changes and
+//! pairing messages with `NOTIFY cove_events`, and listens on the same
+//! channel; see [`crate::events`].
+
+use super::sql::{store_helpers, store_methods};
+use super::{
+    Access, AppendError, Appended, Expired, Mailbox, NewEnvelope, NewSnapshot, Page, PairError,
+    PairState, Quota, RegistryChange, Side, SnapshotStored, Store, StoreError,
+};
+use crate::events::Event;
+use crate::settings;
+use cove_shared::random::Entropy;
+use cove_shared::wire::{Blob, Cursor, PairOutcome, StoredEnvelope, StoredSnapshot};
+use cove_shared::{DeviceId, DocId, PlanId};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The notification channel all relay processes share.
+const CHANNEL: &str = "cove_events";
+
+/// The relay's store in PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    writer: PgPool,
+    /// The same pool: PostgreSQL has no single-writer limit to work around.
+    reader: PgPool,
+    /// Identifies this process's notifications, so it skips its own.
+    node: u64,
+    /// The notification channel: one per schema, since notifications are
+    /// database-wide.
+    channel: String,
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "init".into(),
+        MigrationType::Simple,
+        include_str!("../../migrations/postgres/0001_init.sql").into_sql_str(),
+        false,
+    )])
+}
+
+impl PostgresStore {
+    /// Connects to `postgres://...` and migrates the database.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_in_schema(url, None).await
+    }
+
+    /// Connects with every table in `schema` (created if missing), and a
+    /// notification channel of its own. Lets tests, or several relays for
+    /// unrelated users, share one database without seeing each other.
+    pub async fn connect_in_schema(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
+        let mut options: PgConnectOptions = url
+            .parse()
+            .map_err(|_| StoreError::UnsupportedUrl(settings::redact_url(url)))?;
+        let mut channel = CHANNEL.to_owned();
+        if let Some(schema) = schema {
+            if !schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(StoreError::UnsupportedUrl(format!("schema {schema:?}")));
+            }
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema}"
+            )))
+            .execute(&admin)
+            .await?;
+            admin.close().await;
+            options = options.options([("search_path", schema)]);
+            channel = format!("{CHANNEL}_{schema}");
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        migrator().run(&pool).await?;
+        let node = u64::from_be_bytes(cove_shared::OsEntropy.array());
+        Ok(Self {
+            writer: pool.clone(),
+            reader: pool,
+            node,
+            channel,
+        })
+    }
+
+    /// The pool, for tests that need to reset the database.
+    pub fn pool(&self) -> &PgPool {
+        &self.writer
+    }
+}
+
+store_helpers!(PostgresStore, sqlx::Postgres);
+
+impl Store for PostgresStore {
+    store_methods!();
+
+    async fn publish(&self, event: &Event) {
+        let payload = event.to_notification(self.node);
+        if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.channel)
+            .bind(payload)
+            .execute(&self.writer)
+            .await
+        {
+            // Devices on other processes then miss this live push, and catch
+            // up at their next fetch.
+            tracing::warn!(%error, "cannot notify other relay processes");
+        }
+    }
+
+    fn listen(&self) -> Option<mpsc::Receiver<Event>> {
+        let (tx, rx) = mpsc::channel(1024);
+        let pool = self.writer.clone();
+        let node = self.node;
+        let channel = self.channel.clone();
+        tokio::spawn(async move {
+            loop {
+                match listen_once(&pool, &channel, node, &tx).await {
+                    Ok(()) => return, // the relay is shutting down
+                    Err(error) => {
+                        tracing::warn!(%error, "notification listener lost; reconnecting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Some(rx)
+    }
+}
+
+/// Forwards notifications until the receiver is dropped (`Ok`) or the
+/// connection fails (`Err`).
+async fn listen_once(
+    pool: &PgPool,
+    channel: &str,
+    node: u64,
+    tx: &mpsc::Sender<Event>,
+) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    loop {
+        let notification = listener.recv().await?;
+        match Event::from_notification(notification.payload()) {
+            Some((from, _)) if from == node => {}
+            Some((_, event)) => {
+                if tx.send(event).await.is_err() {
+                    return Ok(());
+                }
+            }
+            None => tracing::warn!("ignoring a malformed relay notification"),
+        }
+    }
+}

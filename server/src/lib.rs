@@ -1,17 +1,132 @@
 //! `cove-server`: the relay. It stores and forwards sealed envelopes for
-//! many plans and never holds a key.
+//! many plans and never holds a key: ciphertext, routing data and public
+//! keys are all it ever sees.
+//!
+//! A library with a thin binary: [`launch`] runs the relay from
+//! [`Settings`] until SIGINT or SIGTERM; [`launch_with_listener`] runs it on
+//! a listener you bound, until the future you pass resolves (tests use it).
 //!
 //! # Layout
 //! - [`settings`]: layered configuration.
 //! - [`store`]: the `Store` trait and its SQLite and PostgreSQL backends.
 //! - [`events`]: what relay processes sharing a database tell each other.
+//! - [`relay`]: shared state and background tasks.
+//! - [`http`]: routes; [`connection`]: one WebSocket; [`requests`]: each request.
+//! - [`hub`]: in-process live delivery; [`batch`]: group commit.
+//! - [`limits`], [`metrics`], [`error`].
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod batch;
+pub mod connection;
+pub mod error;
 pub mod events;
+pub mod http;
+pub mod hub;
+pub mod limits;
+pub mod metrics;
+pub mod relay;
+pub mod requests;
 pub mod settings;
 pub mod store;
 
+pub use settings::Settings;
+
+use anyhow::Context;
+use relay::RelayState;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use store::{PostgresStore, SqliteStore, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
 /// The protocol version this relay speaks.
 pub const PROTOCOL_VERSION: u16 = cove_shared::wire::PROTOCOL_VERSION;
+
+/// Binds `settings.listen` and serves until SIGINT or SIGTERM.
+pub async fn launch(settings: Settings) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    launch_with_listener(settings, listener, shutdown_signal()).await
+}
+
+/// Serves on `listener` until `shutdown` resolves, then lets connections
+/// finish (up to the drain timeout) and returns.
+pub async fn launch_with_listener(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let url = settings.database.clone();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PostgresStore::connect(&url)
+            .await
+            .with_context(|| format!("cannot open {}", settings::redact_url(&url)))?;
+        serve(settings, store, listener, shutdown).await
+    } else {
+        let store = SqliteStore::connect(&url, settings.sqlite_synchronous)
+            .await
+            .with_context(|| format!("cannot open {url}"))?;
+        serve(settings, store, listener, shutdown).await
+    }
+}
+
+/// Serves with a store that is already open.
+pub async fn serve<S: Store>(
+    settings: Settings,
+    store: S,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let drain = settings.limits.drain_timeout;
+    let (stop, stopped) = watch::channel(false);
+    let relay = RelayState::new(settings, store, stopped);
+    relay.spawn_background();
+    let address = listener.local_addr().ok();
+    tracing::info!(?address, origins = ?relay.origins, "relay listening");
+    let app = http::router(relay.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down; draining connections");
+            let _ = stop.send(true);
+        })
+        .await
+        .context("the HTTP server failed")?;
+    // WebSocket connections run outside the HTTP server once upgraded: each
+    // has been told to close; give them the drain timeout to finish.
+    let deadline = tokio::time::Instant::now() + drain;
+    while relay.metrics.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!(
+        remaining = relay.metrics.open_connections(),
+        "relay stopped"
+    );
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -24,6 +24,9 @@ pub struct Settings {
     /// SQLite `synchronous`: `full` survives power loss, `normal` survives a
     /// killed process (both survive SIGKILL of the relay).
     pub sqlite_synchronous: SqliteSync,
+    /// Take the client's address from X-Forwarded-For (set by a trusted
+    /// reverse proxy) for the pairing rate limit.
+    pub trust_forwarded_for: bool,
     /// Limits.
     pub limits: Limits,
 }
@@ -104,6 +107,7 @@ impl Default for Settings {
             database: "sqlite://cove-relay.db".into(),
             origins: Vec::new(),
             sqlite_synchronous: SqliteSync::Full,
+            trust_forwarded_for: false,
             limits: Limits::default(),
         }
     }
@@ -150,6 +154,9 @@ impl Settings {
                 "DATABASE" | "DATABASE_URL" => file.database = Some(value.clone()),
                 "ORIGINS" => {
                     file.origins = Some(value.split(',').map(|s| s.trim().to_owned()).collect())
+                }
+                "TRUST_FORWARDED_FOR" => {
+                    file.trust_forwarded_for = Some(value.parse().map_err(|_| bad())?)
                 }
                 "SQLITE_SYNCHRONOUS" => {
                     file.sqlite_synchronous = Some(match value.as_str() {
@@ -201,6 +208,7 @@ impl fmt::Debug for Settings {
             .field("database", &redact_url(&self.database))
             .field("origins", &self.origins)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("limits", &self.limits)
             .finish()
     }
@@ -252,6 +260,7 @@ struct FileSettings {
     database: Option<String>,
     origins: Option<Vec<String>>,
     sqlite_synchronous: Option<SqliteSync>,
+    trust_forwarded_for: Option<bool>,
     limits: Option<FileLimits>,
 }
 
@@ -316,6 +325,9 @@ impl FileSettings {
         if let Some(v) = self.sqlite_synchronous {
             s.sqlite_synchronous = v;
         }
+        if let Some(v) = self.trust_forwarded_for {
+            s.trust_forwarded_for = v;
+        }
         let Some(l) = self.limits else { return Ok(()) };
         let t = &mut s.limits;
         let secs = Duration::from_secs;
@@ -354,7 +366,8 @@ pub fn default_config() -> String {
         r#"# cove-server.toml: settings for the Cove relay.
 # Precedence, lowest first: built-in defaults, this file, COVE_* environment
 # variables (COVE_LISTEN, COVE_DATABASE, COVE_ORIGINS, COVE_SQLITE_SYNCHRONOUS,
-# COVE_LIMIT_<NAME> for each limit below), then command-line flags.
+# COVE_TRUST_FORWARDED_FOR, COVE_LIMIT_<NAME> for each limit below), then
+# command-line flags.
 
 # Address and port to listen on. Put a TLS reverse proxy in front of it.
 listen = "{listen}"
@@ -370,6 +383,10 @@ database = "{database}"
 # SQLite durability: "full" fsyncs every commit (survives power loss);
 # "normal" survives a killed relay but may lose the last commits on power loss.
 sqlite_synchronous = "full"
+
+# Behind a reverse proxy, take the client address for the pairing rate limit
+# from X-Forwarded-For. Only enable this if the proxy always sets it.
+trust_forwarded_for = false
 
 [limits]
 max_frame_bytes = {max_frame}            # largest WebSocket message

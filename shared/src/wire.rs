@@ -387,6 +387,55 @@ pub enum RelayToClient {
     },
 }
 
+impl ClientToRelay {
+    /// The request id this message carries, if it is a request.
+    pub fn request(&self) -> Option<RequestId> {
+        use ClientToRelay as C;
+        match self {
+            C::CreatePlan { request, .. }
+            | C::AppendMembership { request, .. }
+            | C::FetchMembership { request, .. }
+            | C::Push { request, .. }
+            | C::Fetch { request, .. }
+            | C::Subscribe { request, .. }
+            | C::Ack { request, .. }
+            | C::PutSnapshot { request, .. }
+            | C::GetSnapshot { request, .. }
+            | C::DeletePlan { request, .. }
+            | C::PairOpen { request }
+            | C::PairJoin { request, .. }
+            | C::PairSend { request, .. }
+            | C::PairClose { request, .. }
+            | C::Ping { request } => Some(*request),
+            C::Authenticate { .. } => None,
+        }
+    }
+}
+
+impl RelayToClient {
+    /// The request this message answers, if it is an answer.
+    pub fn request(&self) -> Option<RequestId> {
+        use RelayToClient as R;
+        match self {
+            R::Done { request }
+            | R::Stored { request, .. }
+            | R::Page { request, .. }
+            | R::Membership { request, .. }
+            | R::Snapshot { request, .. }
+            | R::PairOpened { request, .. }
+            | R::Pong { request } => Some(*request),
+            R::Error { request, .. } => *request,
+            R::Challenge { .. }
+            | R::Authenticated { .. }
+            | R::Deliver { .. }
+            | R::MembershipChanged { .. }
+            | R::PairMessage { .. }
+            | R::PairClosed { .. }
+            | R::Revoked { .. } => None,
+        }
+    }
+}
+
 /// A 32-byte nonce.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Nonce32(pub [u8; AUTH_NONCE_LEN]);

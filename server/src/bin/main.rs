@@ -1,8 +1,72 @@
-//! The `cove-server` binary.
+//! The `cove-server` binary: parses flags, sets up logging, runs the relay.
 
-fn main() {
-    println!(
-        "cove-server speaks protocol version {}",
-        cove_server::PROTOCOL_VERSION
-    );
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use cove_server::Settings;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Cove's relay: stores and forwards sealed envelopes between a couple's
+/// devices. It never holds a key and never sees a plan in the clear.
+///
+/// Settings are read, lowest precedence first, from built-in defaults,
+/// `cove-server.toml` (or --config), COVE_* environment variables, and
+/// these flags. `cove-server default-config` prints every setting.
+#[derive(Debug, Parser)]
+#[command(name = "cove-server", version)]
+struct Cli {
+    /// Address to listen on [default: 127.0.0.1:2683].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+
+    /// Storage: sqlite://PATH (created if missing) or postgres://USER:PASSWORD@HOST/DB
+    /// [default: sqlite://cove-relay.db].
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+
+    /// Settings file [default: ./cove-server.toml if present].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// A public origin devices connect to, such as wss://relay.example.org;
+    /// repeat for several [default: derived from --listen].
+    #[arg(long = "origin", value_name = "URL")]
+    origins: Vec<String>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a commented cove-server.toml with every default.
+    DefaultConfig,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::DefaultConfig) = cli.command {
+        print!("{}", cove_server::settings::default_config());
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut settings =
+        Settings::load(cli.config.as_deref(), std::env::vars()).context("cannot load settings")?;
+    if let Some(listen) = cli.listen {
+        settings.listen = listen;
+    }
+    if let Some(database) = cli.database {
+        settings.database = database;
+    }
+    if !cli.origins.is_empty() {
+        settings.origins = cli.origins;
+    }
+    cove_server::launch(settings).await
 }

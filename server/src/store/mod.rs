@@ -165,6 +165,8 @@ pub enum SnapshotStored {
     Duplicate,
     /// A snapshot covering more is already stored.
     Stale,
+    /// It claims to cover cursors the plan has not reached.
+    BeyondHead,
 }
 
 /// Membership changes to apply to the relay's registry with a new entry.
@@ -394,13 +396,13 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Mailbox>, StoreError>> + Send;
 
     /// Joins an open mailbox. A mailbox that is not open is burned, and
-    /// joining it fails. Returns the opener's messages so far.
+    /// joining it fails. Returns the opener's messages so far, with their ids.
     fn pair_join(
         &self,
         nameplate: &str,
         joiner: DeviceId,
         now: i64,
-    ) -> impl Future<Output = Result<Vec<Vec<u8>>, PairError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(i64, Vec<u8>)>, PairError>> + Send;
 
     /// Stores a message from one side; returns its id.
     fn pair_post(

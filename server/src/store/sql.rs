@@ -278,6 +278,16 @@ macro_rules! store_methods {
             .await?;
             let covers = $crate::store::sql::to_i64(s.covers.0)?;
             let seq = $crate::store::sql::to_i64(s.seq.0)?;
+            let head: Option<(i64,)> = sqlx::query_as("SELECT head FROM plans WHERE id = $1")
+                .bind(plan_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match head {
+                None => return Err(StoreError::NoSuchPlan),
+                Some((head,)) if covers > head => return Ok(SnapshotStored::BeyondHead),
+                Some(_) => {}
+            }
+
             if let Some((old_covers, sender, old_seq, hash)) = existing {
                 if sender == s.sender.as_bytes() && old_seq == seq && hash == s.hash.0 {
                     return Ok(SnapshotStored::Duplicate);
@@ -432,7 +442,7 @@ macro_rules! store_methods {
             nameplate: &str,
             joiner: DeviceId,
             now: i64,
-        ) -> Result<Vec<Vec<u8>>, PairError> {
+        ) -> Result<Vec<(i64, Vec<u8>)>, PairError> {
             let unavailable = |e: sqlx::Error| {
                 tracing::warn!(error = %e, "pairing join failed in storage");
                 PairError::Unavailable
@@ -466,8 +476,8 @@ macro_rules! store_methods {
                 .execute(&mut *tx)
                 .await
                 .map_err(unavailable)?;
-            let waiting: Vec<(Vec<u8>,)> = sqlx::query_as(
-                "SELECT body FROM pairing_messages WHERE nameplate = $1 AND side = $2 ORDER BY id",
+            let waiting: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT id, body FROM pairing_messages WHERE nameplate = $1 AND side = $2 ORDER BY id",
             )
             .bind(nameplate)
             .bind(Side::Opener.code())
@@ -475,7 +485,7 @@ macro_rules! store_methods {
             .await
             .map_err(unavailable)?;
             tx.commit().await.map_err(unavailable)?;
-            Ok(waiting.into_iter().map(|(b,)| b).collect())
+            Ok(waiting)
         }
 
         async fn pair_post(&self, nameplate: &str, from: Side, body: &[u8]) -> Result<i64, StoreError> {

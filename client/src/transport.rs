@@ -1,0 +1,608 @@
+//! The connection to a relay: one WebSocket, authenticated with the device
+//! key, carrying requests and their answers, and live pushes.
+//!
+//! A background task owns the socket. Requests are numbered, sent in order,
+//! and matched to their answers by number; everything the relay sends on
+//! its own (live envelopes, membership changes, pairing messages, a
+//! revocation) arrives on the [`Push`] channel. The task keeps the
+//! connection alive with WebSocket pings and reports how it ended.
+
+use cove_shared::wire::{
+    self, Blob, ClientToRelay, Cursor, ErrorCode, MAX_FRAME_LEN, PairOutcome, RelayToClient,
+    RequestId, StoredEnvelope, StoredSnapshot,
+};
+use cove_shared::{DeviceId, DeviceSecret, DocId, PlanId};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// How long a request may wait for its answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting and authenticating may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often an idle connection pings the relay.
+pub const KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// Talking to the relay failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The relay address is not a `ws://` or `wss://` URL.
+    #[error("{0:?} is not a relay address; use ws://HOST:PORT or wss://HOST")]
+    BadUrl(String),
+    /// The relay could not be reached.
+    #[error("cannot reach the relay at {url}: {reason}")]
+    Unreachable {
+        /// The address tried.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The relay refused the request (or the connection).
+    #[error("the relay refused: {message} ({code})")]
+    Refused {
+        /// The relay's stable code.
+        code: ErrorCode,
+        /// The relay's sentence.
+        message: String,
+    },
+    /// The relay revoked this device from a plan.
+    #[error("this device has been removed from the plan")]
+    Revoked,
+    /// The connection closed.
+    #[error("the connection to the relay closed")]
+    Closed,
+    /// No answer in time.
+    #[error("the relay did not answer in time")]
+    Timeout,
+    /// The relay sent something the protocol does not allow here.
+    #[error("the relay broke the protocol: {0}")]
+    Protocol(&'static str),
+}
+
+impl TransportError {
+    /// The relay's error code, if the relay refused.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Refused { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// What the relay sends without being asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Push {
+    /// A new envelope of a subscribed plan.
+    Deliver {
+        /// The plan.
+        plan: PlanId,
+        /// The envelope and its cursor.
+        item: StoredEnvelope,
+    },
+    /// The plan's membership log grew.
+    MembershipChanged {
+        /// The plan.
+        plan: PlanId,
+        /// Its new length.
+        len: u64,
+    },
+    /// The other side of a pairing sent a message.
+    PairMessage {
+        /// The mailbox.
+        nameplate: String,
+        /// The message.
+        body: Vec<u8>,
+    },
+    /// The other side closed a pairing.
+    PairClosed {
+        /// The mailbox.
+        nameplate: String,
+        /// How.
+        outcome: PairOutcome,
+    },
+    /// This device was revoked from a plan.
+    Revoked {
+        /// The plan.
+        plan: PlanId,
+    },
+    /// The connection ended, and why.
+    Closed(TransportError),
+}
+
+type Reply = oneshot::Sender<Result<RelayToClient, TransportError>>;
+
+/// An authenticated connection to a relay.
+#[derive(Debug, Clone)]
+pub struct RelayConnection {
+    outgoing: mpsc::Sender<(ClientToRelay, Reply)>,
+    next: Arc<AtomicU64>,
+    device: DeviceId,
+}
+
+/// The relay's WebSocket endpoint and the origin to sign, from an address
+/// such as `ws://127.0.0.1:2683` or `wss://relay.example.org`.
+pub fn endpoint(url: &str) -> Result<(String, String), TransportError> {
+    let bad = || TransportError::BadUrl(url.to_owned());
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "ws" && scheme != "wss" {
+        return Err(bad());
+    }
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    if authority.is_empty() || authority.contains('@') {
+        return Err(bad());
+    }
+    let origin = format!("{scheme}://{}", authority.to_ascii_lowercase());
+    let path = path.trim_end_matches('/');
+    let endpoint = if path.is_empty() {
+        format!("{origin}/v1/ws")
+    } else {
+        format!("{origin}/{path}")
+    };
+    Ok((endpoint, origin))
+}
+
+impl RelayConnection {
+    /// Connects to the relay at `url` and authenticates as `device`.
+    /// Pushes arrive on the returned receiver.
+    pub async fn connect(
+        url: &str,
+        device: &DeviceSecret,
+    ) -> Result<(Self, mpsc::Receiver<Push>), TransportError> {
+        let (endpoint, origin) = endpoint(url)?;
+        tokio::time::timeout(CONNECT_TIMEOUT, Self::open(&endpoint, &origin, device))
+            .await
+            .map_err(|_| TransportError::Unreachable {
+                url: url.to_owned(),
+                reason: "timed out".into(),
+            })?
+    }
+
+    async fn open(
+        endpoint: &str,
+        origin: &str,
+        device: &DeviceSecret,
+    ) -> Result<(Self, mpsc::Receiver<Push>), TransportError> {
+        let unreachable = |reason: String| TransportError::Unreachable {
+            url: origin.to_owned(),
+            reason,
+        };
+        let config = WebSocketConfig::default()
+            .read_buffer_size(16 * 1024)
+            .write_buffer_size(16 * 1024)
+            .max_write_buffer_size(2 * MAX_FRAME_LEN)
+            .max_message_size(Some(MAX_FRAME_LEN))
+            .max_frame_size(Some(MAX_FRAME_LEN));
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_with_config(endpoint, Some(config), true)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+        let nonce = match read(&mut socket).await? {
+            RelayToClient::Challenge { version, nonce, .. }
+                if version == wire::PROTOCOL_VERSION =>
+            {
+                nonce
+            }
+            RelayToClient::Challenge { .. } => {
+                return Err(TransportError::Refused {
+                    code: ErrorCode::Unsupported,
+                    message: "the relay speaks a different protocol version".into(),
+                });
+            }
+            RelayToClient::Error { code, message, .. } => {
+                return Err(TransportError::Refused { code, message });
+            }
+            _ => return Err(TransportError::Protocol("expected a challenge")),
+        };
+        // Sign the origin this device dialed, not the one the relay names:
+        // a relay that forwards another relay's challenge gets a useless answer.
+        let answer = wire::answer_challenge(device, origin, &nonce)
+            .ok_or(TransportError::BadUrl(origin.to_owned()))?;
+        write(&mut socket, &answer).await?;
+        match read(&mut socket).await? {
+            RelayToClient::Authenticated { device: id } if id == device.id() => {}
+            RelayToClient::Error { code, message, .. } => {
+                return Err(TransportError::Refused { code, message });
+            }
+            _ => return Err(TransportError::Protocol("expected authentication")),
+        }
+        let (outgoing, requests) = mpsc::channel(256);
+        let (pushes, push_rx) = mpsc::channel(4096);
+        tokio::spawn(drive(socket, requests, pushes));
+        Ok((
+            Self {
+                outgoing,
+                next: Arc::new(AtomicU64::new(1)),
+                device: device.id(),
+            },
+            push_rx,
+        ))
+    }
+
+    /// The authenticated device.
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+
+    /// Sends a request built around a fresh request id and waits for its
+    /// answer. A relay error becomes [`TransportError::Refused`].
+    pub async fn request(
+        &self,
+        build: impl FnOnce(RequestId) -> ClientToRelay,
+    ) -> Result<RelayToClient, TransportError> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        self.outgoing
+            .send((build(id), reply))
+            .await
+            .map_err(|_| TransportError::Closed)?;
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, answer)
+            .await
+            .map_err(|_| TransportError::Timeout)?
+            .map_err(|_| TransportError::Closed)??;
+        match answer {
+            RelayToClient::Error { code, message, .. } => {
+                Err(TransportError::Refused { code, message })
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Registers a plan from its genesis entry.
+    pub async fn create_plan(&self, genesis: &[u8]) -> Result<(), TransportError> {
+        let genesis = Blob(genesis.to_vec());
+        match self
+            .request(|request| ClientToRelay::CreatePlan { request, genesis })
+            .await?
+        {
+            RelayToClient::Stored { .. } => Ok(()),
+            _ => Err(TransportError::Protocol("expected stored")),
+        }
+    }
+
+    /// Appends a membership entry; returns whether the relay already had it.
+    pub async fn append_membership(
+        &self,
+        plan: PlanId,
+        entry: &[u8],
+    ) -> Result<bool, TransportError> {
+        let entry = Blob(entry.to_vec());
+        match self
+            .request(|request| ClientToRelay::AppendMembership {
+                request,
+                plan,
+                entry,
+            })
+            .await?
+        {
+            RelayToClient::Stored { duplicate, .. } => Ok(duplicate),
+            _ => Err(TransportError::Protocol("expected stored")),
+        }
+    }
+
+    /// Every membership entry from `from` on (fetching page by page).
+    pub async fn fetch_membership(
+        &self,
+        plan: PlanId,
+        from: u64,
+    ) -> Result<Vec<Vec<u8>>, TransportError> {
+        let mut out = Vec::new();
+        loop {
+            let at = from + out.len() as u64;
+            match self
+                .request(|request| ClientToRelay::FetchMembership {
+                    request,
+                    plan,
+                    from: at,
+                })
+                .await?
+            {
+                RelayToClient::Membership { entries, len, .. } => {
+                    let got = entries.len();
+                    out.extend(entries.into_iter().map(|b| b.0));
+                    if got == 0 || from + out.len() as u64 >= len {
+                        return Ok(out);
+                    }
+                }
+                _ => return Err(TransportError::Protocol("expected membership")),
+            }
+        }
+    }
+
+    /// Stores an envelope; returns its cursor and whether it was a resend.
+    pub async fn push(
+        &self,
+        plan: PlanId,
+        envelope: &[u8],
+    ) -> Result<(Cursor, bool), TransportError> {
+        let envelope = Blob(envelope.to_vec());
+        match self
+            .request(|request| ClientToRelay::Push {
+                request,
+                plan,
+                envelope,
+            })
+            .await?
+        {
+            RelayToClient::Stored {
+                cursor, duplicate, ..
+            } => Ok((cursor, duplicate)),
+            _ => Err(TransportError::Protocol("expected stored")),
+        }
+    }
+
+    /// One page of envelopes after `after`, with the plan's head and
+    /// compaction point.
+    pub async fn fetch(
+        &self,
+        plan: PlanId,
+        after: Cursor,
+        limit: u32,
+    ) -> Result<(Vec<StoredEnvelope>, Cursor, Cursor), TransportError> {
+        match self
+            .request(|request| ClientToRelay::Fetch {
+                request,
+                plan,
+                after,
+                limit,
+            })
+            .await?
+        {
+            RelayToClient::Page {
+                items,
+                head,
+                compacted,
+                ..
+            } => Ok((items, head, compacted)),
+            _ => Err(TransportError::Protocol("expected a page")),
+        }
+    }
+
+    /// Asks for live delivery of the plan's envelopes.
+    pub async fn subscribe(&self, plan: PlanId) -> Result<(), TransportError> {
+        self.expect_done(|request| ClientToRelay::Subscribe { request, plan })
+            .await
+    }
+
+    /// Acknowledges everything up to `cursor` as durably applied.
+    pub async fn ack(&self, plan: PlanId, cursor: Cursor) -> Result<(), TransportError> {
+        self.expect_done(|request| ClientToRelay::Ack {
+            request,
+            plan,
+            cursor,
+        })
+        .await
+    }
+
+    /// Stores a snapshot covering cursors up to `covers`.
+    pub async fn put_snapshot(
+        &self,
+        plan: PlanId,
+        covers: Cursor,
+        envelope: &[u8],
+    ) -> Result<bool, TransportError> {
+        let envelope = Blob(envelope.to_vec());
+        match self
+            .request(|request| ClientToRelay::PutSnapshot {
+                request,
+                plan,
+                covers,
+                envelope,
+            })
+            .await?
+        {
+            RelayToClient::Stored { duplicate, .. } => Ok(duplicate),
+            _ => Err(TransportError::Protocol("expected stored")),
+        }
+    }
+
+    /// The newest snapshot of a document.
+    pub async fn get_snapshot(
+        &self,
+        plan: PlanId,
+        doc: DocId,
+    ) -> Result<Option<StoredSnapshot>, TransportError> {
+        match self
+            .request(|request| ClientToRelay::GetSnapshot { request, plan, doc })
+            .await?
+        {
+            RelayToClient::Snapshot { snapshot, .. } => Ok(snapshot),
+            _ => Err(TransportError::Protocol("expected a snapshot")),
+        }
+    }
+
+    /// Deletes the plan from the relay.
+    pub async fn delete_plan(&self, plan: PlanId) -> Result<(), TransportError> {
+        self.expect_done(|request| ClientToRelay::DeletePlan { request, plan })
+            .await
+    }
+
+    /// Opens a pairing mailbox; returns its nameplate.
+    pub async fn pair_open(&self) -> Result<String, TransportError> {
+        match self
+            .request(|request| ClientToRelay::PairOpen { request })
+            .await?
+        {
+            RelayToClient::PairOpened { nameplate, .. } => Ok(nameplate),
+            _ => Err(TransportError::Protocol("expected a nameplate")),
+        }
+    }
+
+    /// Joins a pairing mailbox. Messages waiting in it arrive as pushes.
+    pub async fn pair_join(&self, nameplate: &str) -> Result<(), TransportError> {
+        let nameplate = nameplate.to_owned();
+        self.expect_done(|request| ClientToRelay::PairJoin { request, nameplate })
+            .await
+    }
+
+    /// Sends a message to the other side of a mailbox.
+    pub async fn pair_send(&self, nameplate: &str, body: &[u8]) -> Result<(), TransportError> {
+        let (nameplate, body) = (nameplate.to_owned(), Blob(body.to_vec()));
+        self.expect_done(|request| ClientToRelay::PairSend {
+            request,
+            nameplate,
+            body,
+        })
+        .await
+    }
+
+    /// Closes a mailbox.
+    pub async fn pair_close(
+        &self,
+        nameplate: &str,
+        outcome: PairOutcome,
+    ) -> Result<(), TransportError> {
+        let nameplate = nameplate.to_owned();
+        self.expect_done(|request| ClientToRelay::PairClose {
+            request,
+            nameplate,
+            outcome,
+        })
+        .await
+    }
+
+    /// A round trip.
+    pub async fn ping(&self) -> Result<(), TransportError> {
+        match self
+            .request(|request| ClientToRelay::Ping { request })
+            .await?
+        {
+            RelayToClient::Pong { .. } => Ok(()),
+            _ => Err(TransportError::Protocol("expected pong")),
+        }
+    }
+
+    async fn expect_done(
+        &self,
+        build: impl FnOnce(RequestId) -> ClientToRelay,
+    ) -> Result<(), TransportError> {
+        match self.request(build).await? {
+            RelayToClient::Done { .. } => Ok(()),
+            _ => Err(TransportError::Protocol("expected done")),
+        }
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn read(socket: &mut Socket) -> Result<RelayToClient, TransportError> {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Binary(frame))) => {
+                return wire::decode(&frame)
+                    .map_err(|_| TransportError::Protocol("undecodable frame"));
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Ok(Message::Text(_))) => return Err(TransportError::Protocol("text frame")),
+            Some(Ok(Message::Close(_))) | None => return Err(TransportError::Closed),
+            Some(Err(_)) => return Err(TransportError::Closed),
+        }
+    }
+}
+
+async fn write(socket: &mut Socket, message: &ClientToRelay) -> Result<(), TransportError> {
+    let frame = wire::encode(message).map_err(|_| TransportError::Protocol("message too large"))?;
+    socket
+        .send(Message::Binary(frame.into()))
+        .await
+        .map_err(|_| TransportError::Closed)
+}
+
+/// Owns the socket until it closes.
+async fn drive(
+    mut socket: Socket,
+    mut requests: mpsc::Receiver<(ClientToRelay, Reply)>,
+    pushes: mpsc::Sender<Push>,
+) {
+    let mut waiting: HashMap<RequestId, Reply> = HashMap::new();
+    let mut keepalive = tokio::time::interval(KEEPALIVE);
+    keepalive.tick().await;
+    let end = loop {
+        tokio::select! {
+            request = requests.recv() => {
+                let Some((message, reply)) = request else { break TransportError::Closed };
+                let Some(id) = message.request() else { continue };
+                if let Err(error) = write(&mut socket, &message).await {
+                    let _ = reply.send(Err(error.clone()));
+                    break error;
+                }
+                waiting.insert(id, reply);
+            }
+            frame = read(&mut socket) => {
+                let message = match frame {
+                    Ok(message) => message,
+                    Err(error) => break error,
+                };
+                if let Some(id) = message.request() {
+                    if let Some(reply) = waiting.remove(&id) {
+                        let _ = reply.send(Ok(message));
+                    }
+                    continue;
+                }
+                let push = match message {
+                    RelayToClient::Deliver { plan, item } => Push::Deliver { plan, item },
+                    RelayToClient::MembershipChanged { plan, len } => Push::MembershipChanged { plan, len },
+                    RelayToClient::PairMessage { nameplate, body } => Push::PairMessage { nameplate, body: body.0 },
+                    RelayToClient::PairClosed { nameplate, outcome } => Push::PairClosed { nameplate, outcome },
+                    RelayToClient::Revoked { plan } => {
+                        let _ = pushes.send(Push::Revoked { plan }).await;
+                        break TransportError::Revoked;
+                    }
+                    RelayToClient::Error { code, message, .. } => break TransportError::Refused { code, message },
+                    _ => continue,
+                };
+                if pushes.send(push).await.is_err() {
+                    // Nobody listens for pushes any more; answers still flow.
+                }
+            }
+            _ = keepalive.tick() => {
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break TransportError::Closed;
+                }
+            }
+        }
+    };
+    for (_, reply) in waiting.drain() {
+        let _ = reply.send(Err(end.clone()));
+    }
+    let _ = pushes.send(Push::Closed(end)).await;
+    let _ = socket.close(None).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_and_origins_come_from_the_address() {
+        assert_eq!(
+            endpoint("ws://127.0.0.1:2683").unwrap(),
+            (
+                "ws://127.0.0.1:2683/v1/ws".into(),
+                "ws://127.0.0.1:2683".into()
+            )
+        );
+        assert_eq!(
+            endpoint("WSS://Relay.Example.org/").unwrap(),
+            (
+                "wss://relay.example.org/v1/ws".into(),
+                "wss://relay.example.org".into()
+            )
+        );
+        assert_eq!(
+            endpoint("wss://r.example/cove/v1/ws").unwrap().0,
+            "wss://r.example/cove/v1/ws"
+        );
+        assert!(endpoint("https://relay.example").is_err());
+        assert!(endpoint("relay.example").is_err());
+        assert!(endpoint("ws://user@relay.example").is_err());
+    }
+}

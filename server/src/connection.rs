@@ -1,0 +1,248 @@
+//! One WebSocket connection: challenge, authentication, then requests in
+//! order, with live deliveries interleaved.
+//!
+//! Every wait has a bound: authentication must finish within the auth
+//! timeout, a silent connection is closed after the idle timeout, and a
+//! device that keeps exceeding its rate is disconnected. Whatever ends a
+//! connection is reported to the device as one error frame first.
+
+use crate::error::ApiError;
+use crate::hub::{Kick, Outbound, Registration};
+use crate::relay::RelayState;
+use crate::requests::Session;
+use crate::store::Store;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
+use cove_shared::random::Entropy;
+use cove_shared::wire::{self, ClientToRelay, ErrorCode, Nonce32, RelayToClient, WireError};
+use cove_shared::{DeviceId, OsEntropy};
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio::time::{Instant, sleep_until, timeout};
+
+/// Serves one upgraded connection until it ends.
+#[tracing::instrument(skip_all, fields(peer = %peer, device = tracing::field::Empty))]
+pub async fn serve<S: Store>(relay: Arc<RelayState<S>>, mut socket: WebSocket, peer: IpAddr) {
+    let _gauge = relay.metrics.connection();
+    // The gauge counts this connection already, authenticated or not.
+    if relay.metrics.open_connections() > relay.settings.limits.max_connections as i64 {
+        refuse(
+            &relay,
+            &mut socket,
+            ApiError::new(ErrorCode::TooManyConnections),
+        )
+        .await;
+        return;
+    }
+    let device = match authenticate(&relay, &mut socket).await {
+        Ok(device) => device,
+        Err(error) => {
+            refuse(&relay, &mut socket, error).await;
+            return;
+        }
+    };
+    tracing::Span::current().record("device", tracing::field::display(device.fingerprint()));
+    tracing::debug!("authenticated");
+    let registration = relay.hub.register(device);
+    let id = registration.id;
+    let mut session = Session::new(&relay, device, id, peer);
+    let end = run(&relay, &mut socket, &mut session, registration).await;
+    for (nameplate, side) in relay.hub.unregister(id) {
+        session.abandon_pairing(&nameplate, side).await;
+    }
+    if let Some(error) = end {
+        refuse(&relay, &mut socket, error).await;
+    } else {
+        let _ = socket.send(Message::Close(None)).await;
+    }
+    tracing::debug!("closed");
+}
+
+/// Sends the challenge and checks the answer.
+async fn authenticate<S: Store>(
+    relay: &RelayState<S>,
+    socket: &mut WebSocket,
+) -> Result<DeviceId, ApiError> {
+    let nonce = Nonce32(OsEntropy.array());
+    let origin = relay.origins.first().cloned().unwrap_or_default();
+    let challenge = RelayToClient::Challenge {
+        version: wire::PROTOCOL_VERSION,
+        origin,
+        nonce,
+    };
+    send(socket, &challenge)
+        .await
+        .map_err(|()| ApiError::new(ErrorCode::Internal).fatal())?;
+    let answer = timeout(relay.settings.limits.auth_timeout, socket.recv())
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::AuthTimeout).fatal())?;
+    let frame = match answer {
+        Some(Ok(Message::Binary(frame))) => frame,
+        Some(Ok(_)) | Some(Err(_)) | None => return Err(ApiError::new(ErrorCode::BadFrame).fatal()),
+    };
+    match wire::decode::<ClientToRelay>(&frame) {
+        Ok(ClientToRelay::Authenticate { device, signature }) => {
+            let valid = relay
+                .origins
+                .iter()
+                .any(|o| wire::verify_challenge(o, &nonce, &device, &signature));
+            if valid {
+                send(socket, &RelayToClient::Authenticated { device })
+                    .await
+                    .map_err(|()| ApiError::new(ErrorCode::Internal).fatal())?;
+                Ok(device)
+            } else {
+                Err(ApiError::new(ErrorCode::AuthFailed).fatal())
+            }
+        }
+        Ok(_) => Err(ApiError::new(ErrorCode::AuthRequired).fatal()),
+        Err(error) => Err(frame_error(&error).fatal()),
+    }
+}
+
+/// The request loop. Returns the error that ended it, if any.
+async fn run<S: Store>(
+    relay: &RelayState<S>,
+    socket: &mut WebSocket,
+    session: &mut Session<'_, S>,
+    mut registration: Registration,
+) -> Option<ApiError> {
+    let idle = relay.settings.limits.idle_timeout;
+    let mut deadline = Instant::now() + idle;
+    let mut shutdown = relay.shutdown.clone();
+    if *shutdown.borrow() {
+        return Some(ApiError::new(ErrorCode::ShuttingDown).fatal());
+    }
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return Some(ApiError::new(ErrorCode::ShuttingDown).fatal()),
+            _ = registration.kick.changed() => {
+                let kick = registration.kick.borrow_and_update().clone();
+                match kick {
+                    Some(Kick::Revoked(plan)) => {
+                        relay.metrics.rejected(ErrorCode::Revoked);
+                        let _ = send(socket, &RelayToClient::Revoked { plan }).await;
+                        return None;
+                    }
+                    Some(Kick::Error(code)) => return Some(ApiError::new(code).fatal()),
+                    None => {}
+                }
+            }
+            out = registration.outbound.recv() => {
+                let frame = match out {
+                    Some(Outbound::Frame(frame)) => frame,
+                    Some(Outbound::PairMessage { id, frame }) => {
+                        if !session.first_delivery(id) {
+                            continue;
+                        }
+                        frame
+                    }
+                    None => return None,
+                };
+                if socket.send(Message::Binary(frame)).await.is_err() {
+                    return None;
+                }
+            }
+            message = socket.recv() => {
+                deadline = Instant::now() + idle;
+                let frame = match message {
+                    Some(Ok(Message::Binary(frame))) => frame,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Text(_))) => return Some(ApiError::with(ErrorCode::BadFrame, "text frames are not part of the protocol").fatal()),
+                    Some(Ok(Message::Close(_))) | None => return None,
+                    Some(Err(error)) => return Some(socket_error(&error, relay.settings.limits.max_frame_bytes)),
+                };
+                match respond(session, &frame).await {
+                    Ok(replies) => {
+                        for reply in replies {
+                            if socket.send(Message::Binary(reply)).await.is_err() {
+                                return None;
+                            }
+                        }
+                    }
+                    Err(error) => return Some(error),
+                }
+            }
+            _ = sleep_until(deadline) => return Some(ApiError::new(ErrorCode::IdleTimeout).fatal()),
+        }
+    }
+}
+
+/// Handles one frame; `Err` only for an error that ends the connection.
+async fn respond<S: Store>(
+    session: &mut Session<'_, S>,
+    frame: &[u8],
+) -> Result<Vec<Bytes>, ApiError> {
+    let request = match wire::decode::<ClientToRelay>(frame) {
+        Ok(request) => request,
+        Err(error) => {
+            let error = frame_error(&error);
+            session.relay.metrics.rejected(error.code);
+            return Err(error.fatal());
+        }
+    };
+    let id = request.request();
+    let replies = match session.handle(request).await {
+        Ok(replies) => replies,
+        Err(error) => {
+            session.relay.metrics.rejected(error.code);
+            if error.fatal {
+                return Err(error);
+            }
+            tracing::debug!(code = %error.code, "request refused");
+            vec![error.frame(id)]
+        }
+    };
+    Ok(replies
+        .iter()
+        .filter_map(|r| wire::encode(r).ok())
+        .map(Bytes::from)
+        .collect())
+}
+
+fn frame_error(error: &WireError) -> ApiError {
+    match error {
+        WireError::FrameTooLarge { .. } => ApiError::new(ErrorCode::FrameTooLarge),
+        WireError::Unsupported => ApiError::new(ErrorCode::Unsupported),
+        _ => ApiError::new(ErrorCode::BadFrame),
+    }
+}
+
+fn socket_error(error: &axum::Error, max: usize) -> ApiError {
+    let text = error.to_string();
+    if text.contains("Space limit exceeded")
+        || text.contains("too long")
+        || text.contains("Capacity")
+    {
+        ApiError::with(
+            ErrorCode::FrameTooLarge,
+            format!("messages are limited to {max} bytes"),
+        )
+        .fatal()
+    } else {
+        ApiError::new(ErrorCode::BadFrame).fatal()
+    }
+}
+
+/// Reports `error` to the peer and closes.
+async fn refuse<S: Store>(relay: &RelayState<S>, socket: &mut WebSocket, error: ApiError) {
+    relay.metrics.rejected(error.code);
+    tracing::debug!(code = %error.code, "connection ended");
+    let _ = send(socket, &error.frame(None)).await;
+    let reason = error.code.name();
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: 1008,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
+async fn send(socket: &mut WebSocket, message: &RelayToClient) -> Result<(), ()> {
+    let frame = wire::encode(message).map_err(|_| ())?;
+    socket
+        .send(Message::Binary(Bytes::from(frame)))
+        .await
+        .map_err(|_| ())
+}

@@ -1,0 +1,76 @@
+//! The HTTP surface: the WebSocket at `/v1/ws`, `/healthz` and `/metrics`.
+
+use crate::connection;
+use crate::error::ApiError;
+use crate::relay::RelayState;
+use crate::store::Store;
+use axum::Router;
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use cove_shared::wire::ErrorCode;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// The relay's routes.
+pub fn router<S: Store>(relay: Arc<RelayState<S>>) -> Router {
+    Router::new()
+        .route("/v1/ws", get(websocket::<S>))
+        .route("/healthz", get(healthz::<S>))
+        .route("/metrics", get(metrics::<S>))
+        .with_state(relay)
+}
+
+async fn websocket<S: Store>(
+    State(relay): State<Arc<RelayState<S>>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let peer = peer_address(&relay, addr, &headers);
+    let limits = &relay.settings.limits;
+    // tungstenite allocates its buffers per connection; the defaults (about
+    // 128 KiB) would dominate an idle relay's memory.
+    upgrade
+        .read_buffer_size(limits.read_buffer_bytes)
+        .write_buffer_size(limits.write_buffer_bytes)
+        .max_write_buffer_size(limits.max_frame_bytes.saturating_mul(2))
+        .max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .on_upgrade(move |socket| connection::serve(relay, socket, peer))
+}
+
+/// The client's address: the TCP peer, or the first X-Forwarded-For entry
+/// when the operator says a trusted proxy sets it.
+fn peer_address<S: Store>(relay: &RelayState<S>, addr: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    if relay.settings.trust_forwarded_for {
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok());
+        if let Some(ip) = forwarded {
+            return ip;
+        }
+    }
+    addr.ip()
+}
+
+async fn healthz<S: Store>(State(relay): State<Arc<RelayState<S>>>) -> Response {
+    if *relay.shutdown.borrow() {
+        return ApiError::new(ErrorCode::ShuttingDown).into_response();
+    }
+    match relay.store.ping().await {
+        Ok(()) => "ok\n".into_response(),
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+async fn metrics<S: Store>(State(relay): State<Arc<RelayState<S>>>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        relay.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,246 @@
+//! The relay's shared state, and the background tasks that serve it:
+//! events from other relay processes, and expiry.
+
+use crate::batch::Batcher;
+use crate::error::ApiError;
+use crate::events::Event;
+use crate::hub::{Hub, Outbound};
+use crate::limits::{AddressWindows, DeviceLimiter};
+use crate::metrics::{Metrics, StoreOp};
+use crate::settings::Settings;
+use crate::store::{Quota, Store};
+use bytes::Bytes;
+use cove_shared::wire::{self, Blob, ErrorCode, RelayToClient, StoredEnvelope};
+use cove_shared::{MembershipLog, MembershipState, PlanId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// Plans whose verified membership is kept in memory before the cache is
+/// cleared and rebuilt on demand.
+const MEMBERSHIP_CACHE: usize = 10_000;
+
+/// How often expired signals and mailboxes are dropped.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Everything every connection shares.
+pub struct RelayState<S: Store> {
+    /// The settings the relay started with.
+    pub settings: Settings,
+    /// Origins a device may sign.
+    pub origins: Vec<String>,
+    /// Storage.
+    pub store: S,
+    /// In-process routing.
+    pub hub: Hub,
+    /// Group commit.
+    pub batcher: Batcher,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Requests per device.
+    pub device_limits: DeviceLimiter,
+    /// Pairing attempts per address.
+    pub pairing_limits: AddressWindows,
+    /// Becomes true when the relay shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    memberships: Mutex<HashMap<PlanId, Arc<MembershipState>>>,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl<S: Store> RelayState<S> {
+    /// Builds the state and starts the group-commit task.
+    pub fn new(settings: Settings, store: S, shutdown: watch::Receiver<bool>) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::default());
+        let limits = &settings.limits;
+        let quota = Quota {
+            max_envelopes: limits.plan_max_envelopes,
+            max_bytes: limits.plan_max_bytes,
+        };
+        let batcher = Batcher::start(store.clone(), quota, metrics.clone());
+        Arc::new(Self {
+            origins: settings.accepted_origins(),
+            device_limits: DeviceLimiter::new(limits.device_rate_per_sec, limits.device_rate_burst),
+            pairing_limits: AddressWindows::new(
+                limits.pairing_attempts_per_address,
+                limits.pairing_ttl,
+            ),
+            settings,
+            store,
+            hub: Hub::default(),
+            batcher,
+            metrics,
+            shutdown,
+            memberships: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Times a store call for the latency histogram.
+    pub async fn timed<T>(&self, op: StoreOp, call: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = call.await;
+        self.metrics.store_latency(op, started.elapsed());
+        out
+    }
+
+    /// The plan's verified membership, from the cache or the store.
+    pub async fn membership(
+        &self,
+        plan: PlanId,
+        fresh: bool,
+    ) -> Result<Arc<MembershipState>, ApiError> {
+        if !fresh && let Some(state) = self.cached(plan) {
+            return Ok(state);
+        }
+        let log = self.load_log(plan).await?;
+        let state = Arc::new(log.state().clone());
+        self.cache(plan, state.clone());
+        Ok(state)
+    }
+
+    /// The plan's whole membership log, verified from its stored entries.
+    pub async fn load_log(&self, plan: PlanId) -> Result<MembershipLog, ApiError> {
+        let entries = self
+            .timed(StoreOp::Membership, self.store.membership(plan, 0))
+            .await?;
+        if entries.is_empty() {
+            return Err(ApiError::new(ErrorCode::NotFound));
+        }
+        MembershipLog::decode(entries.iter().map(Vec::as_slice), None).map_err(|error| {
+            // The relay verified every entry before storing it.
+            tracing::error!(%plan, %error, "stored membership log does not verify");
+            ApiError::new(ErrorCode::Internal)
+        })
+    }
+
+    fn cached(&self, plan: PlanId) -> Option<Arc<MembershipState>> {
+        self.memberships.lock().ok()?.get(&plan).cloned()
+    }
+
+    /// Caches a plan's membership.
+    pub fn cache(&self, plan: PlanId, state: Arc<MembershipState>) {
+        if let Ok(mut cache) = self.memberships.lock() {
+            if cache.len() >= MEMBERSHIP_CACHE {
+                cache.clear();
+            }
+            cache.insert(plan, state);
+        }
+    }
+
+    /// Drops a plan's cached membership.
+    pub fn forget(&self, plan: PlanId) {
+        if let Ok(mut cache) = self.memberships.lock() {
+            cache.remove(&plan);
+        }
+    }
+
+    /// Applies an event published by another relay process.
+    pub async fn apply_remote(&self, event: Event) {
+        match event {
+            Event::Stored {
+                plan,
+                cursor,
+                sender,
+            } => {
+                let body = match self.store.envelope(plan, cursor).await {
+                    Ok(Some(body)) => body,
+                    Ok(None) => return, // compacted or deleted meanwhile
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot read a notified envelope");
+                        return;
+                    }
+                };
+                let item = StoredEnvelope {
+                    cursor,
+                    envelope: Blob(body),
+                };
+                if let Ok(frame) = wire::encode(&RelayToClient::Deliver { plan, item }) {
+                    let n = self.hub.deliver(plan, Some(sender), &Bytes::from(frame));
+                    self.metrics.forwarded(n);
+                }
+            }
+            Event::Membership { plan, len, revoked } => {
+                self.forget(plan);
+                if let Ok(frame) = wire::encode(&RelayToClient::MembershipChanged { plan, len }) {
+                    self.hub.deliver(plan, None, &Bytes::from(frame));
+                }
+                self.hub.revoke(plan, &revoked);
+            }
+            Event::PlanDeleted { plan } => {
+                self.forget(plan);
+                self.hub.plan_deleted(plan);
+            }
+            Event::PairMessage { nameplate, to, id } => {
+                let Ok(Some(body)) = self.store.pair_message(id).await else {
+                    return;
+                };
+                let message = RelayToClient::PairMessage {
+                    nameplate: nameplate.clone(),
+                    body: Blob(body),
+                };
+                if let Ok(frame) = wire::encode(&message) {
+                    self.hub.pair_send(
+                        &nameplate,
+                        to,
+                        Outbound::PairMessage {
+                            id,
+                            frame: Bytes::from(frame),
+                        },
+                    );
+                }
+            }
+            Event::PairClosed {
+                nameplate,
+                to,
+                outcome,
+            } => {
+                let message = RelayToClient::PairClosed {
+                    nameplate: nameplate.clone(),
+                    outcome,
+                };
+                if let Ok(frame) = wire::encode(&message) {
+                    self.hub
+                        .pair_send(&nameplate, to, Outbound::Frame(Bytes::from(frame)));
+                }
+            }
+        }
+    }
+
+    /// Starts the tasks that listen to other relay processes and expire
+    /// old data. They end when the relay shuts down.
+    pub fn spawn_background(self: &Arc<Self>) {
+        if let Some(mut events) = self.store.listen() {
+            let relay = self.clone();
+            tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    relay.apply_remote(event).await;
+                }
+            });
+        }
+        let relay = self.clone();
+        tokio::spawn(async move {
+            let mut shutdown = relay.shutdown.clone();
+            let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.changed() => return,
+                }
+                match relay
+                    .timed(StoreOp::Other, relay.store.expire(unix_now()))
+                    .await
+                {
+                    Ok(expired) => relay.metrics.expired(expired.signals),
+                    Err(error) => tracing::warn!(%error, "expiry failed"),
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,678 @@
+//! What the relay does with each request of an authenticated connection.
+//!
+//! The relay never decrypts. It checks what it can without a key: that the
+//! device may act on the plan, that an envelope is well formed and signed by
+//! the authenticated device, and that the plan's membership log admits it
+//! (the sender owns the document it writes, and its membership view is a
+//! prefix of the log). Then it stores, and pushes live.
+
+use crate::error::ApiError;
+use crate::events::Event;
+use crate::hub::{ConnId, Outbound};
+use crate::metrics::StoreOp;
+use crate::relay::{RelayState, unix_now};
+use crate::store::{
+    Access, Appended, NewEnvelope, NewSnapshot, RegistryChange, Side, SnapshotStored, Store,
+};
+use bytes::Bytes;
+use cove_shared::envelope::{self, Header};
+use cove_shared::membership::{Appended as EntryAppended, MembershipError};
+use cove_shared::wire::{
+    self, Blob, ClientToRelay, Cursor, ErrorCode, MAX_MEMBERSHIP_PAGE, MAX_NAMEPLATE_LEN,
+    MAX_PAGE_ITEMS, MAX_PAIR_MESSAGE_LEN, PairOutcome, RelayToClient, RequestId, StoredEnvelope,
+};
+use cove_shared::{DeviceId, Entry, EntryBody, EnvelopeHash, Kind, MembershipLog, PlanId};
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::Instant;
+
+/// Consecutive rate-limited requests after which the connection is closed.
+const MAX_LIMITED_IN_A_ROW: u32 = 200;
+
+/// One authenticated connection's state.
+pub struct Session<'a, S: Store> {
+    /// The relay.
+    pub relay: &'a RelayState<S>,
+    device: DeviceId,
+    conn: ConnId,
+    peer: IpAddr,
+    /// Plans this connection has been found to be an active member of.
+    active: HashSet<PlanId>,
+    /// Pairing messages already passed on, by id, so none arrives twice.
+    delivered: HashSet<i64>,
+    limited_in_a_row: u32,
+}
+
+impl<'a, S: Store> Session<'a, S> {
+    /// A session for an authenticated device.
+    pub fn new(relay: &'a RelayState<S>, device: DeviceId, conn: ConnId, peer: IpAddr) -> Self {
+        Self {
+            relay,
+            device,
+            conn,
+            peer,
+            active: HashSet::new(),
+            delivered: HashSet::new(),
+            limited_in_a_row: 0,
+        }
+    }
+
+    /// Handles one request; a non-fatal error is reported and the
+    /// connection carries on.
+    pub async fn handle(&mut self, request: ClientToRelay) -> Result<Vec<RelayToClient>, ApiError> {
+        if self.relay.device_limits.allow(self.device, Instant::now()) {
+            self.limited_in_a_row = 0;
+        } else {
+            self.limited_in_a_row += 1;
+            let error = ApiError::new(ErrorCode::RateLimited);
+            return Err(if self.limited_in_a_row >= MAX_LIMITED_IN_A_ROW {
+                error.fatal()
+            } else {
+                error
+            });
+        }
+        use ClientToRelay as C;
+        match request {
+            C::Authenticate { .. } => Err(ApiError::with(
+                ErrorCode::BadFrame,
+                "this connection is already authenticated",
+            )
+            .fatal()),
+            C::CreatePlan { request, genesis } => self.create_plan(request, &genesis.0).await,
+            C::AppendMembership {
+                request,
+                plan,
+                entry,
+            } => self.append_membership(request, plan, &entry.0).await,
+            C::FetchMembership {
+                request,
+                plan,
+                from,
+            } => {
+                self.require_active(plan).await?;
+                let entries = self
+                    .relay
+                    .timed(StoreOp::Membership, self.relay.store.membership(plan, 0))
+                    .await?;
+                let len = entries.len() as u64;
+                let from = usize::try_from(from).unwrap_or(usize::MAX);
+                let page = entries
+                    .into_iter()
+                    .skip(from)
+                    .take(MAX_MEMBERSHIP_PAGE)
+                    .map(Blob)
+                    .collect();
+                Ok(vec![RelayToClient::Membership {
+                    request,
+                    plan,
+                    entries: page,
+                    len,
+                }])
+            }
+            C::Push {
+                request,
+                plan,
+                envelope,
+            } => self.push(request, plan, envelope.0).await,
+            C::Fetch {
+                request,
+                plan,
+                after,
+                limit,
+            } => {
+                self.require_active(plan).await?;
+                let limit = limit.clamp(1, MAX_PAGE_ITEMS);
+                let max_bytes = self
+                    .relay
+                    .settings
+                    .limits
+                    .max_frame_bytes
+                    .saturating_sub(4096);
+                let page = self
+                    .relay
+                    .timed(
+                        StoreOp::Fetch,
+                        self.relay
+                            .store
+                            .fetch(plan, after, limit, max_bytes, unix_now()),
+                    )
+                    .await?;
+                Ok(vec![RelayToClient::Page {
+                    request,
+                    plan,
+                    items: page.items,
+                    head: page.head,
+                    compacted: page.compacted,
+                }])
+            }
+            C::Subscribe { request, plan } => {
+                self.require_active(plan).await?;
+                self.relay.hub.subscribe(self.conn, plan);
+                Ok(vec![RelayToClient::Done { request }])
+            }
+            C::Ack {
+                request,
+                plan,
+                cursor,
+            } => {
+                self.require_active(plan).await?;
+                let compacted = self
+                    .relay
+                    .timed(
+                        StoreOp::Ack,
+                        self.relay.store.ack(plan, self.device, cursor),
+                    )
+                    .await?;
+                self.relay.metrics.compacted(compacted);
+                Ok(vec![RelayToClient::Done { request }])
+            }
+            C::PutSnapshot {
+                request,
+                plan,
+                covers,
+                envelope,
+            } => self.put_snapshot(request, plan, covers, envelope.0).await,
+            C::GetSnapshot { request, plan, doc } => {
+                self.require_active(plan).await?;
+                let snapshot = self
+                    .relay
+                    .timed(StoreOp::Snapshot, self.relay.store.snapshot(plan, doc))
+                    .await?;
+                Ok(vec![RelayToClient::Snapshot {
+                    request,
+                    plan,
+                    snapshot,
+                }])
+            }
+            C::DeletePlan { request, plan } => {
+                self.require_active(plan).await?;
+                self.relay
+                    .timed(StoreOp::Other, self.relay.store.delete_plan(plan))
+                    .await?;
+                tracing::info!("plan deleted by a member device");
+                self.relay.forget(plan);
+                self.active.remove(&plan);
+                self.relay.hub.plan_deleted(plan);
+                self.relay.store.publish(&Event::PlanDeleted { plan }).await;
+                Ok(vec![RelayToClient::Done { request }])
+            }
+            C::PairOpen { request } => self.pair_open(request).await,
+            C::PairJoin { request, nameplate } => self.pair_join(request, nameplate).await,
+            C::PairSend {
+                request,
+                nameplate,
+                body,
+            } => self.pair_send(request, nameplate, body).await,
+            C::PairClose {
+                request,
+                nameplate,
+                outcome,
+            } => self.pair_close(request, nameplate, outcome).await,
+            C::Ping { request } => Ok(vec![RelayToClient::Pong { request }]),
+            _ => Err(ApiError::new(ErrorCode::Unsupported)),
+        }
+    }
+
+    /// Fails unless the device is an active member of `plan`. An unknown
+    /// plan and a plan the device does not belong to get the same answer.
+    async fn require_active(&mut self, plan: PlanId) -> Result<(), ApiError> {
+        if self.active.contains(&plan) {
+            return Ok(());
+        }
+        match self
+            .relay
+            .timed(StoreOp::Other, self.relay.store.access(plan, self.device))
+            .await?
+        {
+            Access::Active => {
+                self.active.insert(plan);
+                Ok(())
+            }
+            Access::Revoked => Err(ApiError::new(ErrorCode::Revoked).fatal()),
+            Access::Unknown => Err(ApiError::new(ErrorCode::NotFound)),
+        }
+    }
+
+    async fn create_plan(
+        &mut self,
+        request: RequestId,
+        genesis: &[u8],
+    ) -> Result<Vec<RelayToClient>, ApiError> {
+        let invalid =
+            |e: MembershipError| ApiError::with(ErrorCode::InvalidMembership, e.to_string());
+        let entry = Entry::decode(genesis).map_err(|e| invalid(e.into()))?;
+        let log = MembershipLog::from_genesis(entry).map_err(invalid)?;
+        if log.entries()[0].signer() != self.device {
+            return Err(ApiError::with(
+                ErrorCode::InvalidMembership,
+                "the genesis must be signed by this device",
+            ));
+        }
+        let plan = log.state().plan();
+        self.relay
+            .timed(
+                StoreOp::Membership,
+                self.relay
+                    .store
+                    .create_plan(plan, genesis, self.device, unix_now()),
+            )
+            .await?;
+        tracing::info!("plan created");
+        self.relay
+            .cache(plan, std::sync::Arc::new(log.state().clone()));
+        self.active.insert(plan);
+        Ok(vec![RelayToClient::Stored {
+            request,
+            cursor: Cursor(0),
+            duplicate: false,
+        }])
+    }
+
+    async fn append_membership(
+        &mut self,
+        request: RequestId,
+        plan: PlanId,
+        bytes: &[u8],
+    ) -> Result<Vec<RelayToClient>, ApiError> {
+        self.require_active(plan).await?;
+        let invalid =
+            |e: MembershipError| ApiError::with(ErrorCode::InvalidMembership, e.to_string());
+        let entry = Entry::decode(bytes).map_err(|e| invalid(e.into()))?;
+        let index = entry.index();
+        let mut log = self.relay.load_log(plan).await?;
+        let change = match &entry.body() {
+            EntryBody::AddDevice { bundle, .. } => RegistryChange {
+                added: vec![bundle.device],
+                revoked: vec![],
+            },
+            EntryBody::RevokeDevice { device, .. } => RegistryChange {
+                added: vec![],
+                revoked: vec![*device],
+            },
+            _ => RegistryChange::default(),
+        };
+        match log.append(entry) {
+            Ok(EntryAppended::Duplicate) => {
+                return Ok(vec![RelayToClient::Stored {
+                    request,
+                    cursor: Cursor(index),
+                    duplicate: true,
+                }]);
+            }
+            Ok(EntryAppended::New) => {}
+            Err(MembershipError::Fork { .. } | MembershipError::OutOfOrder { .. }) => {
+                return Err(ApiError::new(ErrorCode::MembershipConflict));
+            }
+            Err(error) => return Err(invalid(error)),
+        }
+        self.relay
+            .timed(
+                StoreOp::Membership,
+                self.relay
+                    .store
+                    .append_membership(plan, index, bytes, &change),
+            )
+            .await?;
+        tracing::info!(index, "membership entry appended");
+        self.relay
+            .cache(plan, std::sync::Arc::new(log.state().clone()));
+        let len = log.state().len();
+        if let Ok(frame) = wire::encode(&RelayToClient::MembershipChanged { plan, len }) {
+            self.relay
+                .hub
+                .deliver(plan, Some(self.device), &Bytes::from(frame));
+        }
+        if !change.revoked.is_empty() {
+            self.relay.hub.revoke(plan, &change.revoked);
+        }
+        let revoked = change.revoked;
+        self.relay
+            .store
+            .publish(&Event::Membership { plan, len, revoked })
+            .await;
+        Ok(vec![RelayToClient::Stored {
+            request,
+            cursor: Cursor(index),
+            duplicate: false,
+        }])
+    }
+
+    /// The checks an envelope must pass before it is stored.
+    async fn admit(
+        &mut self,
+        plan: PlanId,
+        bytes: &[u8],
+        kinds: &[Kind],
+    ) -> Result<(Header, EnvelopeHash), ApiError> {
+        self.require_active(plan).await?;
+        let max = self.relay.settings.limits.max_envelope_bytes;
+        if bytes.len() > max {
+            return Err(ApiError::with(
+                ErrorCode::FrameTooLarge,
+                format!("envelopes are limited to {max} bytes"),
+            ));
+        }
+        let invalid = |why: &'static str| ApiError::with(ErrorCode::InvalidEnvelope, why);
+        let (header, hash) = envelope::inspect(bytes)
+            .map_err(|_| invalid("the envelope is malformed or its signature does not verify"))?;
+        if header.plan != plan || header.sender != self.device || !kinds.contains(&header.kind) {
+            return Err(invalid(
+                "the envelope's plan, sender or kind does not match this request",
+            ));
+        }
+        // The log may have grown in another relay process: look again once.
+        let mut admitted = self.relay.membership(plan, false).await?.admits(&header);
+        if !admitted {
+            admitted = self.relay.membership(plan, true).await?.admits(&header);
+        }
+        if !admitted {
+            return Err(invalid(
+                "the membership log does not admit this envelope (document owner, epoch or view)",
+            ));
+        }
+        Ok((header, hash))
+    }
+
+    async fn push(
+        &mut self,
+        request: RequestId,
+        plan: PlanId,
+        bytes: Vec<u8>,
+    ) -> Result<Vec<RelayToClient>, ApiError> {
+        let (header, hash) = self
+            .admit(plan, &bytes, &[Kind::Changes, Kind::Signal])
+            .await?;
+        let ttl = self.relay.settings.limits.signal_ttl.as_secs() as i64;
+        let body = Bytes::from(bytes);
+        let size = body.len();
+        let new = NewEnvelope {
+            plan,
+            sender: self.device,
+            kind: header.kind,
+            seq: header.seq,
+            doc: header.doc,
+            hash,
+            expires_at: (header.kind == Kind::Signal).then(|| unix_now() + ttl),
+            body: body.clone(),
+        };
+        match self.relay.batcher.append(new).await? {
+            Appended::Duplicate(cursor) => Ok(vec![RelayToClient::Stored {
+                request,
+                cursor,
+                duplicate: true,
+            }]),
+            Appended::New(cursor) => {
+                self.relay.metrics.stored(size);
+                let item = StoredEnvelope {
+                    cursor,
+                    envelope: Blob(body.to_vec()),
+                };
+                if let Ok(frame) = wire::encode(&RelayToClient::Deliver { plan, item }) {
+                    let n = self
+                        .relay
+                        .hub
+                        .deliver(plan, Some(self.device), &Bytes::from(frame));
+                    self.relay.metrics.forwarded(n);
+                }
+                self.relay
+                    .store
+                    .publish(&Event::Stored {
+                        plan,
+                        cursor,
+                        sender: self.device,
+                    })
+                    .await;
+                Ok(vec![RelayToClient::Stored {
+                    request,
+                    cursor,
+                    duplicate: false,
+                }])
+            }
+        }
+    }
+
+    async fn put_snapshot(
+        &mut self,
+        request: RequestId,
+        plan: PlanId,
+        covers: Cursor,
+        bytes: Vec<u8>,
+    ) -> Result<Vec<RelayToClient>, ApiError> {
+        let (header, hash) = self.admit(plan, &bytes, &[Kind::Snapshot]).await?;
+        let snapshot = NewSnapshot {
+            plan,
+            doc: header.doc,
+            covers,
+            sender: self.device,
+            seq: header.seq,
+            hash,
+            body: bytes,
+        };
+        match self
+            .relay
+            .timed(StoreOp::Snapshot, self.relay.store.put_snapshot(&snapshot))
+            .await?
+        {
+            SnapshotStored::New { compacted } => {
+                self.relay.metrics.compacted(compacted);
+                Ok(vec![RelayToClient::Stored {
+                    request,
+                    cursor: covers,
+                    duplicate: false,
+                }])
+            }
+            SnapshotStored::Duplicate => Ok(vec![RelayToClient::Stored {
+                request,
+                cursor: covers,
+                duplicate: true,
+            }]),
+            SnapshotStored::Stale => Err(ApiError::with(
+                ErrorCode::InvalidSnapshot,
+                "a snapshot covering more is already stored",
+            )),
+            SnapshotStored::BeyondHead => Err(ApiError::with(
+                ErrorCode::InvalidSnapshot,
+                "the snapshot claims to cover envelopes the relay has not stored",
+            )),
+        }
+    }
+
+    fn pairing_allowed(&self) -> Result<(), ApiError> {
+        if self.relay.pairing_limits.allow(self.peer, Instant::now()) {
+            Ok(())
+        } else {
+            Err(ApiError::new(ErrorCode::PairingRateLimited))
+        }
+    }
+
+    async fn pair_open(&mut self, request: RequestId) -> Result<Vec<RelayToClient>, ApiError> {
+        self.pairing_allowed()?;
+        let expires_at = unix_now() + self.relay.settings.limits.pairing_ttl.as_secs() as i64;
+        let nameplate = self
+            .relay
+            .timed(
+                StoreOp::Pairing,
+                self.relay.store.pair_open(self.device, expires_at),
+            )
+            .await?;
+        self.relay
+            .hub
+            .pair_attach(&nameplate, Side::Opener, self.conn);
+        Ok(vec![RelayToClient::PairOpened { request, nameplate }])
+    }
+
+    async fn pair_join(
+        &mut self,
+        request: RequestId,
+        nameplate: String,
+    ) -> Result<Vec<RelayToClient>, ApiError> {
+        self.pairing_allowed()?;
+        if nameplate.is_empty() || nameplate.len() > MAX_NAMEPLATE_LEN {
+            return Err(ApiError::new(ErrorCode::PairingUnknown));
+        }
+        // Attach before joining, so that a message the opener sends while the
+        // join commits is delivered live rather than lost; duplicates are
+        // dropped by message id.
+        self.relay
+            .hub
+            .pair_attach(&nameplate, Side::Joiner, self.conn);
+        let joined = self
+            .relay
+            .timed(
+                StoreOp::Pairing,
+                self.relay
+                    .store
+                    .pair_join(&nameplate, self.device, unix_now()),
+            )
+            .await;
+        let waiting = match joined {
+            Ok(waiting) => waiting,
+            Err(error) => {
+                self.relay.hub.pair_detach(&nameplate, self.conn);
+                if error == crate::store::PairError::Burned {
+                    // A second join burns the mailbox: tell the opener.
+                    self.notify_closed(&nameplate, Side::Opener, PairOutcome::Failed)
+                        .await;
+                }
+                return Err(error.into());
+            }
+        };
+        let mut replies = vec![RelayToClient::Done { request }];
+        for (id, body) in waiting {
+            if self.delivered.insert(id) {
+                replies.push(RelayToClient::PairMessage {
+                    nameplate: nameplate.clone(),
+                    body: Blob(body),
+                });
+            }
+        }
+        Ok(replies)
+    }
+
+    /// The mailbox and this device's side of it, if it is still usable.
+    async fn my_side(&self, nameplate: &str) -> Result<Side, ApiError> {
+        let mailbox = self
+            .relay
+            .timed(
+                StoreOp::Pairing,
+                self.relay.store.pair_get(nameplate, unix_now()),
+            )
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::PairingUnknown))?;
+        let side = mailbox
+            .side_of(self.device)
+            .ok_or_else(|| ApiError::new(ErrorCode::PairingUnknown))?;
+        use crate::store::PairState;
+        match mailbox.state {
+            PairState::Open | PairState::Joined => Ok(side),
+            PairState::Done | PairState::Burned => Err(ApiError::new(ErrorCode::PairingBurned)),
+        }
+    }
+
+    async fn pair_send(
+        &mut self,
+        request: RequestId,
+        nameplate: String,
+        body: Blob,
+    ) -> Result<Vec<RelayToClient>, ApiError> {
+        if body.0.len() > MAX_PAIR_MESSAGE_LEN {
+            return Err(ApiError::with(
+                ErrorCode::FrameTooLarge,
+                "pairing messages are limited to 8 KiB",
+            ));
+        }
+        let side = self.my_side(&nameplate).await?;
+        let id = self
+            .relay
+            .timed(
+                StoreOp::Pairing,
+                self.relay.store.pair_post(&nameplate, side, &body.0),
+            )
+            .await?;
+        let to = side.other();
+        let message = RelayToClient::PairMessage {
+            nameplate: nameplate.clone(),
+            body,
+        };
+        let local = wire::encode(&message)
+            .map(|frame| {
+                self.relay.hub.pair_send(
+                    &nameplate,
+                    to,
+                    Outbound::PairMessage {
+                        id,
+                        frame: Bytes::from(frame),
+                    },
+                )
+            })
+            .unwrap_or(false);
+        if !local {
+            self.relay
+                .store
+                .publish(&Event::PairMessage { nameplate, to, id })
+                .await;
+        }
+        Ok(vec![RelayToClient::Done { request }])
+    }
+
+    async fn pair_close(
+        &mut self,
+        request: RequestId,
+        nameplate: String,
+        outcome: PairOutcome,
+    ) -> Result<Vec<RelayToClient>, ApiError> {
+        let side = self.my_side(&nameplate).await?;
+        self.relay
+            .timed(
+                StoreOp::Pairing,
+                self.relay.store.pair_close(&nameplate, outcome),
+            )
+            .await?;
+        self.relay.hub.pair_detach(&nameplate, self.conn);
+        self.notify_closed(&nameplate, side.other(), outcome).await;
+        Ok(vec![RelayToClient::Done { request }])
+    }
+
+    async fn notify_closed(&self, nameplate: &str, to: Side, outcome: PairOutcome) {
+        let message = RelayToClient::PairClosed {
+            nameplate: nameplate.to_owned(),
+            outcome,
+        };
+        let local = wire::encode(&message)
+            .map(|frame| {
+                self.relay
+                    .hub
+                    .pair_send(nameplate, to, Outbound::Frame(Bytes::from(frame)))
+            })
+            .unwrap_or(false);
+        if !local {
+            self.relay
+                .store
+                .publish(&Event::PairClosed {
+                    nameplate: nameplate.to_owned(),
+                    to,
+                    outcome,
+                })
+                .await;
+        }
+    }
+
+    /// The connection ended while in a mailbox: an unfinished pairing is
+    /// burned, and the other side is told.
+    pub async fn abandon_pairing(&mut self, nameplate: &str, side: Side) {
+        if self.my_side(nameplate).await.is_ok() {
+            let _ = self
+                .relay
+                .store
+                .pair_close(nameplate, PairOutcome::Failed)
+                .await;
+            self.notify_closed(nameplate, side.other(), PairOutcome::Failed)
+                .await;
+        }
+    }
+
+    /// Whether a pairing message is new to this connection (and marks it seen).
+    pub fn first_delivery(&mut self, id: i64) -> bool {
+        self.delivered.insert(id)
+    }
+}

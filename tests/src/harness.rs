@@ -1,0 +1,459 @@
+//! Test harness: temporary directories, relays in-process and as real
+//! processes, throwaway PostgreSQL databases, and a plan fixture that seals
+//! real envelopes.
+
+use cove_client::transport::{Push, RelayConnection};
+use cove_server::Settings;
+use cove_shared::envelope::{self, Seal};
+use cove_shared::random::{Entropy, OsEntropy};
+use cove_shared::{
+    DeviceSecret, DocId, EnvelopeHash, Keyring, Kind, MembershipLog, Partner, PlanId, Seq, Stream,
+    SymmetricKey,
+};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// A directory removed when dropped.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A fresh, empty directory.
+    pub fn new(name: &str) -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("cove-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        Self(path)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A relay served by this test process, on 127.0.0.1 with an ephemeral port
+/// and SQLite in a temporary directory (unless the settings say otherwise).
+/// It shuts down when dropped.
+pub struct TestRelay {
+    /// `ws://127.0.0.1:PORT`.
+    pub url: String,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: TempDir,
+}
+
+impl TestRelay {
+    /// A relay with default settings.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A relay with settings adjusted by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        let dir = TempDir::new("relay");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("local addr: {e}"));
+        let mut settings = Settings {
+            listen: addr,
+            database: format!("sqlite://{}", dir.path().join("relay.db").display()),
+            ..Settings::default()
+        };
+        tweak(&mut settings);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(cove_server::launch_with_listener(
+            settings,
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            url: format!("ws://{addr}"),
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Shuts down and waits until every connection has drained.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Connects and authenticates `device`.
+    pub async fn connect(&self, device: &DeviceSecret) -> (RelayConnection, mpsc::Receiver<Push>) {
+        RelayConnection::connect(&self.url, device)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"))
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The path of a binary of this workspace, built if needed.
+pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let path = target.join("debug").join(name);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !built.iter().any(|b| b == name) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", package, "--bin", name])
+            .current_dir(&root)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run cargo build: {e}"));
+        assert!(
+            status.success(),
+            "cargo build -p {package} --bin {name} failed"
+        );
+        built.push(name.to_owned());
+    }
+    path
+}
+
+/// A `cove-server` process. Killed when dropped.
+pub struct RelayProcess {
+    /// The child process.
+    pub child: Child,
+    /// `ws://127.0.0.1:PORT`.
+    pub url: String,
+    /// `http://127.0.0.1:PORT`.
+    pub http: String,
+}
+
+impl RelayProcess {
+    /// Starts `cove-server` on `port` with `database`, waiting until it serves.
+    pub async fn start(port: u16, database: &str, extra_env: &[(&str, &str)]) -> Self {
+        let binary = workspace_binary("cove-server", "cove-server");
+        let mut command = Command::new(binary);
+        command
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--database",
+                database,
+            ])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in extra_env {
+            command.env(k, v);
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start cove-server: {e}"));
+        let process = Self {
+            child,
+            url: format!("ws://127.0.0.1:{port}"),
+            http: format!("127.0.0.1:{port}"),
+        };
+        process.wait_ready().await;
+        process
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..400 {
+            if http_get(&self.http, "/healthz")
+                .await
+                .is_some_and(|b| b.starts_with("HTTP/1.1 200"))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("cove-server on {} did not become healthy", self.http);
+    }
+
+    /// Kills the process with SIGKILL: no chance to flush or clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Resident memory of the process, in KiB (Linux).
+    pub fn rss_kib(&self) -> Option<u64> {
+        rss_kib(self.child.id())
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// VmRSS of a process, in KiB, from /proc.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// A minimal HTTP/1.1 GET; returns the whole response.
+pub async fn http_get(host: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
+
+/// A throwaway PostgreSQL database, dropped at the end, for tests that start
+/// relay processes (each process connects by URL, so schemas won't do).
+pub struct TestDatabase {
+    /// Its URL.
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// Creates one on the server behind `COVE_TEST_POSTGRES_URL`, if set.
+    pub async fn create() -> Option<Self> {
+        let admin = std::env::var("COVE_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())?;
+        let name = format!(
+            "cove_test_{}",
+            cove_shared::codec::to_hex(&OsEntropy.array::<6>())
+        );
+        let pool = sqlx::PgPool::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("postgres: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("create database: {e}"));
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        Some(Self {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        })
+    }
+
+    /// Drops it.
+    pub async fn drop_now(self) {
+        if let Ok(pool) = sqlx::PgPool::connect(&self.admin).await {
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+        }
+    }
+}
+
+/// A plan with partner A's and partner B's first devices, built through the
+/// real membership log, that seals correctly chained envelopes.
+pub struct TestPlan {
+    /// The plan.
+    pub plan: PlanId,
+    /// Partner A's device (the creator).
+    pub a: DeviceSecret,
+    /// Partner B's device.
+    pub b: DeviceSecret,
+    /// The membership log.
+    pub log: MembershipLog,
+    /// Per stream: the last sequence number, its hash, and its `prev`.
+    tips: HashMap<Stream, (Seq, EnvelopeHash, EnvelopeHash)>,
+}
+
+impl TestPlan {
+    /// A new plan with fresh random devices.
+    pub fn new() -> Self {
+        let mut rng = OsEntropy;
+        let a = DeviceSecret::generate(&mut rng);
+        let b = DeviceSecret::generate(&mut rng);
+        let plan = PlanId::random(&mut rng);
+        let key = SymmetricKey::random(&mut rng);
+        let genesis =
+            MembershipLog::genesis(plan, &a, &key, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+        let mut log = MembershipLog::from_genesis(genesis).unwrap_or_else(|e| panic!("{e}"));
+        let ring = Keyring::from_log(&log, &a);
+        let add = log.add_device(&a, Partner::B, &b.bundle(), |e| ring.key(e), &mut rng);
+        log.append(add.unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            plan,
+            a,
+            b,
+            log,
+            tips: HashMap::new(),
+        }
+    }
+
+    /// Registers the plan and its membership on a relay, through A's connection.
+    pub async fn register(&self, a: &RelayConnection) {
+        let entries = self.log.entries();
+        a.create_plan(entries[0].encode())
+            .await
+            .unwrap_or_else(|e| panic!("create plan: {e}"));
+        for entry in &entries[1..] {
+            a.append_membership(self.plan, entry.encode())
+                .await
+                .unwrap_or_else(|e| panic!("membership: {e}"));
+        }
+    }
+
+    /// Seals the next envelope of `device`'s stream for `kind` and `doc`.
+    pub fn seal(
+        &mut self,
+        device: &DeviceSecret,
+        kind: Kind,
+        doc: DocId,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let stream = Stream {
+            sender: device.id(),
+            kind,
+            doc,
+        };
+        let (seq, prev) = self
+            .tips
+            .get(&stream)
+            .map_or((Seq(1), EnvelopeHash::GENESIS), |(s, h, _)| {
+                (Seq(s.0 + 1), *h)
+            });
+        self.seal_at(device, stream, seq, prev, payload)
+    }
+
+    /// Seals a *different* envelope for the latest position of a stream, as
+    /// an equivocating sender would.
+    pub fn equivocate(
+        &mut self,
+        device: &DeviceSecret,
+        kind: Kind,
+        doc: DocId,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let stream = Stream {
+            sender: device.id(),
+            kind,
+            doc,
+        };
+        let (seq, _, prev) = self.tips[&stream];
+        let tip = self.tips[&stream];
+        let bytes = self.seal_at(device, stream, seq, prev, payload);
+        self.tips.insert(stream, tip);
+        bytes
+    }
+
+    fn seal_at(
+        &mut self,
+        device: &DeviceSecret,
+        stream: Stream,
+        seq: Seq,
+        prev: EnvelopeHash,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let ring = Keyring::from_log(&self.log, device);
+        let state = self.log.state();
+        let keys = ring
+            .keys(state.epoch())
+            .unwrap_or_else(|| panic!("no key for the current epoch"));
+        let request = Seal {
+            kind: stream.kind,
+            doc: stream.doc,
+            seq,
+            prev,
+            view: state.view(),
+            payload,
+        };
+        let sealed =
+            envelope::seal(keys, device, request, &mut OsEntropy).unwrap_or_else(|e| panic!("{e}"));
+        self.tips.insert(stream, (seq, sealed.hash, prev));
+        sealed.bytes
+    }
+
+    /// Seals A's next shared-document change.
+    pub fn change_by_a(&mut self, payload: &[u8]) -> Vec<u8> {
+        let a = DeviceSecret::from_secret_bytes(&self.a.to_secret_bytes())
+            .unwrap_or_else(|| panic!("copy"));
+        self.seal(&a, Kind::Changes, DocId::Shared, payload)
+    }
+
+    /// Seals B's next shared-document change.
+    pub fn change_by_b(&mut self, payload: &[u8]) -> Vec<u8> {
+        let b = DeviceSecret::from_secret_bytes(&self.b.to_secret_bytes())
+            .unwrap_or_else(|| panic!("copy"));
+        self.seal(&b, Kind::Changes, DocId::Shared, payload)
+    }
+}
+
+impl Default for TestPlan {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Waits for the next push that `pick` accepts, skipping others, for at most
+/// five seconds.
+pub async fn next_push<T>(
+    pushes: &mut mpsc::Receiver<Push>,
+    mut pick: impl FnMut(Push) -> Option<T>,
+) -> T {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match pushes.recv().await {
+                Some(push) => {
+                    if let Some(found) = pick(push) {
+                        return found;
+                    }
+                }
+                None => panic!("the push channel closed"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no matching push within five seconds"))
+}

@@ -1,0 +1,213 @@
+//! The relay as a real process: SIGKILL durability, memory under a flood,
+//! and two processes sharing one PostgreSQL database.
+
+use cove_client::transport::{Push, RelayConnection};
+use cove_shared::wire::{self, Blob, ClientToRelay, Cursor, PairOutcome};
+use cove_shared::{DeviceSecret, OsEntropy};
+use cove_tests::harness::{RelayProcess, TempDir, TestDatabase, TestPlan, free_port, next_push};
+use futures_util::SinkExt;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn every_acknowledged_envelope_survives_sigkill() {
+    let dir = TempDir::new("durable");
+    let database = format!("sqlite://{}", dir.path().join("relay.db").display());
+    let mut relay = RelayProcess::start(free_port(), &database, &[]).await;
+    let mut plan = TestPlan::new();
+    let (a, _) = RelayConnection::connect(&relay.url, &plan.a).await.unwrap();
+    plan.register(&a).await;
+
+    // Four writers push concurrently; the relay is killed while they are
+    // still pushing, right after the 150th acknowledgement.
+    let envelopes: Vec<Vec<u8>> = (0..400)
+        .map(|i| plan.change_by_a(format!("change {i}").as_bytes()))
+        .collect();
+    let acked: Arc<Mutex<BTreeMap<Cursor, Vec<u8>>>> = Arc::default();
+    let (enough, mut enough_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut writers = Vec::new();
+    for chunk in envelopes.chunks(100).map(<[Vec<u8>]>::to_vec) {
+        let (a, acked, enough) = (a.clone(), acked.clone(), enough.clone());
+        let plan_id = plan.plan;
+        writers.push(tokio::spawn(async move {
+            for envelope in chunk {
+                let Ok((cursor, _)) = a.push(plan_id, &envelope).await else {
+                    return;
+                };
+                let count = {
+                    let mut acked = acked.lock().unwrap();
+                    acked.insert(cursor, envelope);
+                    acked.len()
+                };
+                if count == 150 {
+                    let _ = enough.try_send(());
+                }
+            }
+        }));
+    }
+    enough_rx.recv().await;
+    relay.kill();
+    for writer in writers {
+        let _ = writer.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 150);
+
+    let relay = RelayProcess::start(free_port(), &database, &[]).await;
+    let (a, _) = RelayConnection::connect(&relay.url, &plan.a).await.unwrap();
+    let mut stored = BTreeMap::new();
+    let mut after = Cursor(0);
+    loop {
+        let (items, _, _) = a.fetch(plan.plan, after, 512).await.unwrap();
+        let Some(last) = items.last() else { break };
+        after = last.cursor;
+        stored.extend(items.into_iter().map(|i| (i.cursor, i.envelope.0)));
+    }
+    for (cursor, envelope) in &acked {
+        assert_eq!(
+            stored.get(cursor),
+            Some(envelope),
+            "acknowledged cursor {cursor} was lost"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_flood_leaves_relay_memory_bounded_and_others_served() {
+    let dir = TempDir::new("flood");
+    let database = format!("sqlite://{}", dir.path().join("relay.db").display());
+    let relay = RelayProcess::start(free_port(), &database, &[]).await;
+    let mut plan = TestPlan::new();
+    let (a, _) = RelayConnection::connect(&relay.url, &plan.a).await.unwrap();
+    plan.register(&a).await;
+    let before = relay.rss_kib().unwrap();
+
+    // A device that writes 600 frames of 512 KiB as fast as the socket takes
+    // them, never reading an answer: 300 MiB offered in all.
+    let flooder = DeviceSecret::generate(&mut OsEntropy);
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{}/v1/ws", relay.url))
+        .await
+        .unwrap();
+    use futures_util::StreamExt;
+    let Some(Ok(Message::Binary(frame))) = socket.next().await else {
+        panic!("no challenge")
+    };
+    let wire::RelayToClient::Challenge { nonce, .. } = wire::decode(&frame).unwrap() else {
+        panic!()
+    };
+    let answer = wire::answer_challenge(&flooder, &relay.url, &nonce).unwrap();
+    socket
+        .send(Message::Binary(wire::encode(&answer).unwrap().into()))
+        .await
+        .unwrap();
+    let junk = wire::encode(&ClientToRelay::Push {
+        request: 1,
+        plan: plan.plan,
+        envelope: Blob(vec![7; 512 * 1024]),
+    })
+    .unwrap();
+    let flood = tokio::spawn(async move {
+        for _ in 0..600 {
+            if socket
+                .send(Message::Binary(junk.clone().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        socket
+    });
+    // Meanwhile, a member keeps working.
+    for i in 0..20 {
+        let e = plan.change_by_a(format!("during the flood {i}").as_bytes());
+        a.push(plan.plan, &e).await.unwrap();
+    }
+    let _ = flood.await;
+    let after = relay.rss_kib().unwrap();
+    let grown = after.saturating_sub(before);
+    assert!(
+        grown < 96 * 1024,
+        "relay memory grew by {grown} KiB under the flood ({before} → {after} KiB)"
+    );
+}
+
+#[tokio::test]
+async fn two_relays_on_one_postgres_database_deliver_to_each_others_devices() {
+    let Some(database) = TestDatabase::create().await else {
+        eprintln!("COVE_TEST_POSTGRES_URL is not set: skipping the two-relay test");
+        return;
+    };
+    let one = RelayProcess::start(free_port(), &database.url, &[]).await;
+    let two = RelayProcess::start(free_port(), &database.url, &[]).await;
+    let mut plan = TestPlan::new();
+    let (a, mut a_pushes) = RelayConnection::connect(&one.url, &plan.a).await.unwrap();
+    plan.register(&a).await;
+    let (b, mut b_pushes) = RelayConnection::connect(&two.url, &plan.b).await.unwrap();
+    b.subscribe(plan.plan).await.unwrap();
+    a.subscribe(plan.plan).await.unwrap();
+
+    // Live delivery crosses processes, both ways.
+    let from_a = plan.change_by_a(b"written through relay one");
+    let (cursor, _) = a.push(plan.plan, &from_a).await.unwrap();
+    let item = next_push(&mut b_pushes, |p| match p {
+        Push::Deliver { item, .. } => Some(item),
+        _ => None,
+    })
+    .await;
+    assert_eq!((item.cursor, item.envelope.0), (cursor, from_a));
+    let from_b = plan.change_by_b(b"written through relay two");
+    b.push(plan.plan, &from_b).await.unwrap();
+    let item = next_push(&mut a_pushes, |p| match p {
+        Push::Deliver { item, .. } => Some(item),
+        _ => None,
+    })
+    .await;
+    assert_eq!(item.envelope.0, from_b);
+
+    // So does pairing: the opener on one relay, the joiner on the other.
+    let joiner = DeviceSecret::generate(&mut OsEntropy);
+    let (j, mut j_pushes) = RelayConnection::connect(&two.url, &joiner).await.unwrap();
+    let nameplate = a.pair_open().await.unwrap();
+    j.pair_join(&nameplate).await.unwrap();
+    j.pair_send(&nameplate, b"hello from relay two")
+        .await
+        .unwrap();
+    let body = next_push(&mut a_pushes, |p| match p {
+        Push::PairMessage { body, .. } => Some(body),
+        _ => None,
+    })
+    .await;
+    assert_eq!(body, b"hello from relay two");
+    a.pair_send(&nameplate, b"hello from relay one")
+        .await
+        .unwrap();
+    let body = next_push(&mut j_pushes, |p| match p {
+        Push::PairMessage { body, .. } => Some(body),
+        _ => None,
+    })
+    .await;
+    assert_eq!(body, b"hello from relay one");
+    a.pair_close(&nameplate, PairOutcome::Completed)
+        .await
+        .unwrap();
+
+    // And revocation: B, on relay two, is disconnected at once.
+    let key = cove_shared::SymmetricKey::random(&mut OsEntropy);
+    let revoke = plan
+        .log
+        .revoke(&plan.a, plan.b.id(), vec![], &key, &mut OsEntropy)
+        .unwrap();
+    a.append_membership(plan.plan, revoke.encode())
+        .await
+        .unwrap();
+    let revoked = next_push(&mut b_pushes, |p| match p {
+        Push::Revoked { plan } => Some(plan),
+        _ => None,
+    })
+    .await;
+    assert_eq!(revoked, plan.plan);
+    drop((one, two));
+    database.drop_now().await;
+}

@@ -141,11 +141,8 @@ pub fn endpoint(url: &str) -> Result<(String, String), TransportError> {
     }
     let origin = format!("{scheme}://{}", authority.to_ascii_lowercase());
     let path = path.trim_end_matches('/');
-    let endpoint = if path.is_empty() {
-        format!("{origin}/v1/ws")
-    } else {
-        format!("{origin}/{path}")
-    };
+    let endpoint =
+        if path.is_empty() { format!("{origin}/v1/ws") } else { format!("{origin}/{path}") };
     Ok((endpoint, origin))
 }
 
@@ -170,10 +167,8 @@ impl RelayConnection {
         origin: &str,
         device: &DeviceSecret,
     ) -> Result<(Self, mpsc::Receiver<Push>), TransportError> {
-        let unreachable = |reason: String| TransportError::Unreachable {
-            url: origin.to_owned(),
-            reason,
-        };
+        let unreachable =
+            |reason: String| TransportError::Unreachable { url: origin.to_owned(), reason };
         let config = WebSocketConfig::default()
             .read_buffer_size(16 * 1024)
             .write_buffer_size(16 * 1024)
@@ -216,14 +211,7 @@ impl RelayConnection {
         let (outgoing, requests) = mpsc::channel(256);
         let (pushes, push_rx) = mpsc::channel(4096);
         tokio::spawn(drive(socket, requests, pushes));
-        Ok((
-            Self {
-                outgoing,
-                next: Arc::new(AtomicU64::new(1)),
-                device: device.id(),
-            },
-            push_rx,
-        ))
+        Ok((Self { outgoing, next: Arc::new(AtomicU64::new(1)), device: device.id() }, push_rx))
     }
 
     /// The authenticated device.
@@ -239,10 +227,7 @@ impl RelayConnection {
     ) -> Result<RelayToClient, TransportError> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
-        self.outgoing
-            .send((build(id), reply))
-            .await
-            .map_err(|_| TransportError::Closed)?;
+        self.outgoing.send((build(id), reply)).await.map_err(|_| TransportError::Closed)?;
         let answer = tokio::time::timeout(REQUEST_TIMEOUT, answer)
             .await
             .map_err(|_| TransportError::Timeout)?
@@ -258,10 +243,7 @@ impl RelayConnection {
     /// Registers a plan from its genesis entry.
     pub async fn create_plan(&self, genesis: &[u8]) -> Result<(), TransportError> {
         let genesis = Blob(genesis.to_vec());
-        match self
-            .request(|request| ClientToRelay::CreatePlan { request, genesis })
-            .await?
-        {
+        match self.request(|request| ClientToRelay::CreatePlan { request, genesis }).await? {
             RelayToClient::Stored { .. } => Ok(()),
             _ => Err(TransportError::Protocol("expected stored")),
         }
@@ -275,11 +257,7 @@ impl RelayConnection {
     ) -> Result<bool, TransportError> {
         let entry = Blob(entry.to_vec());
         match self
-            .request(|request| ClientToRelay::AppendMembership {
-                request,
-                plan,
-                entry,
-            })
+            .request(|request| ClientToRelay::AppendMembership { request, plan, entry })
             .await?
         {
             RelayToClient::Stored { duplicate, .. } => Ok(duplicate),
@@ -297,11 +275,7 @@ impl RelayConnection {
         loop {
             let at = from + out.len() as u64;
             match self
-                .request(|request| ClientToRelay::FetchMembership {
-                    request,
-                    plan,
-                    from: at,
-                })
+                .request(|request| ClientToRelay::FetchMembership { request, plan, from: at })
                 .await?
             {
                 RelayToClient::Membership { entries, len, .. } => {
@@ -323,17 +297,8 @@ impl RelayConnection {
         envelope: &[u8],
     ) -> Result<(Cursor, bool), TransportError> {
         let envelope = Blob(envelope.to_vec());
-        match self
-            .request(|request| ClientToRelay::Push {
-                request,
-                plan,
-                envelope,
-            })
-            .await?
-        {
-            RelayToClient::Stored {
-                cursor, duplicate, ..
-            } => Ok((cursor, duplicate)),
+        match self.request(|request| ClientToRelay::Push { request, plan, envelope }).await? {
+            RelayToClient::Stored { cursor, duplicate, .. } => Ok((cursor, duplicate)),
             _ => Err(TransportError::Protocol("expected stored")),
         }
     }
@@ -346,39 +311,20 @@ impl RelayConnection {
         after: Cursor,
         limit: u32,
     ) -> Result<(Vec<StoredEnvelope>, Cursor, Cursor), TransportError> {
-        match self
-            .request(|request| ClientToRelay::Fetch {
-                request,
-                plan,
-                after,
-                limit,
-            })
-            .await?
-        {
-            RelayToClient::Page {
-                items,
-                head,
-                compacted,
-                ..
-            } => Ok((items, head, compacted)),
+        match self.request(|request| ClientToRelay::Fetch { request, plan, after, limit }).await? {
+            RelayToClient::Page { items, head, compacted, .. } => Ok((items, head, compacted)),
             _ => Err(TransportError::Protocol("expected a page")),
         }
     }
 
     /// Asks for live delivery of the plan's envelopes.
     pub async fn subscribe(&self, plan: PlanId) -> Result<(), TransportError> {
-        self.expect_done(|request| ClientToRelay::Subscribe { request, plan })
-            .await
+        self.expect_done(|request| ClientToRelay::Subscribe { request, plan }).await
     }
 
     /// Acknowledges everything up to `cursor` as durably applied.
     pub async fn ack(&self, plan: PlanId, cursor: Cursor) -> Result<(), TransportError> {
-        self.expect_done(|request| ClientToRelay::Ack {
-            request,
-            plan,
-            cursor,
-        })
-        .await
+        self.expect_done(|request| ClientToRelay::Ack { request, plan, cursor }).await
     }
 
     /// Stores a snapshot covering cursors up to `covers`.
@@ -390,12 +336,7 @@ impl RelayConnection {
     ) -> Result<bool, TransportError> {
         let envelope = Blob(envelope.to_vec());
         match self
-            .request(|request| ClientToRelay::PutSnapshot {
-                request,
-                plan,
-                covers,
-                envelope,
-            })
+            .request(|request| ClientToRelay::PutSnapshot { request, plan, covers, envelope })
             .await?
         {
             RelayToClient::Stored { duplicate, .. } => Ok(duplicate),
@@ -409,10 +350,7 @@ impl RelayConnection {
         plan: PlanId,
         doc: DocId,
     ) -> Result<Option<StoredSnapshot>, TransportError> {
-        match self
-            .request(|request| ClientToRelay::GetSnapshot { request, plan, doc })
-            .await?
-        {
+        match self.request(|request| ClientToRelay::GetSnapshot { request, plan, doc }).await? {
             RelayToClient::Snapshot { snapshot, .. } => Ok(snapshot),
             _ => Err(TransportError::Protocol("expected a snapshot")),
         }
@@ -420,16 +358,12 @@ impl RelayConnection {
 
     /// Deletes the plan from the relay.
     pub async fn delete_plan(&self, plan: PlanId) -> Result<(), TransportError> {
-        self.expect_done(|request| ClientToRelay::DeletePlan { request, plan })
-            .await
+        self.expect_done(|request| ClientToRelay::DeletePlan { request, plan }).await
     }
 
     /// Opens a pairing mailbox; returns its nameplate.
     pub async fn pair_open(&self) -> Result<String, TransportError> {
-        match self
-            .request(|request| ClientToRelay::PairOpen { request })
-            .await?
-        {
+        match self.request(|request| ClientToRelay::PairOpen { request }).await? {
             RelayToClient::PairOpened { nameplate, .. } => Ok(nameplate),
             _ => Err(TransportError::Protocol("expected a nameplate")),
         }
@@ -438,19 +372,13 @@ impl RelayConnection {
     /// Joins a pairing mailbox. Messages waiting in it arrive as pushes.
     pub async fn pair_join(&self, nameplate: &str) -> Result<(), TransportError> {
         let nameplate = nameplate.to_owned();
-        self.expect_done(|request| ClientToRelay::PairJoin { request, nameplate })
-            .await
+        self.expect_done(|request| ClientToRelay::PairJoin { request, nameplate }).await
     }
 
     /// Sends a message to the other side of a mailbox.
     pub async fn pair_send(&self, nameplate: &str, body: &[u8]) -> Result<(), TransportError> {
         let (nameplate, body) = (nameplate.to_owned(), Blob(body.to_vec()));
-        self.expect_done(|request| ClientToRelay::PairSend {
-            request,
-            nameplate,
-            body,
-        })
-        .await
+        self.expect_done(|request| ClientToRelay::PairSend { request, nameplate, body }).await
     }
 
     /// Closes a mailbox.
@@ -460,20 +388,12 @@ impl RelayConnection {
         outcome: PairOutcome,
     ) -> Result<(), TransportError> {
         let nameplate = nameplate.to_owned();
-        self.expect_done(|request| ClientToRelay::PairClose {
-            request,
-            nameplate,
-            outcome,
-        })
-        .await
+        self.expect_done(|request| ClientToRelay::PairClose { request, nameplate, outcome }).await
     }
 
     /// A round trip.
     pub async fn ping(&self) -> Result<(), TransportError> {
-        match self
-            .request(|request| ClientToRelay::Ping { request })
-            .await?
-        {
+        match self.request(|request| ClientToRelay::Ping { request }).await? {
             RelayToClient::Pong { .. } => Ok(()),
             _ => Err(TransportError::Protocol("expected pong")),
         }
@@ -510,10 +430,7 @@ async fn read(socket: &mut Socket) -> Result<RelayToClient, TransportError> {
 
 async fn write(socket: &mut Socket, message: &ClientToRelay) -> Result<(), TransportError> {
     let frame = wire::encode(message).map_err(|_| TransportError::Protocol("message too large"))?;
-    socket
-        .send(Message::Binary(frame.into()))
-        .await
-        .map_err(|_| TransportError::Closed)
+    socket.send(Message::Binary(frame.into())).await.map_err(|_| TransportError::Closed)
 }
 
 /// Owns the socket until it closes.
@@ -585,22 +502,13 @@ mod tests {
     fn endpoints_and_origins_come_from_the_address() {
         assert_eq!(
             endpoint("ws://127.0.0.1:2683").unwrap(),
-            (
-                "ws://127.0.0.1:2683/v1/ws".into(),
-                "ws://127.0.0.1:2683".into()
-            )
+            ("ws://127.0.0.1:2683/v1/ws".into(), "ws://127.0.0.1:2683".into())
         );
         assert_eq!(
             endpoint("WSS://Relay.Example.org/").unwrap(),
-            (
-                "wss://relay.example.org/v1/ws".into(),
-                "wss://relay.example.org".into()
-            )
+            ("wss://relay.example.org/v1/ws".into(), "wss://relay.example.org".into())
         );
-        assert_eq!(
-            endpoint("wss://r.example/cove/v1/ws").unwrap().0,
-            "wss://r.example/cove/v1/ws"
-        );
+        assert_eq!(endpoint("wss://r.example/cove/v1/ws").unwrap().0, "wss://r.example/cove/v1/ws");
         assert!(endpoint("https://relay.example").is_err());
         assert!(endpoint("relay.example").is_err());
         assert!(endpoint("ws://user@relay.example").is_err());

@@ -54,10 +54,7 @@ impl Batcher {
     /// Appends one envelope; resolves once it is committed (or refused).
     pub async fn append(&self, envelope: NewEnvelope) -> Result<Appended, AppendError> {
         let (reply, result) = oneshot::channel();
-        self.tx
-            .send((envelope, reply))
-            .await
-            .map_err(|_| AppendError::Unavailable)?;
+        self.tx.send((envelope, reply)).await.map_err(|_| AppendError::Unavailable)?;
         result.await.unwrap_or(Err(AppendError::Unavailable))
     }
 }

@@ -16,9 +16,13 @@ use bytes::Bytes;
 use cove_shared::random::Entropy;
 use cove_shared::wire::{self, ClientToRelay, ErrorCode, Nonce32, RelayToClient, WireError};
 use cove_shared::{DeviceId, OsEntropy};
+use futures_util::SinkExt;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::time::{Instant, sleep_until, timeout};
+
+/// Queued frames written before one flush.
+const MAX_COALESCED: usize = 64;
 
 /// Serves one upgraded connection until it ends.
 #[tracing::instrument(skip_all, fields(peer = %peer, device = tracing::field::Empty))]
@@ -26,12 +30,7 @@ pub async fn serve<S: Store>(relay: Arc<RelayState<S>>, mut socket: WebSocket, p
     let _gauge = relay.metrics.connection();
     // The gauge counts this connection already, authenticated or not.
     if relay.metrics.open_connections() > relay.settings.limits.max_connections as i64 {
-        refuse(
-            &relay,
-            &mut socket,
-            ApiError::new(ErrorCode::TooManyConnections),
-        )
-        .await;
+        refuse(&relay, &mut socket, ApiError::new(ErrorCode::TooManyConnections)).await;
         return;
     }
     let device = match authenticate(&relay, &mut socket).await {
@@ -65,14 +64,8 @@ async fn authenticate<S: Store>(
 ) -> Result<DeviceId, ApiError> {
     let nonce = Nonce32(OsEntropy.array());
     let origin = relay.origins.first().cloned().unwrap_or_default();
-    let challenge = RelayToClient::Challenge {
-        version: wire::PROTOCOL_VERSION,
-        origin,
-        nonce,
-    };
-    send(socket, &challenge)
-        .await
-        .map_err(|()| ApiError::new(ErrorCode::Internal).fatal())?;
+    let challenge = RelayToClient::Challenge { version: wire::PROTOCOL_VERSION, origin, nonce };
+    send(socket, &challenge).await.map_err(|()| ApiError::new(ErrorCode::Internal).fatal())?;
     let answer = timeout(relay.settings.limits.auth_timeout, socket.recv())
         .await
         .map_err(|_| ApiError::new(ErrorCode::AuthTimeout).fatal())?;
@@ -130,17 +123,26 @@ async fn run<S: Store>(
                 }
             }
             out = registration.outbound.recv() => {
-                let frame = match out {
-                    Some(Outbound::Frame(frame)) => frame,
-                    Some(Outbound::PairMessage { id, frame }) => {
-                        if !session.first_delivery(id) {
-                            continue;
+                // The hub dropped this connection: end quietly.
+                let first = out?;
+                // Write everything already queued, then flush once: under
+                // load this turns many small writes into one system call.
+                let mut next = Some(first);
+                let mut written = 0;
+                while let Some(out) = next {
+                    let frame = match out {
+                        Outbound::Frame(frame) => Some(frame),
+                        Outbound::PairMessage { id, frame } => session.first_delivery(id).then_some(frame),
+                    };
+                    if let Some(frame) = frame {
+                        if socket.feed(Message::Binary(frame)).await.is_err() {
+                            return None;
                         }
-                        frame
+                        written += 1;
                     }
-                    None => return None,
-                };
-                if socket.send(Message::Binary(frame)).await.is_err() {
+                    next = if written < MAX_COALESCED { registration.outbound.try_recv().ok() } else { None };
+                }
+                if socket.flush().await.is_err() {
                     return None;
                 }
             }
@@ -156,9 +158,12 @@ async fn run<S: Store>(
                 match respond(session, &frame).await {
                     Ok(replies) => {
                         for reply in replies {
-                            if socket.send(Message::Binary(reply)).await.is_err() {
+                            if socket.feed(Message::Binary(reply)).await.is_err() {
                                 return None;
                             }
+                        }
+                        if socket.flush().await.is_err() {
+                            return None;
                         }
                     }
                     Err(error) => return Some(error),
@@ -194,11 +199,7 @@ async fn respond<S: Store>(
             vec![error.frame(id)]
         }
     };
-    Ok(replies
-        .iter()
-        .filter_map(|r| wire::encode(r).ok())
-        .map(Bytes::from)
-        .collect())
+    Ok(replies.iter().filter_map(|r| wire::encode(r).ok()).map(Bytes::from).collect())
 }
 
 fn frame_error(error: &WireError) -> ApiError {
@@ -215,11 +216,8 @@ fn socket_error(error: &axum::Error, max: usize) -> ApiError {
         || text.contains("too long")
         || text.contains("Capacity")
     {
-        ApiError::with(
-            ErrorCode::FrameTooLarge,
-            format!("messages are limited to {max} bytes"),
-        )
-        .fatal()
+        ApiError::with(ErrorCode::FrameTooLarge, format!("messages are limited to {max} bytes"))
+            .fatal()
     } else {
         ApiError::new(ErrorCode::BadFrame).fatal()
     }
@@ -231,18 +229,11 @@ async fn refuse<S: Store>(relay: &RelayState<S>, socket: &mut WebSocket, error: 
     tracing::debug!(code = %error.code, "connection ended");
     let _ = send(socket, &error.frame(None)).await;
     let reason = error.code.name();
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code: 1008,
-            reason: reason.into(),
-        })))
-        .await;
+    let _ =
+        socket.send(Message::Close(Some(CloseFrame { code: 1008, reason: reason.into() }))).await;
 }
 
 async fn send(socket: &mut WebSocket, message: &RelayToClient) -> Result<(), ()> {
     let frame = wire::encode(message).map_err(|_| ())?;
-    socket
-        .send(Message::Binary(Bytes::from(frame)))
-        .await
-        .map_err(|_| ())
+    socket.send(Message::Binary(Bytes::from(frame))).await.map_err(|_| ())
 }

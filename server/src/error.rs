@@ -22,20 +22,12 @@ pub struct ApiError {
 impl ApiError {
     /// An error with the code's own sentence.
     pub fn new(code: ErrorCode) -> Self {
-        Self {
-            code,
-            message: Cow::Borrowed(code.describe()),
-            fatal: false,
-        }
+        Self { code, message: Cow::Borrowed(code.describe()), fatal: false }
     }
 
     /// An error with a more specific sentence.
     pub fn with(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            fatal: false,
-        }
+        Self { code, message: message.into(), fatal: false }
     }
 
     /// Marks the error as ending the connection.
@@ -46,11 +38,7 @@ impl ApiError {
 
     /// The frame that reports it.
     pub fn frame(&self, request: Option<RequestId>) -> RelayToClient {
-        RelayToClient::Error {
-            request,
-            code: self.code,
-            message: self.message.to_string(),
-        }
+        RelayToClient::Error { request, code: self.code, message: self.message.to_string() }
     }
 }
 

@@ -76,11 +76,7 @@ impl Event {
     /// The notification text: `<origin node> <tag> <fields…>`, space-separated.
     pub fn to_notification(&self, node: u64) -> String {
         match self {
-            Self::Stored {
-                plan,
-                cursor,
-                sender,
-            } => format!("{node} S {plan} {cursor} {sender}"),
+            Self::Stored { plan, cursor, sender } => format!("{node} S {plan} {cursor} {sender}"),
             Self::Membership { plan, len, revoked } => {
                 let mut s = format!("{node} M {plan} {len}");
                 for d in revoked {
@@ -93,11 +89,7 @@ impl Event {
             Self::PairMessage { nameplate, to, id } => {
                 format!("{node} P {nameplate} {} {id}", side(*to))
             }
-            Self::PairClosed {
-                nameplate,
-                to,
-                outcome,
-            } => {
+            Self::PairClosed { nameplate, to, outcome } => {
                 let o = match outcome {
                     PairOutcome::Completed => "c",
                     PairOutcome::Failed => "f",
@@ -125,9 +117,7 @@ impl Event {
                 len: parts.next()?.parse().ok()?,
                 revoked: parts.by_ref().map(device).collect::<Option<_>>()?,
             },
-            "D" => Self::PlanDeleted {
-                plan: plan(parts.next())?,
-            },
+            "D" => Self::PlanDeleted { plan: plan(parts.next())? },
             "P" => Self::PairMessage {
                 nameplate: parts.next()?.to_owned(),
                 to: parse_side(parts.next()?)?,
@@ -158,27 +148,11 @@ mod tests {
             cove_shared::DeviceSecret::generate(&mut cove_shared::random::SeededEntropy::new(b"e"));
         let plan = PlanId::from_bytes([7; 16]);
         let events = [
-            Event::Stored {
-                plan,
-                cursor: Cursor(42),
-                sender: key.id(),
-            },
-            Event::Membership {
-                plan,
-                len: 3,
-                revoked: vec![key.id()],
-            },
-            Event::Membership {
-                plan,
-                len: 2,
-                revoked: vec![],
-            },
+            Event::Stored { plan, cursor: Cursor(42), sender: key.id() },
+            Event::Membership { plan, len: 3, revoked: vec![key.id()] },
+            Event::Membership { plan, len: 2, revoked: vec![] },
             Event::PlanDeleted { plan },
-            Event::PairMessage {
-                nameplate: "7".into(),
-                to: Side::Joiner,
-                id: 9,
-            },
+            Event::PairMessage { nameplate: "7".into(), to: Side::Joiner, id: 9 },
             Event::PairClosed {
                 nameplate: "7".into(),
                 to: Side::Opener,
@@ -191,9 +165,6 @@ mod tests {
             assert_eq!(Event::from_notification(&text), Some((5, e)));
         }
         assert_eq!(Event::from_notification("5 S nonsense"), None);
-        assert_eq!(
-            Event::from_notification("5 D 07070707070707070707070707070707 extra"),
-            None
-        );
+        assert_eq!(Event::from_notification("5 D 07070707070707070707070707070707 extra"), None);
     }
 }

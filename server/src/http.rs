@@ -68,9 +68,5 @@ async fn healthz<S: Store>(State(relay): State<Arc<RelayState<S>>>) -> Response 
 }
 
 async fn metrics<S: Store>(State(relay): State<Arc<RelayState<S>>>) -> Response {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        relay.metrics.render(),
-    )
-        .into_response()
+    ([("content-type", "text/plain; version=0.0.4")], relay.metrics.render()).into_response()
 }

@@ -88,9 +88,7 @@ impl Hub {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding this lock leaves plain routing data behind;
         // it stays usable.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Registers an authenticated connection.
@@ -101,11 +99,7 @@ impl Hub {
         inner.next += 1;
         let id = inner.next;
         inner.conns.insert(id, Conn { device, tx, kick });
-        Registration {
-            id,
-            outbound,
-            kick: kick_rx,
-        }
+        Registration { id, outbound, kick: kick_rx }
     }
 
     /// Forgets a connection, and every subscription and mailbox it held.
@@ -214,10 +208,7 @@ impl Hub {
         let Some(id) = inner.pairs.get(nameplate).and_then(|sides| sides[slot(to)]) else {
             return false;
         };
-        inner
-            .conns
-            .get(&id)
-            .is_some_and(|c| c.tx.try_send(message).is_ok())
+        inner.conns.get(&id).is_some_and(|c| c.tx.try_send(message).is_ok())
     }
 
     /// Connections registered now.
@@ -250,20 +241,14 @@ mod tests {
         let frame = Bytes::from_static(b"frame");
         assert_eq!(hub.deliver(plan, Some(a), &frame), 1);
         assert!(matches!(rb.outbound.recv().await, Some(Outbound::Frame(f)) if f == frame));
-        assert!(
-            ra.outbound.try_recv().is_err(),
-            "the sender does not get its own envelope back"
-        );
+        assert!(ra.outbound.try_recv().is_err(), "the sender does not get its own envelope back");
 
         // One frame more than the queue holds.
         for _ in 0..=OUTBOUND_QUEUE {
             hub.deliver(plan, Some(a), &frame);
         }
         assert!(rb.kick.has_changed().unwrap());
-        assert_eq!(
-            *rb.kick.borrow_and_update(),
-            Some(Kick::Error(ErrorCode::Overloaded))
-        );
+        assert_eq!(*rb.kick.borrow_and_update(), Some(Kick::Error(ErrorCode::Overloaded)));
 
         hub.revoke(plan, &[a]);
         assert_eq!(*ra.kick.borrow_and_update(), Some(Kick::Revoked(plan)));

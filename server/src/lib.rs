@@ -34,6 +34,7 @@ pub mod store;
 pub use settings::Settings;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use relay::RelayState;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -88,6 +89,13 @@ pub async fn serve<S: Store>(
     let address = listener.local_addr().ok();
     tracing::info!(?address, origins = ?relay.origins, "relay listening");
     let app = http::router(relay.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Small frames must leave at once: with Nagle's algorithm, an answer
+    // waits for the peer's delayed ACK (tens of milliseconds on Linux).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "cannot disable Nagle's algorithm");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -102,10 +110,7 @@ pub async fn serve<S: Store>(
     while relay.metrics.open_connections() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tracing::info!(
-        remaining = relay.metrics.open_connections(),
-        "relay stopped"
-    );
+    tracing::info!(remaining = relay.metrics.open_connections(), "relay stopped");
     Ok(())
 }
 

@@ -69,11 +69,7 @@ pub struct AddressWindows {
 impl AddressWindows {
     /// `max` attempts per `window` per address.
     pub fn new(max: u32, window: Duration) -> Self {
-        Self {
-            max,
-            window,
-            counts: Mutex::new(HashMap::new()),
-        }
+        Self { max, window, counts: Mutex::new(HashMap::new()) }
     }
 
     /// Counts one attempt from `address`; false if it is over the limit.

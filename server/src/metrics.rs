@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the store latency histogram, in seconds.
-const BUCKETS: [f64; 10] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0,
-];
+const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0];
 
 /// What a store call did, for its latency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,8 +98,7 @@ impl Metrics {
 
     /// An envelope was pushed live to `n` connections.
     pub fn forwarded(&self, n: usize) {
-        self.envelopes_forwarded
-            .fetch_add(n as u64, Ordering::Relaxed);
+        self.envelopes_forwarded.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Compaction deleted `n` envelopes.
@@ -149,8 +146,7 @@ impl Metrics {
             }
         }
         h.count.fetch_add(1, Ordering::Relaxed);
-        h.sum_micros
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        h.sum_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// The text exposition.
@@ -158,16 +154,9 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut counter = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         };
-        counter(
-            "cove_connections_total",
-            "Connections accepted.",
-            load(&self.connections_total),
-        );
+        counter("cove_connections_total", "Connections accepted.", load(&self.connections_total));
         counter(
             "cove_envelopes_stored_total",
             "Envelopes committed.",
@@ -178,11 +167,7 @@ impl Metrics {
             "Envelopes pushed live to connections.",
             load(&self.envelopes_forwarded),
         );
-        counter(
-            "cove_bytes_stored_total",
-            "Envelope bytes committed.",
-            load(&self.bytes_stored),
-        );
+        counter("cove_bytes_stored_total", "Envelope bytes committed.", load(&self.bytes_stored));
         counter(
             "cove_envelopes_compacted_total",
             "Envelopes deleted because snapshots cover them.",
@@ -193,11 +178,7 @@ impl Metrics {
             "Signals dropped after their time to live.",
             load(&self.signals_expired),
         );
-        counter(
-            "cove_append_batches_total",
-            "Group commits.",
-            load(&self.batches),
-        );
+        counter("cove_append_batches_total", "Group commits.", load(&self.batches));
         let _ = writeln!(
             out,
             "# HELP cove_connections Connections open now.\n# TYPE cove_connections gauge\ncove_connections {}",
@@ -209,11 +190,7 @@ impl Metrics {
         );
         if let Ok(counts) = self.rejections.lock() {
             for (code, n) in counts.iter() {
-                let _ = writeln!(
-                    out,
-                    "cove_rejections_total{{reason=\"{}\"}} {n}",
-                    code.name()
-                );
+                let _ = writeln!(out, "cove_rejections_total{{reason=\"{}\"}} {n}", code.name());
             }
         }
         let _ = writeln!(
@@ -230,10 +207,7 @@ impl Metrics {
                 );
             }
             let count = load(&h.count);
-            let _ = writeln!(
-                out,
-                "cove_store_seconds_bucket{{op=\"{op}\",le=\"+Inf\"}} {count}"
-            );
+            let _ = writeln!(out, "cove_store_seconds_bucket{{op=\"{op}\",le=\"+Inf\"}} {count}");
             let _ = writeln!(
                 out,
                 "cove_store_seconds_sum{{op=\"{op}\"}} {}",

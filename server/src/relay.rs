@@ -50,9 +50,7 @@ pub struct RelayState<S: Store> {
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 impl<S: Store> RelayState<S> {
@@ -60,10 +58,8 @@ impl<S: Store> RelayState<S> {
     pub fn new(settings: Settings, store: S, shutdown: watch::Receiver<bool>) -> Arc<Self> {
         let metrics = Arc::new(Metrics::default());
         let limits = &settings.limits;
-        let quota = Quota {
-            max_envelopes: limits.plan_max_envelopes,
-            max_bytes: limits.plan_max_bytes,
-        };
+        let quota =
+            Quota { max_envelopes: limits.plan_max_envelopes, max_bytes: limits.plan_max_bytes };
         let batcher = Batcher::start(store.clone(), quota, metrics.clone());
         Arc::new(Self {
             origins: settings.accepted_origins(),
@@ -107,9 +103,7 @@ impl<S: Store> RelayState<S> {
 
     /// The plan's whole membership log, verified from its stored entries.
     pub async fn load_log(&self, plan: PlanId) -> Result<MembershipLog, ApiError> {
-        let entries = self
-            .timed(StoreOp::Membership, self.store.membership(plan, 0))
-            .await?;
+        let entries = self.timed(StoreOp::Membership, self.store.membership(plan, 0)).await?;
         if entries.is_empty() {
             return Err(ApiError::new(ErrorCode::NotFound));
         }
@@ -144,11 +138,7 @@ impl<S: Store> RelayState<S> {
     /// Applies an event published by another relay process.
     pub async fn apply_remote(&self, event: Event) {
         match event {
-            Event::Stored {
-                plan,
-                cursor,
-                sender,
-            } => {
+            Event::Stored { plan, cursor, sender } => {
                 let body = match self.store.envelope(plan, cursor).await {
                     Ok(Some(body)) => body,
                     Ok(None) => return, // compacted or deleted meanwhile
@@ -157,10 +147,7 @@ impl<S: Store> RelayState<S> {
                         return;
                     }
                 };
-                let item = StoredEnvelope {
-                    cursor,
-                    envelope: Blob(body),
-                };
+                let item = StoredEnvelope { cursor, envelope: Blob(body) };
                 if let Ok(frame) = wire::encode(&RelayToClient::Deliver { plan, item }) {
                     let n = self.hub.deliver(plan, Some(sender), &Bytes::from(frame));
                     self.metrics.forwarded(n);
@@ -181,33 +168,20 @@ impl<S: Store> RelayState<S> {
                 let Ok(Some(body)) = self.store.pair_message(id).await else {
                     return;
                 };
-                let message = RelayToClient::PairMessage {
-                    nameplate: nameplate.clone(),
-                    body: Blob(body),
-                };
+                let message =
+                    RelayToClient::PairMessage { nameplate: nameplate.clone(), body: Blob(body) };
                 if let Ok(frame) = wire::encode(&message) {
                     self.hub.pair_send(
                         &nameplate,
                         to,
-                        Outbound::PairMessage {
-                            id,
-                            frame: Bytes::from(frame),
-                        },
+                        Outbound::PairMessage { id, frame: Bytes::from(frame) },
                     );
                 }
             }
-            Event::PairClosed {
-                nameplate,
-                to,
-                outcome,
-            } => {
-                let message = RelayToClient::PairClosed {
-                    nameplate: nameplate.clone(),
-                    outcome,
-                };
+            Event::PairClosed { nameplate, to, outcome } => {
+                let message = RelayToClient::PairClosed { nameplate: nameplate.clone(), outcome };
                 if let Ok(frame) = wire::encode(&message) {
-                    self.hub
-                        .pair_send(&nameplate, to, Outbound::Frame(Bytes::from(frame)));
+                    self.hub.pair_send(&nameplate, to, Outbound::Frame(Bytes::from(frame)));
                 }
             }
         }
@@ -233,10 +207,7 @@ impl<S: Store> RelayState<S> {
                     _ = tick.tick() => {}
                     _ = shutdown.changed() => return,
                 }
-                match relay
-                    .timed(StoreOp::Other, relay.store.expire(unix_now()))
-                    .await
-                {
+                match relay.timed(StoreOp::Other, relay.store.expire(unix_now())).await {
                     Ok(expired) => relay.metrics.expired(expired.signals),
                     Err(error) => tracing::warn!(%error, "expiry failed"),
                 }

@@ -73,22 +73,15 @@ impl<'a, S: Store> Session<'a, S> {
         }
         use ClientToRelay as C;
         match request {
-            C::Authenticate { .. } => Err(ApiError::with(
-                ErrorCode::BadFrame,
-                "this connection is already authenticated",
-            )
-            .fatal()),
+            C::Authenticate { .. } => {
+                Err(ApiError::with(ErrorCode::BadFrame, "this connection is already authenticated")
+                    .fatal())
+            }
             C::CreatePlan { request, genesis } => self.create_plan(request, &genesis.0).await,
-            C::AppendMembership {
-                request,
-                plan,
-                entry,
-            } => self.append_membership(request, plan, &entry.0).await,
-            C::FetchMembership {
-                request,
-                plan,
-                from,
-            } => {
+            C::AppendMembership { request, plan, entry } => {
+                self.append_membership(request, plan, &entry.0).await
+            }
+            C::FetchMembership { request, plan, from } => {
                 self.require_active(plan).await?;
                 let entries = self
                     .relay
@@ -96,45 +89,20 @@ impl<'a, S: Store> Session<'a, S> {
                     .await?;
                 let len = entries.len() as u64;
                 let from = usize::try_from(from).unwrap_or(usize::MAX);
-                let page = entries
-                    .into_iter()
-                    .skip(from)
-                    .take(MAX_MEMBERSHIP_PAGE)
-                    .map(Blob)
-                    .collect();
-                Ok(vec![RelayToClient::Membership {
-                    request,
-                    plan,
-                    entries: page,
-                    len,
-                }])
+                let page =
+                    entries.into_iter().skip(from).take(MAX_MEMBERSHIP_PAGE).map(Blob).collect();
+                Ok(vec![RelayToClient::Membership { request, plan, entries: page, len }])
             }
-            C::Push {
-                request,
-                plan,
-                envelope,
-            } => self.push(request, plan, envelope.0).await,
-            C::Fetch {
-                request,
-                plan,
-                after,
-                limit,
-            } => {
+            C::Push { request, plan, envelope } => self.push(request, plan, envelope.0).await,
+            C::Fetch { request, plan, after, limit } => {
                 self.require_active(plan).await?;
                 let limit = limit.clamp(1, MAX_PAGE_ITEMS);
-                let max_bytes = self
-                    .relay
-                    .settings
-                    .limits
-                    .max_frame_bytes
-                    .saturating_sub(4096);
+                let max_bytes = self.relay.settings.limits.max_frame_bytes.saturating_sub(4096);
                 let page = self
                     .relay
                     .timed(
                         StoreOp::Fetch,
-                        self.relay
-                            .store
-                            .fetch(plan, after, limit, max_bytes, unix_now()),
+                        self.relay.store.fetch(plan, after, limit, max_bytes, unix_now()),
                     )
                     .await?;
                 Ok(vec![RelayToClient::Page {
@@ -150,45 +118,29 @@ impl<'a, S: Store> Session<'a, S> {
                 self.relay.hub.subscribe(self.conn, plan);
                 Ok(vec![RelayToClient::Done { request }])
             }
-            C::Ack {
-                request,
-                plan,
-                cursor,
-            } => {
+            C::Ack { request, plan, cursor } => {
                 self.require_active(plan).await?;
                 let compacted = self
                     .relay
-                    .timed(
-                        StoreOp::Ack,
-                        self.relay.store.ack(plan, self.device, cursor),
-                    )
+                    .timed(StoreOp::Ack, self.relay.store.ack(plan, self.device, cursor))
                     .await?;
                 self.relay.metrics.compacted(compacted);
                 Ok(vec![RelayToClient::Done { request }])
             }
-            C::PutSnapshot {
-                request,
-                plan,
-                covers,
-                envelope,
-            } => self.put_snapshot(request, plan, covers, envelope.0).await,
+            C::PutSnapshot { request, plan, covers, envelope } => {
+                self.put_snapshot(request, plan, covers, envelope.0).await
+            }
             C::GetSnapshot { request, plan, doc } => {
                 self.require_active(plan).await?;
                 let snapshot = self
                     .relay
                     .timed(StoreOp::Snapshot, self.relay.store.snapshot(plan, doc))
                     .await?;
-                Ok(vec![RelayToClient::Snapshot {
-                    request,
-                    plan,
-                    snapshot,
-                }])
+                Ok(vec![RelayToClient::Snapshot { request, plan, snapshot }])
             }
             C::DeletePlan { request, plan } => {
                 self.require_active(plan).await?;
-                self.relay
-                    .timed(StoreOp::Other, self.relay.store.delete_plan(plan))
-                    .await?;
+                self.relay.timed(StoreOp::Other, self.relay.store.delete_plan(plan)).await?;
                 tracing::info!("plan deleted by a member device");
                 self.relay.forget(plan);
                 self.active.remove(&plan);
@@ -198,16 +150,12 @@ impl<'a, S: Store> Session<'a, S> {
             }
             C::PairOpen { request } => self.pair_open(request).await,
             C::PairJoin { request, nameplate } => self.pair_join(request, nameplate).await,
-            C::PairSend {
-                request,
-                nameplate,
-                body,
-            } => self.pair_send(request, nameplate, body).await,
-            C::PairClose {
-                request,
-                nameplate,
-                outcome,
-            } => self.pair_close(request, nameplate, outcome).await,
+            C::PairSend { request, nameplate, body } => {
+                self.pair_send(request, nameplate, body).await
+            }
+            C::PairClose { request, nameplate, outcome } => {
+                self.pair_close(request, nameplate, outcome).await
+            }
             C::Ping { request } => Ok(vec![RelayToClient::Pong { request }]),
             _ => Err(ApiError::new(ErrorCode::Unsupported)),
         }
@@ -219,11 +167,7 @@ impl<'a, S: Store> Session<'a, S> {
         if self.active.contains(&plan) {
             return Ok(());
         }
-        match self
-            .relay
-            .timed(StoreOp::Other, self.relay.store.access(plan, self.device))
-            .await?
-        {
+        match self.relay.timed(StoreOp::Other, self.relay.store.access(plan, self.device)).await? {
             Access::Active => {
                 self.active.insert(plan);
                 Ok(())
@@ -252,20 +196,13 @@ impl<'a, S: Store> Session<'a, S> {
         self.relay
             .timed(
                 StoreOp::Membership,
-                self.relay
-                    .store
-                    .create_plan(plan, genesis, self.device, unix_now()),
+                self.relay.store.create_plan(plan, genesis, self.device, unix_now()),
             )
             .await?;
         tracing::info!("plan created");
-        self.relay
-            .cache(plan, std::sync::Arc::new(log.state().clone()));
+        self.relay.cache(plan, std::sync::Arc::new(log.state().clone()));
         self.active.insert(plan);
-        Ok(vec![RelayToClient::Stored {
-            request,
-            cursor: Cursor(0),
-            duplicate: false,
-        }])
+        Ok(vec![RelayToClient::Stored { request, cursor: Cursor(0), duplicate: false }])
     }
 
     async fn append_membership(
@@ -281,14 +218,12 @@ impl<'a, S: Store> Session<'a, S> {
         let index = entry.index();
         let mut log = self.relay.load_log(plan).await?;
         let change = match &entry.body() {
-            EntryBody::AddDevice { bundle, .. } => RegistryChange {
-                added: vec![bundle.device],
-                revoked: vec![],
-            },
-            EntryBody::RevokeDevice { device, .. } => RegistryChange {
-                added: vec![],
-                revoked: vec![*device],
-            },
+            EntryBody::AddDevice { bundle, .. } => {
+                RegistryChange { added: vec![bundle.device], revoked: vec![] }
+            }
+            EntryBody::RevokeDevice { device, .. } => {
+                RegistryChange { added: vec![], revoked: vec![*device] }
+            }
             _ => RegistryChange::default(),
         };
         match log.append(entry) {
@@ -308,36 +243,27 @@ impl<'a, S: Store> Session<'a, S> {
         self.relay
             .timed(
                 StoreOp::Membership,
-                self.relay
-                    .store
-                    .append_membership(plan, index, bytes, &change),
+                self.relay.store.append_membership(plan, index, bytes, &change),
             )
             .await?;
         tracing::info!(index, "membership entry appended");
-        self.relay
-            .cache(plan, std::sync::Arc::new(log.state().clone()));
+        self.relay.cache(plan, std::sync::Arc::new(log.state().clone()));
         let len = log.state().len();
         if let Ok(frame) = wire::encode(&RelayToClient::MembershipChanged { plan, len }) {
-            self.relay
-                .hub
-                .deliver(plan, Some(self.device), &Bytes::from(frame));
+            self.relay.hub.deliver(plan, Some(self.device), &Bytes::from(frame));
         }
         if !change.revoked.is_empty() {
             self.relay.hub.revoke(plan, &change.revoked);
         }
         let revoked = change.revoked;
-        self.relay
-            .store
-            .publish(&Event::Membership { plan, len, revoked })
-            .await;
-        Ok(vec![RelayToClient::Stored {
-            request,
-            cursor: Cursor(index),
-            duplicate: false,
-        }])
+        self.relay.store.publish(&Event::Membership { plan, len, revoked }).await;
+        Ok(vec![RelayToClient::Stored { request, cursor: Cursor(index), duplicate: false }])
     }
 
-    /// The checks an envelope must pass before it is stored.
+    /// The checks an envelope must pass before it is stored: the cheap ones
+    /// on its cleartext header first, then membership (the sender owns the
+    /// document, and its view is a prefix of the log) and the signature,
+    /// with the member's key as the membership state caches it.
     async fn admit(
         &mut self,
         plan: PlanId,
@@ -353,24 +279,23 @@ impl<'a, S: Store> Session<'a, S> {
             ));
         }
         let invalid = |why: &'static str| ApiError::with(ErrorCode::InvalidEnvelope, why);
-        let (header, hash) = envelope::inspect(bytes)
-            .map_err(|_| invalid("the envelope is malformed or its signature does not verify"))?;
+        let header =
+            envelope::header_of(bytes).map_err(|_| invalid("the envelope is malformed"))?;
         if header.plan != plan || header.sender != self.device || !kinds.contains(&header.kind) {
-            return Err(invalid(
-                "the envelope's plan, sender or kind does not match this request",
-            ));
+            return Err(invalid("the envelope's plan, sender or kind does not match this request"));
         }
-        // The log may have grown in another relay process: look again once.
-        let mut admitted = self.relay.membership(plan, false).await?.admits(&header);
-        if !admitted {
-            admitted = self.relay.membership(plan, true).await?.admits(&header);
+        // A view longer than the cached log means the log grew, perhaps in
+        // another relay process: load it again. Nothing else forces a reload,
+        // so a flood of bad envelopes cannot.
+        let mut state = self.relay.membership(plan, false).await?;
+        if u64::from(header.view.len) > state.len() {
+            state = self.relay.membership(plan, true).await?;
         }
-        if !admitted {
-            return Err(invalid(
-                "the membership log does not admit this envelope (document owner, epoch or view)",
-            ));
-        }
-        Ok((header, hash))
+        envelope::inspect_with(bytes, |h| state.admit(h)).map_err(|_| {
+            invalid(
+                "the membership log does not admit this envelope, or its signature does not verify",
+            )
+        })
     }
 
     async fn push(
@@ -379,9 +304,7 @@ impl<'a, S: Store> Session<'a, S> {
         plan: PlanId,
         bytes: Vec<u8>,
     ) -> Result<Vec<RelayToClient>, ApiError> {
-        let (header, hash) = self
-            .admit(plan, &bytes, &[Kind::Changes, Kind::Signal])
-            .await?;
+        let (header, hash) = self.admit(plan, &bytes, &[Kind::Changes, Kind::Signal]).await?;
         let ttl = self.relay.settings.limits.signal_ttl.as_secs() as i64;
         let body = Bytes::from(bytes);
         let size = body.len();
@@ -396,37 +319,21 @@ impl<'a, S: Store> Session<'a, S> {
             body: body.clone(),
         };
         match self.relay.batcher.append(new).await? {
-            Appended::Duplicate(cursor) => Ok(vec![RelayToClient::Stored {
-                request,
-                cursor,
-                duplicate: true,
-            }]),
+            Appended::Duplicate(cursor) => {
+                Ok(vec![RelayToClient::Stored { request, cursor, duplicate: true }])
+            }
             Appended::New(cursor) => {
                 self.relay.metrics.stored(size);
-                let item = StoredEnvelope {
-                    cursor,
-                    envelope: Blob(body.to_vec()),
-                };
+                let item = StoredEnvelope { cursor, envelope: Blob(body.to_vec()) };
                 if let Ok(frame) = wire::encode(&RelayToClient::Deliver { plan, item }) {
-                    let n = self
-                        .relay
-                        .hub
-                        .deliver(plan, Some(self.device), &Bytes::from(frame));
+                    let n = self.relay.hub.deliver(plan, Some(self.device), &Bytes::from(frame));
                     self.relay.metrics.forwarded(n);
                 }
                 self.relay
                     .store
-                    .publish(&Event::Stored {
-                        plan,
-                        cursor,
-                        sender: self.device,
-                    })
+                    .publish(&Event::Stored { plan, cursor, sender: self.device })
                     .await;
-                Ok(vec![RelayToClient::Stored {
-                    request,
-                    cursor,
-                    duplicate: false,
-                }])
+                Ok(vec![RelayToClient::Stored { request, cursor, duplicate: false }])
             }
         }
     }
@@ -448,24 +355,14 @@ impl<'a, S: Store> Session<'a, S> {
             hash,
             body: bytes,
         };
-        match self
-            .relay
-            .timed(StoreOp::Snapshot, self.relay.store.put_snapshot(&snapshot))
-            .await?
-        {
+        match self.relay.timed(StoreOp::Snapshot, self.relay.store.put_snapshot(&snapshot)).await? {
             SnapshotStored::New { compacted } => {
                 self.relay.metrics.compacted(compacted);
-                Ok(vec![RelayToClient::Stored {
-                    request,
-                    cursor: covers,
-                    duplicate: false,
-                }])
+                Ok(vec![RelayToClient::Stored { request, cursor: covers, duplicate: false }])
             }
-            SnapshotStored::Duplicate => Ok(vec![RelayToClient::Stored {
-                request,
-                cursor: covers,
-                duplicate: true,
-            }]),
+            SnapshotStored::Duplicate => {
+                Ok(vec![RelayToClient::Stored { request, cursor: covers, duplicate: true }])
+            }
             SnapshotStored::Stale => Err(ApiError::with(
                 ErrorCode::InvalidSnapshot,
                 "a snapshot covering more is already stored",
@@ -490,14 +387,9 @@ impl<'a, S: Store> Session<'a, S> {
         let expires_at = unix_now() + self.relay.settings.limits.pairing_ttl.as_secs() as i64;
         let nameplate = self
             .relay
-            .timed(
-                StoreOp::Pairing,
-                self.relay.store.pair_open(self.device, expires_at),
-            )
+            .timed(StoreOp::Pairing, self.relay.store.pair_open(self.device, expires_at))
             .await?;
-        self.relay
-            .hub
-            .pair_attach(&nameplate, Side::Opener, self.conn);
+        self.relay.hub.pair_attach(&nameplate, Side::Opener, self.conn);
         Ok(vec![RelayToClient::PairOpened { request, nameplate }])
     }
 
@@ -513,16 +405,12 @@ impl<'a, S: Store> Session<'a, S> {
         // Attach before joining, so that a message the opener sends while the
         // join commits is delivered live rather than lost; duplicates are
         // dropped by message id.
-        self.relay
-            .hub
-            .pair_attach(&nameplate, Side::Joiner, self.conn);
+        self.relay.hub.pair_attach(&nameplate, Side::Joiner, self.conn);
         let joined = self
             .relay
             .timed(
                 StoreOp::Pairing,
-                self.relay
-                    .store
-                    .pair_join(&nameplate, self.device, unix_now()),
+                self.relay.store.pair_join(&nameplate, self.device, unix_now()),
             )
             .await;
         let waiting = match joined {
@@ -531,8 +419,7 @@ impl<'a, S: Store> Session<'a, S> {
                 self.relay.hub.pair_detach(&nameplate, self.conn);
                 if error == crate::store::PairError::Burned {
                     // A second join burns the mailbox: tell the opener.
-                    self.notify_closed(&nameplate, Side::Opener, PairOutcome::Failed)
-                        .await;
+                    self.notify_closed(&nameplate, Side::Opener, PairOutcome::Failed).await;
                 }
                 return Err(error.into());
             }
@@ -553,15 +440,11 @@ impl<'a, S: Store> Session<'a, S> {
     async fn my_side(&self, nameplate: &str) -> Result<Side, ApiError> {
         let mailbox = self
             .relay
-            .timed(
-                StoreOp::Pairing,
-                self.relay.store.pair_get(nameplate, unix_now()),
-            )
+            .timed(StoreOp::Pairing, self.relay.store.pair_get(nameplate, unix_now()))
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::PairingUnknown))?;
-        let side = mailbox
-            .side_of(self.device)
-            .ok_or_else(|| ApiError::new(ErrorCode::PairingUnknown))?;
+        let side =
+            mailbox.side_of(self.device).ok_or_else(|| ApiError::new(ErrorCode::PairingUnknown))?;
         use crate::store::PairState;
         match mailbox.state {
             PairState::Open | PairState::Joined => Ok(side),
@@ -584,33 +467,21 @@ impl<'a, S: Store> Session<'a, S> {
         let side = self.my_side(&nameplate).await?;
         let id = self
             .relay
-            .timed(
-                StoreOp::Pairing,
-                self.relay.store.pair_post(&nameplate, side, &body.0),
-            )
+            .timed(StoreOp::Pairing, self.relay.store.pair_post(&nameplate, side, &body.0))
             .await?;
         let to = side.other();
-        let message = RelayToClient::PairMessage {
-            nameplate: nameplate.clone(),
-            body,
-        };
+        let message = RelayToClient::PairMessage { nameplate: nameplate.clone(), body };
         let local = wire::encode(&message)
             .map(|frame| {
                 self.relay.hub.pair_send(
                     &nameplate,
                     to,
-                    Outbound::PairMessage {
-                        id,
-                        frame: Bytes::from(frame),
-                    },
+                    Outbound::PairMessage { id, frame: Bytes::from(frame) },
                 )
             })
             .unwrap_or(false);
         if !local {
-            self.relay
-                .store
-                .publish(&Event::PairMessage { nameplate, to, id })
-                .await;
+            self.relay.store.publish(&Event::PairMessage { nameplate, to, id }).await;
         }
         Ok(vec![RelayToClient::Done { request }])
     }
@@ -623,10 +494,7 @@ impl<'a, S: Store> Session<'a, S> {
     ) -> Result<Vec<RelayToClient>, ApiError> {
         let side = self.my_side(&nameplate).await?;
         self.relay
-            .timed(
-                StoreOp::Pairing,
-                self.relay.store.pair_close(&nameplate, outcome),
-            )
+            .timed(StoreOp::Pairing, self.relay.store.pair_close(&nameplate, outcome))
             .await?;
         self.relay.hub.pair_detach(&nameplate, self.conn);
         self.notify_closed(&nameplate, side.other(), outcome).await;
@@ -634,25 +502,16 @@ impl<'a, S: Store> Session<'a, S> {
     }
 
     async fn notify_closed(&self, nameplate: &str, to: Side, outcome: PairOutcome) {
-        let message = RelayToClient::PairClosed {
-            nameplate: nameplate.to_owned(),
-            outcome,
-        };
+        let message = RelayToClient::PairClosed { nameplate: nameplate.to_owned(), outcome };
         let local = wire::encode(&message)
             .map(|frame| {
-                self.relay
-                    .hub
-                    .pair_send(nameplate, to, Outbound::Frame(Bytes::from(frame)))
+                self.relay.hub.pair_send(nameplate, to, Outbound::Frame(Bytes::from(frame)))
             })
             .unwrap_or(false);
         if !local {
             self.relay
                 .store
-                .publish(&Event::PairClosed {
-                    nameplate: nameplate.to_owned(),
-                    to,
-                    outcome,
-                })
+                .publish(&Event::PairClosed { nameplate: nameplate.to_owned(), to, outcome })
                 .await;
         }
     }
@@ -661,13 +520,8 @@ impl<'a, S: Store> Session<'a, S> {
     /// burned, and the other side is told.
     pub async fn abandon_pairing(&mut self, nameplate: &str, side: Side) {
         if self.my_side(nameplate).await.is_ok() {
-            let _ = self
-                .relay
-                .store
-                .pair_close(nameplate, PairOutcome::Failed)
-                .await;
-            self.notify_closed(nameplate, side.other(), PairOutcome::Failed)
-                .await;
+            let _ = self.relay.store.pair_close(nameplate, PairOutcome::Failed).await;
+            self.notify_closed(nameplate, side.other(), PairOutcome::Failed).await;
         }
     }
 

@@ -93,7 +93,7 @@ impl Default for Limits {
             signal_ttl: Duration::from_secs(24 * 3600),
             pairing_ttl: Duration::from_secs(600),
             pairing_attempts_per_address: 20,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 2 * 1024,
             write_buffer_bytes: 4 * 1024,
             drain_timeout: Duration::from_secs(10),
         }
@@ -145,10 +145,7 @@ impl Settings {
             let Some(name) = key.strip_prefix("COVE_") else {
                 continue;
             };
-            let bad = || SettingsError::Env {
-                name: key.clone(),
-                value: value.clone(),
-            };
+            let bad = || SettingsError::Env { name: key.clone(), value: value.clone() };
             match name {
                 "LISTEN" => file.listen = Some(value.parse().map_err(|_| bad())?),
                 "DATABASE" | "DATABASE_URL" => file.database = Some(value.clone()),
@@ -167,9 +164,7 @@ impl Settings {
                 }
                 _ => {
                     if let Some(limit) = name.strip_prefix("LIMIT_") {
-                        limits
-                            .set(&limit.to_ascii_lowercase(), &value)
-                            .map_err(|()| bad())?;
+                        limits.set(&limit.to_ascii_lowercase(), &value).map_err(|()| bad())?;
                     }
                 }
             }
@@ -338,9 +333,8 @@ impl FileSettings {
         t.plan_max_envelopes = l.plan_max_envelopes.unwrap_or(t.plan_max_envelopes);
         t.plan_max_bytes = l.plan_max_bytes.unwrap_or(t.plan_max_bytes);
         t.max_connections = l.max_connections.unwrap_or(t.max_connections);
-        t.pairing_attempts_per_address = l
-            .pairing_attempts_per_address
-            .unwrap_or(t.pairing_attempts_per_address);
+        t.pairing_attempts_per_address =
+            l.pairing_attempts_per_address.unwrap_or(t.pairing_attempts_per_address);
         t.read_buffer_bytes = l.read_buffer_bytes.unwrap_or(t.read_buffer_bytes);
         t.write_buffer_bytes = l.write_buffer_bytes.unwrap_or(t.write_buffer_bytes);
         t.auth_timeout = l.auth_timeout_secs.map_or(t.auth_timeout, secs);
@@ -456,23 +450,16 @@ mod tests {
     #[test]
     fn bad_values_are_refused_with_their_name() {
         let mut s = Settings::default();
-        let err = s
-            .apply_env([("COVE_LISTEN".to_owned(), "nowhere".to_owned())])
-            .unwrap_err();
+        let err = s.apply_env([("COVE_LISTEN".to_owned(), "nowhere".to_owned())]).unwrap_err();
         assert!(err.to_string().contains("COVE_LISTEN"));
         assert!(s.apply_toml("unknown_key = 1").is_err());
-        assert!(
-            s.apply_toml("[limits]\nmax_envelope_bytes = 99999999")
-                .is_err()
-        );
+        assert!(s.apply_toml("[limits]\nmax_envelope_bytes = 99999999").is_err());
     }
 
     #[test]
     fn passwords_in_database_urls_are_redacted() {
-        let s = Settings {
-            database: "postgres://cove:hunter2@db/cove".into(),
-            ..Settings::default()
-        };
+        let s =
+            Settings { database: "postgres://cove:hunter2@db/cove".into(), ..Settings::default() };
         let debug = format!("{s:?}");
         assert!(!debug.contains("hunter2"));
         assert!(debug.contains("postgres://cove:…@db/cove"));

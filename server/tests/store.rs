@@ -14,10 +14,7 @@ use cove_shared::wire::{Cursor, PairOutcome};
 use cove_shared::{DeviceId, DeviceSecret, DocId, EnvelopeHash, Kind, PlanId, Seq};
 
 const NOW: i64 = 1_800_000_000;
-const ROOMY: Quota = Quota {
-    max_envelopes: 1000,
-    max_bytes: 1 << 20,
-};
+const ROOMY: Quota = Quota { max_envelopes: 1000, max_bytes: 1 << 20 };
 
 fn device(seed: &str) -> DeviceId {
     DeviceSecret::generate(&mut SeededEntropy::new(seed.as_bytes())).id()
@@ -57,26 +54,11 @@ async fn store_story<S: Store>(store: S) {
 
     // Plans and membership.
     store.create_plan(x, b"genesis-x", a1, NOW).await.unwrap();
-    store
-        .create_plan(y, b"genesis-y", stranger, NOW)
-        .await
-        .unwrap();
-    assert!(matches!(
-        store.create_plan(x, b"again", a1, NOW).await,
-        Err(StoreError::PlanExists)
-    ));
-    assert_eq!(
-        store.membership(x, 0).await.unwrap(),
-        vec![b"genesis-x".to_vec()]
-    );
-    let add_b = RegistryChange {
-        added: vec![b1],
-        revoked: vec![],
-    };
-    store
-        .append_membership(x, 1, b"add-b1", &add_b)
-        .await
-        .unwrap();
+    store.create_plan(y, b"genesis-y", stranger, NOW).await.unwrap();
+    assert!(matches!(store.create_plan(x, b"again", a1, NOW).await, Err(StoreError::PlanExists)));
+    assert_eq!(store.membership(x, 0).await.unwrap(), vec![b"genesis-x".to_vec()]);
+    let add_b = RegistryChange { added: vec![b1], revoked: vec![] };
+    store.append_membership(x, 1, b"add-b1", &add_b).await.unwrap();
     assert!(matches!(
         store.append_membership(x, 1, b"other", &add_b).await,
         Err(StoreError::Conflict)
@@ -90,18 +72,9 @@ async fn store_story<S: Store>(store: S) {
         store.append_membership(nowhere, 1, b"e", &add_b).await,
         Err(StoreError::NoSuchPlan)
     ));
-    let add_a2 = RegistryChange {
-        added: vec![a2],
-        revoked: vec![],
-    };
-    store
-        .append_membership(x, 2, b"add-a2", &add_a2)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.membership(x, 1).await.unwrap(),
-        vec![b"add-b1".to_vec(), b"add-a2".to_vec()]
-    );
+    let add_a2 = RegistryChange { added: vec![a2], revoked: vec![] };
+    store.append_membership(x, 2, b"add-a2", &add_a2).await.unwrap();
+    assert_eq!(store.membership(x, 1).await.unwrap(), vec![b"add-b1".to_vec(), b"add-a2".to_vec()]);
     assert_eq!(store.access(x, a1).await.unwrap(), Access::Active);
     assert_eq!(store.access(x, b1).await.unwrap(), Access::Active);
     assert_eq!(store.access(x, stranger).await.unwrap(), Access::Unknown);
@@ -125,52 +98,46 @@ async fn store_story<S: Store>(store: S) {
         ]
     );
     let resend = envelope(x, b1, Kind::Changes, 1, DocId::PartnerB, b"x-b1-1");
-    assert_eq!(
-        append_one(&store, resend).await,
-        Ok(Appended::Duplicate(Cursor(2)))
-    );
-    let forked = envelope(
-        x,
-        b1,
-        Kind::Changes,
-        1,
-        DocId::PartnerB,
-        b"x-b1-1-different",
-    );
-    assert_eq!(
-        append_one(&store, forked).await,
-        Err(AppendError::Equivocation)
-    );
+    assert_eq!(append_one(&store, resend).await, Ok(Appended::Duplicate(Cursor(2))));
+    let forked = envelope(x, b1, Kind::Changes, 1, DocId::PartnerB, b"x-b1-1-different");
+    assert_eq!(append_one(&store, forked).await, Err(AppendError::Equivocation));
     // The same seq in another stream (kind) is not a conflict.
     let signal = envelope(x, b1, Kind::Signal, 1, DocId::Shared, b"pause");
-    assert_eq!(
-        append_one(&store, signal).await,
-        Ok(Appended::New(Cursor(4)))
-    );
+    assert_eq!(append_one(&store, signal).await, Ok(Appended::New(Cursor(4))));
     let ghost = envelope(nowhere, a1, Kind::Changes, 1, DocId::Shared, b"g");
-    assert_eq!(
-        append_one(&store, ghost).await,
-        Err(AppendError::NoSuchPlan)
-    );
-    let tight = Quota {
-        max_envelopes: 4,
-        max_bytes: 1 << 20,
-    };
+    assert_eq!(append_one(&store, ghost).await, Err(AppendError::NoSuchPlan));
+    let tight = Quota { max_envelopes: 4, max_bytes: 1 << 20 };
     let over = envelope(x, a1, Kind::Changes, 3, DocId::Shared, b"x-a1-3");
     assert_eq!(
         store.append(std::slice::from_ref(&over), tight).await,
         vec![Err(AppendError::QuotaExceeded)]
     );
     // 23 bytes are stored; six more would make 29.
-    let tiny = Quota {
-        max_envelopes: 100,
-        max_bytes: 28,
-    };
+    let tiny = Quota { max_envelopes: 100, max_bytes: 28 };
     assert_eq!(
         store.append(std::slice::from_ref(&over), tiny).await,
         vec![Err(AppendError::QuotaExceeded)]
     );
     assert_eq!(append_one(&store, over).await, Ok(Appended::New(Cursor(5))));
+
+    // One batch that repeats a position: the copy is a resend, a different
+    // envelope at that position an equivocation, and both share one cursor.
+    let z = PlanId::from_bytes([4; 16]);
+    store.create_plan(z, b"genesis-z", a1, NOW).await.unwrap();
+    let first = envelope(z, a1, Kind::Changes, 1, DocId::Shared, b"z-1");
+    let other = envelope(z, a1, Kind::Changes, 1, DocId::Shared, b"z-1-other");
+    let next = envelope(z, a1, Kind::Changes, 2, DocId::Shared, b"z-2");
+    let results = store.append(&[first.clone(), first, other, next], ROOMY).await;
+    assert_eq!(
+        results,
+        vec![
+            Ok(Appended::New(Cursor(1))),
+            Ok(Appended::Duplicate(Cursor(1))),
+            Err(AppendError::Equivocation),
+            Ok(Appended::New(Cursor(2))),
+        ]
+    );
+    store.delete_plan(z).await.unwrap();
 
     // Fetch: pages, byte bound, head, expired signals left out.
     let page = store.fetch(x, Cursor(0), 100, 1 << 20, NOW).await.unwrap();
@@ -179,32 +146,16 @@ async fn store_story<S: Store>(store: S) {
     assert_eq!(page.items[1].envelope.0, b"x-b1-1");
     assert_eq!((page.head, page.compacted), (Cursor(5), Cursor(0)));
     let page = store.fetch(x, Cursor(2), 2, 1 << 20, NOW).await.unwrap();
-    assert_eq!(
-        page.items.iter().map(|i| i.cursor.0).collect::<Vec<_>>(),
-        [3, 4]
-    );
+    assert_eq!(page.items.iter().map(|i| i.cursor.0).collect::<Vec<_>>(), [3, 4]);
     let page = store.fetch(x, Cursor(0), 100, 1, NOW).await.unwrap();
-    assert_eq!(
-        page.items.len(),
-        1,
-        "at least one item, however small the byte bound"
-    );
-    let later = store
-        .fetch(x, Cursor(0), 100, 1 << 20, NOW + 3600)
-        .await
-        .unwrap();
-    assert_eq!(
-        later.items.iter().map(|i| i.cursor.0).collect::<Vec<_>>(),
-        [1, 2, 3, 5]
-    );
+    assert_eq!(page.items.len(), 1, "at least one item, however small the byte bound");
+    let later = store.fetch(x, Cursor(0), 100, 1 << 20, NOW + 3600).await.unwrap();
+    assert_eq!(later.items.iter().map(|i| i.cursor.0).collect::<Vec<_>>(), [1, 2, 3, 5]);
     assert!(matches!(
         store.fetch(nowhere, Cursor(0), 10, 1 << 20, NOW).await,
         Err(StoreError::NoSuchPlan)
     ));
-    assert_eq!(
-        store.envelope(x, Cursor(3)).await.unwrap(),
-        Some(b"x-a1-2".to_vec())
-    );
+    assert_eq!(store.envelope(x, Cursor(3)).await.unwrap(), Some(b"x-a1-2".to_vec()));
     assert_eq!(store.envelope(x, Cursor(99)).await.unwrap(), None);
 
     // Snapshots and compaction: nothing goes until every active device has
@@ -226,34 +177,17 @@ async fn store_story<S: Store>(store: S) {
         store.put_snapshot(&snap(3, 1, b"snap-1")).await.unwrap(),
         SnapshotStored::Duplicate
     );
-    assert_eq!(
-        store.put_snapshot(&snap(2, 2, b"older")).await.unwrap(),
-        SnapshotStored::Stale
-    );
+    assert_eq!(store.put_snapshot(&snap(2, 2, b"older")).await.unwrap(), SnapshotStored::Stale);
     assert_eq!(
         store.put_snapshot(&snap(99, 4, b"future")).await.unwrap(),
         SnapshotStored::BeyondHead
     );
     assert_eq!(store.ack(x, a1, Cursor(5)).await.unwrap(), 0);
-    assert_eq!(
-        store.ack(x, b1, Cursor(5)).await.unwrap(),
-        0,
-        "a2 has not acknowledged"
-    );
-    assert_eq!(
-        store.ack(x, a2, Cursor(2)).await.unwrap(),
-        0,
-        "a2 is behind the snapshot"
-    );
+    assert_eq!(store.ack(x, b1, Cursor(5)).await.unwrap(), 0, "a2 has not acknowledged");
+    assert_eq!(store.ack(x, a2, Cursor(2)).await.unwrap(), 0, "a2 is behind the snapshot");
     // Revoking a2 leaves only devices that are past the snapshot.
-    let revoke = RegistryChange {
-        added: vec![],
-        revoked: vec![a2],
-    };
-    store
-        .append_membership(x, 3, b"revoke-a2", &revoke)
-        .await
-        .unwrap();
+    let revoke = RegistryChange { added: vec![], revoked: vec![a2] };
+    store.append_membership(x, 3, b"revoke-a2", &revoke).await.unwrap();
     assert_eq!(store.access(x, a2).await.unwrap(), Access::Revoked);
     assert_eq!(
         store.put_snapshot(&snap(3, 3, b"snap-3")).await.unwrap(),
@@ -267,10 +201,7 @@ async fn store_story<S: Store>(store: S) {
     );
     assert_eq!(page.compacted, Cursor(3));
     let stored = store.snapshot(x, DocId::Shared).await.unwrap().unwrap();
-    assert_eq!(
-        (stored.covers, stored.envelope.0.as_slice()),
-        (Cursor(3), &b"snap-3"[..])
-    );
+    assert_eq!((stored.covers, stored.envelope.0.as_slice()), (Cursor(3), &b"snap-3"[..]));
     assert_eq!(store.snapshot(x, DocId::PartnerA).await.unwrap(), None);
     // An acknowledgement never moves backwards.
     assert_eq!(store.ack(x, a1, Cursor(1)).await.unwrap(), 0);
@@ -279,61 +210,31 @@ async fn store_story<S: Store>(store: S) {
     let expired = store.expire(NOW + 3600).await.unwrap();
     assert_eq!(expired.signals, 1);
     let page = store.fetch(x, Cursor(0), 100, 1 << 20, NOW).await.unwrap();
-    assert_eq!(
-        page.items.iter().map(|i| i.cursor.0).collect::<Vec<_>>(),
-        [2, 5]
-    );
-    let two_left = Quota {
-        max_envelopes: 3,
-        max_bytes: 1 << 20,
-    };
+    assert_eq!(page.items.iter().map(|i| i.cursor.0).collect::<Vec<_>>(), [2, 5]);
+    let two_left = Quota { max_envelopes: 3, max_bytes: 1 << 20 };
     let next = envelope(x, a1, Kind::Changes, 4, DocId::Shared, b"x-a1-4");
-    assert_eq!(
-        store.append(&[next], two_left).await,
-        vec![Ok(Appended::New(Cursor(6)))]
-    );
+    assert_eq!(store.append(&[next], two_left).await, vec![Ok(Appended::New(Cursor(6)))]);
 
     // Pairing mailboxes.
     let n1 = store.pair_open(a1, NOW + 600).await.unwrap();
     let n2 = store.pair_open(stranger, NOW + 600).await.unwrap();
     assert_eq!((n1.as_str(), n2.as_str()), ("1", "2"));
-    store
-        .pair_post(&n1, Side::Opener, b"spake-a")
-        .await
-        .unwrap();
+    store.pair_post(&n1, Side::Opener, b"spake-a").await.unwrap();
     let waiting = store.pair_join(&n1, b1, NOW).await.unwrap();
     let bodies: Vec<Vec<u8>> = waiting.into_iter().map(|(_, body)| body).collect();
     assert_eq!(bodies, vec![b"spake-a".to_vec()]);
     let mailbox = store.pair_get(&n1, NOW).await.unwrap().unwrap();
-    assert_eq!(
-        (mailbox.state, mailbox.joiner),
-        (PairState::Joined, Some(b1))
-    );
+    assert_eq!((mailbox.state, mailbox.joiner), (PairState::Joined, Some(b1)));
     assert_eq!(mailbox.side_of(a1), Some(Side::Opener));
     assert_eq!(mailbox.side_of(stranger), None);
-    let id = store
-        .pair_post(&n1, Side::Joiner, b"spake-b")
-        .await
-        .unwrap();
-    assert_eq!(
-        store.pair_message(id).await.unwrap(),
-        Some(b"spake-b".to_vec())
-    );
+    let id = store.pair_post(&n1, Side::Joiner, b"spake-b").await.unwrap();
+    assert_eq!(store.pair_message(id).await.unwrap(), Some(b"spake-b".to_vec()));
     // A second join burns it.
-    assert_eq!(
-        store.pair_join(&n1, stranger, NOW).await,
-        Err(PairError::Burned)
-    );
-    assert_eq!(
-        store.pair_get(&n1, NOW).await.unwrap().unwrap().state,
-        PairState::Burned
-    );
+    assert_eq!(store.pair_join(&n1, stranger, NOW).await, Err(PairError::Burned));
+    assert_eq!(store.pair_get(&n1, NOW).await.unwrap().unwrap().state, PairState::Burned);
     // Closing a burned mailbox does not revive it.
     store.pair_close(&n1, PairOutcome::Completed).await.unwrap();
-    assert_eq!(
-        store.pair_get(&n1, NOW).await.unwrap().unwrap().state,
-        PairState::Burned
-    );
+    assert_eq!(store.pair_get(&n1, NOW).await.unwrap().unwrap().state, PairState::Burned);
     // Completed is spent: joining again fails.
     store.pair_close(&n2, PairOutcome::Completed).await.unwrap();
     assert_eq!(store.pair_join(&n2, b1, NOW).await, Err(PairError::Burned));
@@ -343,14 +244,8 @@ async fn store_story<S: Store>(store: S) {
     assert_eq!(store.pair_join(&n3, a1, NOW).await, Err(PairError::Burned));
     // Expired: unknown, then gone after the grace period, freeing the number.
     assert_eq!(store.pair_get(&n2, NOW + 601).await.unwrap(), None);
-    assert_eq!(
-        store.pair_join("2", b1, NOW + 601).await,
-        Err(PairError::Unknown)
-    );
-    assert_eq!(
-        store.pair_join("77", b1, NOW).await,
-        Err(PairError::Unknown)
-    );
+    assert_eq!(store.pair_join("2", b1, NOW + 601).await, Err(PairError::Unknown));
+    assert_eq!(store.pair_join("77", b1, NOW).await, Err(PairError::Unknown));
     let expired = store.expire(NOW + 600 + 600).await.unwrap();
     assert_eq!(expired.mailboxes, 3);
     assert_eq!(store.pair_open(b1, NOW + 2000).await.unwrap(), "1");
@@ -364,24 +259,14 @@ async fn store_story<S: Store>(store: S) {
     ));
     assert!(store.membership(x, 0).await.unwrap().is_empty());
     assert_eq!(store.snapshot(x, DocId::Shared).await.unwrap(), None);
-    assert_eq!(
-        store
-            .fetch(y, Cursor(0), 10, 1 << 20, NOW)
-            .await
-            .unwrap()
-            .items
-            .len(),
-        1
-    );
+    assert_eq!(store.fetch(y, Cursor(0), 10, 1 << 20, NOW).await.unwrap().items.len(), 1);
     store.ping().await.unwrap();
 }
 
 #[tokio::test]
 async fn sqlite_store_story() {
     let dir = common::TempDir::new("store");
-    let store = SqliteStore::open(&dir.path().join("relay.db"), SqliteSync::Full)
-        .await
-        .unwrap();
+    let store = SqliteStore::open(&dir.path().join("relay.db"), SqliteSync::Full).await.unwrap();
     store_story(store).await;
 }
 
@@ -392,18 +277,12 @@ async fn sqlite_store_reopens_with_its_data() {
     let plan = PlanId::from_bytes([3; 16]);
     {
         let store = SqliteStore::open(&path, SqliteSync::Normal).await.unwrap();
-        store
-            .create_plan(plan, b"g", device("a"), NOW)
-            .await
-            .unwrap();
+        store.create_plan(plan, b"g", device("a"), NOW).await.unwrap();
         let e = envelope(plan, device("a"), Kind::Changes, 1, DocId::Shared, b"kept");
         assert_eq!(append_one(&store, e).await, Ok(Appended::New(Cursor(1))));
     }
     let store = SqliteStore::open(&path, SqliteSync::Full).await.unwrap();
-    let page = store
-        .fetch(plan, Cursor(0), 10, 1 << 20, NOW)
-        .await
-        .unwrap();
+    let page = store.fetch(plan, Cursor(0), 10, 1 << 20, NOW).await.unwrap();
     assert_eq!(page.items[0].envelope.0, b"kept");
 }
 
@@ -414,9 +293,7 @@ async fn postgres_store_story() {
         return;
     };
     let schema = common::fresh_schema("store");
-    let store = PostgresStore::connect_in_schema(&url, Some(&schema))
-        .await
-        .unwrap();
+    let store = PostgresStore::connect_in_schema(&url, Some(&schema)).await.unwrap();
     store_story(store).await;
     common::drop_schema(&url, &schema).await;
 }

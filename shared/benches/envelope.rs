@@ -54,10 +54,7 @@ fn bench(c: &mut Criterion) {
             doc: DocId::Shared,
             seq: Seq(1),
             prev: cove_shared::EnvelopeHash::GENESIS,
-            view: cove_shared::MembershipView {
-                len: 1,
-                head: cove_shared::EntryHash([1; 32]),
-            },
+            view: cove_shared::MembershipView { len: 1, head: cove_shared::EntryHash([1; 32]) },
             payload: &payload,
         };
         let sealed = envelope::seal(&keys, &device, request, &mut rng).unwrap();
@@ -81,24 +78,19 @@ fn bench(c: &mut Criterion) {
         let message = vec![0xa5u8; signed_len];
         let plain = vec![0x5au8; padded];
         let nonce = XNonce::from([7u8; 24]);
-        group.bench_with_input(
-            BenchmarkId::new("bare-primitives", padded),
-            &padded,
-            |b, _| {
-                b.iter(|| {
-                    let signature = signing.sign(black_box(&message));
-                    verifying.verify_strict(&message, &signature).unwrap();
-                    let mut buf = plain.clone();
-                    let tag =
-                        cipher.encrypt_inout_detached(&nonce, b"aad", buf.as_mut_slice().into());
-                    let tag = tag.unwrap();
-                    cipher
-                        .decrypt_inout_detached(&nonce, b"aad", buf.as_mut_slice().into(), &tag)
-                        .unwrap();
-                    buf
-                })
-            },
-        );
+        group.bench_with_input(BenchmarkId::new("bare-primitives", padded), &padded, |b, _| {
+            b.iter(|| {
+                let signature = signing.sign(black_box(&message));
+                verifying.verify_strict(&message, &signature).unwrap();
+                let mut buf = plain.clone();
+                let tag = cipher.encrypt_inout_detached(&nonce, b"aad", buf.as_mut_slice().into());
+                let tag = tag.unwrap();
+                cipher
+                    .decrypt_inout_detached(&nonce, b"aad", buf.as_mut_slice().into(), &tag)
+                    .unwrap();
+                buf
+            })
+        });
     }
     group.finish();
 }

@@ -72,11 +72,7 @@ impl<'a> Reader<'a> {
 
     /// Consumes an exact constant, such as a magic number.
     pub(crate) fn expect(&mut self, value: &[u8], field: &'static str) -> Result<(), DecodeError> {
-        if self.take(value.len())? == value {
-            Ok(())
-        } else {
-            Err(DecodeError::Invalid { field })
-        }
+        if self.take(value.len())? == value { Ok(()) } else { Err(DecodeError::Invalid { field }) }
     }
 
     pub(crate) fn remaining(&self) -> usize {
@@ -108,9 +104,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 pub fn from_hex<const N: usize>(text: &str) -> Result<[u8; N], DecodeError> {
     let text = text.as_bytes();
     if text.len() != N * 2 {
-        return Err(DecodeError::Invalid {
-            field: "hex length",
-        });
+        return Err(DecodeError::Invalid { field: "hex length" });
     }
     let mut out = [0u8; N];
     for (slot, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
@@ -123,13 +117,9 @@ pub fn from_hex<const N: usize>(text: &str) -> Result<[u8; N], DecodeError> {
 pub fn from_hex_vec(text: &str) -> Result<Vec<u8>, DecodeError> {
     let text = text.as_bytes();
     if !text.len().is_multiple_of(2) {
-        return Err(DecodeError::Invalid {
-            field: "hex length",
-        });
+        return Err(DecodeError::Invalid { field: "hex length" });
     }
-    text.chunks_exact(2)
-        .map(|pair| Ok((nibble(pair[0])? << 4) | nibble(pair[1])?))
-        .collect()
+    text.chunks_exact(2).map(|pair| Ok((nibble(pair[0])? << 4) | nibble(pair[1])?)).collect()
 }
 
 fn nibble(c: u8) -> Result<u8, DecodeError> {
@@ -175,12 +165,8 @@ pub(crate) mod fixed_bytes {
                 super::from_hex(v).map_err(E::custom)
             }
         }
-        if d.is_human_readable() {
-            d.deserialize_str(V::<N>)
-        } else {
-            d.deserialize_bytes(V::<N>)
-        }
-        .map_err(D::Error::custom)
+        if d.is_human_readable() { d.deserialize_str(V::<N>) } else { d.deserialize_bytes(V::<N>) }
+            .map_err(D::Error::custom)
     }
 }
 
@@ -218,11 +204,7 @@ pub mod byte_vec {
                 super::from_hex_vec(v).map_err(E::custom)
             }
         }
-        if d.is_human_readable() {
-            d.deserialize_str(V)
-        } else {
-            d.deserialize_byte_buf(V)
-        }
+        if d.is_human_readable() { d.deserialize_str(V) } else { d.deserialize_byte_buf(V) }
     }
 }
 

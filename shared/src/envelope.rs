@@ -176,11 +176,7 @@ pub struct Header {
 impl Header {
     /// The stream this envelope belongs to.
     pub fn stream(&self) -> Stream {
-        Stream {
-            sender: self.sender,
-            kind: self.kind,
-            doc: self.doc,
-        }
+        Stream { sender: self.sender, kind: self.kind, doc: self.doc }
     }
 
     /// The 167-byte encoding.
@@ -215,33 +211,16 @@ impl Header {
             .map_err(|_| DecodeError::Invalid { field: "sender" })?;
         let seq = Seq(r.u64()?);
         let prev = EnvelopeHash(r.array()?);
-        let view = MembershipView {
-            len: r.u32()?,
-            head: EntryHash(r.array()?),
-        };
+        let view = MembershipView { len: r.u32()?, head: EntryHash(r.array()?) };
         r.finish()?;
         // The last sequence number is reserved so that `seq + 1` never overflows.
         if seq.0 == 0 || seq.0 == u64::MAX || epoch.0 == 0 || view.len == 0 {
-            return Err(DecodeError::Invalid {
-                field: "sequence, epoch or view",
-            });
+            return Err(DecodeError::Invalid { field: "sequence, epoch or view" });
         }
         if kind == Kind::Signal && doc != DocId::Shared {
-            return Err(DecodeError::Invalid {
-                field: "signal doc id",
-            });
+            return Err(DecodeError::Invalid { field: "signal doc id" });
         }
-        Ok(Self {
-            kind,
-            plan,
-            doc,
-            epoch,
-            key_id,
-            sender,
-            seq,
-            prev,
-            view,
-        })
+        Ok(Self { kind, plan, doc, epoch, key_id, sender, seq, prev, view })
     }
 }
 
@@ -336,10 +315,8 @@ pub fn seal(
         prev: request.prev,
         view: request.view,
     };
-    let too_large = SealError::TooLarge {
-        len: request.payload.len(),
-        max: padding::MAX_PAYLOAD_LEN,
-    };
+    let too_large =
+        SealError::TooLarge { len: request.payload.len(), max: padding::MAX_PAYLOAD_LEN };
     let bucket = padding::bucket_for(request.payload.len()).ok_or(too_large)?;
 
     let mut bytes = Vec::with_capacity(OVERHEAD + bucket);
@@ -358,11 +335,7 @@ pub fn seal(
     let signature = sender.sign(&bytes);
     bytes.extend_from_slice(&signature);
     let hash = hash_parts(&bytes[..HEADER_LEN + NONCE_LEN], &signature);
-    Ok(Sealed {
-        bytes,
-        hash,
-        header,
-    })
+    Ok(Sealed { bytes, hash, header })
 }
 
 /// What a receiving device knows when it opens an envelope.
@@ -403,14 +376,28 @@ impl fmt::Debug for Opened {
 /// The hash is returned only after the signature verified, since the hash's
 /// binding to the whole envelope rests on that signature.
 pub fn inspect(bytes: &[u8]) -> Result<(Header, EnvelopeHash), IntegrityError> {
+    inspect_with(bytes, |header| header.sender.verifying_key())
+}
+
+/// As [`inspect`], with the sender's key supplied by `admit` (for instance
+/// from a membership state that caches each member's decompressed key), or
+/// refused when it returns `None`.
+pub fn inspect_with(
+    bytes: &[u8],
+    admit: impl FnOnce(&Header) -> Option<VerifyingKey>,
+) -> Result<(Header, EnvelopeHash), IntegrityError> {
     let header = parse(bytes)?;
-    let key = header.sender.verifying_key().ok_or(IntegrityError)?;
+    let key = admit(&header).ok_or(IntegrityError)?;
     verify(bytes, &key)?;
     let (signed, signature) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
-    Ok((
-        header,
-        hash_parts(&signed[..HEADER_LEN + NONCE_LEN], signature),
-    ))
+    Ok((header, hash_parts(&signed[..HEADER_LEN + NONCE_LEN], signature)))
+}
+
+/// The header of a well-formed envelope (length and layout checked; nothing
+/// verified). For routing decisions made before verification, never for
+/// trusting anything the header says.
+pub fn header_of(bytes: &[u8]) -> Result<Header, IntegrityError> {
+    parse(bytes)
 }
 
 /// Verifies, then decrypts, then unpads. See the module's invariants for
@@ -429,9 +416,8 @@ pub fn open(bytes: &[u8], policy: &impl OpenPolicy) -> Result<Opened, IntegrityE
     }
 
     let (signed, signature) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
-    let nonce: [u8; NONCE_LEN] = signed[HEADER_LEN..HEADER_LEN + NONCE_LEN]
-        .try_into()
-        .map_err(|_| IntegrityError)?;
+    let nonce: [u8; NONCE_LEN] =
+        signed[HEADER_LEN..HEADER_LEN + NONCE_LEN].try_into().map_err(|_| IntegrityError)?;
     let sealed = &signed[HEADER_LEN + NONCE_LEN..];
     let (ciphertext, tag) = sealed.split_at(sealed.len() - TAG_LEN);
     let tag = Tag::try_from(tag).map_err(|_| IntegrityError)?;
@@ -467,11 +453,7 @@ fn parse(bytes: &[u8]) -> Result<Header, IntegrityError> {
 fn verify(bytes: &[u8], key: &VerifyingKey) -> Result<(), IntegrityError> {
     let (signed, signature) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
     let signature: &[u8; SIGNATURE_LEN] = signature.try_into().map_err(|_| IntegrityError)?;
-    if verify_with(key, signed, signature) {
-        Ok(())
-    } else {
-        Err(IntegrityError)
-    }
+    if verify_with(key, signed, signature) { Ok(()) } else { Err(IntegrityError) }
 }
 
 fn hash_parts(header_and_nonce: &[u8], signature: &[u8]) -> EnvelopeHash {

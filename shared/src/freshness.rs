@@ -95,11 +95,7 @@ impl Freshness {
         // sequence numbers, so `mark + 1` cannot overflow.
         let next = mark.saturating_add(1);
         if seq == mark {
-            return if hash == head {
-                Verdict::Duplicate
-            } else {
-                Verdict::Fork
-            };
+            return if hash == head { Verdict::Duplicate } else { Verdict::Fork };
         }
         if seq == next {
             return match header.kind {
@@ -115,12 +111,8 @@ impl Freshness {
             };
         }
         match header.kind {
-            Kind::Changes => Verdict::Gap {
-                missing_from: Seq(next),
-            },
-            Kind::Signal => Verdict::NewAfterGap {
-                missing_from: Seq(next),
-            },
+            Kind::Changes => Verdict::Gap { missing_from: Seq(next) },
+            Kind::Signal => Verdict::NewAfterGap { missing_from: Seq(next) },
             Kind::Snapshot => Verdict::New,
         }
     }
@@ -129,13 +121,7 @@ impl Freshness {
     /// [`Verdict::NewAfterGap`], in the same local transaction that applies
     /// the envelope. The mark never moves backwards.
     pub fn record(&mut self, header: &Header, hash: EnvelopeHash) {
-        self.advance(
-            header.stream(),
-            StreamTip {
-                seq: header.seq,
-                hash,
-            },
-        );
+        self.advance(header.stream(), StreamTip { seq: header.seq, hash });
     }
 
     /// Classifies and, if new, records in one step.
@@ -248,11 +234,7 @@ impl Freshness {
                 seq: Seq(r.u64().map_err(corrupt)?),
                 hash: EnvelopeHash(r.array().map_err(corrupt)?),
             };
-            if out
-                .streams
-                .insert(Stream { sender, kind, doc }, tip)
-                .is_some()
-            {
+            if out.streams.insert(Stream { sender, kind, doc }, tip).is_some() {
                 return Err(CorruptFreshness);
             }
         }

@@ -99,9 +99,7 @@ impl DeviceId {
     /// The decompressed key, or `None` if the bytes are not a point of
     /// large order.
     pub fn verifying_key(&self) -> Option<VerifyingKey> {
-        VerifyingKey::from_bytes(&self.0)
-            .ok()
-            .filter(|k| !k.is_weak())
+        VerifyingKey::from_bytes(&self.0).ok().filter(|k| !k.is_weak())
     }
 
     /// A short fingerprint for people to compare, such as `k7q2-m9xd-4hta-8mzn`:
@@ -281,9 +279,7 @@ impl FromStr for DocId {
         Self::ALL
             .into_iter()
             .find(|d| d.name() == s)
-            .ok_or(DecodeError::Invalid {
-                field: "document name",
-            })
+            .ok_or(DecodeError::Invalid { field: "document name" })
     }
 }
 
@@ -362,10 +358,7 @@ mod tests {
         let fp = id.fingerprint();
         assert_eq!(fp.len(), 19);
         assert_eq!(fp.matches('-').count(), 3);
-        assert!(
-            fp.chars()
-                .all(|c| c == '-' || "0123456789abcdefghjkmnpqrstvwxyz".contains(c))
-        );
+        assert!(fp.chars().all(|c| c == '-' || "0123456789abcdefghjkmnpqrstvwxyz".contains(c)));
     }
 
     #[test]

@@ -144,8 +144,7 @@ impl fmt::Debug for EpochKeys {
 pub(crate) fn expand_into(prk: &Hkdf<Sha256>, info: &[u8], out: &mut [u8]) {
     // Every caller asks for at most 32 bytes; HKDF allows 8160.
     #[allow(clippy::expect_used)]
-    prk.expand(info, out)
-        .expect("HKDF output length within limit");
+    prk.expand(info, out).expect("HKDF output length within limit");
 }
 
 #[cfg(test)]

@@ -22,11 +22,7 @@ pub struct Keyring {
 impl Keyring {
     /// An empty keyring for a plan.
     pub fn new(plan: PlanId) -> Self {
-        Self {
-            plan,
-            epochs: BTreeMap::new(),
-            unusable: Vec::new(),
-        }
+        Self { plan, epochs: BTreeMap::new(), unusable: Vec::new() }
     }
 
     /// Unwraps every key the log wrapped for `device`, and keeps each only if
@@ -39,11 +35,7 @@ impl Keyring {
         let state = log.state();
         let mut ring = Self::new(state.plan());
         for entry in log.entries() {
-            for wrap in entry
-                .wraps()
-                .iter()
-                .filter(|w| w.recipient() == device.id())
-            {
+            for wrap in entry.wraps().iter().filter(|w| w.recipient() == device.id()) {
                 let epoch = wrap.epoch();
                 let key = wrap.unwrap(device).ok().filter(|key| {
                     let id = EpochKeys::derive(state.plan(), epoch, key).key_id();

@@ -92,12 +92,7 @@ impl DeviceSecret {
         if !exchange_key_is_valid(&exchange_public) {
             return None;
         }
-        Some(Self {
-            signing,
-            exchange,
-            id,
-            exchange_public,
-        })
+        Some(Self { signing, exchange, id, exchange_public })
     }
 
     /// The 64 secret bytes, for the sealed keystore only.
@@ -127,9 +122,7 @@ impl DeviceSecret {
     /// all-zero point, which means `their_public` had small order.
     pub(crate) fn exchange(&self, their_public: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>> {
         let shared = self.exchange.diffie_hellman(&XPublic::from(*their_public));
-        shared
-            .was_contributory()
-            .then(|| Zeroizing::new(shared.to_bytes()))
+        shared.was_contributory().then(|| Zeroizing::new(shared.to_bytes()))
     }
 
     /// The signed bundle that introduces this device to others.
@@ -140,11 +133,7 @@ impl DeviceSecret {
         bytes.extend_from_slice(self.id.as_bytes());
         bytes.extend_from_slice(&self.exchange_public);
         let signature = self.sign(&bytes);
-        DeviceBundle {
-            device: self.id,
-            exchange: self.exchange_public,
-            signature,
-        }
+        DeviceBundle { device: self.id, exchange: self.exchange_public, signature }
     }
 }
 
@@ -158,15 +147,12 @@ impl fmt::Debug for DeviceSecret {
 /// small-order components (`verify_strict`). A `signer` that is not a point
 /// of large order never verifies.
 pub fn verify_signature(signer: &DeviceId, message: &[u8], signature: &[u8; 64]) -> bool {
-    signer
-        .verifying_key()
-        .is_some_and(|key| verify_with(&key, message, signature))
+    signer.verifying_key().is_some_and(|key| verify_with(&key, message, signature))
 }
 
 /// As [`verify_signature`], with a key that is already decompressed.
 pub fn verify_with(key: &VerifyingKey, message: &[u8], signature: &[u8; 64]) -> bool {
-    key.verify_strict(message, &Signature::from_bytes(signature))
-        .is_ok()
+    key.verify_strict(message, &Signature::from_bytes(signature)).is_ok()
 }
 
 /// Whether an X25519 public key is usable: its Diffie-Hellman output with a
@@ -175,9 +161,7 @@ pub fn verify_with(key: &VerifyingKey, message: &[u8], signature: &[u8; 64]) -> 
 /// each scalar a multiple of the cofactor.
 pub fn exchange_key_is_valid(public: &[u8; 32]) -> bool {
     let probe = StaticSecret::from([0x42; 32]);
-    probe
-        .diffie_hellman(&XPublic::from(*public))
-        .was_contributory()
+    probe.diffie_hellman(&XPublic::from(*public)).was_contributory()
 }
 
 /// Magic of a device bundle.
@@ -223,26 +207,17 @@ impl DeviceBundle {
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.expect(BUNDLE_MAGIC, "bundle magic")?;
         r.expect(&[crate::VERSION], "bundle version")?;
-        let device = DeviceId::from_bytes(r.array()?).map_err(|_| DecodeError::Invalid {
-            field: "bundle device key",
-        })?;
+        let device = DeviceId::from_bytes(r.array()?)
+            .map_err(|_| DecodeError::Invalid { field: "bundle device key" })?;
         let exchange: [u8; 32] = r.array()?;
         let signature: [u8; 64] = r.array()?;
-        let bundle = Self {
-            device,
-            exchange,
-            signature,
-        };
+        let bundle = Self { device, exchange, signature };
         let signed = &bundle.encode()[..BUNDLE_LEN - 64];
         if !verify_signature(&device, signed, &signature) {
-            return Err(DecodeError::Invalid {
-                field: "bundle signature",
-            });
+            return Err(DecodeError::Invalid { field: "bundle signature" });
         }
         if !exchange_key_is_valid(&exchange) {
-            return Err(DecodeError::Invalid {
-                field: "bundle exchange key",
-            });
+            return Err(DecodeError::Invalid { field: "bundle exchange key" });
         }
         Ok(bundle)
     }
@@ -250,9 +225,7 @@ impl DeviceBundle {
 
 impl fmt::Debug for DeviceBundle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeviceBundle")
-            .field("device", &self.device)
-            .finish_non_exhaustive()
+        f.debug_struct("DeviceBundle").field("device", &self.device).finish_non_exhaustive()
     }
 }
 
@@ -288,15 +261,7 @@ pub mod tests_support {
         };
         let mut p_minus_1 = p_plus(0);
         p_minus_1[0] = 0xec;
-        let canonical = [
-            small(0),
-            small(1),
-            order_8_a,
-            order_8_b,
-            p_minus_1,
-            p_plus(0),
-            p_plus(1),
-        ];
+        let canonical = [small(0), small(1), order_8_a, order_8_b, p_minus_1, p_plus(0), p_plus(1)];
         let mut all = canonical.to_vec();
         for mut v in canonical {
             v[31] |= 0x80;
@@ -320,10 +285,7 @@ mod tests {
         let debug = format!("{secret:?}");
         assert!(debug.starts_with("DeviceSecret(DeviceId("));
         assert!(!debug.contains(&crate::codec::to_hex(&secret.to_secret_bytes()[..32])));
-        assert_eq!(
-            format!("{:?}", SymmetricKey::from_bytes([7; 32])),
-            "SymmetricKey(..)"
-        );
+        assert_eq!(format!("{:?}", SymmetricKey::from_bytes([7; 32])), "SymmetricKey(..)");
     }
 
     #[test]

@@ -179,31 +179,17 @@ impl EntryBody {
             Ok(())
         };
         match self {
-            Self::Genesis {
-                creator,
-                key_id,
-                wrap,
-            } => {
+            Self::Genesis { creator, key_id, wrap } => {
                 out.extend_from_slice(&creator.encode());
                 out.extend_from_slice(&key_id.0);
                 out.extend_from_slice(wrap.encode());
             }
-            Self::AddDevice {
-                partner,
-                bundle,
-                wraps: w,
-            } => {
+            Self::AddDevice { partner, bundle, wraps: w } => {
                 out.push(partner.code());
                 out.extend_from_slice(&bundle.encode());
                 wraps(out, w)?;
             }
-            Self::RevokeDevice {
-                device,
-                cutoffs,
-                epoch,
-                key_id,
-                wraps: w,
-            } => {
+            Self::RevokeDevice { device, cutoffs, epoch, key_id, wraps: w } => {
                 out.extend_from_slice(device.as_bytes());
                 let count = u8::try_from(cutoffs.len())
                     .map_err(|_| MembershipError::NotAllowed("too many cutoffs"))?;
@@ -217,11 +203,7 @@ impl EntryBody {
                 out.extend_from_slice(&key_id.0);
                 wraps(out, w)?;
             }
-            Self::RotateEpoch {
-                epoch,
-                key_id,
-                wraps: w,
-            } => {
+            Self::RotateEpoch { epoch, key_id, wraps: w } => {
                 out.extend_from_slice(&epoch.0.to_be_bytes());
                 out.extend_from_slice(&key_id.0);
                 wraps(out, w)?;
@@ -255,20 +237,15 @@ impl EntryBody {
                 }
             }
             2 => {
-                let device =
-                    DeviceId::from_bytes(r.array()?).map_err(|_| DecodeError::Invalid {
-                        field: "revoked device",
-                    })?;
+                let device = DeviceId::from_bytes(r.array()?)
+                    .map_err(|_| DecodeError::Invalid { field: "revoked device" })?;
                 let count = r.u8()?;
                 let mut cutoffs: Vec<Cutoff> = Vec::with_capacity(usize::from(count));
                 for _ in 0..count {
-                    let doc = DocId::from_code(r.u8()?).ok_or(DecodeError::Invalid {
-                        field: "cutoff doc",
-                    })?;
+                    let doc = DocId::from_code(r.u8()?)
+                        .ok_or(DecodeError::Invalid { field: "cutoff doc" })?;
                     if cutoffs.last().is_some_and(|c| c.doc >= doc) {
-                        return Err(DecodeError::Invalid {
-                            field: "cutoff order",
-                        });
+                        return Err(DecodeError::Invalid { field: "cutoff order" });
                     }
                     cutoffs.push(Cutoff {
                         doc,
@@ -290,9 +267,7 @@ impl EntryBody {
                 wraps: wraps(&mut r)?,
             },
             _ => {
-                return Err(DecodeError::Invalid {
-                    field: "entry kind",
-                });
+                return Err(DecodeError::Invalid { field: "entry kind" });
             }
         };
         r.finish()?;
@@ -333,9 +308,7 @@ impl Entry {
         bytes.extend_from_slice(&[0; 4]);
         body.encode(&mut bytes)?;
         if bytes.len() + 64 > MAX_ENTRY_LEN {
-            return Err(MembershipError::NotAllowed(
-                "the entry would exceed the size limit",
-            ));
+            return Err(MembershipError::NotAllowed("the entry would exceed the size limit"));
         }
         let body_len = u32::try_from(bytes.len() - FIXED_LEN)
             .map_err(|_| MembershipError::NotAllowed("the entry would exceed the size limit"))?;
@@ -343,24 +316,14 @@ impl Entry {
         let signature = signer.sign(&bytes);
         bytes.extend_from_slice(&signature);
         let hash = EntryHash(Sha256::digest(&bytes).into());
-        Ok(Self {
-            plan,
-            index,
-            prev,
-            signer: signer.id(),
-            body,
-            bytes,
-            hash,
-        })
+        Ok(Self { plan, index, prev, signer: signer.id(), body, bytes, hash })
     }
 
     /// Decodes an entry and verifies its signature. Whether the signer may
     /// make it is decided by [`MembershipLog::append`].
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.len() > MAX_ENTRY_LEN {
-            return Err(DecodeError::Invalid {
-                field: "entry length",
-            });
+            return Err(DecodeError::Invalid { field: "entry length" });
         }
         let mut r = Reader::new(bytes);
         r.expect(ENTRY_MAGIC, "entry magic")?;
@@ -369,29 +332,18 @@ impl Entry {
         let plan = PlanId::from_bytes(r.array()?);
         let index = r.u64()?;
         let prev = EntryHash(r.array()?);
-        let signer = DeviceId::from_bytes(r.array()?).map_err(|_| DecodeError::Invalid {
-            field: "entry signer",
-        })?;
+        let signer = DeviceId::from_bytes(r.array()?)
+            .map_err(|_| DecodeError::Invalid { field: "entry signer" })?;
         let body_len = usize::try_from(r.u32()?).map_err(|_| DecodeError::Truncated)?;
         let body = r.take(body_len)?;
         let signature: [u8; 64] = r.array()?;
         r.finish()?;
         if !verify_signature(&signer, &bytes[..FIXED_LEN + body_len], &signature) {
-            return Err(DecodeError::Invalid {
-                field: "entry signature",
-            });
+            return Err(DecodeError::Invalid { field: "entry signature" });
         }
         let body = EntryBody::decode(kind, body)?;
         let hash = EntryHash(Sha256::digest(bytes).into());
-        Ok(Self {
-            plan,
-            index,
-            prev,
-            signer,
-            body,
-            bytes: bytes.to_vec(),
-            hash,
-        })
+        Ok(Self { plan, index, prev, signer, body, bytes: bytes.to_vec(), hash })
     }
 
     /// The signed encoding.
@@ -513,15 +465,11 @@ impl Revocation {
     /// The cutoff of one document (sequence 0 if the device wrote nothing
     /// there that the revoker accepted).
     pub fn cutoff(&self, doc: DocId) -> Cutoff {
-        self.cutoffs
-            .iter()
-            .copied()
-            .find(|c| c.doc == doc)
-            .unwrap_or(Cutoff {
-                doc,
-                seq: Seq(0),
-                hash: EnvelopeHash::GENESIS,
-            })
+        self.cutoffs.iter().copied().find(|c| c.doc == doc).unwrap_or(Cutoff {
+            doc,
+            seq: Seq(0),
+            hash: EnvelopeHash::GENESIS,
+        })
     }
 }
 
@@ -644,9 +592,7 @@ impl MembershipState {
     /// holds the current key, so an active device should rotate.
     pub fn rotation_due(&self) -> bool {
         let epoch = self.epoch();
-        self.members
-            .values()
-            .any(|m| m.revoked.as_ref().is_some_and(|r| r.epoch > epoch))
+        self.members.values().any(|m| m.revoked.as_ref().is_some_and(|r| r.epoch > epoch))
     }
 
     /// Whether the log lets this header's sender send this envelope:
@@ -662,11 +608,7 @@ impl MembershipState {
     /// As [`Self::admits`], returning the sender's key to verify with.
     pub fn admit(&self, header: &Header) -> Option<VerifyingKey> {
         let member = self.members.get(&header.sender)?;
-        if header
-            .doc
-            .owner()
-            .is_some_and(|owner| owner != member.partner)
-        {
+        if header.doc.owner().is_some_and(|owner| owner != member.partner) {
             return None;
         }
         if self.epoch_at(header.view)? != header.epoch
@@ -686,26 +628,14 @@ impl MembershipState {
     }
 
     fn genesis_state(entry: &Entry) -> Result<Self, MembershipError> {
-        let EntryBody::Genesis {
-            creator,
-            key_id,
-            wrap,
-        } = &entry.body
-        else {
-            return Err(MembershipError::NotAllowed(
-                "the first entry must be genesis",
-            ));
+        let EntryBody::Genesis { creator, key_id, wrap } = &entry.body else {
+            return Err(MembershipError::NotAllowed("the first entry must be genesis"));
         };
         if entry.index != 0 || entry.prev != EntryHash::default() {
-            return Err(MembershipError::OutOfOrder {
-                got: entry.index,
-                expected_prev: 0,
-            });
+            return Err(MembershipError::OutOfOrder { got: entry.index, expected_prev: 0 });
         }
         if entry.signer != creator.device {
-            return Err(MembershipError::NotAllowed(
-                "genesis must be signed by its creator",
-            ));
+            return Err(MembershipError::NotAllowed("genesis must be signed by its creator"));
         }
         check_wraps(
             entry,
@@ -740,10 +670,7 @@ impl MembershipState {
                 expected_prev: self.len().saturating_sub(1),
             });
         }
-        let signer = self
-            .members
-            .get(&entry.signer)
-            .ok_or(MembershipError::NotMember)?;
+        let signer = self.members.get(&entry.signer).ok_or(MembershipError::NotMember)?;
         if !signer.is_active() {
             return Err(MembershipError::SignerRevoked);
         }
@@ -753,19 +680,11 @@ impl MembershipState {
         let mut next_epoch = epoch;
         match &entry.body {
             EntryBody::Genesis { .. } => {
-                return Err(MembershipError::NotAllowed(
-                    "genesis must be the first entry",
-                ));
+                return Err(MembershipError::NotAllowed("genesis must be the first entry"));
             }
-            EntryBody::AddDevice {
-                partner,
-                bundle,
-                wraps,
-            } => {
+            EntryBody::AddDevice { partner, bundle, wraps } => {
                 if self.members.contains_key(&bundle.device) {
-                    return Err(MembershipError::NotAllowed(
-                        "a device can be added only once",
-                    ));
+                    return Err(MembershipError::NotAllowed("a device can be added only once"));
                 }
                 let partner_ever = self.members.values().any(|m| m.partner == *partner);
                 if *partner != signer_partner && partner_ever {
@@ -778,11 +697,7 @@ impl MembershipState {
                 {
                     return Err(MembershipError::NotAllowed("the plan has too many devices"));
                 }
-                check_wraps(
-                    entry,
-                    wraps,
-                    (1..=epoch.0).map(|e| (Epoch(e), bundle.device)),
-                )?;
+                check_wraps(entry, wraps, (1..=epoch.0).map(|e| (Epoch(e), bundle.device)))?;
                 next.members.insert(
                     bundle.device,
                     Member {
@@ -795,13 +710,7 @@ impl MembershipState {
                     },
                 );
             }
-            EntryBody::RevokeDevice {
-                device,
-                cutoffs,
-                epoch: new_epoch,
-                key_id,
-                wraps,
-            } => {
+            EntryBody::RevokeDevice { device, cutoffs, epoch: new_epoch, key_id, wraps } => {
                 if !self.is_active(device) {
                     return Err(MembershipError::NotAllowed(
                         "only an active device can be revoked",
@@ -819,9 +728,7 @@ impl MembershipState {
                             "a device revoking itself cannot start an epoch; another device rotates",
                         ));
                     }
-                    epoch
-                        .next()
-                        .ok_or(MembershipError::NotAllowed("no epochs left"))?
+                    epoch.next().ok_or(MembershipError::NotAllowed("no epochs left"))?
                 } else {
                     self.check_next_epoch(*new_epoch)?;
                     let remaining = self.active().filter(|m| m.device != *device);
@@ -839,11 +746,7 @@ impl MembershipState {
                     });
                 }
             }
-            EntryBody::RotateEpoch {
-                epoch: new_epoch,
-                key_id,
-                wraps,
-            } => {
+            EntryBody::RotateEpoch { epoch: new_epoch, key_id, wraps } => {
                 self.check_next_epoch(*new_epoch)?;
                 check_wraps(entry, wraps, self.active().map(|m| (*new_epoch, m.device)))?;
                 next.key_ids.insert(*new_epoch, *key_id);
@@ -860,9 +763,7 @@ impl MembershipState {
         if Some(epoch) == self.epoch().next() {
             Ok(())
         } else {
-            Err(MembershipError::NotAllowed(
-                "a new epoch must follow the current one",
-            ))
+            Err(MembershipError::NotAllowed("a new epoch must follow the current one"))
         }
     }
 }
@@ -870,10 +771,7 @@ impl MembershipState {
 /// A bundle's key. Decoding a bundle verified its self-signature, so the key
 /// is a point of large order; this only re-derives it.
 fn bundle_key(bundle: &DeviceBundle) -> Result<VerifyingKey, MembershipError> {
-    bundle
-        .device
-        .verifying_key()
-        .ok_or(MembershipError::NotAllowed("unusable device key"))
+    bundle.device.verifying_key().ok_or(MembershipError::NotAllowed("unusable device key"))
 }
 
 /// The wraps must be exactly one per expected (epoch, recipient), in the
@@ -895,11 +793,7 @@ fn check_wraps(
         }
         count += 1;
     }
-    if count == wraps.len() {
-        Ok(())
-    } else {
-        Err(MembershipError::BadWraps)
-    }
+    if count == wraps.len() { Ok(()) } else { Err(MembershipError::BadWraps) }
 }
 
 /// Whether an appended entry was new.
@@ -924,10 +818,7 @@ impl MembershipLog {
     /// from its first genesis, trusts an unpinned one.
     pub fn from_genesis(genesis: Entry) -> Result<Self, MembershipError> {
         let state = MembershipState::genesis_state(&genesis)?;
-        Ok(Self {
-            entries: vec![genesis],
-            state,
-        })
+        Ok(Self { entries: vec![genesis], state })
     }
 
     /// Starts a log from a genesis entry that must have hash `pinned`.
@@ -945,9 +836,7 @@ impl MembershipLog {
         pinned: Option<EntryHash>,
     ) -> Result<Self, MembershipError> {
         let mut entries = entries.into_iter();
-        let genesis = entries
-            .next()
-            .ok_or(MembershipError::NotAllowed("the log is empty"))?;
+        let genesis = entries.next().ok_or(MembershipError::NotAllowed("the log is empty"))?;
         let mut log = match pinned {
             Some(hash) => Self::from_pinned_genesis(genesis, hash)?,
             None => Self::from_genesis(genesis)?,
@@ -974,9 +863,7 @@ impl MembershipLog {
     /// already holds is a harmless duplicate; a different entry at an index
     /// the log already holds is a fork.
     pub fn append(&mut self, entry: Entry) -> Result<Appended, MembershipError> {
-        if let Some(existing) = usize::try_from(entry.index)
-            .ok()
-            .and_then(|i| self.entries.get(i))
+        if let Some(existing) = usize::try_from(entry.index).ok().and_then(|i| self.entries.get(i))
         {
             return if existing.hash == entry.hash {
                 Ok(Appended::Duplicate)
@@ -1026,11 +913,7 @@ impl MembershipLog {
             rng,
         )?;
         let key_id = EpochKeys::derive(plan, Epoch::FIRST, first_key).key_id();
-        let body = EntryBody::Genesis {
-            creator: creator.bundle(),
-            key_id,
-            wrap: Box::new(wrap),
-        };
+        let body = EntryBody::Genesis { creator: creator.bundle(), key_id, wrap: Box::new(wrap) };
         let entry = Entry::sign(plan, 0, EntryHash::default(), body, creator)?;
         MembershipState::genesis_state(&entry)?;
         Ok(entry)
@@ -1063,14 +946,7 @@ impl MembershipLog {
                 Ok(wrap)
             })
             .collect::<Result<_, MembershipError>>()?;
-        self.checked(
-            EntryBody::AddDevice {
-                partner,
-                bundle: bundle.clone(),
-                wraps,
-            },
-            signer,
-        )
+        self.checked(EntryBody::AddDevice { partner, bundle: bundle.clone(), wraps }, signer)
     }
 
     /// Makes an entry that revokes another device, accepting its `changes`
@@ -1087,13 +963,8 @@ impl MembershipLog {
         let remaining: Vec<&Member> = self.state.active().filter(|m| m.device != device).collect();
         let wraps = self.wrap_for(&remaining, epoch, new_key, signer, rng)?;
         let key_id = EpochKeys::derive(self.state.plan, epoch, new_key).key_id();
-        let body = EntryBody::RevokeDevice {
-            device,
-            cutoffs: sorted(cutoffs),
-            epoch,
-            key_id,
-            wraps,
-        };
+        let body =
+            EntryBody::RevokeDevice { device, cutoffs: sorted(cutoffs), epoch, key_id, wraps };
         self.checked(body, signer)
     }
 
@@ -1125,21 +996,11 @@ impl MembershipLog {
         let active: Vec<&Member> = self.state.active().collect();
         let wraps = self.wrap_for(&active, epoch, new_key, signer, rng)?;
         let key_id = EpochKeys::derive(self.state.plan, epoch, new_key).key_id();
-        self.checked(
-            EntryBody::RotateEpoch {
-                epoch,
-                key_id,
-                wraps,
-            },
-            signer,
-        )
+        self.checked(EntryBody::RotateEpoch { epoch, key_id, wraps }, signer)
     }
 
     fn next_epoch(&self) -> Result<Epoch, MembershipError> {
-        self.state
-            .epoch()
-            .next()
-            .ok_or(MembershipError::NotAllowed("no epochs left"))
+        self.state.epoch().next().ok_or(MembershipError::NotAllowed("no epochs left"))
     }
 
     fn wrap_for(
@@ -1153,15 +1014,8 @@ impl MembershipLog {
         members
             .iter()
             .map(|m| {
-                let wrap = KeyWrap::wrap(
-                    self.state.plan,
-                    epoch,
-                    key,
-                    m.device,
-                    &m.exchange,
-                    signer,
-                    rng,
-                )?;
+                let wrap =
+                    KeyWrap::wrap(self.state.plan, epoch, key, m.device, &m.exchange, signer, rng)?;
                 Ok(wrap)
             })
             .collect()
@@ -1170,13 +1024,8 @@ impl MembershipLog {
     /// Signs the next entry and checks it against the rules before handing
     /// it out, so that a device never publishes an entry others would refuse.
     fn checked(&self, body: EntryBody, signer: &DeviceSecret) -> Result<Entry, MembershipError> {
-        let entry = Entry::sign(
-            self.state.plan,
-            self.state.len(),
-            self.state.head(),
-            body,
-            signer,
-        )?;
+        let entry =
+            Entry::sign(self.state.plan, self.state.len(), self.state.head(), body, signer)?;
         self.state.clone().apply(&entry)?;
         Ok(entry)
     }

@@ -39,11 +39,7 @@ pub fn bucket_for(payload_len: usize) -> Option<usize> {
 /// Whether `len` is one of the buckets.
 pub fn is_bucket(len: usize) -> bool {
     (MIN_PADDED_LEN..=MAX_PADDED_LEN).contains(&len)
-        && if len <= LINEAR_STEP {
-            len.is_power_of_two()
-        } else {
-            len.is_multiple_of(LINEAR_STEP)
-        }
+        && if len <= LINEAR_STEP { len.is_power_of_two() } else { len.is_multiple_of(LINEAR_STEP) }
 }
 
 /// Appends `payload`, padded to its bucket, to `out`. `None` if the payload
@@ -86,9 +82,7 @@ mod tests {
         assert_eq!(bucket_for(65533), Some(131072));
         assert_eq!(bucket_for(MAX_PAYLOAD_LEN), Some(MAX_PADDED_LEN));
         assert_eq!(bucket_for(MAX_PAYLOAD_LEN + 1), None);
-        let all: Vec<usize> = (MIN_PADDED_LEN..=MAX_PADDED_LEN)
-            .filter(|n| is_bucket(*n))
-            .collect();
+        let all: Vec<usize> = (MIN_PADDED_LEN..=MAX_PADDED_LEN).filter(|n| is_bucket(*n)).collect();
         assert_eq!(all.len(), 9 + 14);
     }
 

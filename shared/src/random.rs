@@ -46,10 +46,7 @@ pub struct SeededEntropy {
 impl SeededEntropy {
     /// A stream determined entirely by `seed`.
     pub fn new(seed: &[u8]) -> Self {
-        Self {
-            prk: hkdf::Hkdf::new(Some(b"cove/test/entropy"), seed),
-            block: 0,
-        }
+        Self { prk: hkdf::Hkdf::new(Some(b"cove/test/entropy"), seed), block: 0 }
     }
 }
 
@@ -61,9 +58,7 @@ impl Entropy for SeededEntropy {
             self.block += 1;
             // A chunk is at most 255 hash lengths, HKDF's documented maximum.
             #[allow(clippy::expect_used)]
-            self.prk
-                .expand(&info, chunk)
-                .expect("chunk within the HKDF output limit");
+            self.prk.expand(&info, chunk).expect("chunk within the HKDF output limit");
         }
     }
 }

@@ -620,10 +620,7 @@ pub enum WireError {
 pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
     let bytes = postcard::to_allocvec(message).map_err(|_| WireError::Malformed)?;
     if bytes.len() > MAX_FRAME_LEN {
-        return Err(WireError::FrameTooLarge {
-            len: bytes.len(),
-            max: MAX_FRAME_LEN,
-        });
+        return Err(WireError::FrameTooLarge { len: bytes.len(), max: MAX_FRAME_LEN });
     }
     Ok(bytes)
 }
@@ -647,10 +644,7 @@ impl Message for RelayToClient {
 /// version does not know is [`WireError::Unsupported`].
 pub fn decode<T: Message>(frame: &[u8]) -> Result<T, WireError> {
     if frame.len() > MAX_FRAME_LEN {
-        return Err(WireError::FrameTooLarge {
-            len: frame.len(),
-            max: MAX_FRAME_LEN,
-        });
+        return Err(WireError::FrameTooLarge { len: frame.len(), max: MAX_FRAME_LEN });
     }
     match postcard::take_from_bytes::<u32>(frame) {
         Ok((variant, _)) if variant >= T::VARIANTS => return Err(WireError::Unsupported),
@@ -731,22 +725,13 @@ mod tests {
     #[test]
     fn decode_refuses_trailing_bytes_and_oversized_frames() {
         let mut frame = encode(&ClientToRelay::Ping { request: 7 }).unwrap();
-        assert_eq!(
-            decode::<ClientToRelay>(&frame),
-            Ok(ClientToRelay::Ping { request: 7 })
-        );
+        assert_eq!(decode::<ClientToRelay>(&frame), Ok(ClientToRelay::Ping { request: 7 }));
         frame.push(0);
         assert_eq!(decode::<ClientToRelay>(&frame), Err(WireError::Malformed));
-        assert_eq!(
-            decode::<ClientToRelay>(&[0x63]),
-            Err(WireError::Unsupported)
-        );
+        assert_eq!(decode::<ClientToRelay>(&[0x63]), Err(WireError::Unsupported));
         assert_eq!(decode::<ClientToRelay>(&[]), Err(WireError::Malformed));
         let big = vec![0u8; MAX_FRAME_LEN + 1];
 
-        assert!(matches!(
-            decode::<ClientToRelay>(&big),
-            Err(WireError::FrameTooLarge { .. })
-        ));
+        assert!(matches!(decode::<ClientToRelay>(&big), Err(WireError::FrameTooLarge { .. })));
     }
 }

@@ -108,13 +108,7 @@ impl KeyWrap {
         bytes[177..193].copy_from_slice(&tag);
         let signature = wrapper.sign(&bytes[..SIGNED_LEN]);
         bytes[SIGNED_LEN..].copy_from_slice(&signature);
-        Ok(Self {
-            bytes,
-            plan,
-            epoch,
-            recipient,
-            wrapper: wrapper.id(),
-        })
+        Ok(Self { bytes, plan, epoch, recipient, wrapper: wrapper.id() })
     }
 
     /// Decodes a wrap and verifies its signature. Whether the wrapper was
@@ -139,17 +133,9 @@ impl KeyWrap {
         let mut signature = [0u8; 64];
         signature.copy_from_slice(&bytes[SIGNED_LEN..]);
         if epoch.0 == 0 || !verify_signature(&wrapper, &bytes[..SIGNED_LEN], &signature) {
-            return Err(DecodeError::Invalid {
-                field: "wrap signature",
-            });
+            return Err(DecodeError::Invalid { field: "wrap signature" });
         }
-        Ok(Self {
-            bytes,
-            plan,
-            epoch,
-            recipient,
-            wrapper,
-        })
+        Ok(Self { bytes, plan, epoch, recipient, wrapper })
     }
 
     /// The 257-byte encoding.
@@ -186,9 +172,7 @@ impl KeyWrap {
         let ephemeral: [u8; 32] = self.bytes[89..121].try_into().map_err(|_| IntegrityError)?;
         let shared = recipient.exchange(&ephemeral).ok_or(IntegrityError)?;
         let kek = kek(&self.bytes, &shared, &recipient.exchange_public());
-        let nonce: [u8; 24] = self.bytes[121..145]
-            .try_into()
-            .map_err(|_| IntegrityError)?;
+        let nonce: [u8; 24] = self.bytes[121..145].try_into().map_err(|_| IntegrityError)?;
         let tag = Tag::try_from(&self.bytes[177..193]).map_err(|_| IntegrityError)?;
         // Decrypt in place inside the key's own (zeroize-on-drop) storage, so
         // no stray copy of the plaintext key is left behind.
@@ -235,13 +219,7 @@ mod tests {
     use super::*;
     use crate::random::SeededEntropy;
 
-    fn setup() -> (
-        SeededEntropy,
-        DeviceSecret,
-        DeviceSecret,
-        PlanId,
-        SymmetricKey,
-    ) {
+    fn setup() -> (SeededEntropy, DeviceSecret, DeviceSecret, PlanId, SymmetricKey) {
         let mut rng = SeededEntropy::new(b"wrap");
         let wrapper = DeviceSecret::generate(&mut rng);
         let recipient = DeviceSecret::generate(&mut rng);
@@ -267,10 +245,7 @@ mod tests {
         assert_eq!(decoded.unwrap(&recipient).unwrap(), key);
         assert_eq!(decoded.unwrap(&wrapper), Err(IntegrityError));
         assert_eq!((decoded.plan(), decoded.epoch()), (plan, Epoch(3)));
-        assert_eq!(
-            (decoded.recipient(), decoded.wrapper()),
-            (recipient.id(), wrapper.id())
-        );
+        assert_eq!((decoded.recipient(), decoded.wrapper()), (recipient.id(), wrapper.id()));
     }
 
     #[test]

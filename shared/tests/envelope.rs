@@ -79,21 +79,12 @@ proptest! {
 fn every_single_bit_flip_of_a_small_envelope_is_rejected() {
     let mut plan = Plan::new(b"every bit");
     let a1 = copy(&plan.a1);
-    let sealed = plan.seal(
-        &a1,
-        Kind::Changes,
-        DocId::Shared,
-        1,
-        b"boundary: no questions tonight",
-    );
+    let sealed = plan.seal(&a1, Kind::Changes, DocId::Shared, 1, b"boundary: no questions tonight");
     assert!(plan.open(&plan.b1, &sealed.bytes).is_ok());
     for bit in 0..sealed.bytes.len() * 8 {
         let mut bytes = sealed.bytes.clone();
         bytes[bit / 8] ^= 1 << (bit % 8);
-        assert!(
-            plan.open(&plan.b1, &bytes).is_err(),
-            "flip of bit {bit} was accepted"
-        );
+        assert!(plan.open(&plan.b1, &bytes).is_err(), "flip of bit {bit} was accepted");
     }
 }
 
@@ -101,18 +92,9 @@ fn every_single_bit_flip_of_a_small_envelope_is_rejected() {
 fn truncation_and_extension_are_rejected() {
     let mut plan = Plan::new(b"lengths");
     let a1 = copy(&plan.a1);
-    let sealed = plan.seal(
-        &a1,
-        Kind::Changes,
-        DocId::Shared,
-        1,
-        b"water, then a blanket",
-    );
+    let sealed = plan.seal(&a1, Kind::Changes, DocId::Shared, 1, b"water, then a blanket");
     for len in 0..sealed.bytes.len() {
-        assert!(
-            plan.open(&plan.b1, &sealed.bytes[..len]).is_err(),
-            "truncated to {len}"
-        );
+        assert!(plan.open(&plan.b1, &sealed.bytes[..len]).is_err(), "truncated to {len}");
     }
     for extra in [1usize, 16, 64, 256, 512] {
         let mut longer = sealed.bytes.clone();
@@ -131,17 +113,8 @@ fn truncation_and_extension_are_rejected() {
 fn a_maximal_payload_round_trips_and_one_more_byte_is_refused() {
     let mut plan = Plan::new(b"max");
     let a1 = copy(&plan.a1);
-    let sealed = plan.seal(
-        &a1,
-        Kind::Snapshot,
-        DocId::Shared,
-        1,
-        &vec![1; MAX_PAYLOAD_LEN],
-    );
-    assert_eq!(
-        plan.open(&plan.b1, &sealed.bytes).unwrap().len(),
-        MAX_PAYLOAD_LEN
-    );
+    let sealed = plan.seal(&a1, Kind::Snapshot, DocId::Shared, 1, &vec![1; MAX_PAYLOAD_LEN]);
+    assert_eq!(plan.open(&plan.b1, &sealed.bytes).unwrap().len(), MAX_PAYLOAD_LEN);
     let ring = plan.ring(&a1);
     let payload = vec![1; MAX_PAYLOAD_LEN + 1];
     let request = Seal {
@@ -173,13 +146,7 @@ fn relabelled_headers_are_rejected_even_when_re_signed() {
     let mut plan = Plan::new(b"relabel");
     let a1 = copy(&plan.a1);
     let b1 = copy(&plan.b1);
-    let sealed = plan.seal(
-        &a1,
-        Kind::Changes,
-        DocId::Shared,
-        5,
-        b"check in next morning",
-    );
+    let sealed = plan.seal(&a1, Kind::Changes, DocId::Shared, 5, b"check in next morning");
 
     let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
     let mut doc = sealed.bytes.clone();
@@ -201,10 +168,7 @@ fn relabelled_headers_are_rejected_even_when_re_signed() {
         // A sender that re-signs still fails the AEAD, which binds the header.
         let mut resigned = bytes.clone();
         resign(&mut resigned, &a1);
-        assert!(
-            plan.open(&b1, &resigned).is_err(),
-            "{field} relabelled and re-signed"
-        );
+        assert!(plan.open(&b1, &resigned).is_err(), "{field} relabelled and re-signed");
     }
 
     // Partner B claims partner A's envelope as its own: new sender, new signature.
@@ -227,10 +191,7 @@ fn an_envelope_replayed_into_another_plan_is_rejected() {
     let genesis = MembershipLog::genesis(other, &a1, &key, &mut rng).unwrap();
     let log_y = MembershipLog::from_genesis(genesis).unwrap();
     let ring_y = Keyring::from_log(&log_y, &a1);
-    let policy = Recipient {
-        membership: log_y.state(),
-        keyring: &ring_y,
-    };
+    let policy = Recipient { membership: log_y.state(), keyring: &ring_y };
     assert!(envelope::open(&sealed.bytes, &policy).is_err());
 
     // Relabelled with plan Y's id and re-signed: the key id and AEAD differ.
@@ -249,10 +210,7 @@ fn wrong_key_and_unknown_epoch_are_rejected() {
     // A keyring holding a different key for epoch 1.
     let mut wrong = Keyring::new(plan.plan);
     wrong.insert(Epoch(1), SymmetricKey::from_bytes([0x11; 32]));
-    let policy = Recipient {
-        membership: plan.log.state(),
-        keyring: &wrong,
-    };
+    let policy = Recipient { membership: plan.log.state(), keyring: &wrong };
     assert!(envelope::open(&sealed.bytes, &policy).is_err());
 
     // An envelope claiming epoch 2, which the sender's view does not have.
@@ -270,10 +228,7 @@ fn wrong_key_and_unknown_epoch_are_rejected() {
         envelope::seal(keys2.keys(Epoch(2)).unwrap(), &a1, request, &mut plan.rng).unwrap();
     let mut ring = plan.ring(&plan.b1);
     ring.insert(Epoch(2), SymmetricKey::from_bytes([0x22; 32]));
-    let policy = Recipient {
-        membership: plan.log.state(),
-        keyring: &ring,
-    };
+    let policy = Recipient { membership: plan.log.state(), keyring: &ring };
     assert!(envelope::open(&future.bytes, &policy).is_err());
 }
 
@@ -290,18 +245,12 @@ fn the_senders_membership_view_must_be_a_prefix_of_the_receivers_log() {
     plan.log.append(rotate).unwrap();
     let after_rotation = plan.seal(&a1, Kind::Changes, DocId::Shared, 1, b"new epoch");
     let b_ring = Keyring::from_log(&plan.log, &b1);
-    let stale = Recipient {
-        membership: before.state(),
-        keyring: &b_ring,
-    };
+    let stale = Recipient { membership: before.state(), keyring: &b_ring };
     assert!(
         envelope::open(&after_rotation.bytes, &stale).is_err(),
         "a view longer than the receiver's log"
     );
-    let current = Recipient {
-        membership: plan.log.state(),
-        keyring: &b_ring,
-    };
+    let current = Recipient { membership: plan.log.state(), keyring: &b_ring };
     assert!(envelope::open(&after_rotation.bytes, &current).is_ok());
 
     // An envelope from an older view is fine if sealed in that view's epoch...
@@ -386,46 +335,24 @@ fn outsiders_and_revoked_senders_are_rejected() {
         view: plan.log.state().view(),
         payload: b"x",
     };
-    let forged = envelope::seal(
-        ring.keys(Epoch(1)).unwrap(),
-        &outsider,
-        request,
-        &mut plan.rng,
-    );
+    let forged = envelope::seal(ring.keys(Epoch(1)).unwrap(), &outsider, request, &mut plan.rng);
     assert!(plan.open(&a1, &forged.unwrap().bytes).is_err());
 
     // A revokes B, having applied B's shared-document changes up to seq 1.
-    let cutoff = Cutoff {
-        doc: DocId::Shared,
-        seq: Seq(1),
-        hash: before_1.hash,
-    };
+    let cutoff = Cutoff { doc: DocId::Shared, seq: Seq(1), hash: before_1.hash };
     let new_key = SymmetricKey::random(&mut plan.rng);
-    let revoke = plan
-        .log
-        .revoke(&a1, b1.id(), vec![cutoff], &new_key, &mut plan.rng)
-        .unwrap();
+    let revoke = plan.log.revoke(&a1, b1.id(), vec![cutoff], &new_key, &mut plan.rng).unwrap();
     let b_log = plan.log.clone();
     plan.log.append(revoke).unwrap();
     assert_eq!(plan.log.state().epoch(), Epoch(2));
 
     assert!(plan.open(&a1, &before_1.bytes).is_ok(), "within the cutoff");
-    assert!(
-        plan.open(&a1, &before_2.bytes).is_err(),
-        "beyond the cutoff"
-    );
-    assert!(
-        plan.open(&a1, &signal.bytes).is_err(),
-        "signals from a revoked device"
-    );
+    assert!(plan.open(&a1, &before_2.bytes).is_err(), "beyond the cutoff");
+    assert!(plan.open(&a1, &signal.bytes).is_err(), "signals from a revoked device");
 
     // B keeps its old epoch key and its old view, and keeps writing: refused.
     let b_ring = Keyring::from_log(&b_log, &b1);
-    assert_eq!(
-        plan.ring(&b1).latest(),
-        Some(Epoch(1)),
-        "B never receives epoch 2"
-    );
+    assert_eq!(plan.ring(&b1).latest(), Some(Epoch(1)), "B never receives epoch 2");
     let late = Seal {
         kind: Kind::Changes,
         doc: DocId::Shared,
@@ -438,18 +365,9 @@ fn outsiders_and_revoked_senders_are_rejected() {
     assert!(plan.open(&a1, &late.bytes).is_err());
 
     // And B cannot read what A writes in epoch 2.
-    let after = plan.seal(
-        &a1,
-        Kind::Changes,
-        DocId::Shared,
-        1,
-        b"written after revocation",
-    );
+    let after = plan.seal(&a1, Kind::Changes, DocId::Shared, 1, b"written after revocation");
     assert_eq!(after.header.epoch, Epoch(2));
-    let policy = Recipient {
-        membership: plan.log.state(),
-        keyring: &b_ring,
-    };
+    let policy = Recipient { membership: plan.log.state(), keyring: &b_ring };
     assert!(envelope::open(&after.bytes, &policy).is_err());
     assert!(b_ring.keys(Epoch(2)).is_none());
 }
@@ -462,11 +380,7 @@ fn the_signature_covers_header_nonce_and_ciphertext_exactly() {
     let bytes = &sealed.bytes;
     let (signed, signature) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
     let signature: [u8; 64] = signature.try_into().unwrap();
-    assert!(cove_shared::keys::verify_signature(
-        &a1.id(),
-        signed,
-        &signature
-    ));
+    assert!(cove_shared::keys::verify_signature(&a1.id(), signed, &signature));
     assert_eq!(&bytes[..HEADER_LEN], &sealed.header.encode());
 }
 

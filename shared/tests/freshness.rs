@@ -24,10 +24,7 @@ fn chain(plan: &mut Plan, sender: &DeviceSecret, kind: Kind, doc: DocId, n: u64)
 }
 
 fn tip(s: &Sealed) -> StreamTip {
-    StreamTip {
-        seq: s.header.seq,
-        hash: s.hash,
-    }
+    StreamTip { seq: s.header.seq, hash: s.hash }
 }
 
 #[test]
@@ -40,34 +37,17 @@ fn changes_are_new_duplicate_gap_or_fork() {
 
     assert_eq!(see(&mut f, &stream[0]), Verdict::New);
     assert_eq!(see(&mut f, &stream[0]), Verdict::Duplicate, "a replay");
-    assert_eq!(
-        see(&mut f, &stream[2]),
-        Verdict::Gap {
-            missing_from: Seq(2)
-        }
-    );
+    assert_eq!(see(&mut f, &stream[2]), Verdict::Gap { missing_from: Seq(2) });
     assert_eq!(see(&mut f, &stream[1]), Verdict::New);
-    assert_eq!(
-        see(&mut f, &stream[2]),
-        Verdict::New,
-        "the held-back envelope now fits"
-    );
+    assert_eq!(see(&mut f, &stream[2]), Verdict::New, "the held-back envelope now fits");
     assert_eq!(see(&mut f, &stream[0]), Verdict::Duplicate, "an old replay");
     assert_eq!(f.tip(stream[0].header.stream()), Some(tip(&stream[2])));
 
     // The same sender signs a second, different stream (fresh nonces).
     let other = chain(&mut plan, &a, Kind::Changes, DocId::Shared, 4);
     assert_ne!(other[3].hash, stream[3].hash);
-    assert_eq!(
-        f.classify(&other[3].header, other[3].hash),
-        Verdict::Fork,
-        "does not chain on"
-    );
-    assert_eq!(
-        f.classify(&other[2].header, other[2].hash),
-        Verdict::Fork,
-        "differs at the mark"
-    );
+    assert_eq!(f.classify(&other[3].header, other[3].hash), Verdict::Fork, "does not chain on");
+    assert_eq!(f.classify(&other[2].header, other[2].hash), Verdict::Fork, "differs at the mark");
     assert_eq!(see(&mut f, &stream[3]), Verdict::New);
 
     // Each document is its own stream, with its own numbering.
@@ -88,32 +68,18 @@ fn signals_report_gaps_without_holding_and_snapshots_never_go_back() {
     // and the skip is reported.
     assert_eq!(
         f.observe(&signals[3].header, signals[3].hash),
-        Verdict::NewAfterGap {
-            missing_from: Seq(2)
-        }
+        Verdict::NewAfterGap { missing_from: Seq(2) }
     );
-    assert_eq!(
-        f.observe(&signals[1].header, signals[1].hash),
-        Verdict::Duplicate
-    );
+    assert_eq!(f.observe(&signals[1].header, signals[1].hash), Verdict::Duplicate);
 
-    assert_eq!(
-        f.observe(&snapshots[1].header, snapshots[1].hash),
-        Verdict::New
-    );
-    assert_eq!(
-        f.observe(&snapshots[1].header, snapshots[1].hash),
-        Verdict::Duplicate
-    );
+    assert_eq!(f.observe(&snapshots[1].header, snapshots[1].hash), Verdict::New);
+    assert_eq!(f.observe(&snapshots[1].header, snapshots[1].hash), Verdict::Duplicate);
     assert_eq!(
         f.observe(&snapshots[0].header, snapshots[0].hash),
         Verdict::Rollback { seen: Seq(2) },
         "the relay served an older snapshot"
     );
-    assert_eq!(
-        f.observe(&snapshots[2].header, snapshots[2].hash),
-        Verdict::New
-    );
+    assert_eq!(f.observe(&snapshots[2].header, snapshots[2].hash), Verdict::New);
 }
 
 #[test]
@@ -131,11 +97,7 @@ fn a_claim_behind_what_was_seen_is_a_rollback_and_a_tail_inside_the_claim_is_cau
         f.check_not_behind(DocId::Shared, &behind),
         Err((id, Verdict::Rollback { seen: Seq(3) }))
     );
-    assert_eq!(
-        f.check_not_behind(DocId::PartnerA, &behind),
-        Ok(()),
-        "another document's streams"
-    );
+    assert_eq!(f.check_not_behind(DocId::PartnerA, &behind), Ok(()), "another document's streams");
     let level = BTreeMap::from([(id, tip(&stream[2]))]);
     assert_eq!(f.check_not_behind(DocId::Shared, &level), Ok(()));
     assert!(
@@ -147,21 +109,13 @@ fn a_claim_behind_what_was_seen_is_a_rollback_and_a_tail_inside_the_claim_is_cau
     let mut fresh = Freshness::new();
     fresh.seed(stream[1].header.stream(), tip(&stream[1]));
     assert_eq!(fresh.check_tail(&stream[2].header), Ok(()));
-    assert_eq!(
-        fresh.observe(&stream[2].header, stream[2].hash),
-        Verdict::New
-    );
+    assert_eq!(fresh.observe(&stream[2].header, stream[2].hash), Verdict::New);
 
     // A snapshot that claims more than it holds: the real envelope after its
     // cursor is flagged instead of silently dropped as a duplicate.
     let mut fooled = Freshness::new();
-    fooled.seed(
-        stream[0].header.stream(),
-        StreamTip {
-            seq: Seq(1000),
-            hash: EnvelopeHash([9; 32]),
-        },
-    );
+    fooled
+        .seed(stream[0].header.stream(), StreamTip { seq: Seq(1000), hash: EnvelopeHash([9; 32]) });
     assert_eq!(fooled.check_tail(&stream[2].header), Err(Verdict::Fork));
 }
 
@@ -179,30 +133,16 @@ fn state_survives_persist_and_restore() {
     let bytes = f.to_bytes();
     let mut restored = Freshness::from_bytes(&bytes).unwrap();
     assert_eq!(restored, f);
-    assert_eq!(
-        restored.observe(&from_a[1].header, from_a[1].hash),
-        Verdict::Duplicate
-    );
+    assert_eq!(restored.observe(&from_a[1].header, from_a[1].hash), Verdict::Duplicate);
     assert_eq!(
         restored.observe(&from_a[3].header, from_a[3].hash),
-        Verdict::Gap {
-            missing_from: Seq(3)
-        }
+        Verdict::Gap { missing_from: Seq(3) }
     );
-    assert_eq!(
-        restored.observe(&from_a[2].header, from_a[2].hash),
-        Verdict::New
-    );
+    assert_eq!(restored.observe(&from_a[2].header, from_a[2].hash), Verdict::New);
 
     assert!(Freshness::from_bytes(&[]).is_err());
-    assert!(
-        Freshness::from_bytes(&[2, 0, 0, 0, 0]).is_err(),
-        "unknown format version"
-    );
-    assert!(
-        Freshness::from_bytes(&bytes[..bytes.len() - 1]).is_err(),
-        "truncated"
-    );
+    assert!(Freshness::from_bytes(&[2, 0, 0, 0, 0]).is_err(), "unknown format version");
+    assert!(Freshness::from_bytes(&bytes[..bytes.len() - 1]).is_err(), "truncated");
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(Freshness::from_bytes(&longer).is_err(), "trailing bytes");
@@ -213,34 +153,18 @@ fn a_revoked_senders_run_applies_only_when_it_ends_at_the_pinned_cutoff() {
     let mut plan = Plan::new(b"cutoff");
     let b = copy(&plan.b1);
     let real = chain(&mut plan, &b, Kind::Changes, DocId::Shared, 4);
-    let cutoff = Cutoff {
-        doc: DocId::Shared,
-        seq: Seq(3),
-        hash: real[2].hash,
-    };
+    let cutoff = Cutoff { doc: DocId::Shared, seq: Seq(3), hash: real[2].hash };
     let held = |envelopes: &[&Sealed]| -> BTreeMap<Seq, (EnvelopeHash, EnvelopeHash)> {
-        envelopes
-            .iter()
-            .map(|s| (s.header.seq, (s.header.prev, s.hash)))
-            .collect()
+        envelopes.iter().map(|s| (s.header.seq, (s.header.prev, s.hash))).collect()
     };
 
     // Everything up to the cutoff has arrived: apply 1, 2, 3 in order.
     let all = held(&[&real[0], &real[1], &real[2], &real[3]]);
-    assert_eq!(
-        revoked_run(None, cutoff, &all),
-        Some(vec![Seq(1), Seq(2), Seq(3)])
-    );
+    assert_eq!(revoked_run(None, cutoff, &all), Some(vec![Seq(1), Seq(2), Seq(3)]));
     // From a tip part way along.
-    assert_eq!(
-        revoked_run(Some(tip(&real[0])), cutoff, &all),
-        Some(vec![Seq(2), Seq(3)])
-    );
+    assert_eq!(revoked_run(Some(tip(&real[0])), cutoff, &all), Some(vec![Seq(2), Seq(3)]));
     // Incomplete: hold.
-    assert_eq!(
-        revoked_run(None, cutoff, &held(&[&real[0], &real[2]])),
-        None
-    );
+    assert_eq!(revoked_run(None, cutoff, &held(&[&real[0], &real[2]])), None);
 
     // The revoked device forges a different envelope 2 (it still has its
     // keys): the run can no longer reach the pinned hash, so nothing applies.
@@ -258,11 +182,7 @@ fn a_revoked_senders_run_applies_only_when_it_ends_at_the_pinned_cutoff() {
     // hash: this device applied something the revoker never saw.
     assert_eq!(revoked_run(Some(tip(&real[2])), cutoff, &all), Some(vec![]));
     assert_eq!(revoked_run(Some(tip(&real[3])), cutoff, &all), None);
-    let nothing = Cutoff {
-        doc: DocId::Shared,
-        seq: Seq(0),
-        hash: EnvelopeHash::GENESIS,
-    };
+    let nothing = Cutoff { doc: DocId::Shared, seq: Seq(0), hash: EnvelopeHash::GENESIS };
     assert_eq!(revoked_run(None, nothing, &all), Some(vec![]));
 }
 

@@ -31,16 +31,7 @@ impl Story {
         let plan = PlanId::random(&mut rng);
         let mut device = || DeviceSecret::generate(&mut rng);
         let (a1, a2, b1, b2, outsider) = (device(), device(), device(), device(), device());
-        Self {
-            rng,
-            plan,
-            a1,
-            a2,
-            b1,
-            b2,
-            outsider,
-            keys: Vec::new(),
-        }
+        Self { rng, plan, a1, a2, b1, b2, outsider, keys: Vec::new() }
     }
 
     fn key(&self, epoch: Epoch) -> Option<&SymmetricKey> {
@@ -62,13 +53,7 @@ impl Story {
         new: &DeviceSecret,
     ) -> Result<Entry, MembershipError> {
         let keys = self.keys.clone();
-        log.add_device(
-            by,
-            partner,
-            &new.bundle(),
-            |e| keys.get(e.0 as usize - 1),
-            &mut self.rng,
-        )
+        log.add_device(by, partner, &new.bundle(), |e| keys.get(e.0 as usize - 1), &mut self.rng)
     }
 
     fn new_key(&mut self) -> SymmetricKey {
@@ -81,12 +66,7 @@ impl Story {
     /// A1 revokes A2.
     fn full_chain(&mut self) -> MembershipLog {
         let mut log = self.genesis();
-        let (a1, a2, b1, b2) = (
-            copy(&self.a1),
-            copy(&self.a2),
-            copy(&self.b1),
-            copy(&self.b2),
-        );
+        let (a1, a2, b1, b2) = (copy(&self.a1), copy(&self.a2), copy(&self.b1), copy(&self.b2));
         let e = self.add(&log, &a1, Partner::B, &b1).unwrap();
         log.append(e).unwrap();
         let e = self.add(&log, &a1, Partner::A, &a2).unwrap();
@@ -97,14 +77,8 @@ impl Story {
         let e = log.rotate(&b2, &key, &mut self.rng).unwrap();
         log.append(e).unwrap();
         let key = self.new_key();
-        let cutoff = Cutoff {
-            doc: DocId::PartnerA,
-            seq: Seq(10),
-            hash: EnvelopeHash([7; 32]),
-        };
-        let e = log
-            .revoke(&a1, a2.id(), vec![cutoff], &key, &mut self.rng)
-            .unwrap();
+        let cutoff = Cutoff { doc: DocId::PartnerA, seq: Seq(10), hash: EnvelopeHash([7; 32]) };
+        let e = log.revoke(&a1, a2.id(), vec![cutoff], &key, &mut self.rng).unwrap();
         log.append(e).unwrap();
         log
     }
@@ -123,16 +97,7 @@ fn wrap(
     to: &DeviceSecret,
     by: &DeviceSecret,
 ) -> KeyWrap {
-    KeyWrap::wrap(
-        plan,
-        Epoch(epoch),
-        key,
-        to.id(),
-        &to.exchange_public(),
-        by,
-        rng,
-    )
-    .unwrap()
+    KeyWrap::wrap(plan, Epoch(epoch), key, to.id(), &to.exchange_public(), by, rng).unwrap()
 }
 
 fn key_id(plan: PlanId, epoch: u32, key: &SymmetricKey) -> KeyId {
@@ -151,16 +116,8 @@ fn a_valid_add_revoke_rotate_chain_verifies() {
     assert_eq!(state.active_of(Partner::A).count(), 1);
     assert_eq!(state.active_of(Partner::B).count(), 2);
     assert!(!state.rotation_due());
-    let revocation = state
-        .member(&story.a2.id())
-        .unwrap()
-        .revoked
-        .clone()
-        .unwrap();
-    assert_eq!(
-        (revocation.by, revocation.epoch, revocation.at),
-        (story.a1.id(), Epoch(3), 5)
-    );
+    let revocation = state.member(&story.a2.id()).unwrap().revoked.clone().unwrap();
+    assert_eq!((revocation.by, revocation.epoch, revocation.at), (story.a1.id(), Epoch(3), 5));
     assert_eq!(revocation.cutoff(DocId::PartnerA).seq, Seq(10));
     assert_eq!(
         revocation.cutoff(DocId::Shared).seq,
@@ -183,21 +140,13 @@ fn a_valid_add_revoke_rotate_chain_verifies() {
     // Views of earlier points map to the epoch a sender then had to use.
     assert_eq!(state.epoch_at(at_2.view()), Some(Epoch(1)));
     assert_eq!(state.epoch_at(at_5.view()), Some(Epoch(2)));
-    assert_eq!(
-        at_2.epoch_at(state.view()),
-        None,
-        "a longer log is not a prefix"
-    );
+    assert_eq!(at_2.epoch_at(state.view()), None, "a longer log is not a prefix");
 
     // Each device recovers exactly the epoch keys it was given, all usable.
     let epochs = |d: &DeviceSecret| Keyring::from_log(&log, d).epochs().collect::<Vec<_>>();
     assert_eq!(epochs(&story.a1), [Epoch(1), Epoch(2), Epoch(3)]);
     assert_eq!(epochs(&story.b2), [Epoch(1), Epoch(2), Epoch(3)]);
-    assert_eq!(
-        epochs(&story.a2),
-        [Epoch(1), Epoch(2)],
-        "revoked before epoch 3"
-    );
+    assert_eq!(epochs(&story.a2), [Epoch(1), Epoch(2)], "revoked before epoch 3");
     let ring = Keyring::from_log(&log, &story.b1);
     assert!(ring.unusable().is_empty());
     for epoch in 1..=3 {
@@ -283,42 +232,24 @@ fn entries_signed_by_non_members_or_revoked_devices_are_refused() {
                 KeyWrap::wrap(plan, Epoch(4), &key, m.device, &m.exchange, signer, rng).unwrap()
             })
             .collect();
-        EntryBody::RotateEpoch {
-            epoch: Epoch(4),
-            key_id: key_id(plan, 4, &key),
-            wraps,
-        }
+        EntryBody::RotateEpoch { epoch: Epoch(4), key_id: key_id(plan, 4, &key), wraps }
     };
 
     // Sign as the outsider, with correct wraps for everyone: still not a member.
     let body = rotate_by(&mut story.rng, &outsider);
-    assert_eq!(
-        log.append(sign(&log, body, &outsider)),
-        Err(MembershipError::NotMember)
-    );
+    assert_eq!(log.append(sign(&log, body, &outsider)), Err(MembershipError::NotMember));
 
     // The revoked A2 tries to rotate the key.
     let body = rotate_by(&mut story.rng, &a2);
-    assert_eq!(
-        log.append(sign(&log, body, &a2)),
-        Err(MembershipError::SignerRevoked)
-    );
+    assert_eq!(log.append(sign(&log, body, &a2)), Err(MembershipError::SignerRevoked));
 
     // The revoked A2 tries to add a device of its own.
     let new = DeviceSecret::generate(&mut story.rng);
     let keys = story.keys.clone();
-    let wraps = (1..=3)
-        .map(|e| wrap(&mut story.rng, plan, e, &keys[e as usize - 1], &new, &a2))
-        .collect();
-    let body = EntryBody::AddDevice {
-        partner: Partner::A,
-        bundle: new.bundle(),
-        wraps,
-    };
-    assert_eq!(
-        log.append(sign(&log, body, &a2)),
-        Err(MembershipError::SignerRevoked)
-    );
+    let wraps =
+        (1..=3).map(|e| wrap(&mut story.rng, plan, e, &keys[e as usize - 1], &new, &a2)).collect();
+    let body = EntryBody::AddDevice { partner: Partner::A, bundle: new.bundle(), wraps };
+    assert_eq!(log.append(sign(&log, body, &a2)), Err(MembershipError::SignerRevoked));
     assert_eq!(log.state(), &state);
 }
 
@@ -326,34 +257,20 @@ fn entries_signed_by_non_members_or_revoked_devices_are_refused() {
 fn no_partner_can_enrol_a_device_for_the_other() {
     let mut story = Story::new();
     let mut log = story.genesis();
-    let (a1, b1, b2, a2) = (
-        copy(&story.a1),
-        copy(&story.b1),
-        copy(&story.b2),
-        copy(&story.a2),
-    );
+    let (a1, b1, b2, a2) = (copy(&story.a1), copy(&story.b1), copy(&story.b2), copy(&story.a2));
     let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
     log.append(e).unwrap();
     // A cannot add a second device for B: it could then speak for B.
-    assert!(matches!(
-        story.add(&log, &a1, Partner::B, &b2),
-        Err(MembershipError::NotAllowed(_))
-    ));
+    assert!(matches!(story.add(&log, &a1, Partner::B, &b2), Err(MembershipError::NotAllowed(_))));
     // B cannot add a device for A.
-    assert!(matches!(
-        story.add(&log, &b1, Partner::A, &a2),
-        Err(MembershipError::NotAllowed(_))
-    ));
+    assert!(matches!(story.add(&log, &b1, Partner::A, &a2), Err(MembershipError::NotAllowed(_))));
     // B adds its own second device; A adds its own.
     let e = story.add(&log, &b1, Partner::B, &b2).unwrap();
     log.append(e).unwrap();
     let e = story.add(&log, &a1, Partner::A, &a2).unwrap();
     log.append(e).unwrap();
     // Nobody can add a device twice.
-    assert!(matches!(
-        story.add(&log, &a1, Partner::A, &a2),
-        Err(MembershipError::NotAllowed(_))
-    ));
+    assert!(matches!(story.add(&log, &a1, Partner::A, &a2), Err(MembershipError::NotAllowed(_))));
 }
 
 #[test]
@@ -379,10 +296,7 @@ fn a_revocation_must_rotate_and_wrap_for_exactly_the_remaining_devices() {
         wrap(&mut story.rng, plan, 2, &key, &a1, &a1),
         wrap(&mut story.rng, plan, 2, &key, &b1, &a1),
     ];
-    assert_eq!(
-        log.clone().append(sign(&log, revoke(2, w), &a1)),
-        Err(MembershipError::BadWraps)
-    );
+    assert_eq!(log.clone().append(sign(&log, revoke(2, w), &a1)), Err(MembershipError::BadWraps));
 
     // No new epoch, and a skipped epoch.
     let w = vec![wrap(&mut story.rng, plan, 1, &key, &a1, &a1)];
@@ -398,15 +312,8 @@ fn a_revocation_must_rotate_and_wrap_for_exactly_the_remaining_devices() {
 
     // A rotation that leaves a device without the key.
     let w = vec![wrap(&mut story.rng, plan, 2, &key, &a1, &a1)];
-    let body = EntryBody::RotateEpoch {
-        epoch: Epoch(2),
-        key_id: id2,
-        wraps: w,
-    };
-    assert_eq!(
-        log.clone().append(sign(&log, body, &a1)),
-        Err(MembershipError::BadWraps)
-    );
+    let body = EntryBody::RotateEpoch { epoch: Epoch(2), key_id: id2, wraps: w };
+    assert_eq!(log.clone().append(sign(&log, body, &a1)), Err(MembershipError::BadWraps));
 
     // A wrap made by someone other than the signer.
     let foreign = vec![wrap(&mut story.rng, plan, 2, &key, &a1, &b1)];
@@ -416,9 +323,7 @@ fn a_revocation_must_rotate_and_wrap_for_exactly_the_remaining_devices() {
     );
 
     // The correct revocation works, and then the last device cannot be revoked.
-    let e = log
-        .revoke(&a1, b1.id(), vec![], &key, &mut story.rng)
-        .unwrap();
+    let e = log.revoke(&a1, b1.id(), vec![], &key, &mut story.rng).unwrap();
     log.append(e).unwrap();
     let key3 = SymmetricKey::random(&mut story.rng);
     assert!(matches!(
@@ -457,10 +362,7 @@ fn a_device_that_leaves_gets_no_new_key_and_another_device_must_rotate() {
     assert!(log.state().rotation_due());
 
     // The leaver can no longer act; the remaining device rotates.
-    assert_eq!(
-        log.rotate(&b1, &key, &mut story.rng).unwrap_err(),
-        MembershipError::SignerRevoked
-    );
+    assert_eq!(log.rotate(&b1, &key, &mut story.rng).unwrap_err(), MembershipError::SignerRevoked);
     let e = log.rotate(&a1, &key, &mut story.rng).unwrap();
     log.append(e).unwrap();
     assert!(!log.state().rotation_due());
@@ -477,10 +379,8 @@ fn a_wrap_that_does_not_match_the_announced_key_is_unusable() {
     log.append(e).unwrap();
     let plan = log.state().plan();
     // A malicious rotation: A gets one key, B another, under A's key id.
-    let (for_a, for_b) = (
-        SymmetricKey::random(&mut story.rng),
-        SymmetricKey::random(&mut story.rng),
-    );
+    let (for_a, for_b) =
+        (SymmetricKey::random(&mut story.rng), SymmetricKey::random(&mut story.rng));
     let wraps = {
         let mut w = vec![
             wrap(&mut story.rng, plan, 2, &for_a, &a1, &a1),
@@ -489,25 +389,13 @@ fn a_wrap_that_does_not_match_the_announced_key_is_unusable() {
         w.sort_by_key(|w| w.recipient());
         w
     };
-    let body = EntryBody::RotateEpoch {
-        epoch: Epoch(2),
-        key_id: key_id(plan, 2, &for_a),
-        wraps,
-    };
+    let body = EntryBody::RotateEpoch { epoch: Epoch(2), key_id: key_id(plan, 2, &for_a), wraps };
     log.append(sign(&log, body, &a1)).unwrap();
     let ring_a = Keyring::from_log(&log, &a1);
     let ring_b = Keyring::from_log(&log, &b1);
     assert_eq!(ring_a.latest(), Some(Epoch(2)));
-    assert_eq!(
-        ring_b.unusable(),
-        [Epoch(2)],
-        "B notices it was given a different key"
-    );
-    assert_eq!(
-        ring_b.latest(),
-        Some(Epoch(1)),
-        "and still holds its other epochs"
-    );
+    assert_eq!(ring_b.unusable(), [Epoch(2)], "B notices it was given a different key");
+    assert_eq!(ring_b.latest(), Some(Epoch(1)), "and still holds its other epochs");
 }
 
 #[test]
@@ -542,24 +430,12 @@ fn genesis_rules_hold() {
     // A second genesis in the middle of the chain.
     let again = MembershipLog::genesis(story.plan, &a1, &key, &mut story.rng).unwrap();
     let late = sign(&log, again.body().clone(), &a1);
-    assert!(matches!(
-        log.clone().append(late),
-        Err(MembershipError::NotAllowed(_))
-    ));
+    assert!(matches!(log.clone().append(late), Err(MembershipError::NotAllowed(_))));
 
     // A genesis signed by someone other than its creator.
-    let stolen = Entry::sign(
-        story.plan,
-        0,
-        EntryHash::default(),
-        again.body().clone(),
-        &b1,
-    )
-    .unwrap();
-    assert!(matches!(
-        MembershipLog::from_genesis(stolen),
-        Err(MembershipError::NotAllowed(_))
-    ));
+    let stolen =
+        Entry::sign(story.plan, 0, EntryHash::default(), again.body().clone(), &b1).unwrap();
+    assert!(matches!(MembershipLog::from_genesis(stolen), Err(MembershipError::NotAllowed(_))));
 
     // An entry from another plan.
     let other = PlanId::from_bytes([9; 16]);
@@ -569,13 +445,7 @@ fn genesis_rules_hold() {
     .unwrap();
     let ring = Keyring::from_log(&other_log, &a1);
     let foreign = other_log
-        .add_device(
-            &a1,
-            Partner::B,
-            &b1.bundle(),
-            |e| ring.key(e),
-            &mut story.rng,
-        )
+        .add_device(&a1, Partner::B, &b1.bundle(), |e| ring.key(e), &mut story.rng)
         .unwrap();
     assert_eq!(log.clone().append(foreign), Err(MembershipError::WrongPlan));
 }

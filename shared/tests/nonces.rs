@@ -35,9 +35,7 @@ fn one_million_seals_produce_no_repeated_nonce() {
                                 payload,
                             };
                             let sealed = envelope::seal(keys, a1, request, &mut rng).unwrap();
-                            sealed.bytes[HEADER_LEN..HEADER_LEN + NONCE_LEN]
-                                .try_into()
-                                .unwrap()
+                            sealed.bytes[HEADER_LEN..HEADER_LEN + NONCE_LEN].try_into().unwrap()
                         })
                         .collect()
                 })

@@ -71,9 +71,7 @@ impl TestRelay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("bind: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("local addr: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("local addr: {e}"));
         let mut settings = Settings {
             listen: addr,
             database: format!("sqlite://{}", dir.path().join("relay.db").display()),
@@ -81,20 +79,10 @@ impl TestRelay {
         };
         tweak(&mut settings);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(cove_server::launch_with_listener(
-            settings,
-            listener,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        Self {
-            url: format!("ws://{addr}"),
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-            _dir: dir,
-        }
+        let task = tokio::spawn(cove_server::launch_with_listener(settings, listener, async {
+            let _ = stopped.await;
+        }));
+        Self { url: format!("ws://{addr}"), addr, stop: Some(stop), task: Some(task), _dir: dir }
     }
 
     /// Shuts down and waits until every connection has drained.
@@ -109,9 +97,7 @@ impl TestRelay {
 
     /// Connects and authenticates `device`.
     pub async fn connect(&self, device: &DeviceSecret) -> (RelayConnection, mpsc::Receiver<Push>) {
-        RelayConnection::connect(&self.url, device)
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e}"))
+        RelayConnection::connect(&self.url, device).await.unwrap_or_else(|e| panic!("connect: {e}"))
     }
 }
 
@@ -123,31 +109,33 @@ impl Drop for TestRelay {
     }
 }
 
-/// The path of a binary of this workspace, built if needed.
+/// The path of a debug binary of this workspace, built if needed.
 pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    workspace_binary_in(package, name, false)
+}
+
+/// The path of a binary of this workspace (release or debug), built if needed.
+pub fn workspace_binary_in(package: &str, name: &str, release: bool) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, bool)>> = std::sync::Mutex::new(Vec::new());
+    let root =
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default();
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let path = target.join("debug").join(name);
-    let mut built = BUILT
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !built.iter().any(|b| b == name) {
+    let path = target.join(if release { "release" } else { "debug" }).join(name);
+    let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !built.iter().any(|(b, r)| b == name && *r == release) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut args = vec!["build", "--quiet", "-p", package, "--bin", name];
+        if release {
+            args.push("--release");
+        }
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", package, "--bin", name])
+            .args(&args)
             .current_dir(&root)
             .status()
             .unwrap_or_else(|e| panic!("cannot run cargo build: {e}"));
-        assert!(
-            status.success(),
-            "cargo build -p {package} --bin {name} failed"
-        );
-        built.push(name.to_owned());
+        assert!(status.success(), "cargo build -p {package} --bin {name} failed");
+        built.push((name.to_owned(), release));
     }
     path
 }
@@ -166,14 +154,19 @@ impl RelayProcess {
     /// Starts `cove-server` on `port` with `database`, waiting until it serves.
     pub async fn start(port: u16, database: &str, extra_env: &[(&str, &str)]) -> Self {
         let binary = workspace_binary("cove-server", "cove-server");
+        Self::start_binary(&binary, port, database, extra_env).await
+    }
+
+    /// As [`Self::start`], with a given `cove-server` binary.
+    pub async fn start_binary(
+        binary: &Path,
+        port: u16,
+        database: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(binary);
         command
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--database",
-                database,
-            ])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--database", database])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -181,9 +174,7 @@ impl RelayProcess {
         for (k, v) in extra_env {
             command.env(k, v);
         }
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start cove-server: {e}"));
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start cove-server: {e}"));
         let process = Self {
             child,
             url: format!("ws://127.0.0.1:{port}"),
@@ -195,9 +186,7 @@ impl RelayProcess {
 
     async fn wait_ready(&self) {
         for _ in 0..400 {
-            if http_get(&self.http, "/healthz")
-                .await
-                .is_some_and(|b| b.starts_with("HTTP/1.1 200"))
+            if http_get(&self.http, "/healthz").await.is_some_and(|b| b.starts_with("HTTP/1.1 200"))
             {
                 return;
             }
@@ -216,12 +205,28 @@ impl RelayProcess {
     pub fn rss_kib(&self) -> Option<u64> {
         rss_kib(self.child.id())
     }
+
+    /// CPU seconds the process has used so far (Linux).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        cpu_seconds(self.child.id())
+    }
 }
 
 impl Drop for RelayProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// CPU time (user + system) a process has used, from /proc, in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // Linux reports clock ticks of 1/100 s on every platform Cove supports.
+    Some(ticks / 100.0)
 }
 
 /// VmRSS of a process, in KiB, from /proc.
@@ -262,26 +267,15 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates one on the server behind `COVE_TEST_POSTGRES_URL`, if set.
     pub async fn create() -> Option<Self> {
-        let admin = std::env::var("COVE_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|u| !u.is_empty())?;
-        let name = format!(
-            "cove_test_{}",
-            cove_shared::codec::to_hex(&OsEntropy.array::<6>())
-        );
-        let pool = sqlx::PgPool::connect(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("postgres: {e}"));
+        let admin = std::env::var("COVE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())?;
+        let name = format!("cove_test_{}", cove_shared::codec::to_hex(&OsEntropy.array::<6>()));
+        let pool = sqlx::PgPool::connect(&admin).await.unwrap_or_else(|e| panic!("postgres: {e}"));
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&pool)
             .await
             .unwrap_or_else(|e| panic!("create database: {e}"));
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        Some(Self {
-            url: format!("{base}/{name}"),
-            admin,
-            name,
-        })
+        Some(Self { url: format!("{base}/{name}"), admin, name })
     }
 
     /// Drops it.
@@ -306,6 +300,8 @@ pub struct TestPlan {
     pub log: MembershipLog,
     /// Per stream: the last sequence number, its hash, and its `prev`.
     tips: HashMap<Stream, (Seq, EnvelopeHash, EnvelopeHash)>,
+    /// Each device's keyring, for the log length it was built at.
+    rings: HashMap<cove_shared::DeviceId, (u64, Keyring)>,
 }
 
 impl TestPlan {
@@ -321,23 +317,14 @@ impl TestPlan {
         let mut log = MembershipLog::from_genesis(genesis).unwrap_or_else(|e| panic!("{e}"));
         let ring = Keyring::from_log(&log, &a);
         let add = log.add_device(&a, Partner::B, &b.bundle(), |e| ring.key(e), &mut rng);
-        log.append(add.unwrap_or_else(|e| panic!("{e}")))
-            .unwrap_or_else(|e| panic!("{e}"));
-        Self {
-            plan,
-            a,
-            b,
-            log,
-            tips: HashMap::new(),
-        }
+        log.append(add.unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("{e}"));
+        Self { plan, a, b, log, tips: HashMap::new(), rings: HashMap::new() }
     }
 
     /// Registers the plan and its membership on a relay, through A's connection.
     pub async fn register(&self, a: &RelayConnection) {
         let entries = self.log.entries();
-        a.create_plan(entries[0].encode())
-            .await
-            .unwrap_or_else(|e| panic!("create plan: {e}"));
+        a.create_plan(entries[0].encode()).await.unwrap_or_else(|e| panic!("create plan: {e}"));
         for entry in &entries[1..] {
             a.append_membership(self.plan, entry.encode())
                 .await
@@ -353,17 +340,11 @@ impl TestPlan {
         doc: DocId,
         payload: &[u8],
     ) -> Vec<u8> {
-        let stream = Stream {
-            sender: device.id(),
-            kind,
-            doc,
-        };
+        let stream = Stream { sender: device.id(), kind, doc };
         let (seq, prev) = self
             .tips
             .get(&stream)
-            .map_or((Seq(1), EnvelopeHash::GENESIS), |(s, h, _)| {
-                (Seq(s.0 + 1), *h)
-            });
+            .map_or((Seq(1), EnvelopeHash::GENESIS), |(s, h, _)| (Seq(s.0 + 1), *h));
         self.seal_at(device, stream, seq, prev, payload)
     }
 
@@ -376,11 +357,7 @@ impl TestPlan {
         doc: DocId,
         payload: &[u8],
     ) -> Vec<u8> {
-        let stream = Stream {
-            sender: device.id(),
-            kind,
-            doc,
-        };
+        let stream = Stream { sender: device.id(), kind, doc };
         let (seq, _, prev) = self.tips[&stream];
         let tip = self.tips[&stream];
         let bytes = self.seal_at(device, stream, seq, prev, payload);
@@ -396,19 +373,17 @@ impl TestPlan {
         prev: EnvelopeHash,
         payload: &[u8],
     ) -> Vec<u8> {
-        let ring = Keyring::from_log(&self.log, device);
+        let len = self.log.state().len();
+        let fresh = self.rings.get(&device.id()).is_some_and(|(at, _)| *at == len);
+        if !fresh {
+            self.rings.insert(device.id(), (len, Keyring::from_log(&self.log, device)));
+        }
+        let ring = &self.rings[&device.id()].1;
         let state = self.log.state();
-        let keys = ring
-            .keys(state.epoch())
-            .unwrap_or_else(|| panic!("no key for the current epoch"));
-        let request = Seal {
-            kind: stream.kind,
-            doc: stream.doc,
-            seq,
-            prev,
-            view: state.view(),
-            payload,
-        };
+        let keys =
+            ring.keys(state.epoch()).unwrap_or_else(|| panic!("no key for the current epoch"));
+        let request =
+            Seal { kind: stream.kind, doc: stream.doc, seq, prev, view: state.view(), payload };
         let sealed =
             envelope::seal(keys, device, request, &mut OsEntropy).unwrap_or_else(|e| panic!("{e}"));
         self.tips.insert(stream, (seq, sealed.hash, prev));

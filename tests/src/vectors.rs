@@ -256,25 +256,11 @@ pub fn build() -> Vectors {
     push(&mut log, entry);
     let entry = log.rotate(&blair, &key2, &mut rng);
     push(&mut log, entry);
-    let cutoff = Cutoff {
-        doc: DocId::PartnerB,
-        seq: Seq(2),
-        hash: EnvelopeHash([0x42; 32]),
-    };
+    let cutoff = Cutoff { doc: DocId::PartnerB, seq: Seq(2), hash: EnvelopeHash([0x42; 32]) };
     let entry = log.revoke(&alex, blair2.id(), vec![cutoff], &key3, &mut rng);
     push(&mut log, entry);
-    let names = [
-        (&alex, "device-alex"),
-        (&blair, "device-blair"),
-        (&blair2, "device-blair-2"),
-    ];
-    let name_of = |id| {
-        names
-            .iter()
-            .find(|(d, _)| d.id() == id)
-            .map_or("?", |(_, n)| n)
-            .to_owned()
-    };
+    let names = [(&alex, "device-alex"), (&blair, "device-blair"), (&blair2, "device-blair-2")];
+    let name_of = |id| names.iter().find(|(d, _)| d.id() == id).map_or("?", |(_, n)| n).to_owned();
     let membership = MembershipVector {
         plan: plan.to_string(),
         story: vec![
@@ -288,20 +274,13 @@ pub fn build() -> Vectors {
         entries: log.entries().iter().map(|e| to_hex(e.encode())).collect(),
         hashes: log.entries().iter().map(|e| to_hex(&e.hash().0)).collect(),
         epoch: log.state().epoch().0,
-        active: log
-            .state()
-            .active()
-            .map(|m| (name_of(m.device), m.partner.to_string()))
-            .collect(),
+        active: log.state().active().map(|m| (name_of(m.device), m.partner.to_string())).collect(),
     };
 
     // Envelopes, one per kind, sealed by members with the epoch 3 key.
     let ring = Keyring::from_log(&log, &alex);
     let epoch = log.state().epoch();
-    let keys3 = ring
-        .keys(epoch)
-        .cloned()
-        .unwrap_or_else(|| panic!("epoch key"));
+    let keys3 = ring.keys(epoch).cloned().unwrap_or_else(|| panic!("epoch key"));
     struct Case<'a> {
         name: &'a str,
         sender: (&'a DeviceSecret, &'a str),
@@ -346,29 +325,13 @@ pub fn build() -> Vectors {
     ];
     let mut envelopes = Vec::new();
     let mut prev = EnvelopeHash::GENESIS;
-    for (
-        i,
-        Case {
-            name,
-            sender: (sender, sender_name),
-            kind,
-            doc,
-            seq,
-            payload,
-        },
-    ) in cases.into_iter().enumerate()
+    for (i, Case { name, sender: (sender, sender_name), kind, doc, seq, payload }) in
+        cases.into_iter().enumerate()
     {
         let mut rng = SeededEntropy::new(format!("envelope-{i}").as_bytes());
         let nonce: [u8; NONCE_LEN] = rng.clone().array();
         let view = log.state().view();
-        let request = Seal {
-            kind,
-            doc,
-            seq: Seq(seq),
-            prev,
-            view,
-            payload,
-        };
+        let request = Seal { kind, doc, seq: Seq(seq), prev, view, payload };
         let sealed =
             envelope::seal(&keys3, sender, request, &mut rng).unwrap_or_else(|e| panic!("{e}"));
         debug_assert_eq!(&sealed.bytes[HEADER_LEN..HEADER_LEN + NONCE_LEN], &nonce);
@@ -395,16 +358,9 @@ pub fn build() -> Vectors {
     let mut probe = rng.clone();
     let ephemeral: [u8; 32] = probe.array();
     let wrap_nonce: [u8; 24] = probe.array();
-    let wrap = KeyWrap::wrap(
-        plan,
-        Epoch(1),
-        &key1,
-        blair.id(),
-        &blair.exchange_public(),
-        &alex,
-        &mut rng,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let wrap =
+        KeyWrap::wrap(plan, Epoch(1), &key1, blair.id(), &blair.exchange_public(), &alex, &mut rng)
+            .unwrap_or_else(|e| panic!("{e}"));
     let wraps = vec![WrapVector {
         recipient: "device-blair".into(),
         wrapper: "device-alex".into(),
@@ -453,68 +409,27 @@ pub fn wire_samples(
     entry: &[u8],
 ) -> (Vec<ClientToRelay>, Vec<RelayToClient>) {
     let entry = Blob(entry.to_vec());
-    let stored = StoredEnvelope {
-        cursor: Cursor(42),
-        envelope: envelope.clone(),
-    };
+    let stored = StoredEnvelope { cursor: Cursor(42), envelope: envelope.clone() };
     let client = vec![
-        ClientToRelay::Authenticate {
-            device: device.id(),
-            signature: Signature64([0x5a; 64]),
-        },
-        ClientToRelay::CreatePlan {
-            request: 1,
-            genesis: entry.clone(),
-        },
-        ClientToRelay::AppendMembership {
-            request: 2,
-            plan,
-            entry: entry.clone(),
-        },
-        ClientToRelay::FetchMembership {
-            request: 3,
-            plan,
-            from: 1,
-        },
-        ClientToRelay::Push {
-            request: 4,
-            plan,
-            envelope: envelope.clone(),
-        },
-        ClientToRelay::Fetch {
-            request: 5,
-            plan,
-            after: Cursor(41),
-            limit: 100,
-        },
+        ClientToRelay::Authenticate { device: device.id(), signature: Signature64([0x5a; 64]) },
+        ClientToRelay::CreatePlan { request: 1, genesis: entry.clone() },
+        ClientToRelay::AppendMembership { request: 2, plan, entry: entry.clone() },
+        ClientToRelay::FetchMembership { request: 3, plan, from: 1 },
+        ClientToRelay::Push { request: 4, plan, envelope: envelope.clone() },
+        ClientToRelay::Fetch { request: 5, plan, after: Cursor(41), limit: 100 },
         ClientToRelay::Subscribe { request: 6, plan },
-        ClientToRelay::Ack {
-            request: 7,
-            plan,
-            cursor: Cursor(42),
-        },
+        ClientToRelay::Ack { request: 7, plan, cursor: Cursor(42) },
         ClientToRelay::PutSnapshot {
             request: 8,
             plan,
             covers: Cursor(300),
             envelope: envelope.clone(),
         },
-        ClientToRelay::GetSnapshot {
-            request: 9,
-            plan,
-            doc: DocId::PartnerA,
-        },
+        ClientToRelay::GetSnapshot { request: 9, plan, doc: DocId::PartnerA },
         ClientToRelay::DeletePlan { request: 10, plan },
         ClientToRelay::PairOpen { request: 11 },
-        ClientToRelay::PairJoin {
-            request: 12,
-            nameplate: "7".into(),
-        },
-        ClientToRelay::PairSend {
-            request: 13,
-            nameplate: "7".into(),
-            body: Blob(vec![1, 2, 3]),
-        },
+        ClientToRelay::PairJoin { request: 12, nameplate: "7".into() },
+        ClientToRelay::PairSend { request: 13, nameplate: "7".into(), body: Blob(vec![1, 2, 3]) },
         ClientToRelay::PairClose {
             request: 14,
             nameplate: "7".into(),
@@ -528,15 +443,9 @@ pub fn wire_samples(
             origin: "wss://relay.example:8443".into(),
             nonce: Nonce32([0x11; 32]),
         },
-        RelayToClient::Authenticated {
-            device: device.id(),
-        },
+        RelayToClient::Authenticated { device: device.id() },
         RelayToClient::Done { request: 7 },
-        RelayToClient::Stored {
-            request: 4,
-            cursor: Cursor(42),
-            duplicate: false,
-        },
+        RelayToClient::Stored { request: 4, cursor: Cursor(42), duplicate: false },
         RelayToClient::Page {
             request: 5,
             plan,
@@ -545,33 +454,16 @@ pub fn wire_samples(
             compacted: Cursor(1),
         },
         RelayToClient::Deliver { plan, item: stored },
-        RelayToClient::Membership {
-            request: 3,
-            plan,
-            entries: vec![entry],
-            len: 1,
-        },
+        RelayToClient::Membership { request: 3, plan, entries: vec![entry], len: 1 },
         RelayToClient::MembershipChanged { plan, len: 2 },
         RelayToClient::Snapshot {
             request: 9,
             plan,
-            snapshot: Some(StoredSnapshot {
-                covers: Cursor(300),
-                envelope: envelope.clone(),
-            }),
+            snapshot: Some(StoredSnapshot { covers: Cursor(300), envelope: envelope.clone() }),
         },
-        RelayToClient::PairOpened {
-            request: 11,
-            nameplate: "7".into(),
-        },
-        RelayToClient::PairMessage {
-            nameplate: "7".into(),
-            body: Blob(vec![4, 5]),
-        },
-        RelayToClient::PairClosed {
-            nameplate: "7".into(),
-            outcome: PairOutcome::Completed,
-        },
+        RelayToClient::PairOpened { request: 11, nameplate: "7".into() },
+        RelayToClient::PairMessage { nameplate: "7".into(), body: Blob(vec![4, 5]) },
+        RelayToClient::PairClosed { nameplate: "7".into(), outcome: PairOutcome::Completed },
         RelayToClient::Pong { request: 300 },
         RelayToClient::Error {
             request: Some(4),

@@ -68,9 +68,7 @@ fn the_code_still_produces_the_vectors_byte_for_byte() {
     assert_eq!(built.auth, f.auth, "auth.json");
     // The `message` text is for people; the frame is the format.
     let frames = |w: &[WireVector]| {
-        w.iter()
-            .map(|v| (v.direction.clone(), v.frame.clone()))
-            .collect::<Vec<_>>()
+        w.iter().map(|v| (v.direction.clone(), v.frame.clone())).collect::<Vec<_>>()
     };
     assert_eq!(frames(&built.wire), frames(&f.wire), "wire.json");
 }
@@ -99,18 +97,9 @@ fn epoch_subkeys_follow_from_the_epoch_key() {
             &SymmetricKey::from_bytes(from_hex(&e.epoch_key).unwrap()),
         );
         assert_eq!(to_hex(&keys.key_id().0), e.key_id);
-        assert_eq!(
-            to_hex(keys.subkey(Purpose::Changes).as_bytes()),
-            e.changes_key
-        );
-        assert_eq!(
-            to_hex(keys.subkey(Purpose::Snapshot).as_bytes()),
-            e.snapshot_key
-        );
-        assert_eq!(
-            to_hex(keys.subkey(Purpose::Signal).as_bytes()),
-            e.signal_key
-        );
+        assert_eq!(to_hex(keys.subkey(Purpose::Changes).as_bytes()), e.changes_key);
+        assert_eq!(to_hex(keys.subkey(Purpose::Snapshot).as_bytes()), e.snapshot_key);
+        assert_eq!(to_hex(keys.subkey(Purpose::Signal).as_bytes()), e.signal_key);
     }
 }
 
@@ -129,25 +118,13 @@ fn the_membership_chain_verifies_to_the_recorded_state() {
     let hashes: Vec<String> = log.entries().iter().map(|e| to_hex(&e.hash().0)).collect();
     assert_eq!(hashes, f.membership.hashes);
     let name_of = |id: DeviceId| {
-        f.devices
-            .iter()
-            .find(|d| d.device_id == to_hex(id.as_bytes()))
-            .unwrap()
-            .name
-            .clone()
+        f.devices.iter().find(|d| d.device_id == to_hex(id.as_bytes())).unwrap().name.clone()
     };
-    let active: Vec<(String, String)> = state
-        .active()
-        .map(|m| (name_of(m.device), m.partner.to_string()))
-        .collect();
+    let active: Vec<(String, String)> =
+        state.active().map(|m| (name_of(m.device), m.partner.to_string())).collect();
     assert_eq!(active, f.membership.active);
     for (i, e) in log.entries().iter().enumerate().skip(1) {
-        assert_eq!(
-            e.prev(),
-            log.entries()[i - 1].hash(),
-            "entry {i} chains to {}",
-            i - 1
-        );
+        assert_eq!(e.prev(), log.entries()[i - 1].hash(), "entry {i} chains to {}", i - 1);
     }
 }
 
@@ -157,15 +134,9 @@ fn envelopes_open_with_the_recorded_keys() {
     let log = membership(&f);
     let mut ring = Keyring::new(log.state().plan());
     for e in &f.epochs {
-        ring.insert(
-            Epoch(e.epoch),
-            SymmetricKey::from_bytes(from_hex(&e.epoch_key).unwrap()),
-        );
+        ring.insert(Epoch(e.epoch), SymmetricKey::from_bytes(from_hex(&e.epoch_key).unwrap()));
     }
-    let policy = Recipient {
-        membership: log.state(),
-        keyring: &ring,
-    };
+    let policy = Recipient { membership: log.state(), keyring: &ring };
     for v in &f.envelopes {
         let bytes = hex(&v.envelope);
         let opened =
@@ -178,10 +149,7 @@ fn envelopes_open_with_the_recorded_keys() {
             (v.kind, v.doc, v.epoch, v.seq)
         );
         assert_eq!(h.prev, EnvelopeHash(from_hex(&v.prev).unwrap()));
-        assert_eq!(
-            (h.view.len, to_hex(&h.view.head.0)),
-            (v.view_len, v.view_head.clone())
-        );
+        assert_eq!((h.view.len, to_hex(&h.view.head.0)), (v.view_len, v.view_head.clone()));
         assert_eq!(log.state().epoch_at(h.view), Some(h.epoch));
 
         assert_eq!(h.sender, f.secret(&v.sender).id());
@@ -201,15 +169,9 @@ fn the_key_wrap_unwraps_for_its_recipient() {
         let recipient = f.secret(&w.recipient);
         assert_eq!(to_hex(wrap.unwrap(&recipient).unwrap().as_bytes()), w.key);
         assert_eq!(wrap.wrapper(), f.secret(&w.wrapper).id());
-        assert_eq!(
-            (wrap.plan().to_string(), wrap.epoch().0),
-            (w.plan.clone(), w.epoch)
-        );
+        assert_eq!((wrap.plan().to_string(), wrap.epoch().0), (w.plan.clone(), w.epoch));
         let ephemeral = StaticSecret::from(from_hex::<32>(&w.ephemeral_secret).unwrap());
-        assert_eq!(
-            &wrap.encode()[89..121],
-            PublicKey::from(&ephemeral).as_bytes()
-        );
+        assert_eq!(&wrap.encode()[89..121], PublicKey::from(&ephemeral).as_bytes());
         assert_eq!(to_hex(&wrap.encode()[121..145]), w.nonce);
     }
 }
@@ -245,25 +207,10 @@ fn the_auth_signature_verifies_for_its_origin_only() {
     let device = f.secret(&a.device).id();
     let nonce = Nonce32(from_hex(&a.nonce).unwrap());
     let signature = Signature64(from_hex(&a.signature).unwrap());
-    assert_eq!(
-        to_hex(&wire::auth_message(&a.origin, &nonce, &device).unwrap()),
-        a.message
-    );
-    assert!(wire::verify_challenge(
-        &a.origin, &nonce, &device, &signature
-    ));
-    assert!(!wire::verify_challenge(
-        "wss://other.example",
-        &nonce,
-        &device,
-        &signature
-    ));
+    assert_eq!(to_hex(&wire::auth_message(&a.origin, &nonce, &device).unwrap()), a.message);
+    assert!(wire::verify_challenge(&a.origin, &nonce, &device, &signature));
+    assert!(!wire::verify_challenge("wss://other.example", &nonce, &device, &signature));
     let mut other_nonce = nonce;
     other_nonce.0[0] ^= 1;
-    assert!(!wire::verify_challenge(
-        &a.origin,
-        &other_nonce,
-        &device,
-        &signature
-    ));
+    assert!(!wire::verify_challenge(&a.origin, &other_nonce, &device, &signature));
 }

@@ -14,18 +14,14 @@ type Raw =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn raw(relay: &TestRelay) -> Raw {
-    let (socket, _) = tokio_tungstenite::connect_async(format!("{}/v1/ws", relay.url))
-        .await
-        .unwrap();
+    let (socket, _) =
+        tokio_tungstenite::connect_async(format!("{}/v1/ws", relay.url)).await.unwrap();
     socket
 }
 
 async fn read(socket: &mut Raw) -> Option<RelayToClient> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .ok()??
-        {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await.ok()?? {
             Ok(Message::Binary(frame)) => return Some(wire::decode(&frame).unwrap()),
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => continue,
@@ -34,10 +30,7 @@ async fn read(socket: &mut Raw) -> Option<RelayToClient> {
 }
 
 async fn send(socket: &mut Raw, message: &ClientToRelay) {
-    socket
-        .send(Message::Binary(wire::encode(message).unwrap().into()))
-        .await
-        .unwrap();
+    socket.send(Message::Binary(wire::encode(message).unwrap().into())).await.unwrap();
 }
 
 fn error_code(message: Option<RelayToClient>) -> Option<ErrorCode> {
@@ -60,15 +53,8 @@ async fn raw_auth(relay: &TestRelay, device: &DeviceSecret) -> Raw {
     let Some(RelayToClient::Challenge { nonce, .. }) = read(&mut socket).await else {
         panic!("no challenge")
     };
-    send(
-        &mut socket,
-        &wire::answer_challenge(device, &relay.url, &nonce).unwrap(),
-    )
-    .await;
-    assert!(matches!(
-        read(&mut socket).await,
-        Some(RelayToClient::Authenticated { .. })
-    ));
+    send(&mut socket, &wire::answer_challenge(device, &relay.url, &nonce).unwrap()).await;
+    assert!(matches!(read(&mut socket).await, Some(RelayToClient::Authenticated { .. })));
     socket
 }
 
@@ -89,34 +75,21 @@ async fn members_store_fetch_and_receive_envelopes_live() {
         _ => None,
     })
     .await;
-    assert_eq!(
-        (item.cursor, item.envelope.0.as_slice()),
-        (Cursor(1), first.as_slice())
-    );
+    assert_eq!((item.cursor, item.envelope.0.as_slice()), (Cursor(1), first.as_slice()));
 
     // A resend is answered with the original cursor; nothing new is pushed.
     assert_eq!(a.push(plan.plan, &first).await.unwrap(), (Cursor(1), true));
     let second = plan.change_by_b(b"sequence: water first");
-    assert_eq!(
-        b.push(plan.plan, &second).await.unwrap(),
-        (Cursor(2), false)
-    );
+    assert_eq!(b.push(plan.plan, &second).await.unwrap(), (Cursor(2), false));
     let item = next_push(&mut a_pushes, |p| match p {
         Push::Deliver { item, .. } => Some(item),
         _ => None,
     })
     .await;
-    assert_eq!(
-        item.cursor,
-        Cursor(2),
-        "A gets B's envelope, and never its own"
-    );
+    assert_eq!(item.cursor, Cursor(2), "A gets B's envelope, and never its own");
 
     let (items, head, compacted) = b.fetch(plan.plan, Cursor(0), 100).await.unwrap();
-    assert_eq!(
-        items.iter().map(|i| i.cursor).collect::<Vec<_>>(),
-        [Cursor(1), Cursor(2)]
-    );
+    assert_eq!(items.iter().map(|i| i.cursor).collect::<Vec<_>>(), [Cursor(1), Cursor(2)]);
     assert_eq!((head, compacted), (Cursor(2), Cursor(0)));
     let (items, _, _) = b.fetch(plan.plan, Cursor(1), 100).await.unwrap();
     assert_eq!(items.len(), 1);
@@ -136,43 +109,23 @@ async fn equivocation_and_envelopes_the_log_does_not_admit_are_refused() {
     // The same position signed again with other content.
     let a_copy = DeviceSecret::from_secret_bytes(&plan.a.to_secret_bytes()).unwrap();
     let other = plan.equivocate(&a_copy, Kind::Changes, DocId::Shared, b"two");
-    assert_eq!(
-        refused(a.push(plan.plan, &other).await),
-        ErrorCode::Equivocation
-    );
+    assert_eq!(refused(a.push(plan.plan, &other).await), ErrorCode::Equivocation);
 
     // B writes A's document: the log says B does not own it.
     let b_copy = DeviceSecret::from_secret_bytes(&plan.b.to_secret_bytes()).unwrap();
-    let trespass = plan.seal(
-        &b_copy,
-        Kind::Changes,
-        DocId::PartnerA,
-        b"rewritten boundary",
-    );
-    assert_eq!(
-        refused(b.push(plan.plan, &trespass).await),
-        ErrorCode::InvalidEnvelope
-    );
+    let trespass = plan.seal(&b_copy, Kind::Changes, DocId::PartnerA, b"rewritten boundary");
+    assert_eq!(refused(b.push(plan.plan, &trespass).await), ErrorCode::InvalidEnvelope);
     // A uploads an envelope B signed: the sender is not the connection's device.
     let from_b = plan.change_by_b(b"b's change");
-    assert_eq!(
-        refused(a.push(plan.plan, &from_b).await),
-        ErrorCode::InvalidEnvelope
-    );
+    assert_eq!(refused(a.push(plan.plan, &from_b).await), ErrorCode::InvalidEnvelope);
     // A flipped bit.
     let mut tampered = plan.change_by_a(b"three");
     tampered[200] ^= 1;
-    assert_eq!(
-        refused(a.push(plan.plan, &tampered).await),
-        ErrorCode::InvalidEnvelope
-    );
+    assert_eq!(refused(a.push(plan.plan, &tampered).await), ErrorCode::InvalidEnvelope);
     // A snapshot pushed as an envelope.
     let a_copy = DeviceSecret::from_secret_bytes(&plan.a.to_secret_bytes()).unwrap();
     let snapshot = plan.seal(&a_copy, Kind::Snapshot, DocId::Shared, b"saved doc");
-    assert_eq!(
-        refused(a.push(plan.plan, &snapshot).await),
-        ErrorCode::InvalidEnvelope
-    );
+    assert_eq!(refused(a.push(plan.plan, &snapshot).await), ErrorCode::InvalidEnvelope);
     // The connection carries on.
     a.ping().await.unwrap();
 }
@@ -184,61 +137,35 @@ async fn authentication_refuses_bad_replayed_late_and_missing_answers() {
 
     // A signature over the wrong origin.
     let mut socket = raw(&relay).await;
-    let Some(RelayToClient::Challenge { nonce, .. }) = read(&mut socket).await else {
-        panic!()
-    };
-    send(
-        &mut socket,
-        &wire::answer_challenge(&device, "wss://another.example", &nonce).unwrap(),
-    )
-    .await;
-    assert_eq!(
-        error_code(read(&mut socket).await),
-        Some(ErrorCode::AuthFailed)
-    );
+    let Some(RelayToClient::Challenge { nonce, .. }) = read(&mut socket).await else { panic!() };
+    send(&mut socket, &wire::answer_challenge(&device, "wss://another.example", &nonce).unwrap())
+        .await;
+    assert_eq!(error_code(read(&mut socket).await), Some(ErrorCode::AuthFailed));
 
     // A valid answer, replayed on a new connection with a new nonce.
     let mut first = raw(&relay).await;
-    let Some(RelayToClient::Challenge { nonce, .. }) = read(&mut first).await else {
-        panic!()
-    };
+    let Some(RelayToClient::Challenge { nonce, .. }) = read(&mut first).await else { panic!() };
     let answer = wire::answer_challenge(&device, &relay.url, &nonce).unwrap();
     send(&mut first, &answer).await;
-    assert!(matches!(
-        read(&mut first).await,
-        Some(RelayToClient::Authenticated { .. })
-    ));
+    assert!(matches!(read(&mut first).await, Some(RelayToClient::Authenticated { .. })));
     let mut second = raw(&relay).await;
     let _ = read(&mut second).await;
     send(&mut second, &answer).await;
-    assert_eq!(
-        error_code(read(&mut second).await),
-        Some(ErrorCode::AuthFailed)
-    );
+    assert_eq!(error_code(read(&mut second).await), Some(ErrorCode::AuthFailed));
 
     // No answer within the window: the relay gives up, and a late answer is too late.
     let mut slow = raw(&relay).await;
-    let Some(RelayToClient::Challenge { nonce, .. }) = read(&mut slow).await else {
-        panic!()
-    };
-    assert_eq!(
-        error_code(read(&mut slow).await),
-        Some(ErrorCode::AuthTimeout)
-    );
+    let Some(RelayToClient::Challenge { nonce, .. }) = read(&mut slow).await else { panic!() };
+    assert_eq!(error_code(read(&mut slow).await), Some(ErrorCode::AuthTimeout));
     let late = wire::answer_challenge(&device, &relay.url, &nonce).unwrap();
-    let _ = slow
-        .send(Message::Binary(wire::encode(&late).unwrap().into()))
-        .await;
+    let _ = slow.send(Message::Binary(wire::encode(&late).unwrap().into())).await;
     assert!(read(&mut slow).await.is_none(), "the connection is closed");
 
     // A request before authenticating.
     let mut eager = raw(&relay).await;
     let _ = read(&mut eager).await;
     send(&mut eager, &ClientToRelay::Ping { request: 1 }).await;
-    assert_eq!(
-        error_code(read(&mut eager).await),
-        Some(ErrorCode::AuthRequired)
-    );
+    assert_eq!(error_code(read(&mut eager).await), Some(ErrorCode::AuthRequired));
 }
 
 #[tokio::test]
@@ -251,23 +178,15 @@ async fn unknown_and_revoked_devices_are_refused() {
     // A device that authenticates but belongs to no plan.
     let stranger = DeviceSecret::generate(&mut OsEntropy);
     let (s, _) = relay.connect(&stranger).await;
-    assert_eq!(
-        refused(s.fetch(plan.plan, Cursor(0), 10).await),
-        ErrorCode::NotFound
-    );
+    assert_eq!(refused(s.fetch(plan.plan, Cursor(0), 10).await), ErrorCode::NotFound);
 
     // B is connected and subscribed when A revokes it: B is told and
     // disconnected at once, and refused from then on.
     let (b, mut b_pushes) = relay.connect(&plan.b).await;
     b.subscribe(plan.plan).await.unwrap();
     let new_key = cove_shared::SymmetricKey::random(&mut OsEntropy);
-    let revoke = plan
-        .log
-        .revoke(&plan.a, plan.b.id(), vec![], &new_key, &mut OsEntropy)
-        .unwrap();
-    a.append_membership(plan.plan, revoke.encode())
-        .await
-        .unwrap();
+    let revoke = plan.log.revoke(&plan.a, plan.b.id(), vec![], &new_key, &mut OsEntropy).unwrap();
+    a.append_membership(plan.plan, revoke.encode()).await.unwrap();
     let revoked_plan = next_push(&mut b_pushes, |p| match p {
         Push::Revoked { plan } => Some(plan),
         _ => None,
@@ -276,10 +195,7 @@ async fn unknown_and_revoked_devices_are_refused() {
     assert_eq!(revoked_plan, plan.plan);
     assert!(b.ping().await.is_err(), "the connection was closed");
     let (b2, _) = relay.connect(&plan.b).await;
-    assert_eq!(
-        refused(b2.fetch(plan.plan, Cursor(0), 10).await),
-        ErrorCode::Revoked
-    );
+    assert_eq!(refused(b2.fetch(plan.plan, Cursor(0), 10).await), ErrorCode::Revoked);
 }
 
 #[tokio::test]
@@ -303,18 +219,10 @@ async fn a_device_cannot_touch_another_plan_and_cannot_tell_it_exists() {
         answers.push(xa.push(target, &y_envelope).await.map(|_| ()));
         answers.push(xa.subscribe(target).await);
         answers.push(xa.ack(target, Cursor(1)).await);
-        answers.push(
-            xa.put_snapshot(target, Cursor(1), &y_envelope)
-                .await
-                .map(|_| ()),
-        );
+        answers.push(xa.put_snapshot(target, Cursor(1), &y_envelope).await.map(|_| ()));
         answers.push(xa.get_snapshot(target, DocId::Shared).await.map(|_| ()));
         answers.push(xa.fetch_membership(target, 0).await.map(|_| ()));
-        answers.push(
-            xa.append_membership(target, x.log.entries()[1].encode())
-                .await
-                .map(|_| ()),
-        );
+        answers.push(xa.append_membership(target, x.log.entries()[1].encode()).await.map(|_| ()));
         answers.push(xa.delete_plan(target).await);
         for answer in answers {
             match answer {
@@ -343,36 +251,19 @@ async fn a_snapshot_replaces_envelopes_only_after_every_device_acknowledged() {
         a.push(plan.plan, &e).await.unwrap();
     }
     let a_copy = DeviceSecret::from_secret_bytes(&plan.a.to_secret_bytes()).unwrap();
-    let snapshot = plan.seal(
-        &a_copy,
-        Kind::Snapshot,
-        DocId::Shared,
-        b"the saved document",
-    );
+    let snapshot = plan.seal(&a_copy, Kind::Snapshot, DocId::Shared, b"the saved document");
     assert_eq!(
         refused(a.put_snapshot(plan.plan, Cursor(9), &snapshot).await),
         ErrorCode::InvalidSnapshot
     );
-    assert!(
-        !a.put_snapshot(plan.plan, Cursor(3), &snapshot)
-            .await
-            .unwrap()
-    );
+    assert!(!a.put_snapshot(plan.plan, Cursor(3), &snapshot).await.unwrap());
     a.ack(plan.plan, Cursor(3)).await.unwrap();
     let (items, _, compacted) = b.fetch(plan.plan, Cursor(0), 10).await.unwrap();
-    assert_eq!(
-        (items.len(), compacted),
-        (3, Cursor(0)),
-        "B has not acknowledged yet"
-    );
+    assert_eq!((items.len(), compacted), (3, Cursor(0)), "B has not acknowledged yet");
     b.ack(plan.plan, Cursor(3)).await.unwrap();
     let (items, head, compacted) = b.fetch(plan.plan, Cursor(0), 10).await.unwrap();
     assert_eq!((items.len(), head, compacted), (0, Cursor(3), Cursor(3)));
-    let stored = b
-        .get_snapshot(plan.plan, DocId::Shared)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = b.get_snapshot(plan.plan, DocId::Shared).await.unwrap().unwrap();
     assert_eq!((stored.covers, stored.envelope.0), (Cursor(3), snapshot));
 }
 
@@ -394,10 +285,7 @@ async fn signals_expire_after_their_time_to_live() {
         if items.is_empty() {
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the signal outlived its time to live"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "the signal outlived its time to live");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -412,37 +300,20 @@ async fn bad_frames_end_only_their_own_connection() {
     // Random bytes.
     let mut garbage = raw_auth(&relay, &plan.b).await;
     // A known message (push, 4) whose body is garbage.
-    garbage
-        .send(Message::Binary(vec![0x04, 0xff, 0xff, 0xff, 0x13].into()))
-        .await
-        .unwrap();
-    assert_eq!(
-        error_code(read(&mut garbage).await),
-        Some(ErrorCode::BadFrame)
-    );
+    garbage.send(Message::Binary(vec![0x04, 0xff, 0xff, 0xff, 0x13].into())).await.unwrap();
+    assert_eq!(error_code(read(&mut garbage).await), Some(ErrorCode::BadFrame));
     // A text frame.
     let mut text = raw_auth(&relay, &plan.b).await;
     text.send(Message::Text("hello".into())).await.unwrap();
     assert_eq!(error_code(read(&mut text).await), Some(ErrorCode::BadFrame));
     // A message from a newer protocol.
     let mut newer = raw_auth(&relay, &plan.b).await;
-    newer
-        .send(Message::Binary(vec![0x40, 1, 2].into()))
-        .await
-        .unwrap();
-    assert_eq!(
-        error_code(read(&mut newer).await),
-        Some(ErrorCode::Unsupported)
-    );
+    newer.send(Message::Binary(vec![0x40, 1, 2].into())).await.unwrap();
+    assert_eq!(error_code(read(&mut newer).await), Some(ErrorCode::Unsupported));
     // An oversized frame.
     let mut big = raw_auth(&relay, &plan.b).await;
-    let _ = big
-        .send(Message::Binary(vec![0u8; 256 * 1024].into()))
-        .await;
-    assert_eq!(
-        error_code(read(&mut big).await),
-        Some(ErrorCode::FrameTooLarge)
-    );
+    let _ = big.send(Message::Binary(vec![0u8; 256 * 1024].into())).await;
+    assert_eq!(error_code(read(&mut big).await), Some(ErrorCode::FrameTooLarge));
     // A half-open connection: TCP, and nothing else.
     let _half_open = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
 
@@ -467,17 +338,11 @@ async fn a_flooding_device_is_limited_and_others_are_served() {
     for _ in 0..300 {
         match f.ping().await {
             Ok(()) => {}
-            Err(TransportError::Refused {
-                code: ErrorCode::RateLimited,
-                ..
-            }) => limited += 1,
+            Err(TransportError::Refused { code: ErrorCode::RateLimited, .. }) => limited += 1,
             Err(_) => break,
         }
     }
-    assert!(
-        limited >= 200,
-        "only {limited} of 300 requests were limited"
-    );
+    assert!(limited >= 200, "only {limited} of 300 requests were limited");
     // The member is unaffected: its device has its own bucket.
     let e = plan.change_by_a(b"unaffected");
     a.push(plan.plan, &e).await.unwrap();
@@ -494,10 +359,7 @@ async fn a_plan_over_its_quota_is_refused() {
         a.push(plan.plan, &e).await.unwrap();
     }
     let e = plan.change_by_a(b"one too many");
-    assert_eq!(
-        refused(a.push(plan.plan, &e).await),
-        ErrorCode::QuotaExceeded
-    );
+    assert_eq!(refused(a.push(plan.plan, &e).await), ErrorCode::QuotaExceeded);
     a.ping().await.unwrap();
 }
 
@@ -506,10 +368,7 @@ async fn an_idle_connection_is_closed_with_a_reason() {
     let relay = TestRelay::start_with(|s| s.limits.idle_timeout = Duration::from_millis(300)).await;
     let device = DeviceSecret::generate(&mut OsEntropy);
     let mut idle = raw_auth(&relay, &device).await;
-    assert_eq!(
-        error_code(read(&mut idle).await),
-        Some(ErrorCode::IdleTimeout)
-    );
+    assert_eq!(error_code(read(&mut idle).await), Some(ErrorCode::IdleTimeout));
 }
 
 #[tokio::test]
@@ -519,15 +378,9 @@ async fn connections_beyond_the_cap_are_turned_away() {
     let _first = raw_auth(&relay, &device).await;
     // The cap counts connections that have not authenticated yet, too.
     let mut second = raw(&relay).await;
-    assert!(matches!(
-        read(&mut second).await,
-        Some(RelayToClient::Challenge { .. })
-    ));
+    assert!(matches!(read(&mut second).await, Some(RelayToClient::Challenge { .. })));
     let mut third = raw(&relay).await;
-    assert_eq!(
-        error_code(read(&mut third).await),
-        Some(ErrorCode::TooManyConnections)
-    );
+    assert_eq!(error_code(read(&mut third).await), Some(ErrorCode::TooManyConnections));
 }
 
 #[tokio::test]
@@ -558,13 +411,8 @@ async fn pairing_mailboxes_relay_work_once_burn_and_expire() {
     assert_eq!(body, b"spake2 message B");
     // A third device cannot join or write.
     let (x, _) = relay.connect(&intruder).await;
-    assert_eq!(
-        refused(x.pair_send(&nameplate, b"hi").await),
-        ErrorCode::PairingUnknown
-    );
-    o.pair_close(&nameplate, PairOutcome::Completed)
-        .await
-        .unwrap();
+    assert_eq!(refused(x.pair_send(&nameplate, b"hi").await), ErrorCode::PairingUnknown);
+    o.pair_close(&nameplate, PairOutcome::Completed).await.unwrap();
     let outcome = next_push(&mut j_pushes, |p| match p {
         Push::PairClosed { outcome, .. } => Some(outcome),
         _ => None,
@@ -572,10 +420,7 @@ async fn pairing_mailboxes_relay_work_once_burn_and_expire() {
     .await;
     assert_eq!(outcome, PairOutcome::Completed);
     // Spent: it works once.
-    assert_eq!(
-        refused(x.pair_join(&nameplate).await),
-        ErrorCode::PairingBurned
-    );
+    assert_eq!(refused(x.pair_join(&nameplate).await), ErrorCode::PairingBurned);
 
     // A failed attempt burns it: both sides are told, and it cannot be retried.
     let nameplate = o.pair_open().await.unwrap();
@@ -587,18 +432,12 @@ async fn pairing_mailboxes_relay_work_once_burn_and_expire() {
     })
     .await;
     assert_eq!(outcome, PairOutcome::Failed);
-    assert_eq!(
-        refused(o.pair_send(&nameplate, b"again").await),
-        ErrorCode::PairingBurned
-    );
+    assert_eq!(refused(o.pair_send(&nameplate, b"again").await), ErrorCode::PairingBurned);
 
     // A second joiner burns it too, and the opener hears of it.
     let nameplate = o.pair_open().await.unwrap();
     j.pair_join(&nameplate).await.unwrap();
-    assert_eq!(
-        refused(x.pair_join(&nameplate).await),
-        ErrorCode::PairingBurned
-    );
+    assert_eq!(refused(x.pair_join(&nameplate).await), ErrorCode::PairingBurned);
     let outcome = next_push(&mut o_pushes, |p| match p {
         Push::PairClosed { outcome, .. } => Some(outcome),
         _ => None,
@@ -619,23 +458,14 @@ async fn an_unjoined_mailbox_expires() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         match o.pair_send(&nameplate, b"still there?").await {
-            Err(TransportError::Refused {
-                code: ErrorCode::PairingUnknown,
-                ..
-            }) => break,
+            Err(TransportError::Refused { code: ErrorCode::PairingUnknown, .. }) => break,
             Ok(()) => {}
             other => panic!("unexpected {other:?}"),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the mailbox outlived its time"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "the mailbox outlived its time");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        refused(j.pair_join(&nameplate).await),
-        ErrorCode::PairingUnknown
-    );
+    assert_eq!(refused(j.pair_join(&nameplate).await), ErrorCode::PairingUnknown);
 }
 
 #[tokio::test]
@@ -647,10 +477,7 @@ async fn pairing_attempts_are_limited_per_address() {
         d.pair_open().await.unwrap();
     }
     assert_eq!(refused(d.pair_open().await), ErrorCode::PairingRateLimited);
-    assert_eq!(
-        refused(d.pair_join("1").await),
-        ErrorCode::PairingRateLimited
-    );
+    assert_eq!(refused(d.pair_join("1").await), ErrorCode::PairingRateLimited);
 }
 
 #[tokio::test]
@@ -670,10 +497,7 @@ async fn deleting_a_plan_removes_it_for_everyone() {
     })
     .await;
     assert_eq!(closed.code(), Some(ErrorCode::NotFound));
-    assert_eq!(
-        refused(a.fetch(plan.plan, Cursor(0), 10).await),
-        ErrorCode::NotFound
-    );
+    assert_eq!(refused(a.fetch(plan.plan, Cursor(0), 10).await), ErrorCode::NotFound);
 }
 
 #[tokio::test]
@@ -688,19 +512,10 @@ async fn health_and_metrics_are_served() {
     let health = http_get(&host, "/healthz").await.unwrap();
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let metrics = http_get(&host, "/metrics").await.unwrap();
-    assert!(
-        metrics.contains("cove_envelopes_stored_total 1\n"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("cove_envelopes_stored_total 1\n"), "{metrics}");
     assert!(metrics.contains("cove_connections 1\n"), "{metrics}");
-    assert!(
-        metrics.contains("cove_store_seconds_count{op=\"append\"} 1\n"),
-        "{metrics}"
-    );
-    assert!(
-        !metrics.contains(&plan.plan.to_string()),
-        "metrics never name a plan"
-    );
+    assert!(metrics.contains("cove_store_seconds_count{op=\"append\"} 1\n"), "{metrics}");
+    assert!(!metrics.contains(&plan.plan.to_string()), "metrics never name a plan");
 }
 
 #[tokio::test]
@@ -716,9 +531,5 @@ async fn shutdown_tells_connected_devices_and_drains() {
     })
     .await;
     assert_eq!(closed.code(), Some(ErrorCode::ShuttingDown));
-    assert!(
-        RelayConnection::connect(&format!("ws://{}", "127.0.0.1:1"), &plan.a)
-            .await
-            .is_err()
-    );
+    assert!(RelayConnection::connect(&format!("ws://{}", "127.0.0.1:1"), &plan.a).await.is_err());
 }

@@ -21,9 +21,8 @@ async fn every_acknowledged_envelope_survives_sigkill() {
 
     // Four writers push concurrently; the relay is killed while they are
     // still pushing, right after the 150th acknowledgement.
-    let envelopes: Vec<Vec<u8>> = (0..400)
-        .map(|i| plan.change_by_a(format!("change {i}").as_bytes()))
-        .collect();
+    let envelopes: Vec<Vec<u8>> =
+        (0..400).map(|i| plan.change_by_a(format!("change {i}").as_bytes())).collect();
     let acked: Arc<Mutex<BTreeMap<Cursor, Vec<u8>>>> = Arc::default();
     let (enough, mut enough_rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut writers = Vec::new();
@@ -65,11 +64,7 @@ async fn every_acknowledged_envelope_survives_sigkill() {
         stored.extend(items.into_iter().map(|i| (i.cursor, i.envelope.0)));
     }
     for (cursor, envelope) in &acked {
-        assert_eq!(
-            stored.get(cursor),
-            Some(envelope),
-            "acknowledged cursor {cursor} was lost"
-        );
+        assert_eq!(stored.get(cursor), Some(envelope), "acknowledged cursor {cursor} was lost");
     }
 }
 
@@ -86,21 +81,15 @@ async fn a_flood_leaves_relay_memory_bounded_and_others_served() {
     // A device that writes 600 frames of 512 KiB as fast as the socket takes
     // them, never reading an answer: 300 MiB offered in all.
     let flooder = DeviceSecret::generate(&mut OsEntropy);
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{}/v1/ws", relay.url))
-        .await
-        .unwrap();
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("{}/v1/ws", relay.url)).await.unwrap();
     use futures_util::StreamExt;
-    let Some(Ok(Message::Binary(frame))) = socket.next().await else {
-        panic!("no challenge")
-    };
+    let Some(Ok(Message::Binary(frame))) = socket.next().await else { panic!("no challenge") };
     let wire::RelayToClient::Challenge { nonce, .. } = wire::decode(&frame).unwrap() else {
         panic!()
     };
     let answer = wire::answer_challenge(&flooder, &relay.url, &nonce).unwrap();
-    socket
-        .send(Message::Binary(wire::encode(&answer).unwrap().into()))
-        .await
-        .unwrap();
+    socket.send(Message::Binary(wire::encode(&answer).unwrap().into())).await.unwrap();
     let junk = wire::encode(&ClientToRelay::Push {
         request: 1,
         plan: plan.plan,
@@ -109,11 +98,7 @@ async fn a_flood_leaves_relay_memory_bounded_and_others_served() {
     .unwrap();
     let flood = tokio::spawn(async move {
         for _ in 0..600 {
-            if socket
-                .send(Message::Binary(junk.clone().into()))
-                .await
-                .is_err()
-            {
+            if socket.send(Message::Binary(junk.clone().into())).await.is_err() {
                 break;
             }
         }
@@ -171,37 +156,26 @@ async fn two_relays_on_one_postgres_database_deliver_to_each_others_devices() {
     let (j, mut j_pushes) = RelayConnection::connect(&two.url, &joiner).await.unwrap();
     let nameplate = a.pair_open().await.unwrap();
     j.pair_join(&nameplate).await.unwrap();
-    j.pair_send(&nameplate, b"hello from relay two")
-        .await
-        .unwrap();
+    j.pair_send(&nameplate, b"hello from relay two").await.unwrap();
     let body = next_push(&mut a_pushes, |p| match p {
         Push::PairMessage { body, .. } => Some(body),
         _ => None,
     })
     .await;
     assert_eq!(body, b"hello from relay two");
-    a.pair_send(&nameplate, b"hello from relay one")
-        .await
-        .unwrap();
+    a.pair_send(&nameplate, b"hello from relay one").await.unwrap();
     let body = next_push(&mut j_pushes, |p| match p {
         Push::PairMessage { body, .. } => Some(body),
         _ => None,
     })
     .await;
     assert_eq!(body, b"hello from relay one");
-    a.pair_close(&nameplate, PairOutcome::Completed)
-        .await
-        .unwrap();
+    a.pair_close(&nameplate, PairOutcome::Completed).await.unwrap();
 
     // And revocation: B, on relay two, is disconnected at once.
     let key = cove_shared::SymmetricKey::random(&mut OsEntropy);
-    let revoke = plan
-        .log
-        .revoke(&plan.a, plan.b.id(), vec![], &key, &mut OsEntropy)
-        .unwrap();
-    a.append_membership(plan.plan, revoke.encode())
-        .await
-        .unwrap();
+    let revoke = plan.log.revoke(&plan.a, plan.b.id(), vec![], &key, &mut OsEntropy).unwrap();
+    a.append_membership(plan.plan, revoke.encode()).await.unwrap();
     let revoked = next_push(&mut b_pushes, |p| match p {
         Push::Revoked { plan } => Some(plan),
         _ => None,

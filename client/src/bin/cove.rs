@@ -1,8 +1,5 @@
 //! The `cove` command line.
 
 fn main() {
-    println!(
-        "cove speaks protocol version {}",
-        cove_client::PROTOCOL_VERSION
-    );
+    println!("cove speaks protocol version {}", cove_client::PROTOCOL_VERSION);
 }

@@ -39,7 +39,6 @@ CREATE TABLE envelopes (
     PRIMARY KEY (plan, cursor)
 );
 CREATE UNIQUE INDEX envelopes_by_stream ON envelopes (plan, sender, kind, doc, seq);
-CREATE INDEX envelopes_by_doc ON envelopes (plan, doc, kind, cursor);
 CREATE INDEX envelopes_by_expiry ON envelopes (expires_at) WHERE expires_at IS NOT NULL;
 
 CREATE TABLE snapshots (

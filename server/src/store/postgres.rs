@@ -56,26 +56,18 @@ impl PostgresStore {
     /// notification channel of its own. Lets tests, or several relays for
     /// unrelated users, share one database without seeing each other.
     pub async fn connect_in_schema(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
-        let mut options: PgConnectOptions = url
-            .parse()
-            .map_err(|_| StoreError::UnsupportedUrl(settings::redact_url(url)))?;
+        let mut options: PgConnectOptions =
+            url.parse().map_err(|_| StoreError::UnsupportedUrl(settings::redact_url(url)))?;
         let mut channel = CHANNEL.to_owned();
         if let Some(schema) = schema {
-            if !schema
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            {
+            if !schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
                 return Err(StoreError::UnsupportedUrl(format!("schema {schema:?}")));
             }
-            let admin = PgPoolOptions::new()
-                .max_connections(1)
-                .connect_with(options.clone())
+            let admin =
+                PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+            sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+                .execute(&admin)
                 .await?;
-            sqlx::query(AssertSqlSafe(format!(
-                "CREATE SCHEMA IF NOT EXISTS {schema}"
-            )))
-            .execute(&admin)
-            .await?;
             admin.close().await;
             options = options.options([("search_path", schema)]);
             channel = format!("{CHANNEL}_{schema}");
@@ -87,18 +79,17 @@ impl PostgresStore {
             .await?;
         migrator().run(&pool).await?;
         let node = u64::from_be_bytes(cove_shared::OsEntropy.array());
-        Ok(Self {
-            writer: pool.clone(),
-            reader: pool,
-            node,
-            channel,
-        })
+        Ok(Self { writer: pool.clone(), reader: pool, node, channel })
     }
 
     /// The pool, for tests that need to reset the database.
     pub fn pool(&self) -> &PgPool {
         &self.writer
     }
+}
+
+impl PostgresStore {
+    const PLACEHOLDERS: super::sql::Placeholders = super::sql::Placeholders::Numbered;
 }
 
 store_helpers!(PostgresStore, sqlx::Postgres);

@@ -9,8 +9,10 @@
 //! types; writing them generically over `sqlx::Database` would need a
 //! dozen higher-ranked bounds on every function.
 
-use super::StoreError;
+use super::{AppendError, Appended, NewEnvelope, Quota, StoreError};
 use cove_shared::wire::Cursor;
+use cove_shared::{DeviceId, PlanId};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Grace period after a pairing mailbox expires before its nameplate can be
 /// reused, so that a late joiner with an old code cannot burn a new mailbox.
@@ -21,16 +23,12 @@ pub(super) fn to_i64(v: u64) -> Result<i64, StoreError> {
 }
 
 pub(super) fn to_cursor(v: i64) -> Result<Cursor, StoreError> {
-    u64::try_from(v)
-        .map(Cursor)
-        .map_err(|_| StoreError::Corrupt("negative cursor"))
+    u64::try_from(v).map(Cursor).map_err(|_| StoreError::Corrupt("negative cursor"))
 }
 
-pub(super) fn device(bytes: &[u8]) -> Result<cove_shared::DeviceId, StoreError> {
-    let bytes: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt("device id length"))?;
-    cove_shared::DeviceId::from_bytes(bytes).map_err(|_| StoreError::Corrupt("device id"))
+pub(super) fn device(bytes: &[u8]) -> Result<DeviceId, StoreError> {
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| StoreError::Corrupt("device id length"))?;
+    DeviceId::from_bytes(bytes).map_err(|_| StoreError::Corrupt("device id"))
 }
 
 pub(super) fn kind_code(kind: cove_shared::Kind) -> i64 {
@@ -61,6 +59,298 @@ pub(super) fn free_nameplate(taken: &[String]) -> String {
         }
     }
     candidate.to_string()
+}
+
+/// Rows per multi-row statement: well under both databases' bind limits
+/// (SQLite 32,766, PostgreSQL 65,535) at ten columns a row.
+pub(super) const CHUNK: usize = 200;
+
+/// How a backend numbers the parameters of the statements built at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Placeholders {
+    /// `$1, $2, …` (PostgreSQL).
+    Numbered,
+    /// `?` in order (SQLite). sqlx looks a named SQLite parameter up by name,
+    /// which SQLite does by a linear scan: a statement with thousands of
+    /// `$N` would bind in quadratic time.
+    Positional,
+}
+
+impl Placeholders {
+    pub(super) fn push(self, out: &mut String, n: usize) {
+        match self {
+            Self::Numbered => {
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            Self::Positional => out.push('?'),
+        }
+    }
+}
+
+/// `$1, $2, …, $n` (or `?, ?, …`).
+pub(super) fn list(style: Placeholders, n: usize) -> String {
+    rows(style, 1, n).trim_start_matches('(').trim_end_matches(')').to_owned()
+}
+
+/// `($1, $2, …), (…), …`: `n` rows of `columns` parameters, numbered in order.
+pub(super) fn rows(style: Placeholders, n: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(n * columns * 5);
+    for r in 0..n {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            style.push(&mut out, r * columns + c + 1);
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// `CASE id WHEN p1 THEN v1 … END` over `n` (id, value) pairs whose
+/// parameters start at `first` with `stride` parameters per pair, the id
+/// first and the value `offset` after it.
+pub(super) fn case_by_id(
+    style: Placeholders,
+    n: usize,
+    first: usize,
+    stride: usize,
+    offset: usize,
+) -> String {
+    let mut out = String::from("CASE id");
+    for i in 0..n {
+        out.push_str(" WHEN ");
+        style.push(&mut out, first + i * stride);
+        out.push_str(" THEN ");
+        style.push(&mut out, first + i * stride + offset);
+    }
+    out.push_str(" END");
+    out
+}
+
+type Position = (PlanId, DeviceId, i64, i64, i64);
+
+fn plan_id(bytes: &[u8]) -> Result<PlanId, StoreError> {
+    let bytes: [u8; 16] = bytes.try_into().map_err(|_| StoreError::Corrupt("plan id"))?;
+    Ok(PlanId::from_bytes(bytes))
+}
+
+/// The bookkeeping of one group commit, apart from the SQL: which envelopes
+/// are resends or equivocations, which cursor each new one gets, which the
+/// quota refuses, and what to count.
+#[derive(Debug)]
+pub(super) struct BatchPlan<'a> {
+    batch: &'a [NewEnvelope],
+    results: Vec<Option<Result<Appended, AppendError>>>,
+    /// The first index in this batch at each stream position.
+    first: HashMap<Position, usize>,
+    /// Later indices that repeat an earlier one in this batch.
+    repeats: Vec<(usize, usize)>,
+    /// New envelopes and their cursors, once assigned.
+    cursors: Vec<(usize, i64)>,
+    /// Cursors the insert actually wrote, by plan.
+    written: HashSet<(PlanId, i64)>,
+}
+
+fn position(e: &NewEnvelope) -> Position {
+    (e.plan, e.sender, kind_code(e.kind), doc_code(e.doc), e.seq.0 as i64)
+}
+
+impl<'a> BatchPlan<'a> {
+    pub(super) fn new(batch: &'a [NewEnvelope]) -> Self {
+        let mut first = HashMap::new();
+        let mut repeats = Vec::new();
+        for (i, e) in batch.iter().enumerate() {
+            match first.entry(position(e)) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(i);
+                }
+                std::collections::hash_map::Entry::Occupied(o) => repeats.push((i, *o.get())),
+            }
+        }
+        Self {
+            batch,
+            results: vec![None; batch.len()],
+            first,
+            repeats,
+            cursors: Vec::new(),
+            written: HashSet::new(),
+        }
+    }
+
+    /// A position the database already holds.
+    pub(super) fn stored(
+        &mut self,
+        (plan, sender, kind, doc, seq, cursor, hash): (
+            Vec<u8>,
+            Vec<u8>,
+            i64,
+            i64,
+            i64,
+            i64,
+            Vec<u8>,
+        ),
+    ) -> Result<(), StoreError> {
+        let key = (plan_id(&plan)?, device(&sender)?, kind, doc, seq);
+        let Some(&i) = self.first.get(&key) else { return Ok(()) };
+        let result = if hash == self.batch[i].hash.0 {
+            Ok(Appended::Duplicate(to_cursor(cursor)?))
+        } else {
+            Err(AppendError::Equivocation)
+        };
+        self.results[i] = Some(result);
+        Ok(())
+    }
+
+    /// The envelopes still to decide: new, and first at their position.
+    fn pending(&self) -> impl Iterator<Item = (usize, &NewEnvelope)> {
+        self.batch
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| self.results[*i].is_none() && self.first.get(&position(e)) == Some(i))
+    }
+
+    /// The plans the pending envelopes belong to.
+    pub(super) fn plans(&self) -> Vec<PlanId> {
+        let plans: std::collections::BTreeSet<PlanId> =
+            self.pending().map(|(_, e)| e.plan).collect();
+        plans.into_iter().collect()
+    }
+
+    /// Refuses, in batch order, what the quota or a missing plan refuses.
+    /// Rows are (plan, envelope count, envelope bytes) as stored.
+    pub(super) fn admit(
+        &mut self,
+        usage: &[(Vec<u8>, i64, i64)],
+        quota: Quota,
+    ) -> Result<(), StoreError> {
+        let mut usage: HashMap<PlanId, (i64, i64)> = usage
+            .iter()
+            .map(|(plan, count, bytes)| Ok((plan_id(plan)?, (*count, *bytes))))
+            .collect::<Result<_, StoreError>>()?;
+        let max_envelopes = to_i64(quota.max_envelopes)?;
+        let max_bytes = to_i64(quota.max_bytes)?;
+        let pending: Vec<(usize, PlanId, i64)> =
+            self.pending().map(|(i, e)| (i, e.plan, e.body.len() as i64)).collect();
+        for (i, plan, size) in pending {
+            let Some((count, bytes)) = usage.get_mut(&plan) else {
+                self.results[i] = Some(Err(AppendError::NoSuchPlan));
+                continue;
+            };
+            if *count >= max_envelopes || *bytes + size > max_bytes {
+                self.results[i] = Some(Err(AppendError::QuotaExceeded));
+                continue;
+            }
+            *count += 1;
+            *bytes += size;
+        }
+        Ok(())
+    }
+
+    /// How many cursors each plan needs for the admitted envelopes.
+    pub(super) fn new_per_plan(&self) -> Vec<(PlanId, usize)> {
+        let mut counts: BTreeMap<PlanId, usize> = BTreeMap::new();
+        for (_, e) in self.pending() {
+            *counts.entry(e.plan).or_default() += 1;
+        }
+        counts.into_iter().collect()
+    }
+
+    /// Hands out the reserved cursors in batch order. Rows are (plan, new
+    /// head): each plan reserved exactly as many as it needs.
+    pub(super) fn assign(&mut self, reserved: &[(Vec<u8>, i64)]) -> Result<(), StoreError> {
+        let counts: BTreeMap<PlanId, usize> = self.new_per_plan().into_iter().collect();
+        let mut next: HashMap<PlanId, i64> = HashMap::new();
+        for (plan, head) in reserved {
+            let plan = plan_id(plan)?;
+            let n = counts.get(&plan).copied().unwrap_or(0) as i64;
+            next.insert(plan, head - n + 1);
+        }
+        let pending: Vec<(usize, PlanId)> = self.pending().map(|(i, e)| (i, e.plan)).collect();
+        for (i, plan) in pending {
+            match next.get_mut(&plan) {
+                Some(cursor) => {
+                    self.cursors.push((i, *cursor));
+                    *cursor += 1;
+                }
+                // Deleted between the quota check and the reservation.
+                None => self.results[i] = Some(Err(AppendError::NoSuchPlan)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The envelopes to insert, with their cursors.
+    pub(super) fn to_insert(&self) -> Vec<(usize, i64)> {
+        self.cursors.clone()
+    }
+
+    /// A row the insert wrote.
+    pub(super) fn inserted(&mut self, (plan, cursor): (Vec<u8>, i64)) {
+        if let Ok(plan) = <[u8; 16]>::try_from(plan.as_slice()) {
+            self.written.insert((PlanId::from_bytes(plan), cursor));
+        }
+    }
+
+    /// Envelopes whose insert found the position taken by another process.
+    pub(super) fn lost_races(&self) -> Vec<usize> {
+        self.cursors
+            .iter()
+            .filter(|(i, c)| !self.written.contains(&(self.batch[*i].plan, *c)))
+            .map(|(i, _)| *i)
+            .collect()
+    }
+
+    /// The outcome of a lost race, from the row that won it.
+    pub(super) fn raced(&mut self, i: usize, winner: Option<(Cursor, Vec<u8>)>) {
+        self.results[i] = Some(match winner {
+            Some((cursor, hash)) if hash == self.batch[i].hash.0 => Ok(Appended::Duplicate(cursor)),
+            Some(_) => Err(AppendError::Equivocation),
+            None => Err(AppendError::Unavailable),
+        });
+    }
+
+    /// Envelopes and bytes added to each plan.
+    pub(super) fn added_per_plan(&self) -> Vec<(PlanId, i64, i64)> {
+        let mut added: BTreeMap<PlanId, (i64, i64)> = BTreeMap::new();
+        for (i, c) in &self.cursors {
+            let e = &self.batch[*i];
+            if self.written.contains(&(e.plan, *c)) {
+                let entry = added.entry(e.plan).or_default();
+                entry.0 += 1;
+                entry.1 += e.body.len() as i64;
+            }
+        }
+        added.into_iter().map(|(p, (n, b))| (p, n, b)).collect()
+    }
+
+    /// Every envelope's outcome, in batch order.
+    pub(super) fn results(mut self) -> Vec<Result<Appended, AppendError>> {
+        for (i, c) in std::mem::take(&mut self.cursors) {
+            if self.results[i].is_none() && self.written.contains(&(self.batch[i].plan, c)) {
+                self.results[i] =
+                    Some(to_cursor(c).map(Appended::New).map_err(|_| AppendError::Unavailable));
+            }
+        }
+        // A repeat within the batch shares its first copy's fate, unless its
+        // content differs.
+        for (i, first) in std::mem::take(&mut self.repeats) {
+            self.results[i] = Some(if self.batch[i].hash != self.batch[first].hash {
+                Err(AppendError::Equivocation)
+            } else {
+                match self.results[first] {
+                    Some(Ok(Appended::New(c) | Appended::Duplicate(c))) => {
+                        Ok(Appended::Duplicate(c))
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => Err(AppendError::Unavailable),
+                }
+            });
+        }
+        self.results.into_iter().map(|r| r.unwrap_or(Err(AppendError::Unavailable))).collect()
+    }
 }
 
 /// Expands, inside `impl Store for $store`, every method whose SQL is
@@ -530,93 +820,160 @@ macro_rules! store_methods {
 macro_rules! store_helpers {
     ($store:ty, $db:ty) => {
         impl $store {
+            /// Appends a batch in a handful of statements, whatever its size
+            /// (see [`crate::store::sql::BatchPlan`]).
             async fn append_batch(
                 &self,
                 batch: &[NewEnvelope],
                 quota: Quota,
             ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-                // Lock plans in one order in every process, so two relays
-                // batching the same plans cannot deadlock.
-                let mut order: Vec<usize> = (0..batch.len()).collect();
-                order.sort_by_key(|i| batch[*i].plan);
-                let mut results = vec![Err(AppendError::Unavailable); batch.len()];
+                let style = Self::PLACEHOLDERS;
+                use $crate::store::sql::{BatchPlan, list, rows, to_i64, kind_code, doc_code, to_cursor, CHUNK};
+                let mut plan = BatchPlan::new(batch);
                 let mut tx = self.writer.begin().await?;
-                for i in order {
-                    results[i] = append_one(&mut tx, &batch[i], quota).await?;
+
+                // 1. Positions already stored: resends and equivocations.
+                for chunk in batch.chunks(CHUNK) {
+                    let sql = format!(
+                        "SELECT plan, sender, kind, doc, seq, cursor, hash FROM envelopes
+                         WHERE (plan, sender, kind, doc, seq) IN (VALUES {})",
+                        rows(style, chunk.len(), 5)
+                    );
+                    let mut query = sqlx::query_as::<_, (Vec<u8>, Vec<u8>, i64, i64, i64, i64, Vec<u8>)>(
+                        sqlx::AssertSqlSafe(sql),
+                    );
+                    for e in chunk {
+                        query = query
+                            .bind(e.plan.as_bytes().as_slice())
+                            .bind(e.sender.as_bytes().as_slice())
+                            .bind(kind_code(e.kind))
+                            .bind(doc_code(e.doc))
+                            .bind(to_i64(e.seq.0)?);
+                    }
+                    for row in query.fetch_all(&mut *tx).await? {
+                        plan.stored(row)?;
+                    }
+                }
+
+                // 2. The quota, then cursors for what it admits, for every
+                //    plan at once. The reservation is atomic; the quota check
+                //    may be a moment stale when several relays share a
+                //    database, which only loosens a bound.
+                let plans = plan.plans();
+                if !plans.is_empty() {
+                    let sql = format!(
+                        "SELECT id, envelope_count, envelope_bytes FROM plans WHERE id IN ({})",
+                        list(style, plans.len())
+                    );
+                    let mut query = sqlx::query_as::<_, (Vec<u8>, i64, i64)>(sqlx::AssertSqlSafe(sql));
+                    for p in &plans {
+                        query = query.bind(p.as_bytes().as_slice());
+                    }
+                    let usage = query.fetch_all(&mut *tx).await?;
+                    plan.admit(&usage, quota)?;
+                }
+                let counts = plan.new_per_plan();
+                if !counts.is_empty() {
+                    // Parameters: (id, count) pairs, then the ids again for IN.
+                    let n = counts.len();
+                    let ids: Vec<String> = (0..n).map(|i| {
+                        let mut p = String::new();
+                        style.push(&mut p, 2 * n + i + 1);
+                        p
+                    }).collect();
+                    let sql = format!(
+                        "UPDATE plans SET head = head + {} WHERE id IN ({}) RETURNING id, head",
+                        $crate::store::sql::case_by_id(style, n, 1, 2, 1),
+                        ids.join(", ")
+                    );
+                    let mut query = sqlx::query_as::<_, (Vec<u8>, i64)>(sqlx::AssertSqlSafe(sql));
+                    for (plan_id, n) in &counts {
+                        query = query.bind(plan_id.as_bytes().as_slice()).bind(to_i64(*n as u64)?);
+                    }
+                    for (plan_id, _) in &counts {
+                        query = query.bind(plan_id.as_bytes().as_slice());
+                    }
+                    let reserved = query.fetch_all(&mut *tx).await?;
+                    plan.assign(&reserved)?;
+                }
+
+                // 3. Insert; a position another relay process took meanwhile
+                //    comes back missing and is looked up again.
+                let inserts = plan.to_insert();
+                for chunk in inserts.chunks(CHUNK) {
+                    let sql = format!(
+                        "INSERT INTO envelopes (plan, cursor, sender, kind, seq, doc, hash, size, expires_at, body)
+                         VALUES {} ON CONFLICT (plan, sender, kind, doc, seq) DO NOTHING RETURNING plan, cursor",
+                        rows(style, chunk.len(), 10)
+                    );
+                    let mut query = sqlx::query_as::<_, (Vec<u8>, i64)>(sqlx::AssertSqlSafe(sql));
+                    for (i, cursor) in chunk {
+                        let e = &batch[*i];
+                        query = query
+                            .bind(e.plan.as_bytes().as_slice())
+                            .bind(*cursor)
+                            .bind(e.sender.as_bytes().as_slice())
+                            .bind(kind_code(e.kind))
+                            .bind(to_i64(e.seq.0)?)
+                            .bind(doc_code(e.doc))
+                            .bind(e.hash.0.as_slice())
+                            .bind(to_i64(e.body.len() as u64)?)
+                            .bind(e.expires_at)
+                            .bind(e.body.as_ref());
+                    }
+                    for row in query.fetch_all(&mut *tx).await? {
+                        plan.inserted(row);
+                    }
+                }
+                for i in plan.lost_races() {
+                    let e = &batch[i];
+                    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
+                        "SELECT cursor, hash FROM envelopes
+                         WHERE plan = $1 AND sender = $2 AND kind = $3 AND doc = $4 AND seq = $5",
+                    )
+                    .bind(e.plan.as_bytes().as_slice())
+                    .bind(e.sender.as_bytes().as_slice())
+                    .bind(kind_code(e.kind))
+                    .bind(doc_code(e.doc))
+                    .bind(to_i64(e.seq.0)?)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    plan.raced(i, row.map(|(c, h)| (to_cursor(c), h)).map(|(c, h)| c.map(|c| (c, h))).transpose()?);
+                }
+
+                // 4. Count what was stored, for the quotas.
+                let added = plan.added_per_plan();
+                if !added.is_empty() {
+                    // Parameters: (id, count) pairs, (id, bytes) pairs, ids.
+                    let n = added.len();
+                    let ids: Vec<String> = (0..n).map(|i| {
+                        let mut p = String::new();
+                        style.push(&mut p, 4 * n + i + 1);
+                        p
+                    }).collect();
+                    let sql = format!(
+                        "UPDATE plans SET envelope_count = envelope_count + {},
+                           envelope_bytes = envelope_bytes + {}
+                         WHERE id IN ({})",
+                        $crate::store::sql::case_by_id(style, n, 1, 2, 1),
+                        $crate::store::sql::case_by_id(style, n, 2 * n + 1, 2, 1),
+                        ids.join(", ")
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (plan_id, count, _) in &added {
+                        query = query.bind(plan_id.as_bytes().as_slice()).bind(*count);
+                    }
+                    for (plan_id, _, bytes) in &added {
+                        query = query.bind(plan_id.as_bytes().as_slice()).bind(*bytes);
+                    }
+                    for (plan_id, _, _) in &added {
+                        query = query.bind(plan_id.as_bytes().as_slice());
+                    }
+                    query.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
-                Ok(results)
+                Ok(plan.results())
             }
-        }
-
-        async fn append_one(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            e: &NewEnvelope,
-            quota: Quota,
-        ) -> Result<Result<Appended, AppendError>, StoreError> {
-            use $crate::store::sql::{kind_code, doc_code, to_cursor, to_i64};
-            let plan_id = e.plan.as_bytes().as_slice();
-            let seq = to_i64(e.seq.0)?;
-            let existing: Option<(i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT cursor, hash FROM envelopes
-                 WHERE plan = $1 AND sender = $2 AND kind = $3 AND doc = $4 AND seq = $5",
-            )
-            .bind(plan_id)
-            .bind(e.sender.as_bytes().as_slice())
-            .bind(kind_code(e.kind))
-            .bind(doc_code(e.doc))
-            .bind(seq)
-
-            .fetch_optional(&mut **tx)
-            .await?;
-            if let Some((cursor, hash)) = existing {
-                return Ok(if hash == e.hash.0 {
-                    Ok(Appended::Duplicate(to_cursor(cursor)?))
-                } else {
-                    Err(AppendError::Equivocation)
-                });
-            }
-            let size = to_i64(e.body.len() as u64)?;
-            let head: Option<(i64,)> = sqlx::query_as(
-                "UPDATE plans SET head = head + 1, envelope_count = envelope_count + 1,
-                   envelope_bytes = envelope_bytes + $2
-                 WHERE id = $1 AND envelope_count < $3 AND envelope_bytes + $2 <= $4
-                 RETURNING head",
-            )
-            .bind(plan_id)
-            .bind(size)
-            .bind(to_i64(quota.max_envelopes)?)
-            .bind(to_i64(quota.max_bytes)?)
-            .fetch_optional(&mut **tx)
-            .await?;
-            let Some((cursor,)) = head else {
-                let exists: Option<(i64,)> = sqlx::query_as("SELECT head FROM plans WHERE id = $1")
-                    .bind(plan_id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                return Ok(Err(if exists.is_some() {
-                    AppendError::QuotaExceeded
-                } else {
-                    AppendError::NoSuchPlan
-                }));
-            };
-            sqlx::query(
-                "INSERT INTO envelopes (plan, cursor, sender, kind, seq, doc, hash, size, expires_at, body)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(plan_id)
-            .bind(cursor)
-            .bind(e.sender.as_bytes().as_slice())
-            .bind(kind_code(e.kind))
-            .bind(seq)
-            .bind(doc_code(e.doc))
-            .bind(e.hash.0.as_slice())
-            .bind(size)
-            .bind(e.expires_at)
-            .bind(e.body.as_ref())
-            .execute(&mut **tx)
-            .await?;
-            Ok(Ok(Appended::New(to_cursor(cursor)?)))
         }
 
         /// Deletes the changes envelopes that a stored snapshot covers, for
@@ -684,6 +1041,17 @@ pub(super) use {store_helpers, store_methods};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_row_by_row() {
+        use Placeholders::{Numbered, Positional};
+        assert_eq!(list(Numbered, 3), "$1, $2, $3");
+        assert_eq!(list(Positional, 2), "?, ?");
+        assert_eq!(rows(Numbered, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(rows(Positional, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(case_by_id(Numbered, 2, 1, 2, 1), "CASE id WHEN $1 THEN $2 WHEN $3 THEN $4 END");
+        assert_eq!(case_by_id(Numbered, 2, 5, 2, 1), "CASE id WHEN $5 THEN $6 WHEN $7 THEN $8 END");
+    }
 
     #[test]
     fn nameplates_fill_the_smallest_gap() {

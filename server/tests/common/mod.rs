@@ -31,9 +31,7 @@ impl Drop for TempDir {
 
 /// The PostgreSQL URL for tests, if this run has one.
 pub fn postgres_url() -> Option<String> {
-    std::env::var("COVE_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
+    std::env::var("COVE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
 }
 
 /// A fresh schema name, so concurrent tests never share tables or

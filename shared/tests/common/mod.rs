@@ -35,17 +35,9 @@ impl Plan {
         let genesis = MembershipLog::genesis(plan, &a1, &key, &mut rng).unwrap();
         let mut log = MembershipLog::from_genesis(genesis).unwrap();
         let ring = Keyring::from_log(&log, &a1);
-        let add = log
-            .add_device(&a1, Partner::B, &b1.bundle(), |e| ring.key(e), &mut rng)
-            .unwrap();
+        let add = log.add_device(&a1, Partner::B, &b1.bundle(), |e| ring.key(e), &mut rng).unwrap();
         log.append(add).unwrap();
-        Self {
-            rng,
-            plan,
-            a1,
-            b1,
-            log,
-        }
+        Self { rng, plan, a1, b1, log }
     }
 
     pub fn ring(&self, device: &DeviceSecret) -> Keyring {
@@ -77,14 +69,7 @@ impl Plan {
         let ring = self.ring(sender);
         let state = self.log.state();
         let keys = ring.keys(state.epoch()).unwrap();
-        let request = Seal {
-            kind,
-            doc,
-            seq: Seq(seq),
-            prev,
-            view: state.view(),
-            payload,
-        };
+        let request = Seal { kind, doc, seq: Seq(seq), prev, view: state.view(), payload };
         envelope::seal(keys, sender, request, &mut self.rng).unwrap()
     }
 
@@ -95,10 +80,7 @@ impl Plan {
         bytes: &[u8],
     ) -> Result<Vec<u8>, cove_shared::IntegrityError> {
         let ring = self.ring(receiver);
-        let policy = Recipient {
-            membership: self.log.state(),
-            keyring: &ring,
-        };
+        let policy = Recipient { membership: self.log.state(), keyring: &ring };
         envelope::open(bytes, &policy).map(|o| o.payload.to_vec())
     }
 }

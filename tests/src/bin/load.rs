@@ -56,6 +56,9 @@ struct Args {
     /// SQLite durability for the relay: full or normal.
     #[arg(long, default_value = "full")]
     sqlite_synchronous: String,
+    /// Run only these phases: throughput, paced, forwarder, idle (repeatable).
+    #[arg(long, value_name = "PHASE")]
+    only: Vec<String>,
     /// Extra relay settings, as COVE_NAME=VALUE (repeatable).
     #[arg(long = "relay-env", value_name = "NAME=VALUE")]
     relay_env: Vec<String>,
@@ -99,7 +102,13 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(args))
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+/// A relay process on its own temporary SQLite database.
+struct Relay {
+    process: RelayProcess,
+    dir: TempDir,
+}
+
+async fn relay(args: &Args) -> anyhow::Result<Relay> {
     let server = workspace_binary_in("cove-server", "cove-server", true);
     let dir = TempDir::new("load");
     let database = format!("sqlite://{}", dir.path().join("relay.db").display());
@@ -114,19 +123,55 @@ async fn run(args: Args) -> anyhow::Result<()> {
             pair.split_once('=').ok_or_else(|| anyhow::anyhow!("--relay-env wants NAME=VALUE"))?;
         env.push((name, value));
     }
-    let relay = RelayProcess::start_binary(&server, free_port(), &database, &env).await;
+    let process = RelayProcess::start_binary(&server, free_port(), &database, &env).await;
+    Ok(Relay { process, dir })
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let wants = |phase: &str| args.only.is_empty() || args.only.iter().any(|p| p == phase);
     println!(
         "relay: release cove-server, SQLite synchronous={}, {} devices in {} plans",
         args.sqlite_synchronous,
         args.devices,
         args.devices / 2
     );
+    let mut stored = None;
+    if wants("throughput") {
+        stored = Some(throughput(&args).await?);
+    }
+    if wants("paced") {
+        paced(&args).await?;
+    }
+    if wants("forwarder") {
+        let bare = bare_forwarder(args.devices, args.envelopes).await?;
+        match stored {
+            Some(stored) => println!(
+                "bare forwarder: {bare:.0} messages/s; the relay stores at {:.0}% of it",
+                100.0 * stored / bare
+            ),
+            None => println!("bare forwarder: {bare:.0} messages/s"),
+        }
+    }
+    if wants("idle") {
+        let relay = relay(&args).await?;
+        let (per_connection, total) = idle_memory(&relay.process, args.idle).await;
+        println!(
+            "idle: {} authenticated connections hold {:.1} MiB more relay RSS: {per_connection:.1} KiB each",
+            args.idle,
+            total as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
 
-    let mut fleet = Fleet::connect(&relay.url, args.devices / 2).await;
-    let (cpu_before, own_before) = (relay.cpu_seconds().unwrap_or(0.0), own_cpu());
+/// Saturates a fresh relay; returns envelopes stored per second.
+async fn throughput(args: &Args) -> anyhow::Result<f64> {
+    let relay = relay(args).await?;
+    let mut fleet = Fleet::connect(&relay.process.url, args.devices / 2).await;
+    let (cpu_before, own_before) = (relay.process.cpu_seconds().unwrap_or(0.0), own_cpu());
     let (stored, forwarded, mut latency) = fleet.throughput(args.envelopes, args.window).await;
     let total = (args.envelopes * args.devices) as f64;
-    let relay_cpu = relay.cpu_seconds().unwrap_or(0.0) - cpu_before;
+    let relay_cpu = relay.process.cpu_seconds().unwrap_or(0.0) - cpu_before;
     let own = own_cpu() - own_before;
     println!(
         "throughput: {total} envelopes; stored {stored:.0}/s; forwarded {forwarded:.0}/s; delivery latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -139,56 +184,38 @@ async fn run(args: Args) -> anyhow::Result<()> {
         relay_cpu * 1e6 / total,
         own * 1e6 / total,
     );
-    let metrics = cove_tests::harness::http_get(&relay.http, "/metrics").await.unwrap_or_default();
+    let metrics = cove_tests::harness::http_get(&relay.process.http, "/metrics").await.unwrap_or_default();
     let batches: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("cove_append_batches_total "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(f64::NAN);
-    println!(
-        "group commit: {batches} batches, {:.1} envelopes per batch on average",
-        total / batches
-    );
-    drop(fleet);
-    let wal = std::fs::metadata(dir.path().join("relay.db-wal")).map(|m| m.len()).unwrap_or(0);
-    println!("write-ahead log after the run: {:.1} MiB", wal as f64 / (1024.0 * 1024.0));
-    drop(relay);
+    println!("group commit: {batches} batches, {:.1} envelopes per batch on average", total / batches);
+    println!("write-ahead log after the run: {:.1} MiB", wal_mib(&relay));
+    Ok(stored)
+}
 
-    // The paced run gets a fresh relay: it measures a relay at that rate,
-    // not one still digesting the saturation test.
-    let paced_dir = TempDir::new("load-paced");
-    let database = format!("sqlite://{}", paced_dir.path().join("relay.db").display());
-    let relay = RelayProcess::start_binary(&server, free_port(), &database, &env).await;
-    let mut fleet = Fleet::connect(&relay.url, args.devices / 2).await;
-    let mut paced = fleet.paced(args.rate, Duration::from_secs(args.seconds)).await;
+/// A fresh relay at a fixed rate: delivery latency.
+async fn paced(args: &Args) -> anyhow::Result<()> {
+    let relay = relay(args).await?;
+    let mut fleet = Fleet::connect(&relay.process.url, args.devices / 2).await;
+    let mut latency = fleet.paced(args.rate, Duration::from_secs(args.seconds)).await;
     println!(
-        "paced {} envelopes/s for {} s: delivery latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} delivered)",
+        "paced {} envelopes/s for {} s: delivery latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} delivered); write-ahead log {:.1} MiB",
         args.rate,
         args.seconds,
-        paced.percentile(0.5),
-        paced.percentile(0.99),
-        paced.percentile(1.0),
-        paced.0.len(),
-    );
-    drop(fleet);
-    drop(relay);
-
-    let forwarded_bare = bare_forwarder(args.devices, args.envelopes).await?;
-    println!(
-        "bare forwarder: {forwarded_bare:.0} messages/s; the relay stores at {:.0}% of it",
-        100.0 * stored / forwarded_bare
-    );
-
-    let idle_dir = TempDir::new("load-idle");
-    let database = format!("sqlite://{}", idle_dir.path().join("relay.db").display());
-    let relay = RelayProcess::start_binary(&server, free_port(), &database, &env).await;
-    let (per_connection, total) = idle_memory(&relay, args.idle).await;
-    println!(
-        "idle: {} authenticated connections hold {:.1} MiB more relay RSS: {per_connection:.1} KiB each",
-        args.idle,
-        total as f64 / 1024.0
+        latency.percentile(0.5),
+        latency.percentile(0.99),
+        latency.percentile(1.0),
+        latency.0.len(),
+        wal_mib(&relay),
     );
     Ok(())
+}
+
+fn wal_mib(relay: &Relay) -> f64 {
+    let wal = std::fs::metadata(relay.dir.path().join("relay.db-wal")).map(|m| m.len()).unwrap_or(0);
+    wal as f64 / (1024.0 * 1024.0)
 }
 
 /// Every device of the run, connected and subscribed.

@@ -184,13 +184,17 @@ async fn throughput(args: &Args) -> anyhow::Result<f64> {
         relay_cpu * 1e6 / total,
         own * 1e6 / total,
     );
-    let metrics = cove_tests::harness::http_get(&relay.process.http, "/metrics").await.unwrap_or_default();
+    let metrics =
+        cove_tests::harness::http_get(&relay.process.http, "/metrics").await.unwrap_or_default();
     let batches: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("cove_append_batches_total "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(f64::NAN);
-    println!("group commit: {batches} batches, {:.1} envelopes per batch on average", total / batches);
+    println!(
+        "group commit: {batches} batches, {:.1} envelopes per batch on average",
+        total / batches
+    );
     println!("write-ahead log after the run: {:.1} MiB", wal_mib(&relay));
     Ok(stored)
 }
@@ -214,7 +218,8 @@ async fn paced(args: &Args) -> anyhow::Result<()> {
 }
 
 fn wal_mib(relay: &Relay) -> f64 {
-    let wal = std::fs::metadata(relay.dir.path().join("relay.db-wal")).map(|m| m.len()).unwrap_or(0);
+    let wal =
+        std::fs::metadata(relay.dir.path().join("relay.db-wal")).map(|m| m.len()).unwrap_or(0);
     wal as f64 / (1024.0 * 1024.0)
 }
 

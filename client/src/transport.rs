@@ -36,7 +36,9 @@ pub enum TransportError {
     #[error("{0:?} is not a relay address; use ws://HOST:PORT or wss://HOST")]
     BadUrl(String),
     /// The relay could not be reached.
-    #[error("cannot reach the relay at {url}: {reason}")]
+    #[error(
+        "cannot reach the relay at {url} ({reason}); check that it is running and that the address is right"
+    )]
     Unreachable {
         /// The address tried.
         url: String,

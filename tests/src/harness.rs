@@ -56,7 +56,7 @@ pub struct TestRelay {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 impl TestRelay {
@@ -78,6 +78,49 @@ impl TestRelay {
             ..Settings::default()
         };
         tweak(&mut settings);
+        Self::launch(settings, listener, Some(dir))
+    }
+
+    /// A relay on a free port with the SQLite database at `database`; start
+    /// it again with [`Self::start_at`] on its `addr` to restart it.
+    pub async fn start_on_file(database: &Path) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("local addr: {e}"));
+        let settings = Settings {
+            listen: addr,
+            database: format!("sqlite://{}", database.display()),
+            ..Settings::default()
+        };
+        Self::launch(settings, listener, None)
+    }
+
+    /// A relay on `addr` with the SQLite database at `database`: starting
+    /// one again on the same address and file is a relay restart.
+    pub async fn start_at(addr: SocketAddr, database: &Path) -> Self {
+        let mut listener = None;
+        // The old listener's port may take a moment to be free again.
+        for _ in 0..200 {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
+        }
+        let listener = listener.unwrap_or_else(|| panic!("cannot bind {addr} again"));
+        let settings = Settings {
+            listen: addr,
+            database: format!("sqlite://{}", database.display()),
+            ..Settings::default()
+        };
+        Self::launch(settings, listener, None)
+    }
+
+    fn launch(settings: Settings, listener: tokio::net::TcpListener, dir: Option<TempDir>) -> Self {
+        let addr = settings.listen;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(cove_server::launch_with_listener(settings, listener, async {
             let _ = stopped.await;
@@ -157,6 +200,16 @@ impl RelayProcess {
         Self::start_binary(&binary, port, database, extra_env).await
     }
 
+    /// As [`Self::start`], with everything it logs at debug level written
+    /// to `log`.
+    pub async fn start_logged(port: u16, database: &str, log: &Path) -> Self {
+        let binary = workspace_binary("cove-server", "cove-server");
+        let file = std::fs::File::create(log)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let env = [("RUST_LOG", "debug")];
+        Self::spawn(&binary, port, database, &env, Stdio::from(file)).await
+    }
+
     /// As [`Self::start`], with a given `cove-server` binary.
     pub async fn start_binary(
         binary: &Path,
@@ -164,13 +217,23 @@ impl RelayProcess {
         database: &str,
         extra_env: &[(&str, &str)],
     ) -> Self {
+        Self::spawn(binary, port, database, extra_env, Stdio::inherit()).await
+    }
+
+    async fn spawn(
+        binary: &Path,
+        port: u16,
+        database: &str,
+        extra_env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Self {
         let mut command = Command::new(binary);
         command
             .args(["--listen", &format!("127.0.0.1:{port}"), "--database", database])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in extra_env {
             command.env(k, v);
         }

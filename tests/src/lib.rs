@@ -4,8 +4,12 @@
 //! # Layout
 //! - [`vectors`]: building and checking the golden vectors in `tests/vectors/`.
 //! - [`harness`]: relays in-process and as processes, databases, a plan fixture.
+//! - [`devices`]: real devices, paired and edited through the client library.
+//! - [`proxy`]: a misbehaving relay between a device and a real one.
 
 #![forbid(unsafe_code)]
 
+pub mod devices;
 pub mod harness;
+pub mod proxy;
 pub mod vectors;

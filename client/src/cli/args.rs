@@ -1,0 +1,120 @@
+//! The command line's flags.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Cove keeps a couple's shared aftercare plan on each partner's device,
+/// encrypted, and syncs it through a relay the couple runs themselves.
+///
+/// The passphrase that unlocks this device is read from COVE_PASSPHRASE if
+/// set, and asked for otherwise. Data lives in COVE_HOME (or --home).
+#[derive(Debug, Parser)]
+#[command(name = "cove", version)]
+pub struct Cli {
+    /// The state directory [default: $COVE_HOME, else the platform's data
+    /// directory followed by /cove].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make this device and start a new plan on a relay.
+    Init(InitArgs),
+    /// Invite a device: your partner's first device, or another of yours.
+    Pair(PairArgs),
+    /// Join a plan with the code another device shows.
+    Join(JoinArgs),
+    /// Show the relay, the last sync with each device, alarms and quarantine.
+    Status,
+    /// Send local changes, receive the partner's, and exit.
+    Sync,
+    /// Stay connected and apply changes as they arrive.
+    Daemon,
+    /// List or revoke devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Remove all of your devices from the plan.
+    Leave {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Act on the relay's copy of the plan.
+    #[command(subcommand)]
+    Relay(RelayCommand),
+    /// Remove everything Cove keeps on this device.
+    Wipe {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `cove init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The relay's address, such as ws://127.0.0.1:2683.
+    #[arg(long, value_name = "URL")]
+    pub relay: String,
+    /// Your name, as your partner will see it in the plan.
+    #[arg(long)]
+    pub name: String,
+}
+
+/// `cove pair`.
+#[derive(Debug, Args)]
+pub struct PairArgs {
+    /// Add another device of yours instead of your partner's first device.
+    #[arg(long)]
+    pub own_device: bool,
+}
+
+/// `cove join`.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The relay's address (ws://HOST:PORT), or the whole text of the QR
+    /// code (cove-join:CODE@URL).
+    pub relay: String,
+    /// The code the other device shows, such as 7-lantern-river.
+    pub code: Option<String>,
+    /// Your name, as your partner will see it (not needed when adding
+    /// another device of your own).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `cove device`.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// List the plan's devices.
+    List,
+    /// Remove a device from the plan: it can read nothing written afterwards.
+    Revoke {
+        /// The device's fingerprint (as `cove device list` shows it), or its id.
+        device: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `cove relay`.
+#[derive(Debug, Subcommand)]
+pub enum RelayCommand {
+    /// Delete the plan and all of its data from the relay.
+    DeletePlan {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}

@@ -1,0 +1,61 @@
+//! The `cove` command line: flags, and one handler per command.
+//!
+//! Every command a person can get wrong ends with one sentence that says
+//! what happened and what to do; read commands take `--json` for scripts.
+//!
+//! # Layout
+//! - [`args`]: the flags, parsed by clap.
+//! - [`prompt`]: the passphrase and confirmations.
+//! - [`output`]: human text or JSON.
+//! - [`setup`]: `init`, `pair`, `join`.
+//! - [`syncing`]: `status`, `sync`, `daemon`.
+//! - [`devices`]: `device list|revoke`, `leave`, `relay delete-plan`, `wipe`.
+
+pub mod args;
+pub mod devices;
+pub mod output;
+pub mod prompt;
+pub mod setup;
+pub mod syncing;
+
+use crate::device::Device;
+use crate::home::Home;
+use anyhow::Context;
+pub use args::{Cli, Command};
+use output::Printer;
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let home = match &cli.home {
+        Some(dir) => Home::at(dir),
+        None => Home::from_env()
+            .context("cannot tell where to keep Cove's data; set COVE_HOME to a directory")?,
+    };
+    let out = Printer::new(cli.json);
+    match cli.command {
+        Command::Init(args) => setup::init(&home, &out, args).await,
+        Command::Pair(args) => setup::pair(&home, &out, args).await,
+        Command::Join(args) => setup::join(&home, &out, args).await,
+        Command::Status => syncing::status(&home, &out).await,
+        Command::Sync => syncing::sync(&home, &out).await,
+        Command::Daemon => syncing::daemon(&home, &out).await,
+        Command::Device(args::DeviceCommand::List) => devices::list(&home, &out).await,
+        Command::Device(args::DeviceCommand::Revoke { device, yes }) => {
+            devices::revoke(&home, &out, &device, yes).await
+        }
+        Command::Leave { yes } => devices::leave(&home, &out, yes).await,
+        Command::Relay(args::RelayCommand::DeletePlan { yes }) => {
+            devices::delete_plan(&home, &out, yes).await
+        }
+        Command::Wipe { yes } => devices::wipe(&home, &out, yes),
+    }
+}
+
+/// Unlocks the device in `home`, asking for the passphrase if needed.
+pub(crate) async fn unlock(home: &Home) -> anyhow::Result<Device> {
+    if !home.exists() {
+        return Err(crate::keystore::KeystoreError::Missing.into());
+    }
+    let passphrase = prompt::passphrase(false)?;
+    Ok(Device::open(home, &passphrase).await?)
+}

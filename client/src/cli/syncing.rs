@@ -1,0 +1,303 @@
+//! `cove status`, `cove sync` and `cove daemon`.
+
+use super::output::{Printer, ago};
+use super::unlock;
+use crate::device::{Device, DeviceError, unix_now};
+use crate::home::Home;
+use crate::localdb::ListTable;
+use crate::plan::display_name;
+use crate::sync::{self, Event, SyncReport};
+use crate::transport::RelayConnection;
+use cove_shared::{DeviceId, Partner};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long `cove status` waits for the relay.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects and runs one sync pass.
+pub async fn sync_now(device: &mut Device) -> Result<SyncReport, DeviceError> {
+    let (conn, _pushes) = sync::connect(device).await?;
+    sync::sync_once(device, &conn).await
+}
+
+/// One device, as status and `device list` show it.
+#[derive(Debug, Serialize)]
+pub struct DeviceRow {
+    /// Its id (hex).
+    pub id: String,
+    /// Its fingerprint.
+    pub fingerprint: String,
+    /// Whose it is: "A" or "B".
+    pub partner: String,
+    /// That partner's display name, if known.
+    pub name: Option<String>,
+    /// Whether it is the device running this command.
+    pub this_device: bool,
+    /// Whether it is still a member.
+    pub active: bool,
+    /// When something from it was last received (Unix seconds).
+    pub last_heard: Option<i64>,
+}
+
+/// Every device of the plan.
+pub fn device_rows(device: &Device) -> Vec<DeviceRow> {
+    let names: BTreeMap<String, Option<String>> = [Partner::A, Partner::B]
+        .into_iter()
+        .map(|p| (p.to_string(), display_name(device.docs(), p)))
+        .collect();
+    device
+        .membership()
+        .members()
+        .map(|m| DeviceRow {
+            id: m.device.to_string(),
+            fingerprint: m.device.fingerprint(),
+            partner: m.partner.to_string(),
+            name: names.get(&m.partner.to_string()).cloned().flatten(),
+            this_device: m.device == device.id(),
+            active: m.is_active(),
+            last_heard: device.sync_state().last_seen(&m.device),
+        })
+        .collect()
+}
+
+/// Names for devices, for messages: "Sam's device (k7q2-...)".
+pub fn device_label(device: &Device, id: &DeviceId) -> String {
+    let owner = device.membership().member(id).map(|m| m.partner);
+    match owner.and_then(|p| display_name(device.docs(), p)) {
+        Some(name) => format!("{name}'s device ({})", id.fingerprint()),
+        None => format!("device {}", id.fingerprint()),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Status {
+    plan: String,
+    device: String,
+    fingerprint: String,
+    partner: String,
+    relay: String,
+    reachable: bool,
+    relay_error: Option<String>,
+    active: bool,
+    last_sync: Option<i64>,
+    devices: Vec<DeviceRow>,
+    alarms: Vec<String>,
+    quarantined: u64,
+    outbox: usize,
+    held: u64,
+}
+
+/// `cove status`.
+pub async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
+    let device = unlock(home).await?;
+    let reach = match tokio::time::timeout(
+        STATUS_TIMEOUT,
+        RelayConnection::connect(device.relay(), device.secret()),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("it did not answer within 5 seconds".to_owned()),
+    };
+    let state = device.sync_state();
+    let status = Status {
+        plan: device.plan().to_string(),
+        device: device.id().to_string(),
+        fingerprint: device.id().fingerprint(),
+        partner: device.partner().to_string(),
+        relay: device.relay().to_owned(),
+        reachable: reach.is_ok(),
+        relay_error: reach.clone().err(),
+        active: device.is_active(),
+        last_sync: state.last_sync,
+        devices: device_rows(&device),
+        alarms: state.alarms.iter().map(|a| a.describe(|id| device_label(&device, id))).collect(),
+        quarantined: device.quarantined().await?,
+        outbox: device.outbox().await?.len(),
+        held: device.local().count(ListTable::Pending).await?,
+    };
+    out.emit(&status, || human_status(&status));
+    Ok(())
+}
+
+fn human_status(s: &Status) -> String {
+    let now = unix_now();
+    let mut lines = Vec::new();
+    lines.push(format!("This device: {} (partner {})", s.fingerprint, s.partner));
+    if !s.active {
+        lines.push("This device has been removed from the plan: it shows what it had, and no longer syncs.".into());
+    }
+    match &s.relay_error {
+        None => lines.push(format!("Relay: {} (reachable)", s.relay)),
+        Some(error) => lines.push(format!("Relay: {} (not reachable: {error})", s.relay)),
+    }
+    lines.push(format!(
+        "Last sync: {}",
+        s.last_sync.map_or_else(|| "never".to_owned(), |t| ago(t, now))
+    ));
+    if s.outbox > 0 {
+        lines.push(format!("Waiting to send: {} change(s)", s.outbox));
+    }
+    lines.push("Devices:".into());
+    for d in &s.devices {
+        let who = d.name.clone().unwrap_or_else(|| format!("partner {}", d.partner));
+        let mut line = format!("  {}  {who}", d.fingerprint);
+        if d.this_device {
+            line.push_str("  (this device)");
+        } else if !d.active {
+            line.push_str("  (removed)");
+        } else {
+            line.push_str(&format!(
+                "  last heard from {}",
+                d.last_heard.map_or_else(|| "never".to_owned(), |t| ago(t, now))
+            ));
+        }
+        lines.push(line);
+    }
+    if s.alarms.is_empty() {
+        lines.push("Alarms: none".into());
+    } else {
+        lines.push("Alarms:".into());
+        lines.extend(s.alarms.iter().map(|a| format!("  ! {a}")));
+    }
+    if s.held > 0 {
+        lines.push(format!("Held back until missing changes arrive: {}", s.held));
+    }
+    lines.push(format!("Quarantined (failed verification): {}", s.quarantined));
+    lines.join("\n")
+}
+
+#[derive(Debug, Serialize)]
+struct SyncSummary {
+    sent: usize,
+    received: usize,
+    membership: usize,
+    held: usize,
+    quarantined: usize,
+    snapshots: usize,
+    signals: usize,
+    alarms: Vec<String>,
+}
+
+fn summary(report: &SyncReport, alarms: Vec<String>) -> SyncSummary {
+    SyncSummary {
+        sent: report.sent,
+        received: report.applied.iter().sum(),
+        membership: report.membership,
+        held: report.held,
+        quarantined: report.quarantined,
+        snapshots: report.snapshots,
+        signals: report.signals,
+        alarms,
+    }
+}
+
+/// `cove sync`.
+pub async fn sync(home: &Home, out: &Printer) -> anyhow::Result<()> {
+    let mut device = unlock(home).await?;
+    let report = sync_now(&mut device).await?;
+    let alarms: Vec<String> = device
+        .sync_state()
+        .alarms
+        .iter()
+        .map(|a| a.describe(|id| device_label(&device, id)))
+        .collect();
+    let summary = summary(&report, alarms);
+    out.emit(&summary, || {
+        let mut text =
+            format!("Synced: sent {} change(s), received {}.", summary.sent, summary.received);
+        if summary.quarantined > 0 {
+            text.push_str(&format!(
+                "\n{} envelope(s) failed verification and were quarantined.",
+                summary.quarantined
+            ));
+        }
+        for alarm in &summary.alarms {
+            text.push_str(&format!("\n! {alarm}"));
+        }
+        text
+    });
+    Ok(())
+}
+
+/// `cove daemon`.
+pub async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
+    let mut device = unlock(home).await?;
+    let labels: BTreeMap<DeviceId, String> = device
+        .membership()
+        .members()
+        .map(|m| (m.device, device_label(&device, &m.device)))
+        .collect();
+    let label = |id: &DeviceId| {
+        labels.get(id).cloned().unwrap_or_else(|| format!("device {}", id.fingerprint()))
+    };
+    out.say(&format!("Connecting to {}. Stop with Ctrl-C.", device.relay()));
+    let printer = *out;
+    let events = |event: &Event| match event {
+        Event::Synced(report) => {
+            let s = summary(report, Vec::new());
+            printer.emit(
+                &serde_json::json!({ "event": "synced", "sent": s.sent, "received": s.received }),
+                || format!("In sync (sent {}, received {}).", s.sent, s.received),
+            );
+        }
+        Event::Applied(received) => {
+            let n: usize = received.applied.iter().sum();
+            if n > 0 {
+                printer.emit(&serde_json::json!({ "event": "received", "changes": n }), || {
+                    format!("Received {n} change(s).")
+                });
+            }
+            for signal in &received.signals {
+                printer.emit(
+                    &serde_json::json!({
+                        "event": "signal",
+                        "from": signal.from.to_string(),
+                        "signal": signal.signal.signal,
+                        "sent_at": signal.signal.sent_at,
+                    }),
+                    || format!("\x07Signal from {}: {}", label(&signal.from), signal.signal.signal),
+                );
+            }
+            if received.quarantined > 0 {
+                printer.emit(
+                    &serde_json::json!({ "event": "quarantined", "count": received.quarantined }),
+                    || {
+                        format!(
+                            "! {} envelope(s) failed verification and were quarantined.",
+                            received.quarantined
+                        )
+                    },
+                );
+            }
+        }
+        Event::Disconnected { error, retry } => {
+            printer.emit(
+                &serde_json::json!({ "event": "disconnected", "error": error, "retry_ms": retry.as_millis() as u64 }),
+                || format!("Disconnected ({error}); trying again in {:.1} s.", retry.as_secs_f64()),
+            );
+        }
+    };
+    sync::run_daemon(&mut device, events, Box::pin(shutdown())).await?;
+    out.say("Stopped.");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,463 @@
+//! The sync engine: one pass over a relay connection, and the daemon loop.
+//!
+//! A pass: make sure the relay has the plan and this device's membership
+//! entries, and take the relay's; rotate the key if a device left; send the
+//! outbox in order; start from snapshots if this device is new; fetch every
+//! envelope after the stored cursor, page by page, verify and apply each
+//! page in one batch, and acknowledge the cursor only after the local
+//! commit; upload a snapshot where one is due. The daemon runs a pass, then
+//! stays subscribed and applies live deliveries as they come, reconnecting
+//! with exponential backoff and jitter when the connection drops.
+
+use crate::device::{Alarm, Device, DeviceError, SentEnvelope, unix_now};
+use crate::inbox::Received;
+use crate::localdb::ListTable;
+use crate::transport::{Push, RelayConnection, TransportError};
+use cove_shared::membership::Entry;
+use cove_shared::random::Entropy;
+use cove_shared::wire::{Cursor, ErrorCode, MAX_PAGE_ITEMS, StoredEnvelope};
+use cove_shared::{DocId, OsEntropy};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What a sync did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Outbox envelopes the relay stored.
+    pub sent: usize,
+    /// Membership entries learned.
+    pub membership: usize,
+    /// Changes applied, per document.
+    pub applied: [usize; 3],
+    /// Envelopes held back, as of the end.
+    pub held: usize,
+    /// Envelopes quarantined.
+    pub quarantined: usize,
+    /// Snapshots uploaded.
+    pub snapshots: usize,
+    /// Signals received.
+    pub signals: usize,
+    /// Own envelopes sent again because the relay had lost them.
+    pub resent: usize,
+}
+
+impl SyncReport {
+    fn add(&mut self, received: &Received) {
+        for (total, n) in self.applied.iter_mut().zip(received.applied) {
+            *total += n;
+        }
+        self.held = received.held;
+        self.quarantined += received.quarantined;
+        self.signals += received.signals.len();
+    }
+}
+
+/// Connects to the device's relay and authenticates.
+pub async fn connect(
+    device: &Device,
+) -> Result<(RelayConnection, mpsc::Receiver<Push>), DeviceError> {
+    Ok(RelayConnection::connect(device.relay(), device.secret()).await?)
+}
+
+/// Makes the relay's membership log and this device's agree: registers the
+/// plan if the relay has never seen it, takes entries the relay has that
+/// this device lacks, and uploads entries this device made offline.
+pub async fn sync_membership(
+    device: &mut Device,
+    conn: &RelayConnection,
+) -> Result<usize, DeviceError> {
+    let plan = device.plan();
+    let remote = match conn.fetch_membership(plan, 0).await {
+        Ok(remote) => remote,
+        Err(TransportError::Refused { code: ErrorCode::NotFound, .. })
+            if !device.sync.registered =>
+        {
+            let entries: Vec<Vec<u8>> =
+                device.log().entries().iter().map(|e| e.encode().to_vec()).collect();
+            conn.create_plan(&entries[0]).await?;
+            for entry in &entries[1..] {
+                conn.append_membership(plan, entry).await?;
+            }
+            device.sync.registered = true;
+            device.save_state().await?;
+            return Ok(0);
+        }
+        Err(TransportError::Refused { code: ErrorCode::NotFound, .. }) => {
+            return Err(DeviceError::PlanGone);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if !device.sync.registered {
+        device.sync.registered = true;
+        device.save_state().await?;
+    }
+    let local: Vec<Vec<u8>> = device.log().entries().iter().map(|e| e.encode().to_vec()).collect();
+    let common = local.len().min(remote.len());
+    if local[..common] != remote[..common] {
+        device.alarm(Alarm::MembershipFork).await?;
+        return Err(DeviceError::Invalid(
+            "the relay's membership log differs from this device's; the relay may be misbehaving"
+                .into(),
+        ));
+    }
+    let served = remote.len() as u64;
+    if served < device.sync.relay_membership {
+        device.alarm(Alarm::Rollback { seen: device.sync.relay_membership, served }).await?;
+    }
+    device.sync.relay_membership = device.sync.relay_membership.max(served);
+    if remote.len() < local.len() {
+        for entry in &local[remote.len()..] {
+            conn.append_membership(plan, entry).await?;
+        }
+        return Ok(0);
+    }
+    device.apply_membership(&remote[local.len()..]).await
+}
+
+/// Publishes a membership entry this device makes: the relay must accept it
+/// before this device keeps it. `make` builds the entry from the current
+/// log; if another device appended first, the log is refreshed and the
+/// entry made again.
+pub async fn publish_entry(
+    device: &mut Device,
+    conn: &RelayConnection,
+    make: impl Fn(&Device) -> Result<Entry, DeviceError>,
+) -> Result<(), DeviceError> {
+    for _ in 0..3 {
+        sync_membership(device, conn).await?;
+        let entry = make(device)?;
+        match conn.append_membership(device.plan(), entry.encode()).await {
+            Ok(_) => return device.append_own_entry(entry).await,
+            Err(TransportError::Refused { code: ErrorCode::MembershipConflict, .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(DeviceError::Invalid(
+        "the list of devices kept changing while this change was being made; try again".into(),
+    ))
+}
+
+/// One sync pass over `conn`.
+pub async fn sync_once(
+    device: &mut Device,
+    conn: &RelayConnection,
+) -> Result<SyncReport, DeviceError> {
+    let mut report =
+        SyncReport { membership: sync_membership(device, conn).await?, ..SyncReport::default() };
+    if !device.is_active() {
+        return Err(DeviceError::Revoked);
+    }
+    if device.membership().rotation_due() {
+        rotate(device, conn).await?;
+    }
+    report.sent = send_outbox(device, conn).await?;
+    if device.sync.cursor == 0 {
+        start_from_snapshots(device, conn).await?;
+    }
+    fetch_all(device, conn, &mut report).await?;
+    refetch_gaps(device, conn, &mut report).await?;
+    report.resent = resend_lost(device, conn).await?;
+    for doc in DocId::ALL {
+        if let Some((covers, envelope)) = device.snapshot_if_due(doc).await? {
+            match conn.put_snapshot(device.plan(), covers, &envelope).await {
+                Ok(_) => report.snapshots += 1,
+                // Another device's newer snapshot won; nothing is lost.
+                Err(TransportError::Refused { code: ErrorCode::InvalidSnapshot, .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+    device.sync.last_sync = Some(unix_now());
+    device.save_state().await?;
+    Ok(report)
+}
+
+/// Moves every active device to a new key (after a device left).
+pub async fn rotate(device: &mut Device, conn: &RelayConnection) -> Result<(), DeviceError> {
+    let entry = device.rotation()?;
+    match conn.append_membership(device.plan(), entry.encode()).await {
+        Ok(_) => device.append_own_entry(entry).await,
+        // Another device rotated first: take its entry instead.
+        Err(TransportError::Refused { code: ErrorCode::MembershipConflict, .. }) => {
+            sync_membership(device, conn).await.map(|_| ())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Sends the outbox, oldest first; returns how many the relay stored.
+pub async fn send_outbox(
+    device: &mut Device,
+    conn: &RelayConnection,
+) -> Result<usize, DeviceError> {
+    let plan = device.plan();
+    let mut sent = 0;
+    for (id, envelope) in device.outbox().await? {
+        match conn.push(plan, &envelope).await {
+            Ok((cursor, _duplicate)) => {
+                device.sent(id, Some(&envelope), cursor).await?;
+                sent += 1;
+            }
+            Err(TransportError::Refused { code, message })
+                if matches!(code, ErrorCode::InvalidEnvelope | ErrorCode::Equivocation) =>
+            {
+                // The relay will never take this envelope; keep it out of
+                // the way of the ones after it, and say so.
+                tracing::warn!(%code, message, "the relay refused an outbox envelope");
+                device.sent(id, None, Cursor(0)).await?;
+                device.alarm(Alarm::Fork { device: device.id() }).await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(sent)
+}
+
+/// A new device loads each document from its newest snapshot, if any.
+async fn start_from_snapshots(
+    device: &mut Device,
+    conn: &RelayConnection,
+) -> Result<(), DeviceError> {
+    for doc in DocId::ALL {
+        if let Some(stored) = conn.get_snapshot(device.plan(), doc).await? {
+            device.start_from_snapshot(doc, &stored).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Fetches and applies everything after the stored cursor.
+async fn fetch_all(
+    device: &mut Device,
+    conn: &RelayConnection,
+    report: &mut SyncReport,
+) -> Result<(), DeviceError> {
+    let plan = device.plan();
+    // The first page starts one before the cursor, to check that the relay
+    // still holds what this device read there.
+    let mut probe =
+        device.sync.cursor_mark.clone().filter(|m| m.cursor == device.sync.cursor && m.cursor > 0);
+    loop {
+        let after = Cursor(device.sync.cursor);
+        let from = if probe.is_some() { Cursor(after.0 - 1) } else { after };
+        let (items, head, compacted) = conn.fetch(plan, from, MAX_PAGE_ITEMS).await?;
+        let seen = device.sync.relay_head.max(device.sync.cursor);
+        let rewritten = probe.take().is_some_and(|mark| {
+            match items.iter().find(|i| i.cursor == after) {
+                Some(item) => !mark.matches(item),
+                // Expired signals and compacted changes leave on purpose.
+                None => !mark.may_vanish(compacted) && head >= after,
+            }
+        });
+        if head.0 < seen || rewritten {
+            // Nothing applied here is undone. Read everything the relay
+            // holds again (what was applied comes back as duplicates): what
+            // it stores next may carry cursors this device has read past.
+            let alarm = if rewritten {
+                Alarm::Rewritten { cursor: after.0 }
+            } else {
+                Alarm::Rollback { seen, served: head.0 }
+            };
+            device.sync.raise(alarm);
+            device.sync.resend_pending = true;
+            device.sync.relay_own_seen.clear();
+            device.sync.cursor = 0;
+            device.sync.cursor_mark = None;
+            device.sync.relay_head = head.0;
+            device.save_state().await?;
+            continue;
+        }
+        device.sync.relay_head = head.0;
+        device.sync.relay_compacted = compacted.0;
+        if compacted.0 > after.0 && device.sync.cursor > 0 {
+            // Changes this device never saw were folded into snapshots
+            // while it was away: merge the snapshots first.
+            start_from_snapshots(device, conn).await?;
+        }
+        // Only what lies after the cursor counts: a relay that serves the
+        // same page again and again must not keep the device here.
+        let items: Vec<StoredEnvelope> = items.into_iter().filter(|i| i.cursor > after).collect();
+        if items.is_empty() {
+            return Ok(());
+        }
+        apply_page(device, conn, items, report).await?;
+    }
+}
+
+/// After a rollback, once the relay's whole log has been read again: sends
+/// again this device's kept envelopes that the relay no longer has (a relay
+/// restored from an older backup lost them). They are the same bytes, so a
+/// device that already applied them ignores them as duplicates.
+async fn resend_lost(device: &mut Device, conn: &RelayConnection) -> Result<usize, DeviceError> {
+    if !device.sync.resend_pending {
+        return Ok(0);
+    }
+    let kept: Vec<(i64, SentEnvelope)> = device.local().list(ListTable::Sent).await?;
+    let mut resent = 0;
+    for (_, record) in kept {
+        // What a snapshot replaced is gone on purpose.
+        let compacted = record.cursor <= device.sync.relay_compacted;
+        if !compacted && !device.sync.relay_serves_own(record.doc, record.seq) {
+            conn.push(device.plan(), &record.envelope.0).await?;
+            resent += 1;
+        }
+    }
+    device.sync.resend_pending = false;
+    device.sync.relay_own_seen.clear();
+    device.save_state().await?;
+    Ok(resent)
+}
+
+/// After a gap: fetches the stretch where the missing envelopes must lie
+/// again, once per pass, in case the relay now serves them. What was
+/// already applied comes back as duplicates and is ignored.
+async fn refetch_gaps(
+    device: &mut Device,
+    conn: &RelayConnection,
+    report: &mut SyncReport,
+) -> Result<(), DeviceError> {
+    let Some(from) = device.sync.refetch_after.take() else { return Ok(()) };
+    let until = device.sync.cursor;
+    let mut after = Cursor(from);
+    while after.0 < until {
+        let (items, _, _) = conn.fetch(device.plan(), after, MAX_PAGE_ITEMS).await?;
+        let items: Vec<StoredEnvelope> =
+            items.into_iter().filter(|i| i.cursor.0 > after.0 && i.cursor.0 <= until).collect();
+        let Some(last) = items.last().map(|i| i.cursor) else { break };
+        after = last;
+        apply_page(device, conn, items, report).await?;
+    }
+    device.save_state().await
+}
+
+/// Applies one page (or one live delivery batch) and acknowledges it.
+pub async fn apply_page(
+    device: &mut Device,
+    conn: &RelayConnection,
+    items: Vec<StoredEnvelope>,
+    report: &mut SyncReport,
+) -> Result<Received, DeviceError> {
+    let mut received = device.receive(items).await?;
+    if received.needs_membership {
+        report.membership += sync_membership(device, conn).await?;
+        let retried = device.receive(Vec::new()).await?;
+        received.held = retried.held;
+        received.quarantined += retried.quarantined;
+        received.signals.extend(retried.signals);
+        for (total, n) in received.applied.iter_mut().zip(retried.applied) {
+            *total += n;
+        }
+    }
+    report.add(&received);
+    // Everything up to here is committed locally: the relay may compact it.
+    conn.ack(device.plan(), received.cursor).await?;
+    Ok(received)
+}
+
+/// What the daemon tells whoever runs it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// Connected and synced.
+    Synced(SyncReport),
+    /// Live envelopes were applied.
+    Applied(Received),
+    /// Disconnected; retrying after `retry`.
+    Disconnected {
+        /// Why.
+        error: String,
+        /// When the next attempt is.
+        retry: Duration,
+    },
+}
+
+/// The first and the longest wait between reconnection attempts.
+pub const BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(60));
+
+/// Exponential backoff with full jitter: a random wait up to
+/// `first · 2^attempt`, capped.
+pub fn backoff(attempt: u32) -> Duration {
+    let cap = BACKOFF.0.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(BACKOFF.1);
+    let fraction = f64::from(u32::from_be_bytes(OsEntropy.array())) / f64::from(u32::MAX);
+    cap.mul_f64(fraction.max(0.1))
+}
+
+/// Stays connected: syncs, then applies live deliveries, sends local edits
+/// (also those other processes put in the outbox) and reconnects when the
+/// connection drops. Returns when the device is revoked or `stop` resolves.
+pub async fn run_daemon(
+    device: &mut Device,
+    mut events: impl FnMut(&Event),
+    mut stop: impl Future<Output = ()> + Unpin,
+) -> Result<(), DeviceError> {
+    let mut attempt = 0u32;
+    loop {
+        let session = async {
+            let (conn, mut pushes) = connect(device).await?;
+            conn.subscribe(device.plan()).await?;
+            let report = sync_once(device, &conn).await?;
+            events(&Event::Synced(report));
+            attempt = 0;
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    push = pushes.recv() => {
+                        let Some(push) = push else { return Err(DeviceError::from(TransportError::Closed)) };
+                        match push {
+                            Push::Deliver { item, .. } => {
+                                let mut items = vec![item];
+                                // Take whatever else already arrived: one batch.
+                                while let Ok(Push::Deliver { item, .. }) = pushes.try_recv() {
+                                    items.push(item);
+                                }
+                                let mut report = SyncReport::default();
+                                let received = apply_page(device, &conn, items, &mut report).await?;
+                                events(&Event::Applied(received));
+                            }
+                            Push::MembershipChanged { .. } => {
+                                sync_membership(device, &conn).await?;
+                                if !device.is_active() {
+                                    return Err(DeviceError::Revoked);
+                                }
+                                if device.membership().rotation_due() {
+                                    rotate(device, &conn).await?;
+                                }
+                            }
+                            Push::Revoked { .. } => {
+                                device.alarm(Alarm::Revoked).await?;
+                                return Err(DeviceError::Revoked);
+                            }
+                            Push::Closed(error) => return Err(error.into()),
+                            _ => {}
+                        }
+                    }
+                    _ = tick.tick() => {
+                        // Edits made here or by another process on this
+                        // state directory.
+                        if !device.outbox().await?.is_empty() {
+                            device.reload().await?;
+                            send_outbox(device, &conn).await?;
+                        }
+                    }
+                }
+            }
+        };
+        let result: Result<(), DeviceError> = tokio::select! {
+            result = session => result,
+            () = &mut stop => return Ok(()),
+        };
+        match result {
+            Err(DeviceError::Revoked) => return Err(DeviceError::Revoked),
+            Err(error) => {
+                let retry = backoff(attempt);
+                attempt = attempt.saturating_add(1);
+                events(&Event::Disconnected { error: error.to_string(), retry });
+                tokio::select! {
+                    () = tokio::time::sleep(retry) => {}
+                    () = &mut stop => return Ok(()),
+                }
+            }
+            Ok(()) => {}
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! A misbehaving relay: a WebSocket proxy between a device and a real relay
+//! that alters what the relay serves, the way a compromised relay could.
+//!
+//! Requests pass through untouched. Pages and live deliveries pass through
+//! the current [`Fault`]. The relay must list the proxy's origin among the
+//! origins it accepts, since the device signs the address it dialed.
+
+use cove_shared::wire::{self, Blob, Cursor, RelayToClient, StoredEnvelope};
+use futures_util::{SinkExt, StreamExt};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How the proxy misbehaves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward faithfully.
+    #[default]
+    None,
+    /// Flip one bit inside the ciphertext of the envelopes with these
+    /// cursors.
+    FlipBit(Vec<u64>),
+    /// Serve every envelope twice.
+    Replay,
+    /// Serve the envelopes with these cursors in reverse order, with their
+    /// cursors swapped to match, so that sorting by cursor does not undo it.
+    Reorder(Vec<u64>),
+    /// Leave out the envelopes with these cursors.
+    Drop(Vec<u64>),
+    /// Add these envelopes (old ones, say, under new cursors) to the next
+    /// page, once.
+    Inject(Vec<StoredEnvelope>),
+    /// Pretend the plan ends at this cursor: serve nothing after it, and say
+    /// the head is there; serve only this many membership entries.
+    Rollback {
+        /// The head to claim.
+        head: u64,
+        /// The membership length to claim.
+        membership: u64,
+    },
+}
+
+/// A running proxy.
+#[derive(Debug)]
+pub struct Proxy {
+    /// `ws://127.0.0.1:PORT`: give this to the device as its relay.
+    pub url: String,
+    fault: Arc<Mutex<Fault>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Binds the proxy's port; call [`Self::start`] once the relay runs.
+    pub async fn bind() -> (TcpListener, String) {
+        let listener =
+            TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind proxy: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("proxy addr: {e}"));
+        (listener, format!("ws://{addr}"))
+    }
+
+    /// Serves on `listener`, forwarding to the relay at `upstream`.
+    pub fn start(listener: TcpListener, url: String, upstream: &str) -> Self {
+        let fault = Arc::new(Mutex::new(Fault::None));
+        let upstream = format!("{upstream}/v1/ws");
+        let shared = Arc::clone(&fault);
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(relay_one(tcp, upstream.clone(), Arc::clone(&shared)));
+            }
+        });
+        Self { url, fault, task }
+    }
+
+    /// Changes how the proxy misbehaves from now on.
+    pub fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap_or_else(PoisonError::into_inner) = fault;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn relay_one(tcp: tokio::net::TcpStream, upstream: String, fault: Arc<Mutex<Fault>>) {
+    let Ok(client) = tokio_tungstenite::accept_async(tcp).await else { return };
+    let Ok((relay, _)) = tokio_tungstenite::connect_async(upstream.as_str()).await else { return };
+    let (mut to_client, mut from_client) = client.split();
+    let (mut to_relay, mut from_relay) = relay.split();
+    loop {
+        tokio::select! {
+            message = from_client.next() => match message {
+                Some(Ok(message)) => {
+                    if to_relay.send(message).await.is_err() {
+                        return;
+                    }
+                }
+                _ => return,
+            },
+            message = from_relay.next() => match message {
+                Some(Ok(Message::Binary(frame))) => {
+                    let frames = {
+                        let mut current = fault.lock().unwrap_or_else(PoisonError::into_inner);
+                        let frames = tamper(&frame, &current);
+                        let page = matches!(wire::decode::<RelayToClient>(&frame), Ok(RelayToClient::Page { .. }));
+                        if page && matches!(*current, Fault::Inject(_)) {
+                            *current = Fault::None;
+                        }
+                        frames
+                    };
+                    for out in frames {
+                        if to_client.send(Message::Binary(out.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Some(Ok(message)) => {
+                    if to_client.send(message).await.is_err() {
+                        return;
+                    }
+                }
+                _ => return,
+            },
+        }
+    }
+}
+
+/// The frames the device gets instead of `frame`.
+fn tamper(frame: &[u8], fault: &Fault) -> Vec<Vec<u8>> {
+    if *fault == Fault::None {
+        return vec![frame.to_vec()];
+    }
+    let Ok(message) = wire::decode::<RelayToClient>(frame) else { return vec![frame.to_vec()] };
+    let altered = match message {
+        RelayToClient::Page { request, plan, items, head, compacted } => {
+            let (items, head) = alter_items(items, head, fault);
+            vec![RelayToClient::Page { request, plan, items, head, compacted }]
+        }
+        RelayToClient::Deliver { plan, item } => {
+            let (items, _) = alter_items(vec![item], Cursor(u64::MAX), fault);
+            items.into_iter().map(|item| RelayToClient::Deliver { plan, item }).collect()
+        }
+        RelayToClient::Membership { request, plan, mut entries, len } => match fault {
+            Fault::Rollback { membership, .. } => {
+                let keep = usize::try_from(*membership).unwrap_or(usize::MAX);
+                entries.truncate(keep);
+                vec![RelayToClient::Membership {
+                    request,
+                    plan,
+                    entries,
+                    len: len.min(*membership),
+                }]
+            }
+            _ => vec![RelayToClient::Membership { request, plan, entries, len }],
+        },
+        other => vec![other],
+    };
+    altered.iter().filter_map(|m| wire::encode(m).ok()).collect()
+}
+
+fn alter_items(
+    mut items: Vec<StoredEnvelope>,
+    head: Cursor,
+    fault: &Fault,
+) -> (Vec<StoredEnvelope>, Cursor) {
+    match fault {
+        Fault::None => (items, head),
+        Fault::FlipBit(cursors) => {
+            for item in items.iter_mut().filter(|i| cursors.contains(&i.cursor.0)) {
+                flip(&mut item.envelope);
+            }
+            (items, head)
+        }
+        Fault::Replay => (items.iter().flat_map(|i| [i.clone(), i.clone()]).collect(), head),
+        Fault::Reorder(targets) => {
+            let chosen: Vec<usize> =
+                (0..items.len()).filter(|i| targets.contains(&items[*i].cursor.0)).collect();
+            let cursors: Vec<Cursor> = chosen.iter().map(|i| items[*i].cursor).collect();
+            let envelopes: Vec<Blob> = chosen.iter().map(|i| items[*i].envelope.clone()).collect();
+            for ((slot, cursor), envelope) in
+                chosen.iter().zip(cursors).zip(envelopes.into_iter().rev())
+            {
+                items[*slot] = StoredEnvelope { cursor, envelope };
+            }
+            (items, head)
+        }
+        Fault::Drop(cursors) => {
+            items.retain(|i| !cursors.contains(&i.cursor.0));
+            (items, head)
+        }
+        Fault::Inject(extra) => {
+            items.extend(extra.iter().cloned());
+            (items, head)
+        }
+        Fault::Rollback { head: claimed, .. } => {
+            items.retain(|i| i.cursor.0 <= *claimed);
+            (items, Cursor(head.0.min(*claimed)))
+        }
+    }
+}
+
+/// Flips one bit just after the header and nonce: inside the ciphertext.
+fn flip(envelope: &mut Blob) {
+    let at = cove_shared::envelope::HEADER_LEN + 24 + 1;
+    if let Some(byte) = envelope.0.get_mut(at) {
+        *byte ^= 0x10;
+    }
+}

@@ -1,0 +1,214 @@
+//! A relay that misbehaves: it flips bits, replays, reorders, drops and
+//! rolls back what it serves. The device rejects, ignores, converges,
+//! reports the gap or raises the alarm, and never regresses.
+
+use cove_client::device::{Alarm, Device};
+use cove_client::sync;
+use cove_shared::wire::{Cursor, StoredEnvelope};
+use cove_shared::{DocId, Kind, envelope};
+use cove_tests::devices::{couple, get, heads, put, sync_now};
+use cove_tests::harness::{TempDir, TestRelay};
+use cove_tests::proxy::{Fault, Proxy};
+
+/// A couple whose device B reaches the relay only through the proxy.
+struct Setup {
+    proxy: Proxy,
+    a: Device,
+    b: Device,
+    _relay: TestRelay,
+    _root: TempDir,
+}
+
+async fn setup(name: &str) -> Setup {
+    let (listener, proxy_url) = Proxy::bind().await;
+    let origin = proxy_url.clone();
+    let relay = TestRelay::start_with(|s| {
+        s.origins = vec![format!("ws://{}", s.listen), origin];
+    })
+    .await;
+    let proxy = Proxy::start(listener, proxy_url, &relay.url);
+    let root = TempDir::new(name);
+    let (a, mut b) = couple(&root, &relay.url, &proxy.url).await;
+    sync_now(&mut b).await;
+    Setup { proxy, a, b, _relay: relay, _root: root }
+}
+
+/// A's `changes` envelopes for the shared document, as the relay stores them.
+async fn stored_from(a: &Device) -> Vec<StoredEnvelope> {
+    let (conn, _pushes) = sync::connect(a).await.unwrap();
+    let (items, _, _) = conn.fetch(a.plan(), Cursor(0), 1000).await.unwrap();
+    items
+        .into_iter()
+        .filter(|i| {
+            envelope::header_of(&i.envelope.0).is_ok_and(|h| {
+                h.sender == a.id() && h.kind == Kind::Changes && h.doc == DocId::Shared
+            })
+        })
+        .collect()
+}
+
+fn gaps(device: &Device) -> Vec<&Alarm> {
+    device.sync_state().alarms.iter().filter(|a| matches!(a, Alarm::Gap { .. })).collect()
+}
+
+#[tokio::test]
+async fn a_flipped_bit_is_quarantined_and_the_honest_copy_is_taken_later() {
+    let Setup { proxy, mut a, mut b, _relay, _root } = setup("flip").await;
+    put(&mut a, DocId::Shared, "x", "first").await;
+    sync_now(&mut a).await;
+    let x = stored_from(&a).await.last().unwrap().cursor.0;
+
+    proxy.set(Fault::FlipBit(vec![x]));
+    let report = sync_now(&mut b).await;
+    assert_eq!(report.quarantined, 1);
+    assert_eq!(b.quarantined().await.unwrap(), 1);
+    assert_eq!(get(&b, DocId::Shared, "x"), None, "nothing of a tampered envelope is applied");
+
+    // Once the relay serves honestly again, the device notices the hole in
+    // A's stream, fetches that stretch again, and converges.
+    proxy.set(Fault::None);
+    put(&mut a, DocId::Shared, "y", "second").await;
+    sync_now(&mut a).await;
+    sync_now(&mut b).await;
+    assert_eq!(get(&b, DocId::Shared, "x").as_deref(), Some("first"));
+    assert_eq!(get(&b, DocId::Shared, "y").as_deref(), Some("second"));
+    assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
+    assert!(gaps(&b).is_empty(), "{:?}", b.sync_state().alarms);
+    assert_eq!(b.quarantined().await.unwrap(), 1, "the tampered copy stays in quarantine");
+}
+
+#[tokio::test]
+async fn replayed_envelopes_are_ignored() {
+    let Setup { proxy, mut a, mut b, _relay, _root } = setup("replay").await;
+    for i in 0..3 {
+        put(&mut a, DocId::Shared, &format!("k{i}"), "v").await;
+    }
+    sync_now(&mut a).await;
+    proxy.set(Fault::Replay);
+    let report = sync_now(&mut b).await;
+    assert_eq!(report.applied[0], 3, "each change once");
+
+    // Old envelopes served again as if new, under new cursors, are
+    // duplicates too.
+    let old = stored_from(&a).await;
+    let injected: Vec<StoredEnvelope> = old
+        .iter()
+        .map(|i| StoredEnvelope {
+            cursor: Cursor(i.cursor.0 + 1_000),
+            envelope: i.envelope.clone(),
+        })
+        .collect();
+    proxy.set(Fault::Inject(injected));
+    let report = sync_now(&mut b).await;
+    assert_eq!(report.applied, [0, 0, 0]);
+    assert_eq!(report.quarantined, 0);
+    // The made-up cursors ran ahead of the relay's head, which the device
+    // notices at its next page: it says so and reads the log again.
+    let alarms = &b.sync_state().alarms;
+    assert!(alarms.iter().all(|a| matches!(a, Alarm::Rollback { .. })), "{alarms:?}");
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+
+    // Nothing stored afterwards is missed.
+    put(&mut a, DocId::Shared, "later", "v").await;
+    sync_now(&mut a).await;
+    let report = sync_now(&mut b).await;
+    assert_eq!(report.applied[0], 1);
+    assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
+}
+
+#[tokio::test]
+async fn reordered_envelopes_converge() {
+    let Setup { proxy, mut a, mut b, _relay, _root } = setup("reorder").await;
+    for i in 0..5 {
+        put(&mut a, DocId::Shared, &format!("k{i}"), &format!("v{i}")).await;
+    }
+    sync_now(&mut a).await;
+    let stored = stored_from(&a).await;
+    let new: Vec<u64> = stored[stored.len() - 5..].iter().map(|i| i.cursor.0).collect();
+    proxy.set(Fault::Reorder(new));
+    let report = sync_now(&mut b).await;
+    assert_eq!(report.applied[0], 5);
+    assert_eq!(report.quarantined, 0);
+    assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
+    assert!(b.sync_state().alarms.is_empty(), "{:?}", b.sync_state().alarms);
+}
+
+#[tokio::test]
+async fn a_dropped_envelope_is_reported_as_a_gap_until_it_arrives() {
+    let Setup { proxy, mut a, mut b, _relay, _root } = setup("drop").await;
+    for key in ["one", "two", "three"] {
+        put(&mut a, DocId::Shared, key, key).await;
+    }
+    sync_now(&mut a).await;
+    let stored = stored_from(&a).await;
+    let two = stored[stored.len() - 2].cursor.0;
+
+    proxy.set(Fault::Drop(vec![two]));
+    let report = sync_now(&mut b).await;
+    assert_eq!(report.held, 1, "the change after the hole waits");
+    assert_eq!(get(&b, DocId::Shared, "one").as_deref(), Some("one"));
+    assert_eq!(get(&b, DocId::Shared, "two"), None);
+    assert_eq!(get(&b, DocId::Shared, "three"), None);
+    let gap = gaps(&b);
+    assert_eq!(gap.len(), 1, "{:?}", b.sync_state().alarms);
+    let a_id = a.id();
+    let text = gap[0].describe(|d| if *d == a_id { "alex's device".into() } else { "?".into() });
+    assert!(text.starts_with("missing changes from alex's device since "), "{text}");
+
+    proxy.set(Fault::None);
+    let report = sync_now(&mut b).await;
+    assert_eq!(report.held, 0);
+    assert_eq!(get(&b, DocId::Shared, "three").as_deref(), Some("three"));
+    assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
+    assert!(gaps(&b).is_empty(), "{:?}", b.sync_state().alarms);
+}
+
+#[tokio::test]
+async fn a_rollback_raises_the_alarm_and_nothing_regresses() {
+    let Setup { proxy, mut a, mut b, _relay, _root } = setup("rollback").await;
+    put(&mut a, DocId::Shared, "x", "kept").await;
+    sync_now(&mut a).await;
+    sync_now(&mut b).await;
+    let seen = b.sync_state().cursor;
+    put(&mut a, DocId::Shared, "y", "after").await;
+    sync_now(&mut a).await;
+
+    proxy.set(Fault::Rollback { head: seen - 2, membership: 1 });
+    sync_now(&mut b).await;
+    let alarms = &b.sync_state().alarms;
+    assert!(
+        alarms.iter().any(|a| matches!(a, Alarm::Rollback { served, .. } if *served == seen - 2)),
+        "{alarms:?}"
+    );
+    assert!(alarms.iter().any(|a| matches!(a, Alarm::Rollback { served: 1, .. })), "{alarms:?}");
+    assert_eq!(get(&b, DocId::Shared, "x").as_deref(), Some("kept"), "nothing regresses");
+    assert_eq!(b.membership().len(), 2, "the membership log does not shrink");
+
+    // The relay comes back honest: the device carries on and catches up.
+    proxy.set(Fault::None);
+    sync_now(&mut b).await;
+    assert_eq!(get(&b, DocId::Shared, "y").as_deref(), Some("after"));
+    assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
+}
+
+#[tokio::test]
+async fn a_log_rewritten_under_the_devices_cursor_is_noticed() {
+    let Setup { proxy, mut a, mut b, _relay, _root } = setup("rewritten").await;
+    put(&mut a, DocId::Shared, "x", "kept").await;
+    sync_now(&mut a).await;
+    sync_now(&mut b).await;
+    let read = b.sync_state().cursor;
+
+    // The relay now serves something else where the device last read.
+    proxy.set(Fault::FlipBit(vec![read]));
+    sync_now(&mut b).await;
+    let alarms = &b.sync_state().alarms;
+    assert!(alarms.contains(&Alarm::Rewritten { cursor: read }), "{alarms:?}");
+    assert_eq!(get(&b, DocId::Shared, "x").as_deref(), Some("kept"));
+
+    proxy.set(Fault::None);
+    put(&mut a, DocId::Shared, "y", "after").await;
+    sync_now(&mut a).await;
+    sync_now(&mut b).await;
+    assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
+}

@@ -1,0 +1,451 @@
+//! The device against a real relay: pairing, offline edits, crashes and
+//! restarts, snapshots, revocation and leaving.
+
+use cove_client::device::{Alarm, Device, DeviceError};
+use cove_client::keystore::{KdfParams, Keystore};
+use cove_client::localdb::ListTable;
+use cove_client::pairing::{self, Invite, PairError};
+use cove_client::sync;
+use cove_shared::envelope;
+use cove_shared::wire::Cursor;
+use cove_shared::{DocId, Keyring, Kind, MembershipLog, Partner, Recipient};
+use cove_tests::devices::{
+    PASSPHRASE, couple, get, heads, home, keys, new_device, pair, put, sync_now, try_put, try_sync,
+};
+use cove_tests::harness::{TempDir, TestRelay};
+
+#[tokio::test]
+async fn pairing_shows_one_safety_code_and_both_devices_hold_the_plan() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("pair");
+    let mut a = new_device(&root, "alex", &relay.url).await;
+    put(&mut a, DocId::Shared, "calm", "a blanket and quiet").await;
+    let (mut b, seen_by_a, seen_by_b) = pair(&mut a, &root, "sam", &relay.url, false).await;
+
+    assert_eq!(seen_by_a.safety_code, seen_by_b.safety_code);
+    assert_eq!(seen_by_a.safety_code.len(), 6);
+    assert_eq!(seen_by_a.device, b.id());
+    assert_eq!(b.partner(), Partner::B);
+    assert_eq!(b.plan(), a.plan());
+    // The joiner brought the plan over in its first sync.
+    assert_eq!(get(&b, DocId::Shared, "calm").as_deref(), Some("a blanket and quiet"));
+
+    sync_now(&mut a).await;
+    assert_eq!(cove_client::plan::display_name(a.docs(), Partner::B).as_deref(), Some("sam"));
+    assert_eq!(cove_client::plan::display_name(b.docs(), Partner::A).as_deref(), Some("alex"));
+    assert_eq!(a.membership().active().count(), 2);
+    assert_eq!(a.log().entries(), b.log().entries());
+
+    // The partner's first device can be paired only once.
+    let again = Invite::open(&a, false).await;
+    assert!(matches!(again, Err(PairError::PartnerHasDevice)), "{again:?}");
+    sync_now(&mut b).await;
+}
+
+#[tokio::test]
+async fn a_wrong_code_fails_on_both_sides_and_cannot_be_retried() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("wrong-code");
+    let mut a = new_device(&root, "alex", &relay.url).await;
+    let invite = Invite::open(&a, false).await.unwrap();
+    let code = invite.code().to_owned();
+    let (nameplate, rest) = code.split_once('-').unwrap();
+    let (first, second) = rest.split_once('-').unwrap();
+    let other = cove_client::words::WORDS.iter().find(|w| **w != second).unwrap();
+    let wrong = format!("{nameplate}-{first}-{other}");
+
+    let joiner_home = home(&root, "sam");
+    let (inviter, joiner) = tokio::join!(
+        invite.complete(&mut a),
+        pairing::join(&joiner_home, PASSPHRASE, &relay.url, &wrong, "sam", KdfParams::default())
+    );
+    assert!(matches!(inviter, Err(PairError::WrongCode)), "inviter: {inviter:?}");
+    assert!(matches!(joiner, Err(PairError::WrongCode)), "joiner: {:?}", joiner.map(|j| j.paired));
+    // Nothing half made is left on the joining device.
+    assert!(!joiner_home.exists());
+
+    // The right code no longer works: the mailbox is burned.
+    let retry =
+        pairing::join(&joiner_home, PASSPHRASE, &relay.url, &code, "sam", KdfParams::default())
+            .await;
+    assert!(
+        matches!(retry, Err(PairError::Burned | PairError::Unknown)),
+        "{:?}",
+        retry.map(|j| j.paired)
+    );
+    assert_eq!(a.membership().members().count(), 1);
+}
+
+#[tokio::test]
+async fn a_second_device_of_the_same_partner_joins_and_syncs() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("own-device");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    put(&mut a, DocId::PartnerA, "rest", "twenty minutes lying down").await;
+    sync_now(&mut a).await;
+    let (mut a2, _, _) = pair(&mut a, &root, "alex-tablet", &relay.url, true).await;
+    assert_eq!(a2.partner(), Partner::A);
+    assert_eq!(get(&a2, DocId::PartnerA, "rest").as_deref(), Some("twenty minutes lying down"));
+
+    // The second device may write the partner's own document.
+    put(&mut a2, DocId::PartnerA, "water", "a glass of water").await;
+    sync_now(&mut a2).await;
+    sync_now(&mut b).await;
+    assert_eq!(get(&b, DocId::PartnerA, "water").as_deref(), Some("a glass of water"));
+    // And it cannot write the other partner's.
+    let refused = try_put(&mut a2, DocId::PartnerB, "x", "y").await;
+    assert!(matches!(refused, Err(DeviceError::NotYours(Partner::B))), "{refused:?}");
+}
+
+#[tokio::test]
+async fn edits_made_offline_on_both_devices_converge() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("offline");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    sync_now(&mut b).await;
+
+    // Offline: nothing is sent until the next sync.
+    for i in 0..20 {
+        put(&mut a, DocId::Shared, &format!("a-{i}"), "from alex").await;
+        put(&mut b, DocId::Shared, &format!("b-{i}"), "from sam").await;
+    }
+    // The same key edited on both sides: Automerge picks one value, the
+    // same on both devices.
+    put(&mut a, DocId::Shared, "both", "alex's words").await;
+    put(&mut b, DocId::Shared, "both", "sam's words").await;
+    put(&mut a, DocId::PartnerA, "mine", "alex only").await;
+    put(&mut b, DocId::PartnerB, "mine", "sam only").await;
+    assert_eq!(a.outbox().await.unwrap().len(), 22);
+
+    sync_now(&mut a).await;
+    sync_now(&mut b).await;
+    sync_now(&mut a).await;
+
+    for doc in DocId::ALL {
+        assert_eq!(heads(&a, doc), heads(&b, doc), "{doc} differs");
+    }
+    assert_eq!(keys(&a, DocId::Shared).len(), 41);
+    assert_eq!(get(&a, DocId::Shared, "both"), get(&b, DocId::Shared, "both"));
+    assert_eq!(get(&a, DocId::PartnerB, "mine").as_deref(), Some("sam only"));
+    assert_eq!(get(&b, DocId::PartnerA, "mine").as_deref(), Some("alex only"));
+    assert!(a.outbox().await.unwrap().is_empty());
+    assert!(b.outbox().await.unwrap().is_empty());
+    assert!(a.sync_state().alarms.is_empty(), "{:?}", a.sync_state().alarms);
+    assert!(b.sync_state().alarms.is_empty(), "{:?}", b.sync_state().alarms);
+}
+
+#[tokio::test]
+async fn a_relay_restart_in_the_middle_of_a_sync_loses_and_duplicates_nothing() {
+    let root = TempDir::new("restart");
+    let database = root.path().join("relay.db");
+    let relay = TestRelay::start_on_file(&database).await;
+    let addr = relay.addr;
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+
+    const EDITS: usize = 300;
+    for i in 0..EDITS {
+        put(&mut a, DocId::Shared, &format!("k{i}"), "v").await;
+    }
+    let count = || async {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&database).read_only(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM envelopes WHERE kind = 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    };
+    let before = count().await;
+    let (result, ()) = tokio::join!(try_sync(&mut a), async {
+        // Stop the relay once part of the outbox has been stored.
+        while count().await < before + 20 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        relay.stop().await;
+    });
+    assert!(result.is_err(), "the sync finished before the relay stopped: {result:?}");
+    let left = a.outbox().await.unwrap().len();
+    assert!(left > 0 && left < EDITS, "{left} of {EDITS} still to send");
+
+    let _relay = TestRelay::start_at(addr, &database).await;
+    let report = sync_now(&mut a).await;
+    assert!(report.sent <= left && report.sent + 1 >= left, "sent {} of {left}", report.sent);
+    assert!(a.outbox().await.unwrap().is_empty());
+    // Each edit is stored exactly once.
+    let stored = count().await - before;
+    if stored != EDITS as i64 {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&database).read_only(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let streams: Vec<(Vec<u8>, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT sender, kind, doc, MIN(seq), MAX(seq) FROM envelopes GROUP BY sender, kind, doc",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        panic!("{stored} stored for {EDITS} edits (before: {before}); streams: {streams:?}");
+    }
+
+    let report = sync_now(&mut b).await;
+    assert_eq!(report.applied[0], EDITS);
+    assert_eq!(keys(&b, DocId::Shared).len(), EDITS);
+    assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
+}
+
+#[tokio::test]
+async fn an_edit_survives_a_crash_before_or_after_it_reached_the_relay() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("crash");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    let a_home = a.home().clone();
+
+    // Crash after the local commit, before the send.
+    put(&mut a, DocId::Shared, "first", "kept").await;
+    drop(a);
+    let mut a = Device::open(&a_home, PASSPHRASE).await.unwrap();
+    assert_eq!(get(&a, DocId::Shared, "first").as_deref(), Some("kept"));
+    assert_eq!(a.outbox().await.unwrap().len(), 1);
+
+    // Crash after the relay stored it, before the device recorded that.
+    put(&mut a, DocId::Shared, "second", "kept too").await;
+    let (conn, _pushes) = sync::connect(&a).await.unwrap();
+    for (_, envelope) in a.outbox().await.unwrap() {
+        conn.push(a.plan(), &envelope).await.unwrap();
+    }
+    drop(conn);
+    drop(a);
+    let mut a = Device::open(&a_home, PASSPHRASE).await.unwrap();
+    assert_eq!(a.outbox().await.unwrap().len(), 2);
+    let report = sync_now(&mut a).await;
+    assert_eq!(report.sent, 2);
+    assert!(a.outbox().await.unwrap().is_empty());
+
+    let report = sync_now(&mut b).await;
+    assert_eq!(report.applied[0], 2, "each edit arrives once");
+    assert_eq!(get(&b, DocId::Shared, "first").as_deref(), Some("kept"));
+    assert_eq!(get(&b, DocId::Shared, "second").as_deref(), Some("kept too"));
+    let (conn, _pushes) = sync::connect(&b).await.unwrap();
+    let (items, _, _) = conn.fetch(b.plan(), Cursor(0), 1000).await.unwrap();
+    let from_a = items
+        .iter()
+        .filter(|i| {
+            envelope::header_of(&i.envelope.0).is_ok_and(|h| {
+                h.sender == a.id() && h.kind == Kind::Changes && h.doc == DocId::Shared
+            })
+        })
+        .count();
+    // Genesis, the name written at init, and the two edits: no duplicates.
+    assert_eq!(from_a, 3);
+}
+
+#[tokio::test]
+async fn a_new_device_starts_from_a_snapshot_and_the_tail() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("snapshot");
+    let mut a = new_device(&root, "alex", &relay.url).await;
+    for i in 0..(cove_client::device::SNAPSHOT_EVERY as usize + 10) {
+        put(&mut a, DocId::Shared, &format!("k{i}"), "v").await;
+    }
+    let report = sync_now(&mut a).await;
+    assert!(report.snapshots >= 1, "{report:?}");
+    put(&mut a, DocId::Shared, "tail", "after the snapshot").await;
+    sync_now(&mut a).await;
+
+    let (b, _, _) = pair(&mut a, &root, "sam", &relay.url, false).await;
+    assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
+    assert_eq!(get(&b, DocId::Shared, "tail").as_deref(), Some("after the snapshot"));
+    assert!(b.sync_state().alarms.is_empty(), "{:?}", b.sync_state().alarms);
+}
+
+#[tokio::test]
+async fn a_revoked_device_reads_nothing_written_afterwards_even_from_the_relay_database() {
+    let root = TempDir::new("revoke");
+    let database = root.path().join("relay.db");
+    let relay = TestRelay::start_on_file(&database).await;
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    put(&mut a, DocId::Shared, "before", "shared before revocation").await;
+    sync_now(&mut a).await;
+    sync_now(&mut b).await;
+    assert!(get(&b, DocId::Shared, "before").is_some());
+    let old_epoch = a.membership().epoch();
+
+    let (conn, _pushes) = sync::connect(&a).await.unwrap();
+    let target = b.id();
+    sync::publish_entry(&mut a, &conn, |d| d.revocation(target)).await.unwrap();
+    let new_epoch = a.membership().epoch();
+    assert!(new_epoch > old_epoch);
+    const MARKER: &str = "written-after-revocation-5c1d";
+    put(&mut a, DocId::Shared, "after", MARKER).await;
+    put(&mut a, DocId::PartnerA, "after", MARKER).await;
+    sync_now(&mut a).await;
+
+    // The relay refuses the revoked device.
+    let refused = try_sync(&mut b).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(get(&b, DocId::Shared, "after").is_none());
+
+    // Everything the relay holds, with every key the revoked device has.
+    relay.stop().await;
+    let pool = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new().filename(&database).read_only(true),
+    )
+    .await
+    .unwrap();
+    let entries: Vec<(Vec<u8>,)> =
+        sqlx::query_as("SELECT entry FROM membership ORDER BY idx").fetch_all(&pool).await.unwrap();
+    let bodies: Vec<(Vec<u8>,)> =
+        sqlx::query_as("SELECT body FROM envelopes UNION ALL SELECT body FROM snapshots")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let log = MembershipLog::decode(entries.iter().map(|(e,)| e.as_slice()), None).unwrap();
+    let keystore = Keystore::open(&b.home().keystore(), PASSPHRASE).unwrap();
+    let mut ring = Keyring::from_log(&log, keystore.device());
+    let held = keystore.plan.as_ref().unwrap().epochs.clone();
+    assert!(ring.key(new_epoch).is_none(), "the new key was never wrapped for the revoked device");
+    // Even the old key, tried under the new epoch, does not open anything.
+    if let Some((_, old)) = held.iter().find(|(e, _)| *e == old_epoch.0) {
+        ring.insert(new_epoch, cove_shared::SymmetricKey::from_bytes(*old));
+    }
+    let policy = Recipient { membership: log.state(), keyring: &ring };
+    let (mut opened_before, mut after) = (0, 0);
+    for (body,) in &bodies {
+        let header = envelope::header_of(body).unwrap();
+        let result = envelope::open(body, &policy);
+        if header.epoch >= new_epoch {
+            after += 1;
+            assert!(result.is_err(), "an envelope of the new epoch opened");
+        } else if let Ok(opened) = result {
+            opened_before += 1;
+            let text = String::from_utf8_lossy(&opened.payload).into_owned();
+            assert!(!text.contains(MARKER));
+        }
+    }
+    assert!(after >= 2, "the edits after revocation are on the relay ({after})");
+    assert!(opened_before > 0, "the same keys do open what came before");
+}
+
+#[tokio::test]
+async fn leaving_moves_the_partner_to_a_new_key() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("leave");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    let epoch = a.membership().epoch();
+    let (conn, _pushes) = sync::connect(&b).await.unwrap();
+    let me = b.id();
+    sync::publish_entry(&mut b, &conn, |d| d.revocation(me)).await.unwrap();
+    assert!(!b.is_active());
+
+    sync_now(&mut a).await;
+    assert!(a.membership().epoch() > epoch, "the remaining device rotated");
+    assert!(!a.membership().rotation_due());
+    put(&mut a, DocId::Shared, "after", "not for the one who left").await;
+    sync_now(&mut a).await;
+    let result = try_sync(&mut b).await;
+    assert!(matches!(result, Err(DeviceError::Revoked | DeviceError::Transport(_))), "{result:?}");
+    assert!(get(&b, DocId::Shared, "after").is_none());
+    // The device that left still shows what it had, and cannot edit.
+    assert!(matches!(try_put(&mut b, DocId::Shared, "x", "y").await, Err(DeviceError::Revoked)));
+    assert_eq!(b.local().count(ListTable::Quarantine).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_revocation_cutoff_below_what_a_device_applied_is_reported() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("cutoff");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    let (mut a2, _, _) = pair(&mut a, &root, "alex-tablet", &relay.url, true).await;
+    // B writes; A applies it; A's second device does not see it before it
+    // revokes B, so its cutoff stops short of what A holds.
+    put(&mut b, DocId::Shared, "late", "from sam").await;
+    sync_now(&mut b).await;
+    sync_now(&mut a).await;
+    assert!(get(&a, DocId::Shared, "late").is_some());
+    let (conn, _pushes) = sync::connect(&a2).await.unwrap();
+    let target = b.id();
+    sync::publish_entry(&mut a2, &conn, |d| d.revocation(target)).await.unwrap();
+    sync_now(&mut a).await;
+    let alarms = &a.sync_state().alarms;
+    assert!(
+        alarms.iter().any(
+            |x| matches!(x, Alarm::PastCutoff { device, doc: DocId::Shared } if *device == target)
+        ),
+        "{alarms:?}"
+    );
+    // The change stays where it was applied.
+    assert!(get(&a, DocId::Shared, "late").is_some());
+}
+
+/// Copies the relay's SQLite files (database, log, index) from `from` to `to`.
+fn copy_database(from: &std::path::Path, to: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let source = std::path::PathBuf::from(format!("{}{suffix}", from.display()));
+        let target = std::path::PathBuf::from(format!("{}{suffix}", to.display()));
+        let _ = std::fs::remove_file(&target);
+        if source.exists() {
+            std::fs::copy(&source, &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn after_a_relay_restore_both_devices_raise_the_alarm_resend_what_it_lost_and_converge() {
+    let root = TempDir::new("restore");
+    let database = root.path().join("relay.db");
+    let backup = root.path().join("backup.db");
+    let relay = TestRelay::start_on_file(&database).await;
+    let addr = relay.addr;
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    put(&mut a, DocId::Shared, "before", "in the backup").await;
+    sync_now(&mut a).await;
+    sync_now(&mut b).await;
+
+    // A cold backup, then more work that the backup will not hold.
+    relay.stop().await;
+    copy_database(&database, &backup);
+    let relay = TestRelay::start_at(addr, &database).await;
+    put(&mut a, DocId::Shared, "x", "after the backup, from alex").await;
+    sync_now(&mut a).await;
+    sync_now(&mut b).await;
+    put(&mut b, DocId::Shared, "y", "after the backup, from sam").await;
+    sync_now(&mut b).await;
+    sync_now(&mut a).await;
+    assert!(get(&a, DocId::Shared, "y").is_some() && get(&b, DocId::Shared, "x").is_some());
+
+    // The operator restores the backup.
+    relay.stop().await;
+    copy_database(&backup, &database);
+    let _relay = TestRelay::start_at(addr, &database).await;
+    put(&mut a, DocId::Shared, "z", "after the restore").await;
+    let report = sync_now(&mut a).await;
+
+    assert!(report.resent >= 1, "alex sends x again: {report:?}");
+    let report = sync_now(&mut b).await;
+    assert!(report.resent >= 1, "sam sends y again: {report:?}");
+    sync_now(&mut a).await;
+    for device in [&a, &b] {
+        let alarms = &device.sync_state().alarms;
+        assert!(
+            alarms.iter().any(|x| matches!(x, Alarm::Rollback { .. } | Alarm::Rewritten { .. })),
+            "{alarms:?}"
+        );
+    }
+    assert_eq!(get(&b, DocId::Shared, "z").as_deref(), Some("after the restore"));
+
+    // Both streams carry on without a gap: a device paired now gets it all.
+    put(&mut b, DocId::Shared, "w", "later still").await;
+    sync_now(&mut b).await;
+    sync_now(&mut a).await;
+    assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
+    let url = a.relay().to_owned();
+    let (c, _, _) = pair(&mut a, &root, "alex-tablet", &url, true).await;
+    assert_eq!(heads(&c, DocId::Shared), heads(&a, DocId::Shared));
+    for key in ["before", "x", "y", "z", "w"] {
+        assert!(get(&c, DocId::Shared, key).is_some(), "{key} missing on a new device");
+    }
+    assert!(
+        !c.sync_state().alarms.iter().any(|x| matches!(x, Alarm::Gap { .. })),
+        "{:?}",
+        c.sync_state().alarms
+    );
+}

@@ -24,6 +24,9 @@ pub enum DocError {
     /// A change names another author than the device that sent it.
     #[error("a change was not made by the device that sent it")]
     WrongAuthor,
+    /// A saved document holds a change by a device not allowed to write it.
+    #[error("a saved document holds a change by a device not allowed to write it")]
+    ForeignAuthor,
 }
 
 /// The plan's synced documents.
@@ -69,9 +72,23 @@ impl Docs {
 
     /// Merges a saved document into one of ours (starting from a snapshot:
     /// into an empty document this is a load; into one with history, the
-    /// snapshot's changes are added and nothing of ours is lost).
-    pub fn merge(&mut self, doc: DocId, bytes: &[u8]) -> Result<(), DocError> {
+    /// snapshot's changes are added and nothing of ours is lost), if every
+    /// change in it was made by a device `allowed` to write `doc`.
+    pub fn merge_checked(
+        &mut self,
+        doc: DocId,
+        bytes: &[u8],
+        allowed: impl Fn(&DeviceId) -> bool,
+    ) -> Result<(), DocError> {
         let mut other = Automerge::load(bytes)?;
+        for change in other.get_changes_meta(&[]) {
+            let author: Option<DeviceId> = <[u8; 32]>::try_from(change.actor.to_bytes())
+                .ok()
+                .and_then(|b| DeviceId::from_bytes(b).ok());
+            if !author.is_some_and(|a| allowed(&a)) {
+                return Err(DocError::ForeignAuthor);
+            }
+        }
         let mine = &mut self.docs[index(doc)];
         if mine.get_heads().is_empty() {
             *mine = other.with_actor(self.actor.clone());
@@ -107,6 +124,15 @@ impl Docs {
         }
     }
 
+    /// Applies changes on a copy first, and keeps the result only if all of
+    /// them applied: slower, for when a batch failed.
+    pub fn try_apply(&mut self, doc: DocId, changes: Vec<Change>) -> Result<(), DocError> {
+        let mut trial = self.docs[index(doc)].clone();
+        trial.apply_changes(changes)?;
+        self.docs[index(doc)] = trial;
+        Ok(())
+    }
+
     /// Applies changes that have been verified, in one batch.
     pub fn apply(&mut self, doc: DocId, changes: Vec<Change>) -> Result<(), DocError> {
         if changes.is_empty() {
@@ -114,6 +140,11 @@ impl Docs {
         }
         self.docs[index(doc)].apply_changes(changes)?;
         Ok(())
+    }
+
+    /// The changes of `doc` made after `heads`.
+    pub fn changes_since(&self, doc: DocId, heads: &[ChangeHash]) -> Vec<Change> {
+        self.docs[index(doc)].get_changes(heads)
     }
 
     /// The saved form of a document.
@@ -164,5 +195,29 @@ mod tests {
         let mut other = Docs::new(&b);
         other.apply(DocId::Shared, decode_changes(&raw, &a).unwrap()).unwrap();
         assert_eq!(other.heads(DocId::Shared), docs.heads(DocId::Shared));
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+    use automerge::ROOT;
+    use automerge::transaction::Transactable;
+    use cove_shared::DeviceSecret;
+    use cove_shared::random::SeededEntropy;
+
+    #[test]
+    fn a_saved_document_with_a_change_by_someone_not_allowed_is_refused() {
+        let a = DeviceSecret::generate(&mut SeededEntropy::new(b"a")).id();
+        let stranger = DeviceSecret::generate(&mut SeededEntropy::new(b"s")).id();
+        let mut theirs = Docs::new(&stranger);
+        theirs.edit(DocId::Shared, 0, |tx| tx.put(ROOT, "k", "v").map_err(DocError::from)).unwrap();
+        let saved = theirs.save(DocId::Shared);
+        let mut mine = Docs::new(&a);
+        let refused = mine.merge_checked(DocId::Shared, &saved, |d| *d == a);
+        assert!(matches!(refused, Err(DocError::ForeignAuthor)));
+        assert!(mine.heads(DocId::Shared).is_empty());
+        mine.merge_checked(DocId::Shared, &saved, |d| *d == stranger).unwrap();
+        assert_eq!(mine.heads(DocId::Shared), theirs.heads(DocId::Shared));
     }
 }

@@ -64,11 +64,27 @@ impl Home {
     }
 
     /// Removes the device's files (not the directory itself, which may be
-    /// shared with other things), and returns what was removed.
+    /// shared with other things), and returns what was removed. The
+    /// keystore is overwritten first: on most file systems that replaces
+    /// its blocks, though a copy-on-write file system or a flash drive may
+    /// keep the old ones, which the passphrase still protects.
     pub fn wipe(&self) -> std::io::Result<Vec<PathBuf>> {
+        let mut names: Vec<String> =
+            [KEYSTORE, DATABASE, "device.db-wal", "device.db-shm"].map(String::from).to_vec();
+        if let Ok(entries) = std::fs::read_dir(&self.root) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("keystore.tmp") {
+                    names.push(name);
+                }
+            }
+        }
         let mut removed = Vec::new();
-        for name in [KEYSTORE, DATABASE, "device.db-wal", "device.db-shm", "keystore.tmp"] {
-            let path = self.root.join(name);
+        for name in names {
+            let path = self.root.join(&name);
+            if name.starts_with("keystore") {
+                overwrite(&path);
+            }
             match std::fs::remove_file(&path) {
                 Ok(()) => removed.push(path),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -76,6 +92,18 @@ impl Home {
             }
         }
         Ok(removed)
+    }
+}
+
+/// Overwrites a file with zeros, in place, and syncs it (best effort).
+fn overwrite(path: &Path) {
+    use std::io::Write;
+    let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else { return };
+    if let Ok(mut file) = std::fs::OpenOptions::new().write(true).open(path) {
+        let zeros = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        if file.write_all(&zeros).is_ok() {
+            let _ = file.sync_all();
+        }
     }
 }
 

@@ -48,6 +48,9 @@ pub const MAGIC: &[u8; 4] = b"CVKS";
 const HEADER_LEN: usize = 74;
 const KDF_ARGON2ID: u8 = 1;
 
+/// The most a keystore may ask for: 1 GiB, 16 passes, 8 lanes.
+pub const CEILING: KdfParams = KdfParams { memory_kib: 1024 * 1024, passes: 16, lanes: 8 };
+
 /// The weakest Argon2id parameters a keystore may ask for.
 pub const FLOOR: KdfParams = KdfParams { memory_kib: 64 * 1024, passes: 3, lanes: 1 };
 
@@ -67,6 +70,12 @@ impl KdfParams {
         self.memory_kib >= FLOOR.memory_kib
             && self.passes >= FLOOR.passes
             && self.lanes >= FLOOR.lanes
+    }
+
+    fn within_ceiling(&self) -> bool {
+        self.memory_kib <= CEILING.memory_kib
+            && self.passes <= CEILING.passes
+            && self.lanes <= CEILING.lanes
     }
 }
 
@@ -277,8 +286,10 @@ impl Keystore {
                 passes: params.passes,
             });
         }
-        // A file asking for absurd resources is not a real keystore either.
-        if params.memory_kib > 4 * 1024 * 1024 || params.passes > 64 || params.lanes > 64 {
+        // A file asking for more than any device should spend is not a real
+        // keystore either: refusing it keeps an altered file from
+        // exhausting a phone's memory.
+        if !params.within_ceiling() {
             return Err(KeystoreError::Tampered);
         }
         let mut salt = [0u8; 16];
@@ -369,10 +380,14 @@ impl Keystore {
 /// Writes `bytes` to `path` so that a crash leaves either the old file or
 /// the new one, never a torn one; the file is readable by its owner only.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    // A name of its own, created fresh (never an existing file, whose mode
+    // would stay as it was), so that two processes saving at once each
+    // rename a whole file.
+    let suffix: [u8; 8] = OsEntropy.array();
+    let tmp = path.with_extension(format!("tmp-{:016x}", u64::from_be_bytes(suffix)));
     {
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&tmp)?;

@@ -217,6 +217,37 @@ impl LocalDb {
             .collect()
     }
 
+    /// How many envelopes wait in the outbox.
+    pub async fn outbox_len(&self) -> Result<u64, LocalError> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM outbox").fetch_one(&self.pool).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// One row of a list table, if it is there.
+    pub async fn row<T: DeserializeOwned>(
+        &self,
+        table: ListTable,
+        id: i64,
+    ) -> Result<Option<T>, LocalError> {
+        let sql = format!("SELECT value FROM {} WHERE id = $1", table.name());
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.map(|(sealed,)| {
+            let plain = self.sealer.open(table.name(), &id.to_string(), &sealed)?;
+            postcard::from_bytes(&plain).map_err(|_| LocalError::Corrupt)
+        })
+        .transpose()
+    }
+
+    /// The row ids of a list table, oldest first.
+    pub async fn ids(&self, table: ListTable) -> Result<Vec<i64>, LocalError> {
+        let sql = format!("SELECT id FROM {} ORDER BY id", table.name());
+        let rows: Vec<(i64,)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
     /// How many rows a list table holds.
     pub async fn count(&self, table: ListTable) -> Result<u64, LocalError> {
         let sql = format!("SELECT COUNT(*) FROM {}", table.name());
@@ -327,6 +358,21 @@ impl LocalTx {
         let sql = format!("DELETE FROM {} WHERE id = $1", table.name());
         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).execute(&mut *self.tx).await?;
         Ok(())
+    }
+
+    /// How many rows a list table holds.
+    pub async fn count(&mut self, table: ListTable) -> Result<u64, LocalError> {
+        let sql = format!("SELECT COUNT(*) FROM {}", table.name());
+        let (n,): (i64,) =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *self.tx).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// How many envelopes wait in the outbox.
+    pub async fn outbox_len(&mut self) -> Result<u64, LocalError> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM outbox").fetch_one(&mut *self.tx).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Keeps only the newest `keep` rows of a list table.

@@ -1,43 +1,53 @@
 //! Pairing a new device: a short code read from one person to the other,
-//! SPAKE2 over a one-time mailbox on the relay, explicit key confirmation,
-//! and signed device bundles exchanged under the agreed key.
+//! SPAKE2 over a one-time mailbox on the relay, a commitment, explicit key
+//! confirmation, and signed device bundles exchanged under the agreed key.
 //!
 //! # Protocol
 //! The code is `<nameplate>-<word>-<word>`, as in `7-lantern-river`: the
 //! relay sees the nameplate (it names the mailbox), never the words. The
 //! password is the whole code.
 //!
-//! 1. Inviter: opens a mailbox, sends `Pake(A)`.
-//! 2. Joiner: joins, receives `A`, sends `Pake(B)` and `Confirm(joiner)`.
-//! 3. Inviter: derives the key, checks `Confirm(joiner)`. A wrong code fails
+//! 1. Inviter: opens a mailbox and waits.
+//! 2. Joiner: joins; makes its SPAKE2 message `B` and sends `Commit(H(B ‖
+//!    bundle))`, binding itself to `B` and its device bundle before it sees
+//!    anything of the inviter's.
+//! 3. Inviter: sends `Pake(A)`.
+//! 4. Joiner: sends `Pake(B)` and `Confirm(joiner)`.
+//! 5. Inviter: derives the key, checks `Confirm(joiner)`. A wrong code fails
 //!    here: the inviter closes the mailbox as failed, which burns it, and the
 //!    joiner is told. Otherwise it sends `Confirm(inviter)`.
-//! 4. Joiner: checks `Confirm(inviter)`, sends its device bundle sealed under
+//! 6. Joiner: checks `Confirm(inviter)`, sends its device bundle sealed under
 //!    the joiner's key.
-//! 5. Inviter: enrols the bundle in the membership log (wrapping every epoch
-//!    key for it), then sends the invitation sealed under the inviter's key:
-//!    plan id, relay, genesis hash, and the new device's partner.
-//! 6. Joiner: fetches the membership log from the relay, checks it starts at
-//!    that genesis and lists its device, and sends `Sealed(Joined)`; the
-//!    inviter closes the mailbox as completed.
+//! 7. Inviter: checks the bundle against the commitment, enrols it in the
+//!    membership log (wrapping every epoch key for it), then sends the
+//!    invitation sealed under the inviter's key: plan id, relay, genesis
+//!    hash, the new device's partner, and the inviter's bundle.
+//! 8. Joiner: fetches the membership log from the relay, checks it starts at
+//!    that genesis, lists its device as enrolled by the inviter's device,
+//!    and that device as active; sends `Sealed(Joined)`; the inviter closes
+//!    the mailbox as completed.
 //!
 //! `K` is SPAKE2's output and `T = SHA-256(A ‖ B)`. With `PRK =
 //! HKDF-Extract("cove/v1/pair" ‖ nameplate, K)`, each confirmation is
 //! `HKDF-Expand(PRK, "cove/v1/pair/confirm-<role>" ‖ T, 32)`, each sealing key
 //! `HKDF-Expand(PRK, "cove/v1/pair/seal-<role>" ‖ T, 32)`, and the safety code
 //! shown on both screens is the first four bytes of `HKDF-Expand(PRK,
-//! "cove/v1/pair/safety" ‖ T ‖ inviter bundle ‖ joiner bundle, 4)` as a
-//! number modulo 1,000,000, six digits.
+//! "cove/v1/pair/safety" ‖ T, 4)` as a number modulo 1,000,000, six digits.
+//!
+//! The safety code depends only on what both sides fixed before seeing the
+//! other's contribution (the joiner commits first; the inviter's `A` comes
+//! before `B` is revealed). Someone who learned the code and sat in the
+//! middle would run two exchanges with different keys, and could not steer
+//! the two codes to match beyond a one-in-a-million chance.
 
 use crate::device::{Device, DeviceError};
 use crate::home::Home;
 use crate::keystore::{KdfParams, Keystore};
-use crate::plan::schema;
 use crate::transport::{Push, RelayConnection, TransportError};
 use crate::words::{WORDS, index_of};
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
-use cove_shared::membership::EntryHash;
+use cove_shared::membership::{EntryBody, EntryHash};
 use cove_shared::random::Entropy;
 use cove_shared::wire::{Blob, ErrorCode, PairOutcome};
 use cove_shared::{
@@ -79,7 +89,7 @@ pub enum PairError {
     /// The other side did not answer in time.
     #[error("the other device did not answer within 10 minutes; start again with `cove pair`")]
     TimedOut,
-    /// The partner already has a device.
+    /// The partner already has an active device.
     #[error(
         "your partner already has a device in this plan; to add another of their devices, run `cove pair --own-device` on one of theirs"
     )]
@@ -118,6 +128,18 @@ enum PairMsg {
     Pake(Blob),
     Confirm(Blob),
     Sealed(Blob),
+    Commit(Blob),
+}
+
+/// The joiner's commitment to its SPAKE2 message and its bundle.
+fn commitment(message: &[u8], bundle: &[u8]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(b"cove/v1/pair/commit")
+        .chain_update((message.len() as u32).to_be_bytes())
+        .chain_update(message)
+        .chain_update(bundle)
+        .finalize()
+        .into()
 }
 
 /// What travels sealed.
@@ -154,7 +176,8 @@ const JOINER: &[u8] = b"cove/v1/pair/joiner";
 
 /// The keys both sides derive.
 struct Keys {
-    prk: Hkdf<Sha256>,
+    /// HKDF's pseudorandom key, wiped when dropped.
+    prk: Zeroizing<[u8; 32]>,
     transcript: [u8; 32],
 }
 
@@ -163,34 +186,36 @@ impl Keys {
         let mut salt = b"cove/v1/pair".to_vec();
         salt.extend_from_slice(nameplate.as_bytes());
         let transcript: [u8; 32] = Sha256::new().chain_update(a).chain_update(b).finalize().into();
-        Self { prk: Hkdf::<Sha256>::new(Some(&salt), shared), transcript }
+        let (prk, _) = Hkdf::<Sha256>::extract(Some(&salt), shared);
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        bytes.copy_from_slice(&prk);
+        Self { prk: bytes, transcript }
     }
 
-    fn expand(&self, label: &[u8], extra: &[&[u8]], out: &mut [u8]) {
+    fn expand(&self, label: &[u8], out: &mut [u8]) {
         let mut info = label.to_vec();
         info.extend_from_slice(&self.transcript);
-        for e in extra {
-            info.extend_from_slice(e);
+        // A 32-byte PRK is valid, and every output here is at most 32 bytes.
+        if let Ok(hkdf) = Hkdf::<Sha256>::from_prk(self.prk.as_slice()) {
+            let _ = hkdf.expand(&info, out);
         }
-        // Every output here is at most 32 bytes.
-        let _ = self.prk.expand(&info, out);
     }
 
     fn confirm(&self, role: &str) -> [u8; 32] {
         let mut out = [0u8; 32];
-        self.expand(format!("cove/v1/pair/confirm-{role}").as_bytes(), &[], &mut out);
+        self.expand(format!("cove/v1/pair/confirm-{role}").as_bytes(), &mut out);
         out
     }
 
     fn seal_key(&self, role: &str) -> SymmetricKey {
         let mut out = [0u8; 32];
-        self.expand(format!("cove/v1/pair/seal-{role}").as_bytes(), &[], &mut out);
+        self.expand(format!("cove/v1/pair/seal-{role}").as_bytes(), &mut out);
         SymmetricKey::from_bytes(out)
     }
 
-    fn safety_code(&self, inviter: &[u8], joiner: &[u8]) -> String {
+    fn safety_code(&self) -> String {
         let mut out = [0u8; 4];
-        self.expand(b"cove/v1/pair/safety", &[inviter, joiner], &mut out);
+        self.expand(b"cove/v1/pair/safety", &mut out);
         format!("{:06}", u32::from_be_bytes(out) % 1_000_000)
     }
 }
@@ -311,18 +336,21 @@ impl Invite {
             return Err(DeviceError::Revoked.into());
         }
         let partner = if own_device { device.partner() } else { device.partner().other() };
-        if !own_device && device.membership().members().any(|m| m.partner == partner) {
+        if !own_device && device.membership().active_of(partner).next().is_some() {
             return Err(PairError::PartnerHasDevice);
         }
         let (conn, pushes) = crate::sync::connect(device).await?;
         let nameplate = conn.pair_open().await?;
+        // The relay names the mailbox; it is printed and read aloud.
+        if !valid_nameplate(&nameplate) {
+            return Err(PairError::Protocol("a mailbox name that is not a number"));
+        }
         let code = new_code(&nameplate);
         let (spake, message) = Spake2::<Ed25519Group>::start_a(
             &Password::new(code.as_bytes()),
             &Identity::new(INVITER),
             &Identity::new(JOINER),
         );
-        send(&conn, &nameplate, &PairMsg::Pake(Blob(message.clone()))).await?;
         Ok(Self { conn, pushes, nameplate, code, spake: Some(spake), message, partner })
     }
 
@@ -342,6 +370,10 @@ impl Invite {
     }
 
     async fn run(&mut self, device: &mut Device) -> Result<Paired, PairError> {
+        let PairMsg::Commit(commit) = receive(&mut self.pushes, &self.nameplate).await? else {
+            return Err(PairError::Protocol("expected a commitment"));
+        };
+        send(&self.conn, &self.nameplate, &PairMsg::Pake(Blob(self.message.clone()))).await?;
         let PairMsg::Pake(theirs) = receive(&mut self.pushes, &self.nameplate).await? else {
             return Err(PairError::Protocol("expected a key exchange message"));
         };
@@ -368,6 +400,9 @@ impl Invite {
         else {
             return Err(PairError::Protocol("expected the device's keys"));
         };
+        if commitment(&theirs.0, &bundle_bytes.0)[..] != commit.0[..] {
+            return Err(PairError::Protocol("keys that differ from what the device committed to"));
+        }
         let bundle = DeviceBundle::decode(&bundle_bytes.0)
             .map_err(|_| PairError::Protocol("an invalid device key"))?;
 
@@ -394,12 +429,15 @@ impl Invite {
             return Err(PairError::Protocol("expected the device to confirm"));
         };
         self.conn.pair_close(&self.nameplate, PairOutcome::Completed).await?;
-        Ok(Paired {
-            device: bundle.device,
-            partner: self.partner,
-            safety_code: keys.safety_code(&invitation.inviter.0, &bundle_bytes.0),
-        })
+        Ok(Paired { device: bundle.device, partner: self.partner, safety_code: keys.safety_code() })
     }
+}
+
+/// A nameplate as the relay makes them: a short decimal number.
+fn valid_nameplate(nameplate: &str) -> bool {
+    !nameplate.is_empty()
+        && nameplate.len() <= cove_shared::wire::MAX_NAMEPLATE_LEN
+        && nameplate.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Joins a plan with a code: makes this device, pairs it, and syncs it.
@@ -413,13 +451,29 @@ pub async fn join(
     name: &str,
     params: KdfParams,
 ) -> Result<Joined, PairError> {
+    let (mut device, paired, conn) = enrol(home, passphrase, relay, code, name, params).await?;
+    // Bring the plan over.
+    let sync_error = crate::sync::sync_once(&mut device, &conn).await.err();
+    Ok(Joined { device, paired, sync_error })
+}
+
+/// As [`join`], without the first sync: the device is set up and listed,
+/// and holds none of the plan yet. Returns the open connection too.
+pub async fn enrol(
+    home: &Home,
+    passphrase: &str,
+    relay: &str,
+    code: &str,
+    name: &str,
+    params: KdfParams,
+) -> Result<(Device, Paired, RelayConnection), PairError> {
     let (nameplate, code) = parse_code(code)?;
     crate::transport::endpoint(relay).map_err(DeviceError::from)?;
     if home.exists() {
         return Err(DeviceError::AlreadyExists(home.root().display().to_string()).into());
     }
     let keystore = Keystore::create(passphrase, params).map_err(DeviceError::from)?;
-    let result = join_in(home, keystore, relay, &nameplate, &code, name).await;
+    let result = enrol_in(home, keystore, relay, &nameplate, &code, name).await;
     if result.is_err() {
         // Leave nothing half made behind; the inviter's side can revoke a
         // device that was enrolled but never finished.
@@ -440,26 +494,28 @@ pub struct Joined {
     pub sync_error: Option<DeviceError>,
 }
 
-async fn join_in(
+async fn enrol_in(
     home: &Home,
     keystore: Keystore,
     relay: &str,
     nameplate: &str,
     code: &str,
     name: &str,
-) -> Result<Joined, PairError> {
+) -> Result<(Device, Paired, RelayConnection), PairError> {
     let nameplate = nameplate.to_owned();
     let (conn, mut pushes) =
         RelayConnection::connect(relay, keystore.device()).await.map_err(DeviceError::from)?;
     conn.pair_join(&nameplate).await?;
-    let PairMsg::Pake(theirs) = receive(&mut pushes, &nameplate).await? else {
-        return Err(PairError::Protocol("expected a key exchange message"));
-    };
     let (spake, mine) = Spake2::<Ed25519Group>::start_b(
         &Password::new(code.as_bytes()),
         &Identity::new(INVITER),
         &Identity::new(JOINER),
     );
+    let bundle = Blob(keystore.device().bundle().encode());
+    send(&conn, &nameplate, &PairMsg::Commit(Blob(commitment(&mine, &bundle.0).to_vec()))).await?;
+    let PairMsg::Pake(theirs) = receive(&mut pushes, &nameplate).await? else {
+        return Err(PairError::Protocol("expected a key exchange message"));
+    };
     let shared = Zeroizing::new(spake.finish(&theirs.0).map_err(|_| PairError::WrongCode)?);
     let keys = Keys::new(&nameplate, &shared, &theirs.0, &mine);
     send(&conn, &nameplate, &PairMsg::Pake(Blob(mine))).await?;
@@ -471,7 +527,6 @@ async fn join_in(
         let _ = conn.pair_close(&nameplate, PairOutcome::Failed).await;
         return Err(PairError::WrongCode);
     }
-    let bundle = Blob(keystore.device().bundle().encode());
     send(
         &conn,
         &nameplate,
@@ -494,33 +549,36 @@ async fn join_in(
     let log = MembershipLog::decode(entries.iter().map(Vec::as_slice), Some(invitation.genesis))
         .map_err(DeviceError::from)?;
     let me = keystore.device().id();
-    let listed =
-        log.state().member(&me).is_some_and(|m| m.is_active() && m.partner == invitation.partner);
-    if !listed {
+    if !confirms(&log, &invitation, me) {
         return Err(PairError::Protocol("an invitation the plan's membership does not confirm"));
     }
-    let first_of_partner =
-        log.state().members().filter(|m| m.partner == invitation.partner).count() == 1;
-    let mut device = Device::join(home, keystore, relay, log, invitation.partner).await?;
-    if first_of_partner {
-        let doc = invitation.partner.doc();
-        device.genesis(doc, |tx| schema::genesis_partner(tx, name)).await?;
-    }
+    let mut device = Device::join(home, keystore, relay, log, invitation.partner, name).await?;
     send(
         &conn,
         &nameplate,
         &PairMsg::Sealed(seal(&keys.seal_key("joiner"), "joiner", &Sealed::Joined)?),
     )
     .await?;
-    let paired = Paired {
-        device: me,
-        partner: invitation.partner,
-        safety_code: keys.safety_code(&invitation.inviter.0, &bundle.0),
-    };
+    let paired =
+        Paired { device: me, partner: invitation.partner, safety_code: keys.safety_code() };
     device.mark_ready().await?;
-    // Bring the plan over.
-    let sync_error = crate::sync::sync_once(&mut device, &conn).await.err();
-    Ok(Joined { device, paired, sync_error })
+    Ok((device, paired, conn))
+}
+
+/// Whether the plan's log confirms the invitation: it lists `me` as an
+/// active device of the invited partner, added by the inviting device,
+/// which is itself an active member.
+fn confirms(log: &MembershipLog, invitation: &Invitation, me: DeviceId) -> bool {
+    let Ok(inviter) = DeviceBundle::decode(&invitation.inviter.0) else { return false };
+    let state = log.state();
+    let inviter_active = state.member(&inviter.device).is_some_and(|m| m.is_active());
+    let me_listed =
+        state.member(&me).is_some_and(|m| m.is_active() && m.partner == invitation.partner);
+    let added_by_inviter = log.entries().iter().any(|entry| {
+        entry.signer() == inviter.device
+            && matches!(entry.body(), EntryBody::AddDevice { bundle, .. } if bundle.device == me)
+    });
+    inviter_active && me_listed && added_by_inviter
 }
 
 #[cfg(test)]
@@ -555,8 +613,10 @@ mod tests {
         let kb = Keys::new("7", &b_state.finish(&a).unwrap(), &a, &b);
         assert_eq!(ka.confirm("joiner"), kb.confirm("joiner"));
         assert_ne!(ka.confirm("joiner"), ka.confirm("inviter"));
-        assert_eq!(ka.safety_code(b"x", b"y"), kb.safety_code(b"x", b"y"));
-        assert_eq!(ka.safety_code(b"x", b"y").len(), 6);
+        assert_eq!(ka.safety_code(), kb.safety_code());
+        assert_eq!(ka.safety_code().len(), 6);
+        assert_ne!(commitment(&a, b"bundle"), commitment(&a, b"another bundle"));
+        assert_ne!(commitment(&a, b"x"), commitment(&b, b"x"));
 
         // A wrong word: different keys, so the confirmation fails.
         let (c_state, c) = Spake2::<Ed25519Group>::start_b(

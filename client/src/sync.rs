@@ -5,18 +5,23 @@
 //! outbox in order; start from snapshots if this device is new; fetch every
 //! envelope after the stored cursor, page by page, verify and apply each
 //! page in one batch, and acknowledge the cursor only after the local
-//! commit; upload a snapshot where one is due. The daemon runs a pass, then
-//! stays subscribed and applies live deliveries as they come, reconnecting
-//! with exponential backoff and jitter when the connection drops.
+//! commit; fetch again where a gap was seen; after a rollback, send again
+//! what the relay lost; upload a snapshot where one is due. The daemon runs
+//! a pass, then stays subscribed and applies live deliveries as they come,
+//! reconnecting with exponential backoff and jitter when the connection
+//! drops.
+//!
+//! The relay decides what it serves, so every loop here is bounded by what
+//! it said at the start: a relay cannot keep a device in a pass forever.
 
-use crate::device::{Alarm, Device, DeviceError, SentEnvelope, unix_now};
+use crate::device::{Alarm, Device, DeviceError, ReceivedSignal, SentEnvelope, unix_now};
 use crate::inbox::Received;
 use crate::localdb::ListTable;
 use crate::transport::{Push, RelayConnection, TransportError};
 use cove_shared::membership::Entry;
 use cove_shared::random::Entropy;
 use cove_shared::wire::{Cursor, ErrorCode, MAX_PAGE_ITEMS, StoredEnvelope};
-use cove_shared::{DocId, OsEntropy};
+use cove_shared::{DocId, OsEntropy, envelope};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -36,7 +41,7 @@ pub struct SyncReport {
     /// Snapshots uploaded.
     pub snapshots: usize,
     /// Signals received.
-    pub signals: usize,
+    pub signals: Vec<ReceivedSignal>,
     /// Own envelopes sent again because the relay had lost them.
     pub resent: usize,
 }
@@ -48,7 +53,7 @@ impl SyncReport {
         }
         self.held = received.held;
         self.quarantined += received.quarantined;
-        self.signals += received.signals.len();
+        self.signals.extend(received.signals.iter().cloned());
     }
 }
 
@@ -78,8 +83,7 @@ pub async fn sync_membership(
             for entry in &entries[1..] {
                 conn.append_membership(plan, entry).await?;
             }
-            device.sync.registered = true;
-            device.save_state().await?;
+            device.update(|s| s.registered = true).await?;
             return Ok(0);
         }
         Err(TransportError::Refused { code: ErrorCode::NotFound, .. }) => {
@@ -87,24 +91,25 @@ pub async fn sync_membership(
         }
         Err(error) => return Err(error.into()),
     };
-    if !device.sync.registered {
-        device.sync.registered = true;
-        device.save_state().await?;
-    }
     let local: Vec<Vec<u8>> = device.log().entries().iter().map(|e| e.encode().to_vec()).collect();
     let common = local.len().min(remote.len());
     if local[..common] != remote[..common] {
         device.alarm(Alarm::MembershipFork).await?;
         return Err(DeviceError::Invalid(
-            "the relay's membership log differs from this device's; the relay may be misbehaving"
+            "the relay's list of devices differs from this device's; the relay may be misbehaving"
                 .into(),
         ));
     }
     let served = remote.len() as u64;
-    if served < device.sync.relay_membership {
-        device.alarm(Alarm::Rollback { seen: device.sync.relay_membership, served }).await?;
-    }
-    device.sync.relay_membership = device.sync.relay_membership.max(served);
+    device
+        .update(|s| {
+            s.registered = true;
+            if served < s.relay_membership {
+                s.raise(Alarm::MembershipRollback { seen: s.relay_membership, served });
+            }
+            s.relay_membership = s.relay_membership.max(served);
+        })
+        .await?;
     if remote.len() < local.len() {
         for entry in &local[remote.len()..] {
             conn.append_membership(plan, entry).await?;
@@ -150,6 +155,7 @@ pub async fn sync_once(
     if device.membership().rotation_due() {
         rotate(device, conn).await?;
     }
+    device.seal_held_back().await?;
     report.sent = send_outbox(device, conn).await?;
     if device.sync.cursor == 0 {
         start_from_snapshots(device, conn).await?;
@@ -157,6 +163,10 @@ pub async fn sync_once(
     fetch_all(device, conn, &mut report).await?;
     refetch_gaps(device, conn, &mut report).await?;
     report.resent = resend_lost(device, conn).await?;
+    if device.sync.pending_name.is_some() {
+        device.ensure_own_document().await?;
+        report.sent += send_outbox(device, conn).await?;
+    }
     for doc in DocId::ALL {
         if let Some((covers, envelope)) = device.snapshot_if_due(doc).await? {
             match conn.put_snapshot(device.plan(), covers, &envelope).await {
@@ -167,8 +177,8 @@ pub async fn sync_once(
             }
         }
     }
-    device.sync.last_sync = Some(unix_now());
-    device.save_state().await?;
+    let now = unix_now();
+    device.update(|s| s.last_sync = Some(now)).await?;
     Ok(report)
 }
 
@@ -195,17 +205,22 @@ pub async fn send_outbox(
     for (id, envelope) in device.outbox().await? {
         match conn.push(plan, &envelope).await {
             Ok((cursor, _duplicate)) => {
-                device.sent(id, Some(&envelope), cursor).await?;
+                device.sent(id, &envelope, cursor).await?;
                 sent += 1;
             }
             Err(TransportError::Refused { code, message })
                 if matches!(code, ErrorCode::InvalidEnvelope | ErrorCode::Equivocation) =>
             {
-                // The relay will never take this envelope; keep it out of
-                // the way of the ones after it, and say so.
+                if envelope::header_of(&envelope).is_err() {
+                    // It does not even parse: a local fault, never sendable.
+                    device.discard(id).await?;
+                    continue;
+                }
+                // The relay's word alone never costs an edit: keep it, say
+                // so, and stop here (what follows depends on it).
                 tracing::warn!(%code, message, "the relay refused an outbox envelope");
-                device.sent(id, None, Cursor(0)).await?;
                 device.alarm(Alarm::Fork { device: device.id() }).await?;
+                break;
             }
             Err(error) => return Err(error.into()),
         }
@@ -226,8 +241,9 @@ async fn start_from_snapshots(
     Ok(())
 }
 
-/// Fetches and applies everything after the stored cursor.
-async fn fetch_all(
+/// Fetches and applies everything after the stored cursor, up to the head
+/// the relay reported at the start.
+pub async fn fetch_all(
     device: &mut Device,
     conn: &RelayConnection,
     report: &mut SyncReport,
@@ -237,19 +253,25 @@ async fn fetch_all(
     // still holds what this device read there.
     let mut probe =
         device.sync.cursor_mark.clone().filter(|m| m.cursor == device.sync.cursor && m.cursor > 0);
+    let mut limit: Option<Cursor> = None;
+    let mut restarted = false;
     loop {
         let after = Cursor(device.sync.cursor);
         let from = if probe.is_some() { Cursor(after.0 - 1) } else { after };
         let (items, head, compacted) = conn.fetch(plan, from, MAX_PAGE_ITEMS).await?;
         let seen = device.sync.relay_head.max(device.sync.cursor);
-        let rewritten = probe.take().is_some_and(|mark| {
-            match items.iter().find(|i| i.cursor == after) {
+        let rewritten =
+            probe.take().is_some_and(|mark| match items.iter().find(|i| i.cursor == after) {
                 Some(item) => !mark.matches(item),
                 // Expired signals and compacted changes leave on purpose.
                 None => !mark.may_vanish(compacted) && head >= after,
-            }
-        });
+            });
         if head.0 < seen || rewritten {
+            if restarted {
+                // Once per pass; the alarm is raised.
+                return Ok(());
+            }
+            restarted = true;
             // Nothing applied here is undone. Read everything the relay
             // holds again (what was applied comes back as duplicates): what
             // it stores next may carry cursors this device has read past.
@@ -258,29 +280,46 @@ async fn fetch_all(
             } else {
                 Alarm::Rollback { seen, served: head.0 }
             };
-            device.sync.raise(alarm);
-            device.sync.resend_pending = true;
-            device.sync.relay_own_seen.clear();
-            device.sync.cursor = 0;
-            device.sync.cursor_mark = None;
-            device.sync.relay_head = head.0;
-            device.save_state().await?;
+            device
+                .update(|s| {
+                    s.raise(alarm);
+                    s.resend_pending = true;
+                    s.relay_own_seen.clear();
+                    s.cursor = 0;
+                    s.cursor_mark = None;
+                    s.relay_head = head.0;
+                })
+                .await?;
+            limit = None;
             continue;
         }
-        device.sync.relay_head = head.0;
-        device.sync.relay_compacted = compacted.0;
+        let limit = *limit.get_or_insert(head);
+        device
+            .update(|s| {
+                s.relay_head = head.0;
+                s.relay_compacted = compacted.0;
+            })
+            .await?;
         if compacted.0 > after.0 && device.sync.cursor > 0 {
             // Changes this device never saw were folded into snapshots
             // while it was away: merge the snapshots first.
             start_from_snapshots(device, conn).await?;
         }
         // Only what lies after the cursor counts: a relay that serves the
-        // same page again and again must not keep the device here.
-        let items: Vec<StoredEnvelope> = items.into_iter().filter(|i| i.cursor > after).collect();
+        // same page again and again must not keep the device here. Nothing
+        // can lie beyond the head the same page states.
+        if let Some(beyond) = items.iter().map(|i| i.cursor).filter(|c| *c > head).max() {
+            device.alarm(Alarm::Inconsistent { cursor: beyond.0 }).await?;
+        }
+        let items: Vec<StoredEnvelope> =
+            items.into_iter().filter(|i| i.cursor > after && i.cursor <= head).collect();
         if items.is_empty() {
             return Ok(());
         }
         apply_page(device, conn, items, report).await?;
+        if device.sync.cursor >= limit.0 {
+            return Ok(());
+        }
     }
 }
 
@@ -292,9 +331,12 @@ async fn resend_lost(device: &mut Device, conn: &RelayConnection) -> Result<usiz
     if !device.sync.resend_pending {
         return Ok(0);
     }
-    let kept: Vec<(i64, SentEnvelope)> = device.local().list(ListTable::Sent).await?;
     let mut resent = 0;
-    for (_, record) in kept {
+    // One at a time: kept envelopes may add up to a lot of memory.
+    for id in device.local().ids(ListTable::Sent).await? {
+        let Some(record) = device.local().row::<SentEnvelope>(ListTable::Sent, id).await? else {
+            continue;
+        };
         // What a snapshot replaced is gone on purpose.
         let compacted = record.cursor <= device.sync.relay_compacted;
         if !compacted && !device.sync.relay_serves_own(record.doc, record.seq) {
@@ -302,9 +344,12 @@ async fn resend_lost(device: &mut Device, conn: &RelayConnection) -> Result<usiz
             resent += 1;
         }
     }
-    device.sync.resend_pending = false;
-    device.sync.relay_own_seen.clear();
-    device.save_state().await?;
+    device
+        .update(|s| {
+            s.resend_pending = false;
+            s.relay_own_seen.clear();
+        })
+        .await?;
     Ok(resent)
 }
 
@@ -316,7 +361,8 @@ async fn refetch_gaps(
     conn: &RelayConnection,
     report: &mut SyncReport,
 ) -> Result<(), DeviceError> {
-    let Some(from) = device.sync.refetch_after.take() else { return Ok(()) };
+    let Some(from) = device.sync.refetch_after else { return Ok(()) };
+    device.update(|s| s.refetch_after = None).await?;
     let until = device.sync.cursor;
     let mut after = Cursor(from);
     while after.0 < until {
@@ -327,7 +373,7 @@ async fn refetch_gaps(
         after = last;
         apply_page(device, conn, items, report).await?;
     }
-    device.save_state().await
+    Ok(())
 }
 
 /// Applies one page (or one live delivery batch) and acknowledges it.
@@ -358,7 +404,7 @@ pub async fn apply_page(
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Event {
-    /// Connected and synced.
+    /// Connected and synced, or caught up after a break in live delivery.
     Synced(SyncReport),
     /// Live envelopes were applied.
     Applied(Received),
@@ -394,48 +440,33 @@ pub async fn run_daemon(
     loop {
         let session = async {
             let (conn, mut pushes) = connect(device).await?;
-            conn.subscribe(device.plan()).await?;
             let report = sync_once(device, &conn).await?;
+            // Subscribe only now, so that deliveries do not pile up while
+            // the pass runs; then fetch what arrived in between.
+            conn.subscribe(device.plan()).await?;
+            let mut caught_up = SyncReport::default();
+            fetch_all(device, &conn, &mut caught_up).await?;
             events(&Event::Synced(report));
             attempt = 0;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
                     push = pushes.recv() => {
-                        let Some(push) = push else { return Err(DeviceError::from(TransportError::Closed)) };
-                        match push {
-                            Push::Deliver { item, .. } => {
-                                let mut items = vec![item];
-                                // Take whatever else already arrived: one batch.
-                                while let Ok(Push::Deliver { item, .. }) = pushes.try_recv() {
-                                    items.push(item);
-                                }
-                                let mut report = SyncReport::default();
-                                let received = apply_page(device, &conn, items, &mut report).await?;
-                                events(&Event::Applied(received));
-                            }
-                            Push::MembershipChanged { .. } => {
-                                sync_membership(device, &conn).await?;
-                                if !device.is_active() {
-                                    return Err(DeviceError::Revoked);
-                                }
-                                if device.membership().rotation_due() {
-                                    rotate(device, &conn).await?;
-                                }
-                            }
-                            Push::Revoked { .. } => {
-                                device.alarm(Alarm::Revoked).await?;
-                                return Err(DeviceError::Revoked);
-                            }
-                            Push::Closed(error) => return Err(error.into()),
-                            _ => {}
+                        let Some(push) = push else {
+                            return Err(DeviceError::from(TransportError::Closed));
+                        };
+                        // Take whatever else already arrived: one batch.
+                        let mut batch = vec![push];
+                        while let Ok(more) = pushes.try_recv() {
+                            batch.push(more);
                         }
+                        handle_pushes(device, &conn, batch, &mut events).await?;
                     }
                     _ = tick.tick() => {
                         // Edits made here or by another process on this
                         // state directory.
-                        if !device.outbox().await?.is_empty() {
-                            device.reload().await?;
+                        if device.local().outbox_len().await? > 0 {
+                            device.refresh().await?;
                             send_outbox(device, &conn).await?;
                         }
                     }
@@ -460,4 +491,58 @@ pub async fn run_daemon(
             Ok(()) => {}
         }
     }
+}
+
+/// Handles a batch of pushes. Live deliveries that continue exactly where
+/// this device's cursor stands are applied as they are; anything else (a
+/// hole, an out-of-order delivery, deliveries dropped for a full queue) is
+/// a cue to fetch, so that the cursor only ever moves over what was read.
+async fn handle_pushes(
+    device: &mut Device,
+    conn: &RelayConnection,
+    batch: Vec<Push>,
+    events: &mut impl FnMut(&Event),
+) -> Result<(), DeviceError> {
+    let mut items = Vec::new();
+    let mut fetch = false;
+    for push in batch {
+        match push {
+            Push::Deliver { item, .. } => items.push(item),
+            Push::Lagged => fetch = true,
+            Push::MembershipChanged { .. } => {
+                sync_membership(device, conn).await?;
+                if !device.is_active() {
+                    return Err(DeviceError::Revoked);
+                }
+                if device.membership().rotation_due() {
+                    rotate(device, conn).await?;
+                    device.seal_held_back().await?;
+                    send_outbox(device, conn).await?;
+                }
+            }
+            Push::Revoked { .. } => {
+                device.alarm(Alarm::Revoked).await?;
+                return Err(DeviceError::Revoked);
+            }
+            Push::Closed(error) => return Err(error.into()),
+            _ => {}
+        }
+    }
+    if items.is_empty() && !fetch {
+        return Ok(());
+    }
+    items.sort_by_key(|i| i.cursor);
+    let start = device.sync.cursor;
+    let contiguous =
+        items.iter().enumerate().all(|(n, item)| item.cursor.0 == start + 1 + n as u64);
+    if contiguous && !fetch {
+        let mut report = SyncReport::default();
+        let received = apply_page(device, conn, items, &mut report).await?;
+        events(&Event::Applied(received));
+    } else {
+        let mut report = SyncReport::default();
+        fetch_all(device, conn, &mut report).await?;
+        events(&Event::Synced(report));
+    }
+    Ok(())
 }

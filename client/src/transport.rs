@@ -25,6 +25,18 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long connecting and authenticating may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most membership entries a device takes from a relay: far beyond any
+/// couple's devices, short of what would exhaust memory.
+pub const MAX_MEMBERSHIP_ENTRIES: usize = 4096;
+
+/// Text from the relay, fit to print: control characters dropped, length
+/// capped.
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(wire::MAX_ERROR_TEXT_LEN).collect()
+}
+
+/// How long a request may keep waiting out the relay's rate limit.
+pub const RATE_LIMIT_PATIENCE: Duration = Duration::from_secs(60);
 /// How often an idle connection pings the relay.
 pub const KEEPALIVE: Duration = Duration::from_secs(30);
 
@@ -114,6 +126,9 @@ pub enum Push {
         /// The plan.
         plan: PlanId,
     },
+    /// Live deliveries were dropped because nobody took them in time; fetch
+    /// to catch up.
+    Lagged,
     /// The connection ended, and why.
     Closed(TransportError),
 }
@@ -126,6 +141,8 @@ pub struct RelayConnection {
     outgoing: mpsc::Sender<(ClientToRelay, Reply)>,
     next: Arc<AtomicU64>,
     device: DeviceId,
+    /// How long a request waits out the relay's rate limit.
+    patience: Duration,
 }
 
 /// The relay's WebSocket endpoint and the origin to sign, from an address
@@ -213,7 +230,8 @@ impl RelayConnection {
         let (outgoing, requests) = mpsc::channel(256);
         let (pushes, push_rx) = mpsc::channel(4096);
         tokio::spawn(drive(socket, requests, pushes));
-        Ok((Self { outgoing, next: Arc::new(AtomicU64::new(1)), device: device.id() }, push_rx))
+        let next = Arc::new(AtomicU64::new(1));
+        Ok((Self { outgoing, next, device: device.id(), patience: RATE_LIMIT_PATIENCE }, push_rx))
     }
 
     /// The authenticated device.
@@ -221,11 +239,43 @@ impl RelayConnection {
         self.device
     }
 
+    /// This connection, reporting the relay's rate limit at once instead of
+    /// waiting it out (for tools and tests that measure the limit).
+    pub fn impatient(mut self) -> Self {
+        self.patience = Duration::ZERO;
+        self
+    }
+
     /// Sends a request built around a fresh request id and waits for its
     /// answer. A relay error becomes [`TransportError::Refused`].
+    ///
+    /// A request the relay turns away for the device's rate limit was not
+    /// carried out, so it is sent again after a pause, for up to about a
+    /// minute: a device coming back with a long outbox slows down instead of
+    /// failing.
     pub async fn request(
         &self,
-        build: impl FnOnce(RequestId) -> ClientToRelay,
+        build: impl Fn(RequestId) -> ClientToRelay,
+    ) -> Result<RelayToClient, TransportError> {
+        let mut pause = Duration::from_millis(100);
+        let mut waited = Duration::ZERO;
+        loop {
+            match self.request_once(&build).await {
+                Err(TransportError::Refused { code: ErrorCode::RateLimited, .. })
+                    if waited < self.patience =>
+                {
+                    tokio::time::sleep(pause).await;
+                    waited += pause;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn request_once(
+        &self,
+        build: &impl Fn(RequestId) -> ClientToRelay,
     ) -> Result<RelayToClient, TransportError> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
@@ -236,7 +286,7 @@ impl RelayConnection {
             .map_err(|_| TransportError::Closed)??;
         match answer {
             RelayToClient::Error { code, message, .. } => {
-                Err(TransportError::Refused { code, message })
+                Err(TransportError::Refused { code, message: printable(&message) })
             }
             other => Ok(other),
         }
@@ -245,7 +295,10 @@ impl RelayConnection {
     /// Registers a plan from its genesis entry.
     pub async fn create_plan(&self, genesis: &[u8]) -> Result<(), TransportError> {
         let genesis = Blob(genesis.to_vec());
-        match self.request(|request| ClientToRelay::CreatePlan { request, genesis }).await? {
+        match self
+            .request(|request| ClientToRelay::CreatePlan { request, genesis: genesis.clone() })
+            .await?
+        {
             RelayToClient::Stored { .. } => Ok(()),
             _ => Err(TransportError::Protocol("expected stored")),
         }
@@ -259,7 +312,11 @@ impl RelayConnection {
     ) -> Result<bool, TransportError> {
         let entry = Blob(entry.to_vec());
         match self
-            .request(|request| ClientToRelay::AppendMembership { request, plan, entry })
+            .request(|request| ClientToRelay::AppendMembership {
+                request,
+                plan,
+                entry: entry.clone(),
+            })
             .await?
         {
             RelayToClient::Stored { duplicate, .. } => Ok(duplicate),
@@ -283,6 +340,11 @@ impl RelayConnection {
                 RelayToClient::Membership { entries, len, .. } => {
                     let got = entries.len();
                     out.extend(entries.into_iter().map(|b| b.0));
+                    if out.len() > MAX_MEMBERSHIP_ENTRIES {
+                        return Err(TransportError::Protocol(
+                            "a membership log beyond any real one",
+                        ));
+                    }
                     if got == 0 || from + out.len() as u64 >= len {
                         return Ok(out);
                     }
@@ -299,7 +361,10 @@ impl RelayConnection {
         envelope: &[u8],
     ) -> Result<(Cursor, bool), TransportError> {
         let envelope = Blob(envelope.to_vec());
-        match self.request(|request| ClientToRelay::Push { request, plan, envelope }).await? {
+        match self
+            .request(|request| ClientToRelay::Push { request, plan, envelope: envelope.clone() })
+            .await?
+        {
             RelayToClient::Stored { cursor, duplicate, .. } => Ok((cursor, duplicate)),
             _ => Err(TransportError::Protocol("expected stored")),
         }
@@ -338,7 +403,12 @@ impl RelayConnection {
     ) -> Result<bool, TransportError> {
         let envelope = Blob(envelope.to_vec());
         match self
-            .request(|request| ClientToRelay::PutSnapshot { request, plan, covers, envelope })
+            .request(|request| ClientToRelay::PutSnapshot {
+                request,
+                plan,
+                covers,
+                envelope: envelope.clone(),
+            })
             .await?
         {
             RelayToClient::Stored { duplicate, .. } => Ok(duplicate),
@@ -373,14 +443,21 @@ impl RelayConnection {
 
     /// Joins a pairing mailbox. Messages waiting in it arrive as pushes.
     pub async fn pair_join(&self, nameplate: &str) -> Result<(), TransportError> {
-        let nameplate = nameplate.to_owned();
-        self.expect_done(|request| ClientToRelay::PairJoin { request, nameplate }).await
+        self.expect_done(|request| ClientToRelay::PairJoin {
+            request,
+            nameplate: nameplate.to_owned(),
+        })
+        .await
     }
 
     /// Sends a message to the other side of a mailbox.
     pub async fn pair_send(&self, nameplate: &str, body: &[u8]) -> Result<(), TransportError> {
-        let (nameplate, body) = (nameplate.to_owned(), Blob(body.to_vec()));
-        self.expect_done(|request| ClientToRelay::PairSend { request, nameplate, body }).await
+        self.expect_done(|request| ClientToRelay::PairSend {
+            request,
+            nameplate: nameplate.to_owned(),
+            body: Blob(body.to_vec()),
+        })
+        .await
     }
 
     /// Closes a mailbox.
@@ -389,8 +466,12 @@ impl RelayConnection {
         nameplate: &str,
         outcome: PairOutcome,
     ) -> Result<(), TransportError> {
-        let nameplate = nameplate.to_owned();
-        self.expect_done(|request| ClientToRelay::PairClose { request, nameplate, outcome }).await
+        self.expect_done(|request| ClientToRelay::PairClose {
+            request,
+            nameplate: nameplate.to_owned(),
+            outcome,
+        })
+        .await
     }
 
     /// A round trip.
@@ -403,7 +484,7 @@ impl RelayConnection {
 
     async fn expect_done(
         &self,
-        build: impl FnOnce(RequestId) -> ClientToRelay,
+        build: impl Fn(RequestId) -> ClientToRelay,
     ) -> Result<(), TransportError> {
         match self.request(build).await? {
             RelayToClient::Done { .. } => Ok(()),
@@ -442,6 +523,7 @@ async fn drive(
     pushes: mpsc::Sender<Push>,
 ) {
     let mut waiting: HashMap<RequestId, Reply> = HashMap::new();
+    let mut lagged = false;
     let mut keepalive = tokio::time::interval(KEEPALIVE);
     keepalive.tick().await;
     let end = loop {
@@ -475,11 +557,25 @@ async fn drive(
                         let _ = pushes.send(Push::Revoked { plan }).await;
                         break TransportError::Revoked;
                     }
-                    RelayToClient::Error { code, message, .. } => break TransportError::Refused { code, message },
+                    RelayToClient::Error { code, message, .. } => {
+                        break TransportError::Refused { code, message: printable(&message) };
+                    }
                     _ => continue,
                 };
-                if pushes.send(push).await.is_err() {
-                    // Nobody listens for pushes any more; answers still flow.
+                match push {
+                    // Never let a slow reader stop answers from flowing: a
+                    // dropped delivery is fetched again after `Lagged`.
+                    Push::Deliver { .. } => {
+                        if pushes.try_send(push).is_err() {
+                            lagged = true;
+                        }
+                    }
+                    other => {
+                        let _ = pushes.send(other).await;
+                    }
+                }
+                if lagged && pushes.try_send(Push::Lagged).is_ok() {
+                    lagged = false;
                 }
             }
             _ = keepalive.tick() => {

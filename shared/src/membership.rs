@@ -686,8 +686,13 @@ impl MembershipState {
                 if self.members.contains_key(&bundle.device) {
                     return Err(MembershipError::NotAllowed("a device can be added only once"));
                 }
-                let partner_ever = self.members.values().any(|m| m.partner == *partner);
-                if *partner != signer_partner && partner_ever {
+                // A partner with an active device speaks for themselves: only
+                // their own devices may add more. Otherwise (at pairing, or
+                // once all of their devices were revoked, which ends their
+                // access) the other partner may enrol one.
+                let partner_active =
+                    self.members.values().any(|m| m.partner == *partner && m.is_active());
+                if *partner != signer_partner && partner_active {
                     return Err(MembershipError::NotAllowed(
                         "only a partner's own device can add another device for that partner",
                     ));

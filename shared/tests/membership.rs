@@ -274,6 +274,24 @@ fn no_partner_can_enrol_a_device_for_the_other() {
 }
 
 #[test]
+fn a_partner_with_no_active_device_can_be_paired_again_by_the_other() {
+    let mut story = Story::new();
+    let mut log = story.genesis();
+    let (a1, b1, b2) = (copy(&story.a1), copy(&story.b1), copy(&story.b2));
+    let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
+    log.append(e).unwrap();
+    assert!(story.add(&log, &a1, Partner::B, &b2).is_err());
+    // B's only device is lost (or its joining failed half way): A removes
+    // it, and may then pair B's new device.
+    let key = story.new_key();
+    let e = log.revoke(&a1, b1.id(), vec![], &key, &mut story.rng).unwrap();
+    log.append(e).unwrap();
+    let e = story.add(&log, &a1, Partner::B, &b2).unwrap();
+    log.append(e).unwrap();
+    assert_eq!(log.state().active_of(Partner::B).count(), 1);
+}
+
+#[test]
 fn a_revocation_must_rotate_and_wrap_for_exactly_the_remaining_devices() {
     let mut story = Story::new();
     let mut log = story.genesis();

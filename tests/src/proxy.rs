@@ -27,6 +27,20 @@ pub enum Fault {
     Reorder(Vec<u64>),
     /// Leave out the envelopes with these cursors.
     Drop(Vec<u64>),
+    /// Leave out the envelopes with the `drop` cursors, and serve copies of
+    /// the envelope at `copy` in place of those at the `onto` cursors: the
+    /// same envelope again and again, under other cursors.
+    DropAndCopy {
+        /// Cursors left out.
+        drop: Vec<u64>,
+        /// The envelope copied.
+        copy: u64,
+        /// Cursors whose envelopes are replaced by the copy.
+        onto: Vec<u64>,
+    },
+    /// Leave out live deliveries of the envelopes with these cursors (pages
+    /// still carry them), as a relay with a full queue does.
+    DropLive(Vec<u64>),
     /// Add these envelopes (old ones, say, under new cursors) to the next
     /// page, once.
     Inject(Vec<StoredEnvelope>),
@@ -137,6 +151,9 @@ fn tamper(frame: &[u8], fault: &Fault) -> Vec<Vec<u8>> {
             let (items, head) = alter_items(items, head, fault);
             vec![RelayToClient::Page { request, plan, items, head, compacted }]
         }
+        RelayToClient::Deliver { item, .. } if matches!(fault, Fault::DropLive(c) if c.contains(&item.cursor.0)) => {
+            Vec::new()
+        }
         RelayToClient::Deliver { plan, item } => {
             let (items, _) = alter_items(vec![item], Cursor(u64::MAX), fault);
             items.into_iter().map(|item| RelayToClient::Deliver { plan, item }).collect()
@@ -165,7 +182,7 @@ fn alter_items(
     fault: &Fault,
 ) -> (Vec<StoredEnvelope>, Cursor) {
     match fault {
-        Fault::None => (items, head),
+        Fault::None | Fault::DropLive(_) => (items, head),
         Fault::FlipBit(cursors) => {
             for item in items.iter_mut().filter(|i| cursors.contains(&i.cursor.0)) {
                 flip(&mut item.envelope);
@@ -187,6 +204,16 @@ fn alter_items(
         }
         Fault::Drop(cursors) => {
             items.retain(|i| !cursors.contains(&i.cursor.0));
+            (items, head)
+        }
+        Fault::DropAndCopy { drop, copy, onto } => {
+            let copied = items.iter().find(|i| i.cursor.0 == *copy).map(|i| i.envelope.clone());
+            items.retain(|i| !drop.contains(&i.cursor.0));
+            if let Some(envelope) = copied {
+                for item in items.iter_mut().filter(|i| onto.contains(&i.cursor.0)) {
+                    item.envelope = envelope.clone();
+                }
+            }
             (items, head)
         }
         Fault::Inject(extra) => {

@@ -449,3 +449,113 @@ async fn after_a_relay_restore_both_devices_raise_the_alarm_resend_what_it_lost_
         c.sync_state().alarms
     );
 }
+
+#[tokio::test]
+async fn two_processes_on_one_state_directory_never_reuse_a_sequence_number() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("two-processes");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    // A second handle on the same directory, as `cove daemon` beside a
+    // one-off command.
+    let mut other = Device::open(a.home(), PASSPHRASE).await.unwrap();
+    put(&mut other, DocId::Shared, "from the other process", "1").await;
+    // The first handle's memory is stale; whatever it writes next must not
+    // roll back the other's stream position.
+    a.alarm(Alarm::Revoked).await.unwrap();
+    a.clear_alarms().await.unwrap();
+    put(&mut a, DocId::Shared, "from the first process", "2").await;
+    put(&mut other, DocId::Shared, "from the other process again", "3").await;
+    let report = sync_now(&mut a).await;
+    assert_eq!(report.sent, 3, "{report:?}");
+    assert!(a.sync_state().alarms.is_empty(), "{:?}", a.sync_state().alarms);
+    sync_now(&mut b).await;
+    assert_eq!(keys(&b, DocId::Shared).len(), 3);
+    assert!(b.sync_state().alarms.is_empty(), "{:?}", b.sync_state().alarms);
+}
+
+#[tokio::test]
+async fn a_partner_whose_only_device_was_removed_can_be_paired_again() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("re-pair");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    put(&mut b, DocId::PartnerB, "need", "quiet").await;
+    sync_now(&mut b).await;
+    sync_now(&mut a).await;
+    let (conn, _pushes) = sync::connect(&a).await.unwrap();
+    let lost = b.id();
+    sync::publish_entry(&mut a, &conn, |d| d.revocation(lost)).await.unwrap();
+    // Sam's new device: the old one's document carries over, untouched.
+    let (b2, _, _) = pair(&mut a, &root, "sam-new-phone", &relay.url, false).await;
+    assert_eq!(b2.partner(), Partner::B);
+    assert_eq!(get(&b2, DocId::PartnerB, "need").as_deref(), Some("quiet"));
+    assert_eq!(heads(&a, DocId::PartnerB), heads(&b2, DocId::PartnerB));
+    assert_eq!(cove_client::plan::display_name(b2.docs(), Partner::B).as_deref(), Some("sam"));
+}
+
+#[tokio::test]
+async fn a_device_restored_from_an_older_copy_stops_before_reusing_a_sequence_number() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("state-behind");
+    let (a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    let home = a.home().clone();
+    drop(a);
+    let backup = root.path().join("alex-backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    for name in ["keystore.cove", "device.db", "device.db-wal", "device.db-shm"] {
+        let from = home.root().join(name);
+        if from.exists() {
+            std::fs::copy(&from, backup.join(name)).unwrap();
+        }
+    }
+    let mut a = Device::open(&home, PASSPHRASE).await.unwrap();
+    put(&mut a, DocId::Shared, "after the copy", "kept").await;
+    sync_now(&mut a).await;
+    drop(a);
+    for name in ["keystore.cove", "device.db", "device.db-wal", "device.db-shm"] {
+        let _ = std::fs::remove_file(home.root().join(name));
+        if backup.join(name).exists() {
+            std::fs::copy(backup.join(name), home.root().join(name)).unwrap();
+        }
+    }
+    let mut a = Device::open(&home, PASSPHRASE).await.unwrap();
+    sync_now(&mut a).await;
+    assert!(a.sync_state().alarms.contains(&Alarm::StateBehind), "{:?}", a.sync_state().alarms);
+    let refused = try_put(&mut a, DocId::Shared, "would reuse a number", "x").await;
+    assert!(matches!(refused, Err(DeviceError::StateBehind)), "{refused:?}");
+    sync_now(&mut b).await;
+    assert!(b.sync_state().alarms.is_empty(), "{:?}", b.sync_state().alarms);
+}
+
+#[tokio::test]
+async fn edits_made_while_a_rotation_is_due_are_sealed_only_under_the_new_key() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("rotation-due");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    let (mut a2, _, _) = pair(&mut a, &root, "alex-tablet", &relay.url, true).await;
+    let (conn, _pushes) = sync::connect(&b).await.unwrap();
+    let me = b.id();
+    sync::publish_entry(&mut b, &conn, |d| d.revocation(me)).await.unwrap();
+
+    // A learns that B left, but has not rotated yet.
+    let (conn, _pushes) = sync::connect(&a).await.unwrap();
+    sync::sync_membership(&mut a, &conn).await.unwrap();
+    assert!(a.membership().rotation_due());
+    let old = a.membership().epoch();
+    put(&mut a, DocId::Shared, "after the leave", "for the remaining devices").await;
+    assert!(a.outbox().await.unwrap().is_empty(), "nothing sealed under the key B holds");
+
+    sync_now(&mut a).await;
+    assert!(a.membership().epoch() > old);
+    sync_now(&mut a2).await;
+    assert_eq!(
+        get(&a2, DocId::Shared, "after the leave").as_deref(),
+        Some("for the remaining devices")
+    );
+    let (items, _, _) = conn.fetch(a.plan(), Cursor(0), 1000).await.unwrap();
+    for item in &items {
+        let header = envelope::header_of(&item.envelope.0).unwrap();
+        if header.sender == a.id() && header.seq.0 > 2 && header.kind == Kind::Changes {
+            assert!(header.epoch > old, "sealed under the old key");
+        }
+    }
+}

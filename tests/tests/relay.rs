@@ -334,6 +334,7 @@ async fn a_flooding_device_is_limited_and_others_are_served() {
     plan.register(&a).await;
     let flooder = DeviceSecret::generate(&mut OsEntropy);
     let (f, _) = relay.connect(&flooder).await;
+    let f = f.impatient();
     let mut limited = 0;
     for _ in 0..300 {
         match f.ping().await {

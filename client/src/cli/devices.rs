@@ -169,9 +169,9 @@ pub fn wipe(home: &Home, out: &Printer, yes: bool) -> anyhow::Result<()> {
             format!("There was nothing of Cove's in {dir}.")
         } else {
             format!(
-                "Removed this device's keys and its copy of the plan from {dir}. Everything was encrypted under the removed keys, \
-                 so copies left in backups or on the disk's free space cannot be read without them. The relay's copy and your \
-                 partner's copy are unaffected."
+                "Removed this device's keys and its copy of the plan from {dir}; the keys were overwritten first. \
+                 Copies of these files in backups (or blocks a flash drive keeps) stay protected by the passphrase. \
+                 The relay's copy and your partner's copy are unaffected."
             )
         }
     });

@@ -2,7 +2,7 @@
 
 use super::output::{Printer, ago};
 use super::unlock;
-use crate::device::{Device, DeviceError, unix_now};
+use crate::device::{Device, DeviceError, ReceivedSignal, unix_millis, unix_now};
 use crate::home::Home;
 use crate::localdb::ListTable;
 use crate::plan::display_name;
@@ -115,7 +115,7 @@ pub async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
         last_sync: state.last_sync,
         devices: device_rows(&device),
         alarms: state.alarms.iter().map(|a| a.describe(|id| device_label(&device, id))).collect(),
-        quarantined: device.quarantined().await?,
+        quarantined: device.quarantined(),
         outbox: device.outbox().await?.len(),
         held: device.local().count(ListTable::Pending).await?,
     };
@@ -190,7 +190,7 @@ fn summary(report: &SyncReport, alarms: Vec<String>) -> SyncSummary {
         held: report.held,
         quarantined: report.quarantined,
         snapshots: report.snapshots,
-        signals: report.signals,
+        signals: report.signals.len(),
         alarms,
     }
 }
@@ -243,6 +243,7 @@ pub async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
                 &serde_json::json!({ "event": "synced", "sent": s.sent, "received": s.received }),
                 || format!("In sync (sent {}, received {}).", s.sent, s.received),
             );
+            print_signals(&printer, &report.signals, &label);
         }
         Event::Applied(received) => {
             let n: usize = received.applied.iter().sum();
@@ -251,17 +252,7 @@ pub async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
                     format!("Received {n} change(s).")
                 });
             }
-            for signal in &received.signals {
-                printer.emit(
-                    &serde_json::json!({
-                        "event": "signal",
-                        "from": signal.from.to_string(),
-                        "signal": signal.signal.signal,
-                        "sent_at": signal.signal.sent_at,
-                    }),
-                    || format!("\x07Signal from {}: {}", label(&signal.from), signal.signal.signal),
-                );
-            }
+            print_signals(&printer, &received.signals, &label);
             if received.quarantined > 0 {
                 printer.emit(
                     &serde_json::json!({ "event": "quarantined", "count": received.quarantined }),
@@ -284,6 +275,45 @@ pub async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
     sync::run_daemon(&mut device, events, Box::pin(shutdown())).await?;
     out.say("Stopped.");
     Ok(())
+}
+
+/// Prints signals as they arrive: a live one with the terminal's bell; one
+/// past its time to live plainly, with its age, since it is history now.
+fn print_signals(
+    printer: &Printer,
+    signals: &[ReceivedSignal],
+    label: &impl Fn(&DeviceId) -> String,
+) {
+    let now = unix_millis();
+    for signal in signals {
+        let expired = signal.expired(now);
+        let age_s = (now - signal.signal.sent_at).max(0) / 1000;
+        printer.emit(
+            &serde_json::json!({
+                "event": "signal",
+                "from": signal.from.to_string(),
+                "signal": signal.signal.signal,
+                "sent_at": signal.signal.sent_at,
+                "expired": expired,
+                "after_gap": signal.after_gap,
+            }),
+            || {
+                let from = label(&signal.from);
+                let mut line = if expired {
+                    format!(
+                        "Signal from {from}: {} (sent {age_s} s ago; no longer current)",
+                        signal.signal.signal
+                    )
+                } else {
+                    format!("\x07Signal from {from}: {}", signal.signal.signal)
+                };
+                if signal.after_gap {
+                    line.push_str(" (earlier signals from this device did not arrive)");
+                }
+                line
+            },
+        );
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -1,0 +1,126 @@
+//! The membership log on a device: taking entries from the relay, and
+//! making the entries that enrol, revoke and rotate.
+
+use super::{Alarm, Device, DeviceError};
+use cove_shared::freshness::StreamTip;
+use cove_shared::membership::{Appended, Cutoff, Entry, MembershipError};
+use cove_shared::{DeviceBundle, DeviceId, DocId, Kind, OsEntropy, Partner, Stream, SymmetricKey};
+
+impl Device {
+    /// Appends membership entries from the relay, after checking each.
+    /// Returns how many were new. Picks up new epoch keys, and notices when
+    /// this device has been revoked. A log that forks from this device's is
+    /// refused and raises an alarm.
+    pub async fn apply_membership(&mut self, entries: &[Vec<u8>]) -> Result<usize, DeviceError> {
+        let outcome = self
+            .write(async |device, _| {
+                let was_active: Vec<DeviceId> =
+                    device.log.state().active().map(|m| m.device).collect();
+                let mut added = 0;
+                for bytes in entries {
+                    let entry = Entry::decode(bytes).map_err(MembershipError::from)?;
+                    match device.log.append(entry) {
+                        Ok(Appended::New) => added += 1,
+                        Ok(Appended::Duplicate) => {}
+                        Err(
+                            error @ (MembershipError::Fork { .. } | MembershipError::WrongPlan),
+                        ) => {
+                            // Keep what was valid before it, and say so.
+                            device.sync.raise(Alarm::MembershipFork);
+                            device.after_membership_change(&was_active)?;
+                            return Ok(Err(error));
+                        }
+                        Err(error) => return Err(error.into()),
+                    }
+                }
+                if added > 0 {
+                    device.after_membership_change(&was_active)?;
+                }
+                Ok(Ok(added))
+            })
+            .await?;
+        Ok(outcome?)
+    }
+
+    fn after_membership_change(&mut self, was_active: &[DeviceId]) -> Result<(), DeviceError> {
+        self.rebuild_keyring()?;
+        if !self.is_active() {
+            self.sync.raise(Alarm::Revoked);
+        }
+        self.check_cutoffs(was_active);
+        Ok(())
+    }
+
+    /// For devices revoked just now: says so if this device had already
+    /// applied changes from them past the cutoff the revocation pinned.
+    /// Those stay here; devices that had not received them never will.
+    fn check_cutoffs(&mut self, was_active: &[DeviceId]) {
+        for device in was_active {
+            if *device == self.id() {
+                continue;
+            }
+            let Some(revocation) = self.log.state().member(device).and_then(|m| m.revoked.clone())
+            else {
+                continue;
+            };
+            for doc in DocId::ALL {
+                let stream = Stream { sender: *device, kind: Kind::Changes, doc };
+                let cutoff = revocation.cutoff(doc);
+                let past = self.freshness.tip(stream).is_some_and(|tip| {
+                    tip.seq > cutoff.seq || (tip.seq == cutoff.seq && tip.hash != cutoff.hash)
+                });
+                if past {
+                    self.sync.raise(Alarm::PastCutoff { device: *device, doc });
+                }
+            }
+        }
+    }
+
+    /// Appends an entry this device made (after the relay accepted it).
+    pub(crate) async fn append_own_entry(&mut self, entry: Entry) -> Result<(), DeviceError> {
+        self.apply_membership(&[entry.encode().to_vec()]).await.map(|_| ())
+    }
+
+    /// An entry that revokes `device`: its changes are accepted up to what
+    /// this device has applied, and the remaining devices get a new key. A
+    /// device revoking itself leaves instead (no new key).
+    pub fn revocation(&self, device: DeviceId) -> Result<Entry, DeviceError> {
+        let cutoffs: Vec<Cutoff> = DocId::ALL
+            .into_iter()
+            .filter_map(|doc| {
+                let stream = Stream { sender: device, kind: Kind::Changes, doc };
+                let tip = if device == self.id() {
+                    let (seq, hash) = self.sync.tip(Kind::Changes, doc);
+                    (seq.0 > 0).then_some(StreamTip { seq, hash })
+                } else {
+                    self.freshness.tip(stream)
+                };
+                tip.map(|t| Cutoff { doc, seq: t.seq, hash: t.hash })
+            })
+            .collect();
+        if device == self.id() {
+            return Ok(self.log.leave(self.keystore.device(), cutoffs)?);
+        }
+        let key = SymmetricKey::random(&mut OsEntropy);
+        Ok(self.log.revoke(self.keystore.device(), device, cutoffs, &key, &mut OsEntropy)?)
+    }
+
+    /// An entry that enrols `bundle` as a device of `partner`, with every
+    /// epoch key wrapped for it.
+    pub fn enrolment(&self, partner: Partner, bundle: &DeviceBundle) -> Result<Entry, DeviceError> {
+        let ring = &self.keyring;
+        Ok(self.log.add_device(
+            self.keystore.device(),
+            partner,
+            bundle,
+            |e| ring.key(e),
+            &mut OsEntropy,
+        )?)
+    }
+
+    /// An entry that moves every active device to a new key.
+    pub fn rotation(&self) -> Result<Entry, DeviceError> {
+        let key = SymmetricKey::random(&mut OsEntropy);
+        Ok(self.log.rotate(self.keystore.device(), &key, &mut OsEntropy)?)
+    }
+}

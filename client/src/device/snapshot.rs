@@ -1,0 +1,59 @@
+//! Snapshots: a sealed copy of one document, so that a new device loads it
+//! instead of replaying history, and the relay can drop what it covers.
+
+use super::{Device, DeviceError, SNAPSHOT_EVERY};
+use crate::localdb::ListTable;
+use crate::payload::{Payload, SnapshotPayload};
+use cove_shared::freshness::StreamTip;
+use cove_shared::wire::{Blob, Cursor};
+use cove_shared::{DocId, Kind};
+use std::collections::BTreeMap;
+
+impl Device {
+    /// A sealed snapshot of `doc` covering everything up to the current
+    /// cursor, if one is due and this device may make it. Everything the
+    /// snapshot claims to cover must be in it: so nothing may wait in the
+    /// outbox (this device's own changes would be newer than the cursor),
+    /// nothing may be held back or missing (the relay would drop what the
+    /// snapshot claims, and later devices would never see it), and the
+    /// relay must have stored everything this device sent.
+    pub(crate) async fn snapshot_if_due(
+        &mut self,
+        doc: DocId,
+    ) -> Result<Option<(Cursor, Vec<u8>)>, DeviceError> {
+        let due = self.sync.since_snapshot[usize::from(doc.code())] >= SNAPSHOT_EVERY;
+        if !due || self.require_writable(doc).is_err() {
+            return Ok(None);
+        }
+        self.write(async |device, tx| {
+            let complete = tx.outbox_len().await? == 0
+                && tx.count(ListTable::Pending).await? == 0
+                && device.sync.refetch_after.is_none()
+                && device.sync.unsealed.is_empty()
+                && device.sync.own_cursor <= device.sync.cursor;
+            if !complete {
+                return Ok(None);
+            }
+            let mut coverage = BTreeMap::new();
+            for (stream, tip) in device.freshness.tips() {
+                if stream.kind == Kind::Changes && stream.doc == doc {
+                    coverage.insert(stream.sender, tip);
+                }
+            }
+            let (seq, hash) = device.sync.tip(Kind::Changes, doc);
+            if seq.0 > 0 {
+                coverage.insert(device.id(), StreamTip { seq, hash });
+            }
+            let covers = Cursor(device.sync.cursor);
+            let payload = Payload::Snapshot(SnapshotPayload {
+                covers,
+                coverage,
+                document: Blob(device.docs.save(doc)),
+            });
+            let sealed = device.seal_next(Kind::Snapshot, doc, &payload.encode())?;
+            device.sync.since_snapshot[usize::from(doc.code())] = 0;
+            Ok(Some((covers, sealed.bytes)))
+        })
+        .await
+    }
+}

@@ -1,0 +1,336 @@
+//! What a device keeps about the sync, and the alarms it raises.
+
+use cove_shared::envelope;
+use cove_shared::wire::{Blob, Cursor, StoredEnvelope};
+use cove_shared::{DeviceId, DocId, EnvelopeHash, Kind, Seq, Stream};
+use serde::{Deserialize, Serialize};
+
+use crate::payload::SignalPayload;
+
+/// After this many changes to a document since its last snapshot, the
+/// device uploads a new one.
+pub const SNAPSHOT_EVERY: u64 = 200;
+
+/// Something a person should know about the sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Alarm {
+    /// Envelopes from a device are missing; later ones are held back.
+    Gap {
+        /// The sender.
+        device: DeviceId,
+        /// The document.
+        doc: DocId,
+        /// The first missing sequence number.
+        missing_from: u64,
+    },
+    /// A device's stream contradicts what this device already holds.
+    Fork {
+        /// The sender.
+        device: DeviceId,
+    },
+    /// The relay served older state than this device has seen.
+    Rollback {
+        /// What this device had seen.
+        seen: u64,
+        /// What the relay served.
+        served: u64,
+    },
+    /// This device has been removed from the plan.
+    Revoked,
+    /// A key wrapped for this device did not match the plan's key.
+    UnusableKey {
+        /// The epoch.
+        epoch: u32,
+    },
+    /// A snapshot claimed to hold more than it did.
+    BadSnapshot {
+        /// The document.
+        doc: DocId,
+    },
+    /// The membership log the relay serves conflicts with this device's.
+    MembershipFork,
+    /// The relay no longer holds what this device read at a cursor: its log
+    /// was rewritten (restored from a backup, or altered).
+    Rewritten {
+        /// The cursor.
+        cursor: u64,
+    },
+    /// A device was revoked with a cutoff below changes from it that this
+    /// device had already applied.
+    PastCutoff {
+        /// The revoked device.
+        device: DeviceId,
+        /// The document.
+        doc: DocId,
+    },
+    /// The relay served a shorter membership log than it served before.
+    MembershipRollback {
+        /// The length this device had seen.
+        seen: u64,
+        /// The length the relay served.
+        served: u64,
+    },
+    /// The relay's answers contradict each other: it served an envelope
+    /// numbered beyond the end of its own log.
+    Inconsistent {
+        /// The impossible cursor.
+        cursor: u64,
+    },
+    /// The relay holds envelopes from this very device that are newer than
+    /// this device's own state: the state directory was restored from an
+    /// older copy. Sealing stops, since it would reuse sequence numbers.
+    StateBehind,
+}
+
+impl Alarm {
+    /// Whether two alarms are about the same thing.
+    fn same_subject(&self, other: &Self) -> bool {
+        use Alarm as A;
+        match (self, other) {
+            (A::Gap { device: a, doc: x, .. }, A::Gap { device: b, doc: y, .. })
+            | (A::PastCutoff { device: a, doc: x }, A::PastCutoff { device: b, doc: y }) => {
+                a == b && x == y
+            }
+            (A::Fork { device: a }, A::Fork { device: b }) => a == b,
+            (A::UnusableKey { epoch: a }, A::UnusableKey { epoch: b }) => a == b,
+            (A::BadSnapshot { doc: a }, A::BadSnapshot { doc: b }) => a == b,
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+
+    /// One sentence for a person; `label` names a device.
+    pub fn describe(&self, label: impl Fn(&DeviceId) -> String) -> String {
+        match self {
+            Self::Gap { device, doc, missing_from } => format!(
+                "missing changes from {} since {missing_from} (in the {doc} document); later ones are held back until they arrive",
+                label(device)
+            ),
+            Self::Fork { device } => format!(
+                "{} sent two different versions of the same change; the second was refused",
+                label(device)
+            ),
+            Self::Rollback { seen, served } => format!(
+                "the relay served older state than this device had already seen ({served} after {seen}); nothing was undone here, but the relay may have been restored from a backup or tampered with"
+            ),
+            Self::Revoked => "this device has been removed from the plan".to_owned(),
+            Self::UnusableKey { epoch } => format!(
+                "a key sent to this device for period {epoch} does not match the plan's key; ask your partner to remove and re-pair this device"
+            ),
+            Self::BadSnapshot { doc } => format!(
+                "a snapshot of the {doc} document did not check out and was not used"
+            ),
+            Self::MembershipFork => "the relay's list of devices contradicts this device's; the relay may be misbehaving".to_owned(),
+            Self::Rewritten { cursor } => format!(
+                "the relay no longer holds what this device read at position {cursor}; it may have been restored from a backup or tampered with, so this device read its log again and sent what it had lost"
+            ),
+            Self::MembershipRollback { seen, served } => format!(
+                "the relay served a shorter list of devices than before ({served} entries after {seen}); nothing was undone here, but the relay may have been restored from a backup or tampered with"
+            ),
+            Self::Inconsistent { cursor } => format!(
+                "the relay served an envelope numbered {cursor}, beyond the end of its own log; it was not used, and the relay may be misbehaving"
+            ),
+            Self::StateBehind => "the relay holds newer changes from this very device than the device itself has: its state was restored from an older copy; it no longer sends anything, so that nothing is overwritten; remove it and pair it again".to_owned(),
+            Self::PastCutoff { device, doc } => format!(
+                "{} was removed with a cutoff below changes this device had already applied (in the {doc} document); they stay here, but devices that had not received them will not apply them",
+                label(device)
+            ),
+        }
+    }
+}
+
+/// This device's sequence positions and sync progress, persisted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SyncState {
+    /// Whether the relay has the plan's genesis.
+    pub registered: bool,
+    /// Every envelope up to this relay cursor has been handled.
+    pub cursor: u64,
+    /// The highest cursor the relay has reported.
+    pub relay_head: u64,
+    /// The longest membership log the relay has served.
+    pub relay_membership: u64,
+    /// The cursor of this device's newest stored envelope.
+    pub own_cursor: u64,
+    /// This device's own streams: (kind, doc) → (seq, hash).
+    pub tips: Vec<OwnTip>,
+    /// Changes applied to each document since its last snapshot.
+    pub since_snapshot: [u64; 3],
+    /// While starting from snapshots: the cursor each document's snapshot covers.
+    pub snapshot_covers: [u64; 3],
+    /// When each device was last heard from (Unix seconds).
+    pub last_seen: Vec<(DeviceId, i64)>,
+    /// When this device last finished a sync (Unix seconds).
+    pub last_sync: Option<i64>,
+    /// Open alarms.
+    pub alarms: Vec<Alarm>,
+    /// Signals received, newest last (bounded).
+    pub signals: Vec<ReceivedSignal>,
+    /// For each stream of another device: (sender, kind, doc) and the relay
+    /// cursor of its newest applied envelope.
+    pub stream_cursors: Vec<(DeviceId, u8, u8, u64)>,
+    /// A gap was seen: fetch again from this cursor, in case the relay now
+    /// serves what it left out.
+    pub refetch_after: Option<u64>,
+    /// After a rollback: the relay's log is being read again, and this
+    /// device's envelopes that it lost are to be sent again.
+    pub resend_pending: bool,
+    /// While `resend_pending`: (document code, sequence number) of each of
+    /// this device's own `changes` envelopes the relay still serves.
+    pub relay_own_seen: Vec<(u8, u64)>,
+    /// The relay's compaction point, as its last page said.
+    pub relay_compacted: u64,
+    /// The envelope at `cursor`, as this device read it.
+    pub cursor_mark: Option<CursorMark>,
+    /// Envelopes that failed verification, ever (the quarantine keeps only
+    /// the newest).
+    pub quarantined_total: u64,
+    /// Sealing is stopped: see [`Alarm::StateBehind`].
+    pub sealing_stopped: bool,
+    /// Changes made while a key rotation was due, not yet sealed: per
+    /// document, the heads before the first of them.
+    pub unsealed: Vec<(u8, Vec<[u8; 32]>)>,
+    /// A newly paired partner's name, until their own document exists.
+    pub pending_name: Option<String>,
+}
+
+/// What a device read at one relay cursor, to check later that the relay
+/// still holds the same thing there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorMark {
+    /// The cursor.
+    pub cursor: u64,
+    /// SHA-256 of the envelope's bytes.
+    pub digest: [u8; 32],
+    /// The envelope's kind code (0 if its header did not parse).
+    pub kind: u8,
+}
+
+impl CursorMark {
+    /// The mark of a stored envelope.
+    pub fn of(item: &StoredEnvelope) -> Self {
+        use sha2::Digest;
+        Self {
+            cursor: item.cursor.0,
+            digest: sha2::Sha256::digest(&item.envelope.0).into(),
+            kind: envelope::header_of(&item.envelope.0).map_or(0, |h| h.kind.code()),
+        }
+    }
+
+    /// Whether `item` is the envelope this mark was taken of.
+    pub fn matches(&self, item: &StoredEnvelope) -> bool {
+        *self == Self::of(item)
+    }
+
+    /// Whether the relay may have removed this envelope on purpose: a signal
+    /// past its time to live, or changes a snapshot replaced.
+    pub fn may_vanish(&self, compacted: Cursor) -> bool {
+        self.kind == Kind::Signal.code() || self.cursor <= compacted.0
+    }
+}
+
+/// One of this device's own streams, (kind, doc), and its tip, (seq, hash).
+pub type OwnTip = ((u8, u8), (u64, [u8; 32]));
+
+/// A signal that arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedSignal {
+    /// Who sent it.
+    pub from: DeviceId,
+    /// What it was.
+    pub signal: SignalPayload,
+    /// When it arrived (Unix milliseconds).
+    pub received_at: i64,
+    /// Earlier signals from the same device never arrived (they expired,
+    /// or the relay withheld them).
+    pub after_gap: bool,
+}
+
+impl ReceivedSignal {
+    /// Whether it is past its time to live at `now` (Unix milliseconds):
+    /// it arrived late, and is history rather than a live request.
+    pub fn expired(&self, now: i64) -> bool {
+        now > self.signal.expires_at
+    }
+}
+
+/// How many of its own stored `changes` envelopes a device keeps, to send
+/// again after a relay restore.
+pub const SENT_KEPT: u64 = 4096;
+
+/// One of this device's envelopes that the relay stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SentEnvelope {
+    /// Its document's code.
+    pub doc: u8,
+    /// Its sequence number in this device's `changes` stream of that document.
+    pub seq: u64,
+    /// The cursor the relay stored it under.
+    pub cursor: u64,
+    /// The envelope.
+    pub envelope: Blob,
+}
+
+/// How many received signals are kept.
+pub const SIGNALS_KEPT: usize = 50;
+
+impl SyncState {
+    /// The tip of this device's own (`kind`, `doc`) stream.
+    pub fn tip(&self, kind: Kind, doc: DocId) -> (Seq, EnvelopeHash) {
+        self.tips
+            .iter()
+            .find(|(k, _)| *k == (kind.code(), doc.code()))
+            .map_or((Seq(0), EnvelopeHash::GENESIS), |(_, (s, h))| (Seq(*s), EnvelopeHash(*h)))
+    }
+
+    pub(crate) fn set_tip(&mut self, kind: Kind, doc: DocId, seq: Seq, hash: EnvelopeHash) {
+        let key = (kind.code(), doc.code());
+        self.tips.retain(|(k, _)| *k != key);
+        self.tips.push((key, (seq.0, hash.0)));
+    }
+
+    /// Raises an alarm. An open alarm about the same thing (the same kind,
+    /// for the same device and document) is replaced, so that a relay that
+    /// keeps misbehaving cannot grow the list.
+    pub fn raise(&mut self, alarm: Alarm) {
+        self.alarms.retain(|open| !open.same_subject(&alarm));
+        self.alarms.push(alarm);
+    }
+
+    /// Records that `device` was heard from.
+    pub fn seen(&mut self, device: DeviceId, at: i64) {
+        self.last_seen.retain(|(d, _)| *d != device);
+        self.last_seen.push((device, at));
+    }
+
+    /// Records the cursor of a stream's newest applied envelope.
+    pub fn set_stream_cursor(&mut self, stream: Stream, cursor: u64) {
+        let key = (stream.sender, stream.kind.code(), stream.doc.code());
+        self.stream_cursors.retain(|(d, k, o, _)| (*d, *k, *o) != key);
+        self.stream_cursors.push((key.0, key.1, key.2, cursor));
+    }
+
+    /// The cursor of a stream's newest applied envelope, if known.
+    pub fn stream_cursor(&self, stream: Stream) -> Option<u64> {
+        let key = (stream.sender, stream.kind.code(), stream.doc.code());
+        self.stream_cursors.iter().find(|(d, k, o, _)| (*d, *k, *o) == key).map(|e| e.3)
+    }
+
+    /// Records that the relay serves this device's own `changes` envelope
+    /// `seq` of `doc`.
+    pub fn note_relay_own(&mut self, doc: DocId, seq: u64) {
+        if let Err(at) = self.relay_own_seen.binary_search(&(doc.code(), seq)) {
+            self.relay_own_seen.insert(at, (doc.code(), seq));
+        }
+    }
+
+    /// Whether the relay was seen to serve this device's own `changes`
+    /// envelope `seq` of the document with code `doc`.
+    pub fn relay_serves_own(&self, doc: u8, seq: u64) -> bool {
+        self.relay_own_seen.binary_search(&(doc, seq)).is_ok()
+    }
+
+    /// When `device` was last heard from.
+    pub fn last_seen(&self, device: &DeviceId) -> Option<i64> {
+        self.last_seen.iter().find(|(d, _)| d == device).map(|(_, t)| *t)
+    }
+}

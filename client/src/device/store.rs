@@ -1,0 +1,177 @@
+//! How a device writes: every change to its state is one local transaction
+//! that first takes SQLite's write lock, then reloads whatever another
+//! process on the same state directory committed since, then changes memory
+//! and disk together. If anything fails, memory is reloaded from disk, so
+//! it is never ahead of what was committed.
+
+use super::{Device, DeviceError, SyncState};
+use crate::docs::Docs;
+use crate::localdb::{LocalError, LocalTx};
+use cove_shared::freshness::Freshness;
+use cove_shared::random::Entropy;
+use cove_shared::wire::Blob;
+use cove_shared::{DocId, Epoch, Keyring, MembershipLog, OsEntropy, SymmetricKey};
+
+pub(super) const KV_MEMBERSHIP: &str = "membership";
+pub(super) const KV_FRESHNESS: &str = "freshness";
+pub(super) const KV_SYNC: &str = "sync";
+pub(super) const KV_GENERATION: &str = "generation";
+pub(super) const KV_READY: &str = "ready";
+
+impl Device {
+    /// Runs `change` as one local transaction; see the module documentation.
+    /// The sync state, freshness marks and (if it grew) the membership log
+    /// are written with it.
+    pub(crate) async fn write<T>(
+        &mut self,
+        change: impl AsyncFnOnce(&mut Device, &mut LocalTx) -> Result<T, DeviceError>,
+    ) -> Result<T, DeviceError> {
+        let mut tx = self.db.begin().await?;
+        let result = match self.catch_up(&mut tx).await {
+            Ok(()) => change(self, &mut tx).await,
+            Err(error) => Err(error),
+        };
+        let outcome = self.finish(tx, result).await;
+        if outcome.is_err() {
+            // Memory may be ahead of the database: take the database's word,
+            // now or, failing that, at the next write.
+            self.generation = None;
+            if let Err(error) = self.reload().await {
+                tracing::warn!(%error, "reloading the local state failed");
+            }
+        }
+        outcome
+    }
+
+    async fn finish<T>(
+        &mut self,
+        mut tx: LocalTx,
+        result: Result<T, DeviceError>,
+    ) -> Result<T, DeviceError> {
+        let value = result?;
+        self.persist(&mut tx).await?;
+        tx.commit().await?;
+        Ok(value)
+    }
+
+    /// Saves a new device's first state, into a database that holds none.
+    pub(super) async fn save_new(&mut self) -> Result<(), DeviceError> {
+        let mut tx = self.db.begin().await?;
+        self.persist(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Changes the sync state, as one local transaction.
+    pub(crate) async fn update(
+        &mut self,
+        change: impl FnOnce(&mut SyncState),
+    ) -> Result<(), DeviceError> {
+        self.write(async |device, _| {
+            change(&mut device.sync);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Inside a write transaction: reloads if another process wrote since.
+    async fn catch_up(&mut self, tx: &mut LocalTx) -> Result<(), DeviceError> {
+        let generation: Option<u64> = tx.get(KV_GENERATION).await?;
+        if self.generation.is_none() || generation != self.generation {
+            self.reload().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the sync state, freshness and membership log, and a fresh
+    /// random generation token, so that another process sees the change.
+    async fn persist(&mut self, tx: &mut LocalTx) -> Result<(), DeviceError> {
+        if self.log.state().len() != self.log_saved {
+            let entries: Vec<Blob> =
+                self.log.entries().iter().map(|e| Blob(e.encode().to_vec())).collect();
+            tx.put(KV_MEMBERSHIP, &entries).await?;
+        }
+        tx.put(KV_SYNC, &self.sync).await?;
+        tx.put(KV_FRESHNESS, &self.freshness.to_bytes()).await?;
+        let generation = u64::from_be_bytes(OsEntropy.array());
+        tx.put(KV_GENERATION, &generation).await?;
+        self.generation = Some(generation);
+        self.log_saved = self.log.state().len();
+        Ok(())
+    }
+
+    /// Reloads everything from the local database.
+    pub(crate) async fn reload(&mut self) -> Result<(), DeviceError> {
+        let genesis = self.keys().genesis;
+        if let Some(entries) = self.db.get::<Vec<Blob>>(KV_MEMBERSHIP).await? {
+            self.log =
+                MembershipLog::decode(entries.iter().map(|b| b.0.as_slice()), Some(genesis))?;
+        }
+        self.log_saved = self.log.state().len();
+        let me = self.id();
+        let mut saved = Vec::with_capacity(3);
+        for doc in DocId::ALL {
+            saved.push(self.db.doc(doc).await?);
+        }
+        self.docs = Docs::load(&me, [0, 1, 2].map(|i| saved[i].as_deref().map(Vec::as_slice)))?;
+        self.sync = self.db.get(KV_SYNC).await?.unwrap_or_default();
+        self.freshness = match self.db.get::<Vec<u8>>(KV_FRESHNESS).await? {
+            Some(bytes) => Freshness::from_bytes(&bytes).map_err(|_| LocalError::Corrupt)?,
+            None => Freshness::new(),
+        };
+        self.generation = self.db.get(KV_GENERATION).await?;
+        self.rebuild_keyring()?;
+        Ok(())
+    }
+
+    /// Reloads if another process wrote since, without writing: for a
+    /// process that only reads, such as the daemon between deliveries.
+    pub(crate) async fn refresh(&mut self) -> Result<(), DeviceError> {
+        let generation: Option<u64> = self.db.get(KV_GENERATION).await?;
+        if self.generation.is_none() || generation != self.generation {
+            self.reload().await?;
+        }
+        Ok(())
+    }
+
+    /// Keys for every epoch: from the keystore where its key matches the
+    /// key id the log announced, else unwrapped from the log. Alarms for
+    /// unusable wraps are raised in memory and saved with the next write.
+    pub(super) fn rebuild_keyring(&mut self) -> Result<(), DeviceError> {
+        let state = self.log.state();
+        let mut ring = Keyring::from_log(&self.log, self.keystore.device());
+        let keys = self.keys().clone();
+        for (epoch, bytes) in &keys.epochs {
+            let epoch = Epoch(*epoch);
+            if ring.key(epoch).is_none() {
+                let key = SymmetricKey::from_bytes(*bytes);
+                let id = cove_shared::EpochKeys::derive(state.plan(), epoch, &key).key_id();
+                if state.key_id(epoch) == Some(id) {
+                    ring.insert(epoch, key);
+                }
+            }
+        }
+        for epoch in ring.unusable() {
+            if ring.key(*epoch).is_none() {
+                self.sync.raise(super::Alarm::UnusableKey { epoch: epoch.0 });
+            }
+        }
+        // Keep the keystore's copy complete.
+        let mut changed = false;
+        if let Some(plan) = self.keystore.plan.as_mut() {
+            for epoch in ring.epochs() {
+                if plan.epoch_key(epoch).is_none()
+                    && let Some(key) = ring.key(epoch)
+                {
+                    plan.set_epoch_key(epoch, key);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.keystore.save(&self.home.keystore())?;
+        }
+        self.keyring = ring;
+        Ok(())
+    }
+}

@@ -11,6 +11,13 @@ CREATE TABLE docs (
     value BLOB NOT NULL                 -- the saved Automerge document
 );
 
+CREATE TABLE doc_chunks (
+    id INTEGER PRIMARY KEY NOT NULL,    -- storing order
+    doc INTEGER NOT NULL,
+    value BLOB NOT NULL                 -- changes made after the document's full save
+);
+CREATE INDEX doc_chunks_by_doc ON doc_chunks (doc, id);
+
 CREATE TABLE outbox (
     id INTEGER PRIMARY KEY NOT NULL,    -- send order
     value BLOB NOT NULL                 -- a sealed envelope not yet stored by the relay

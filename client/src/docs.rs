@@ -34,6 +34,8 @@ pub enum DocError {
 pub struct Docs {
     docs: [Automerge; 3],
     actor: ActorId,
+    /// Each document's heads when it was last stored locally.
+    saved: [Vec<ChangeHash>; 3],
 }
 
 fn index(doc: DocId) -> usize {
@@ -50,16 +52,17 @@ impl Docs {
     pub fn new(device: &DeviceId) -> Self {
         let actor = actor_of(device);
         let new = || Automerge::new().with_actor(actor.clone());
-        Self { docs: [new(), new(), new()], actor }
+        Self { docs: [new(), new(), new()], actor, saved: Default::default() }
     }
 
     /// Documents loaded from saved bytes (`None` for a document not yet held).
     pub fn load(device: &DeviceId, saved: [Option<&[u8]>; 3]) -> Result<Self, DocError> {
         let actor = actor_of(device);
         let mut docs = Self::new(device);
-        for (slot, bytes) in docs.docs.iter_mut().zip(saved) {
+        for (i, bytes) in saved.into_iter().enumerate() {
             if let Some(bytes) = bytes {
-                *slot = Automerge::load(bytes)?.with_actor(actor.clone());
+                docs.docs[i] = Automerge::load(bytes)?.with_actor(actor.clone());
+                docs.saved[i] = docs.docs[i].get_heads();
             }
         }
         Ok(docs)
@@ -145,6 +148,22 @@ impl Docs {
     /// The changes of `doc` made after `heads`.
     pub fn changes_since(&self, doc: DocId, heads: &[ChangeHash]) -> Vec<Change> {
         self.docs[index(doc)].get_changes(heads)
+    }
+
+    /// The heads a document had when it was last stored locally.
+    pub fn saved_heads(&self, doc: DocId) -> &[ChangeHash] {
+        &self.saved[index(doc)]
+    }
+
+    /// The changes made to a document since it was last stored, as bytes
+    /// that Automerge loads after its full save.
+    pub fn unsaved(&self, doc: DocId) -> Vec<u8> {
+        self.docs[index(doc)].save_after(&self.saved[index(doc)])
+    }
+
+    /// Records that a document is stored as it is now.
+    pub fn mark_saved(&mut self, doc: DocId) {
+        self.saved[index(doc)] = self.docs[index(doc)].get_heads();
     }
 
     /// The saved form of a document.

@@ -128,7 +128,8 @@ impl Device {
         }
 
         // Held envelopes first (with their rows), then the new ones.
-        let held: Vec<(i64, Held)> = self.db.list(ListTable::Pending).await?;
+        let held: Vec<(i64, Held)> =
+            if tx.pending() > 0 { self.db.list(ListTable::Pending).await? } else { Vec::new() };
         let mut held_keys: BTreeSet<HoldKey> = held.iter().filter_map(|(_, h)| h.key).collect();
         let mut held_bytes: usize = held.iter().map(|(_, h)| h.item.envelope.0.len()).sum();
         let mut held_count = held.len();
@@ -154,7 +155,7 @@ impl Device {
                     continue;
                 }
                 if let Some(id) = row {
-                    tx.remove(ListTable::Pending, id).await?;
+                    tx.remove(ListTable::Pending, id);
                     held_count -= 1;
                     held_bytes = held_bytes.saturating_sub(item.envelope.0.len());
                 }
@@ -190,7 +191,7 @@ impl Device {
                     held_count += 1;
                     held_bytes += item.envelope.0.len();
                     unverified += usize::from(key.is_none());
-                    tx.push(ListTable::Pending, &Held { key, item }).await?;
+                    tx.push(ListTable::Pending, &Held { key, item })?;
                 }
                 break;
             }
@@ -229,7 +230,7 @@ impl Device {
             }
             report.applied[usize::from(doc.code())] = applied;
             self.sync.since_snapshot[usize::from(doc.code())] += applied as u64;
-            tx.put_doc(doc, &self.docs.save(doc)).await?;
+            self.store_doc(tx, doc).await?;
         }
         self.sync.cursor = self.sync.cursor.max(report.cursor.0);
         if self.sync.snapshot_covers.iter().all(|c| *c <= self.sync.cursor) {
@@ -258,8 +259,8 @@ impl Device {
             len: bytes.len() as u64,
             envelope: Blob(bytes[..bytes.len().min(QUARANTINE_BYTES)].to_vec()),
         };
-        tx.push(ListTable::Quarantine, &record).await?;
-        tx.prune(ListTable::Quarantine, QUARANTINE_KEPT).await?;
+        tx.push(ListTable::Quarantine, &record)?;
+        tx.prune(ListTable::Quarantine, QUARANTINE_KEPT);
         Ok(())
     }
 
@@ -331,6 +332,13 @@ impl Device {
         if header.sender == self.id() {
             return self.receive_own(&header, bytes);
         }
+        if header.kind == Kind::Changes
+            && item.cursor.0 <= self.sync.snapshot_covers[usize::from(header.doc.code())]
+        {
+            // Inside a verified snapshot this device started from: it would
+            // never be applied, so verifying it would change nothing.
+            return Outcome::Duplicate;
+        }
         if u64::from(header.view.len) > self.log.state().len() {
             // Sealed against a longer membership log than this device has:
             // hold it, but only once its signature checks out against a key
@@ -360,10 +368,6 @@ impl Device {
         let stream = header.stream();
         if header.kind == Kind::Changes {
             let covered = self.sync.snapshot_covers[usize::from(header.doc.code())];
-            if item.cursor.0 <= covered {
-                // Inside a snapshot this device started from.
-                return Outcome::Duplicate;
-            }
             if covered > 0 && self.freshness.check_tail(&header).is_err() {
                 self.sync.raise(Alarm::BadSnapshot { doc: header.doc });
                 return Outcome::Quarantined("inside the coverage a snapshot claimed");
@@ -452,7 +456,8 @@ impl Device {
                 device.sync.raise(Alarm::BadSnapshot { doc });
                 return Ok(None);
             }
-            tx.put_doc(doc, &device.docs.save(doc)).await?;
+            tx.put_doc(doc, &device.docs.save(doc))?;
+            device.docs.mark_saved(doc);
             Ok(used)
         })
         .await

@@ -10,6 +10,13 @@
 //! Writes that belong together (an edit, its outbox entry and its stream
 //! position; or a batch of received changes, the freshness marks and the
 //! cursor) happen in one transaction: a crash leaves all of them or none.
+//!
+//! Each statement is a round trip to SQLite's worker thread, so a write
+//! transaction reads what it needs to know up front in one statement (the
+//! generation token, the next row numbers, what is held back), buffers its
+//! writes and sends them as one statement list just before it commits; and
+//! a document is stored as a full save plus the changes made since,
+//! appended as small chunks and folded back into a full save now and then.
 
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
@@ -22,7 +29,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{SqlSafeStr, Sqlite, Transaction};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -41,6 +48,9 @@ pub enum LocalError {
     /// belongs to another keystore.
     #[error("the local database is damaged or does not belong to this keystore")]
     Corrupt,
+    /// Syncing the database to disk failed.
+    #[error("the local database could not be written to disk: {0}")]
+    Io(std::io::Error),
 }
 
 /// Seals and opens local values with the storage key.
@@ -122,6 +132,31 @@ fn migrator() -> Migrator {
 pub struct LocalDb {
     pool: SqlitePool,
     sealer: Arc<Sealer>,
+    /// SQLite's write-ahead log, synced by hand for a [`Durability::Synced`]
+    /// commit.
+    wal: Arc<PathBuf>,
+}
+
+/// The `kv` row that changes with every write, so that another process
+/// can tell it must reload.
+pub const GENERATION: &str = "generation";
+
+/// After this many chunks, a document is saved in full again.
+pub const CHUNKS_PER_SAVE: u64 = 128;
+
+/// What a write transaction reads up front.
+#[derive(Debug, Clone, Default)]
+struct Preamble {
+    /// The sealed generation token, if any.
+    generation: Option<Vec<u8>>,
+    /// The next row number for each list table and the outbox.
+    next: [i64; 6],
+    /// Rows held back.
+    pending: u64,
+    /// Rows in the outbox.
+    outbox: u64,
+    /// Chunks stored after each document's full save.
+    chunks: [u64; 3],
 }
 
 /// A write transaction on the local database. It holds SQLite's write lock
@@ -130,7 +165,50 @@ pub struct LocalDb {
 pub struct LocalTx {
     tx: Transaction<'static, Sqlite>,
     sealer: Arc<Sealer>,
+    wal: Arc<PathBuf>,
+    known: Preamble,
+    /// Writes, sent to SQLite together at commit: each statement sent on
+    /// its own is a round trip to SQLite's thread.
+    sql: String,
+    args: Vec<Arg>,
 }
+
+/// Tables that hold lists of sealed values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListTable {
+    /// Envelopes held back until the envelopes before them arrive.
+    Pending,
+    /// Envelopes that failed verification, kept for inspection.
+    Quarantine,
+    /// The device-only journal.
+    Journal,
+    /// This device's recent envelopes that the relay stored.
+    Sent,
+}
+
+impl ListTable {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Quarantine => "quarantine",
+            Self::Journal => "journal",
+            Self::Sent => "sent",
+        }
+    }
+
+    /// Its slot in [`Preamble::next`].
+    fn slot(self) -> usize {
+        match self {
+            Self::Pending => 0,
+            Self::Quarantine => 1,
+            Self::Journal => 2,
+            Self::Sent => 3,
+        }
+    }
+}
+
+const OUTBOX_SLOT: usize = 4;
+const CHUNK_SLOT: usize = 5;
 
 impl LocalDb {
     /// Opens (creating if missing) the database at `path`, sealed with `key`.
@@ -139,19 +217,29 @@ impl LocalDb {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // An edit is acknowledged to the person only once it is on disk.
-            .synchronous(SqliteSynchronous::Full)
+            // Commits reach the log without waiting for the disk; a commit
+            // that must be on disk syncs the log itself (see `Durability`).
+            // A checkpoint always syncs the log first.
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory");
         // Two connections: one may hold the write lock while the other reads.
-        let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await?;
+        // A local file needs no liveness check on every acquire (a round trip
+        // to SQLite's thread each time).
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await?;
         migrator().run(&pool).await?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
-        Ok(Self { pool, sealer: Arc::new(Sealer::new(key)) })
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        Ok(Self { pool, sealer: Arc::new(Sealer::new(key)), wal: Arc::new(PathBuf::from(wal)) })
     }
 
     /// Closes the database, checkpointing its log.
@@ -159,11 +247,42 @@ impl LocalDb {
         self.pool.close().await;
     }
 
-    /// Starts a write transaction (`BEGIN IMMEDIATE`).
+    /// Starts a write transaction (`BEGIN IMMEDIATE`), and reads what it
+    /// will need to know in one statement.
     pub async fn begin(&self) -> Result<LocalTx, LocalError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        type Row = (Option<Vec<u8>>, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
+        let row: Row = sqlx::query_as(
+            "SELECT (SELECT value FROM kv WHERE key = 'generation'), \
+             (SELECT COALESCE(MAX(id), 0) FROM pending), \
+             (SELECT COALESCE(MAX(id), 0) FROM quarantine), \
+             (SELECT COALESCE(MAX(id), 0) FROM journal), \
+             (SELECT COALESCE(MAX(id), 0) FROM sent), \
+             (SELECT COALESCE(MAX(id), 0) FROM outbox), \
+             (SELECT COALESCE(MAX(id), 0) FROM doc_chunks), \
+             (SELECT COUNT(*) FROM pending), \
+             (SELECT COUNT(*) FROM outbox), \
+             (SELECT COUNT(*) FROM doc_chunks WHERE doc = 0), \
+             (SELECT COUNT(*) FROM doc_chunks WHERE doc = 1), \
+             (SELECT COUNT(*) FROM doc_chunks WHERE doc = 2)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let known = Preamble {
+            generation: row.0,
+            next: [row.1 + 1, row.2 + 1, row.3 + 1, row.4 + 1, row.5 + 1, row.6 + 1],
+            pending: count(row.7),
+            outbox: count(row.8),
+            chunks: [count(row.9), count(row.10), count(row.11)],
+        };
         Ok(LocalTx {
-            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            tx,
             sealer: Arc::clone(&self.sealer),
+            wal: Arc::clone(&self.wal),
+            known,
+            sql: String::new(),
+            args: Vec::new(),
         })
     }
 
@@ -180,13 +299,25 @@ impl LocalDb {
         .transpose()
     }
 
-    /// A document's saved bytes.
+    /// A document's saved bytes: its full save followed by the chunks of
+    /// changes stored since, which Automerge loads as one.
     pub async fn doc(&self, doc: DocId) -> Result<Option<Zeroizing<Vec<u8>>>, LocalError> {
-        let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM docs WHERE doc = $1")
-            .bind(i64::from(doc.code()))
+        let code = i64::from(doc.code());
+        let base: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM docs WHERE doc = $1")
+            .bind(code)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|(sealed,)| self.sealer.open("docs", doc.name(), &sealed)).transpose()
+        let Some((sealed,)) = base else { return Ok(None) };
+        let mut bytes = self.sealer.open("docs", doc.name(), &sealed)?;
+        let chunks: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, value FROM doc_chunks WHERE doc = $1 ORDER BY id")
+                .bind(code)
+                .fetch_all(&self.pool)
+                .await?;
+        for (id, sealed) in chunks {
+            bytes.extend_from_slice(&self.sealer.open("doc_chunks", &id.to_string(), &sealed)?);
+        }
+        Ok(Some(bytes))
     }
 
     /// The outbox, oldest first: (position, envelope).
@@ -201,7 +332,14 @@ impl LocalDb {
             .collect()
     }
 
-    /// Values of a list table (`pending`, `quarantine`, `journal`), oldest first.
+    /// How many envelopes wait in the outbox.
+    pub async fn outbox_len(&self) -> Result<u64, LocalError> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM outbox").fetch_one(&self.pool).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Values of a list table, oldest first.
     pub async fn list<T: DeserializeOwned>(
         &self,
         table: ListTable,
@@ -215,13 +353,6 @@ impl LocalDb {
                 Ok((id, postcard::from_bytes(&plain).map_err(|_| LocalError::Corrupt)?))
             })
             .collect()
-    }
-
-    /// How many envelopes wait in the outbox.
-    pub async fn outbox_len(&self) -> Result<u64, LocalError> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM outbox").fetch_one(&self.pool).await?;
-        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// One row of a list table, if it is there.
@@ -256,141 +387,217 @@ impl LocalDb {
     }
 }
 
-/// Tables that hold lists of sealed values.
+/// How durable a commit must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListTable {
-    /// Envelopes held back until the envelopes before them arrive.
-    Pending,
-    /// Envelopes that failed verification, kept for inspection.
-    Quarantine,
-    /// The device-only journal.
-    Journal,
-    /// This device's recent envelopes that the relay stored.
-    Sent,
+pub enum Durability {
+    /// On disk before the commit returns (the log is synced): for anything
+    /// that could not be had again, such as a person's edit, or a sequence
+    /// number this device has used.
+    Synced,
+    /// Safe from a crash of the program, and on disk at the next synced
+    /// commit or checkpoint; a power cut may lose it. For what the relay
+    /// can serve again, such as received changes and acknowledgements.
+    Eventual,
 }
 
-impl ListTable {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Quarantine => "quarantine",
-            Self::Journal => "journal",
-            Self::Sent => "sent",
-        }
-    }
+/// A value bound into a buffered statement.
+enum Arg {
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
 }
 
 impl LocalTx {
-    /// Reads a setting or piece of state inside the transaction.
-    pub async fn get<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, LocalError> {
-        let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM kv WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        row.map(|(sealed,)| {
-            let plain = self.sealer.open("kv", key, &sealed)?;
-            postcard::from_bytes(&plain).map_err(|_| LocalError::Corrupt)
-        })
-        .transpose()
+    /// The generation token (the `kv` row [`GENERATION`]) as the
+    /// transaction found it.
+    pub fn generation(&self) -> Result<Option<u64>, LocalError> {
+        self.known
+            .generation
+            .as_ref()
+            .map(|sealed| {
+                let plain = self.sealer.open("kv", GENERATION, sealed)?;
+                postcard::from_bytes(&plain).map_err(|_| LocalError::Corrupt)
+            })
+            .transpose()
+    }
+
+    /// How many envelopes wait in the outbox.
+    pub fn outbox_len(&self) -> u64 {
+        self.known.outbox
+    }
+
+    /// How many envelopes are held back.
+    pub fn pending(&self) -> u64 {
+        self.known.pending
+    }
+
+    /// Chunks stored after a document's full save.
+    pub fn chunks(&self, doc: DocId) -> u64 {
+        self.known.chunks[usize::from(doc.code())]
+    }
+
+    /// Buffers a statement; every `?` in `sql` takes the next of `args`.
+    fn statement(&mut self, sql: &str, args: impl IntoIterator<Item = Arg>) {
+        self.sql.push_str(sql);
+        self.sql.push_str(";\n");
+        self.args.extend(args);
+    }
+
+    fn next(&mut self, slot: usize) -> i64 {
+        let id = self.known.next[slot];
+        self.known.next[slot] += 1;
+        id
     }
 
     /// Sets a setting or piece of state.
-    pub async fn put<T: Serialize>(&mut self, key: &str, value: &T) -> Result<(), LocalError> {
-        let plain = Zeroizing::new(postcard::to_allocvec(value).map_err(|_| LocalError::Corrupt)?);
-        let sealed = self.sealer.seal("kv", key, &plain)?;
-        sqlx::query("INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(sealed)
-            .execute(&mut *self.tx)
-            .await?;
+    pub fn put<T: Serialize>(&mut self, key: &str, value: &T) -> Result<(), LocalError> {
+        self.put_many(&[(key, &postcard_bytes(value)?)])
+    }
+
+    /// Sets several settings at once.
+    pub fn put_many(&mut self, values: &[(&str, &[u8])]) -> Result<(), LocalError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let rows = vec!["(?, ?)"; values.len()].join(", ");
+        let mut args = Vec::with_capacity(values.len() * 2);
+        for (key, plain) in values {
+            args.push(Arg::Text((*key).to_owned()));
+            args.push(Arg::Blob(self.sealer.seal("kv", key, plain)?));
+        }
+        let sql = format!(
+            "INSERT INTO kv (key, value) VALUES {rows} \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        );
+        self.statement(&sql, args);
         Ok(())
     }
 
-    /// Stores a document's saved bytes.
-    pub async fn put_doc(&mut self, doc: DocId, bytes: &[u8]) -> Result<(), LocalError> {
+    /// Stores a document's full save, replacing its chunks.
+    pub fn put_doc(&mut self, doc: DocId, bytes: &[u8]) -> Result<(), LocalError> {
         let sealed = self.sealer.seal("docs", doc.name(), bytes)?;
-        sqlx::query("INSERT INTO docs (doc, value) VALUES ($1, $2) ON CONFLICT (doc) DO UPDATE SET value = excluded.value")
-            .bind(i64::from(doc.code()))
-            .bind(sealed)
-            .execute(&mut *self.tx)
-            .await?;
+        let code = i64::from(doc.code());
+        self.statement(
+            "INSERT INTO docs (doc, value) VALUES (?, ?) \
+             ON CONFLICT (doc) DO UPDATE SET value = excluded.value",
+            [Arg::Int(code), Arg::Blob(sealed)],
+        );
+        if self.known.chunks[usize::from(doc.code())] > 0 {
+            self.statement("DELETE FROM doc_chunks WHERE doc = ?", [Arg::Int(code)]);
+            self.known.chunks[usize::from(doc.code())] = 0;
+        }
+        Ok(())
+    }
+
+    /// Appends the changes made to a document since it was last stored.
+    pub fn append_doc(&mut self, doc: DocId, chunk: &[u8]) -> Result<(), LocalError> {
+        let id = self.next(CHUNK_SLOT);
+        let sealed = self.sealer.seal("doc_chunks", &id.to_string(), chunk)?;
+        self.statement(
+            "INSERT INTO doc_chunks (id, doc, value) VALUES (?, ?, ?)",
+            [Arg::Int(id), Arg::Int(i64::from(doc.code())), Arg::Blob(sealed)],
+        );
+        self.known.chunks[usize::from(doc.code())] += 1;
         Ok(())
     }
 
     /// Appends an envelope to the outbox.
-    pub async fn push_outbox(&mut self, envelope: &[u8]) -> Result<i64, LocalError> {
-        let (id,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) + 1 FROM outbox")
-            .fetch_one(&mut *self.tx)
-            .await?;
+    pub fn push_outbox(&mut self, envelope: &[u8]) -> Result<i64, LocalError> {
+        let id = self.next(OUTBOX_SLOT);
         let sealed = self.sealer.seal("outbox", &id.to_string(), envelope)?;
-        sqlx::query("INSERT INTO outbox (id, value) VALUES ($1, $2)")
-            .bind(id)
-            .bind(sealed)
-            .execute(&mut *self.tx)
-            .await?;
+        self.statement(
+            "INSERT INTO outbox (id, value) VALUES (?, ?)",
+            [Arg::Int(id), Arg::Blob(sealed)],
+        );
+        self.known.outbox += 1;
         Ok(id)
     }
 
     /// Removes an outbox entry the relay has stored.
-    pub async fn remove_outbox(&mut self, id: i64) -> Result<(), LocalError> {
-        sqlx::query("DELETE FROM outbox WHERE id = $1").bind(id).execute(&mut *self.tx).await?;
-        Ok(())
+    pub fn remove_outbox(&mut self, id: i64) {
+        self.statement("DELETE FROM outbox WHERE id = ?", [Arg::Int(id)]);
+        self.known.outbox = self.known.outbox.saturating_sub(1);
     }
 
     /// Appends a value to a list table.
-    pub async fn push<T: Serialize>(
-        &mut self,
-        table: ListTable,
-        value: &T,
-    ) -> Result<i64, LocalError> {
-        let sql = format!("SELECT COALESCE(MAX(id), 0) + 1 FROM {}", table.name());
-        let (id,): (i64,) =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *self.tx).await?;
-        let plain = Zeroizing::new(postcard::to_allocvec(value).map_err(|_| LocalError::Corrupt)?);
+    pub fn push<T: Serialize>(&mut self, table: ListTable, value: &T) -> Result<i64, LocalError> {
+        let id = self.next(table.slot());
+        let plain = postcard_bytes(value)?;
         let sealed = self.sealer.seal(table.name(), &id.to_string(), &plain)?;
-        let sql = format!("INSERT INTO {} (id, value) VALUES ($1, $2)", table.name());
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(sealed).execute(&mut *self.tx).await?;
+        let sql = format!("INSERT INTO {} (id, value) VALUES (?, ?)", table.name());
+        self.statement(&sql, [Arg::Int(id), Arg::Blob(sealed)]);
+        if table == ListTable::Pending {
+            self.known.pending += 1;
+        }
         Ok(id)
     }
 
     /// Removes a row of a list table.
-    pub async fn remove(&mut self, table: ListTable, id: i64) -> Result<(), LocalError> {
-        let sql = format!("DELETE FROM {} WHERE id = $1", table.name());
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).execute(&mut *self.tx).await?;
-        Ok(())
-    }
-
-    /// How many rows a list table holds.
-    pub async fn count(&mut self, table: ListTable) -> Result<u64, LocalError> {
-        let sql = format!("SELECT COUNT(*) FROM {}", table.name());
-        let (n,): (i64,) =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *self.tx).await?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-
-    /// How many envelopes wait in the outbox.
-    pub async fn outbox_len(&mut self) -> Result<u64, LocalError> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM outbox").fetch_one(&mut *self.tx).await?;
-        Ok(u64::try_from(n).unwrap_or(0))
+    pub fn remove(&mut self, table: ListTable, id: i64) {
+        let sql = format!("DELETE FROM {} WHERE id = ?", table.name());
+        self.statement(&sql, [Arg::Int(id)]);
+        if table == ListTable::Pending {
+            self.known.pending = self.known.pending.saturating_sub(1);
+        }
     }
 
     /// Keeps only the newest `keep` rows of a list table.
-    pub async fn prune(&mut self, table: ListTable, keep: u64) -> Result<(), LocalError> {
+    pub fn prune(&mut self, table: ListTable, keep: u64) {
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-        let sql = format!(
-            "DELETE FROM {0} WHERE id <= (SELECT COALESCE(MAX(id), 0) FROM {0}) - $1",
-            table.name()
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(keep).execute(&mut *self.tx).await?;
-        Ok(())
+        let oldest_kept = self.known.next[table.slot()].saturating_sub(keep);
+        if oldest_kept > 1 {
+            let sql = format!("DELETE FROM {} WHERE id < ?", table.name());
+            self.statement(&sql, [Arg::Int(oldest_kept)]);
+        }
     }
 
-    /// Commits.
+    /// Writes everything buffered, in one statement list, and commits,
+    /// synced to disk before returning. See [`Self::commit_with`].
     pub async fn commit(self) -> Result<(), LocalError> {
+        self.commit_with(Durability::Synced).await
+    }
+
+    /// Writes everything buffered, in one statement list, and commits.
+    pub async fn commit_with(mut self, durability: Durability) -> Result<(), LocalError> {
+        if !self.sql.is_empty() {
+            let sql = std::mem::take(&mut self.sql);
+            // A one-off statement list: not worth a place in the cache.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for arg in std::mem::take(&mut self.args) {
+                query = match arg {
+                    Arg::Int(v) => query.bind(v),
+                    Arg::Text(v) => query.bind(v),
+                    Arg::Blob(v) => query.bind(v),
+                };
+            }
+            query.execute(&mut *self.tx).await?;
+        }
         self.tx.commit().await?;
+        if durability == Durability::Synced {
+            sync_log(Arc::clone(&self.wal)).await?;
+        }
         Ok(())
     }
+}
+
+/// Syncs SQLite's write-ahead log to disk, which is what `synchronous =
+/// FULL` would have done at the commit: in WAL mode a commit is durable once
+/// its frames in the log are. A log that is gone was checkpointed, and a
+/// checkpoint syncs both the log and the database.
+async fn sync_log(wal: Arc<PathBuf>) -> Result<(), LocalError> {
+    let synced = tokio::task::spawn_blocking(move || match std::fs::File::open(&*wal) {
+        Ok(file) => file.sync_data(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
+    })
+    .await
+    .map_err(|_| LocalError::Io(std::io::Error::other("the disk sync task stopped")))?;
+    synced.map_err(LocalError::Io)
+}
+
+/// A value's postcard encoding, wiped when dropped.
+fn postcard_bytes<T: Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, LocalError> {
+    Ok(Zeroizing::new(postcard::to_allocvec(value).map_err(|_| LocalError::Corrupt)?))
 }
 
 #[cfg(test)]
@@ -423,8 +630,8 @@ mod tests {
         let path = dir.join("device.db");
         let db = LocalDb::open(&path, &SymmetricKey::from_bytes([1; 32])).await.unwrap();
         let mut tx = db.begin().await.unwrap();
-        tx.put("name", &"value".to_owned()).await.unwrap();
-        tx.push(ListTable::Journal, &MARKER.to_owned()).await.unwrap();
+        tx.put("name", &"value".to_owned()).unwrap();
+        tx.push(ListTable::Journal, &MARKER.to_owned()).unwrap();
         tx.commit().await.unwrap();
         assert_eq!(db.get::<String>("name").await.unwrap().as_deref(), Some("value"));
         db.close().await;

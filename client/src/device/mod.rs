@@ -70,6 +70,9 @@ pub struct Device {
     generation: Option<u64>,
     /// How many membership entries are saved locally.
     log_saved: u64,
+    /// The write under way must reach the disk before it returns (it holds
+    /// an edit, or used a sequence number).
+    must_sync: bool,
 }
 
 impl std::fmt::Debug for Device {
@@ -142,7 +145,11 @@ impl Device {
     /// Records that setting up this device finished; until then, `open`
     /// refuses it.
     pub(crate) async fn mark_ready(&mut self) -> Result<(), DeviceError> {
-        self.write(async |_, tx| Ok(tx.put(KV_READY, &true).await?)).await
+        self.write(async |device, tx| {
+            device.must_sync = true;
+            Ok(tx.put(KV_READY, &true)?)
+        })
+        .await
     }
 
     /// Finishes setting up a device that pairing enrolled: `log` is the
@@ -219,6 +226,7 @@ impl Device {
             freshness: Freshness::new(),
             generation: None,
             log_saved: 0,
+            must_sync: false,
         };
         device.rebuild_keyring()?;
         device.save_new().await?;
@@ -247,6 +255,7 @@ impl Device {
             freshness: Freshness::new(),
             generation: None,
             log_saved: 0,
+            must_sync: false,
         };
         device.reload().await?;
         Ok(device)
@@ -337,6 +346,7 @@ impl Device {
         if self.sync.sealing_stopped {
             return Err(DeviceError::StateBehind);
         }
+        self.must_sync = true;
         let state = self.log.state();
         let keys = self.keyring.keys(state.epoch()).ok_or(DeviceError::NoKey)?;
         let (seq, prev) = self.sync.tip(kind, doc);
@@ -366,6 +376,8 @@ impl Device {
             if changes.is_empty() {
                 return Ok(value);
             }
+            // A person's edit must survive a power cut, sealed or not.
+            device.must_sync = true;
             device.sync.since_snapshot[usize::from(doc.code())] += changes.len() as u64;
             if device.log.state().rotation_due() {
                 if !device.sync.unsealed.iter().any(|(d, _)| *d == doc.code()) {
@@ -375,7 +387,7 @@ impl Device {
             } else {
                 device.seal_changes(tx, doc, &changes).await?;
             }
-            tx.put_doc(doc, &device.docs.save(doc)).await?;
+            device.store_doc(tx, doc).await?;
             Ok(value)
         })
         .await
@@ -391,7 +403,7 @@ impl Device {
     ) -> Result<(), DeviceError> {
         for chunk in chunks(changes.iter().map(|c| c.raw_bytes().to_vec()).collect()) {
             let sealed = self.seal_next(Kind::Changes, doc, &Payload::Changes(chunk).encode())?;
-            tx.push_outbox(&sealed.bytes).await?;
+            tx.push_outbox(&sealed.bytes)?;
         }
         Ok(())
     }
@@ -433,7 +445,7 @@ impl Device {
                 expires_at: now + ttl_ms,
             });
             let sealed = device.seal_next(Kind::Signal, DocId::Shared, &payload.encode())?;
-            tx.push_outbox(&sealed.bytes).await?;
+            tx.push_outbox(&sealed.bytes)?;
             Ok(sealed.bytes)
         })
         .await
@@ -450,7 +462,7 @@ impl Device {
         cursor: Cursor,
     ) -> Result<(), DeviceError> {
         self.write(async |device, tx| {
-            tx.remove_outbox(id).await?;
+            tx.remove_outbox(id);
             if let Ok(header) = envelope::header_of(envelope)
                 && header.kind == Kind::Changes
             {
@@ -460,8 +472,8 @@ impl Device {
                     cursor: cursor.0,
                     envelope: Blob(envelope.to_vec()),
                 };
-                tx.push(ListTable::Sent, &record).await?;
-                tx.prune(ListTable::Sent, SENT_KEPT).await?;
+                tx.push(ListTable::Sent, &record)?;
+                tx.prune(ListTable::Sent, SENT_KEPT);
             }
             device.sync.own_cursor = device.sync.own_cursor.max(cursor.0);
             if cursor.0 == device.sync.cursor + 1 {
@@ -479,7 +491,11 @@ impl Device {
     /// Removes an outbox entry that can never be sent (it does not even
     /// parse: a local fault).
     pub(crate) async fn discard(&mut self, id: i64) -> Result<(), DeviceError> {
-        self.write(async |_, tx| Ok(tx.remove_outbox(id).await?)).await
+        self.write(async |_, tx| {
+            tx.remove_outbox(id);
+            Ok(())
+        })
+        .await
     }
 
     /// The outbox, oldest first.

@@ -2,7 +2,6 @@
 //! instead of replaying history, and the relay can drop what it covers.
 
 use super::{Device, DeviceError, SNAPSHOT_EVERY};
-use crate::localdb::ListTable;
 use crate::payload::{Payload, SnapshotPayload};
 use cove_shared::freshness::StreamTip;
 use cove_shared::wire::{Blob, Cursor};
@@ -26,8 +25,8 @@ impl Device {
             return Ok(None);
         }
         self.write(async |device, tx| {
-            let complete = tx.outbox_len().await? == 0
-                && tx.count(ListTable::Pending).await? == 0
+            let complete = tx.outbox_len() == 0
+                && tx.pending() == 0
                 && device.sync.refetch_after.is_none()
                 && device.sync.unsealed.is_empty()
                 && device.sync.own_cursor <= device.sync.cursor;

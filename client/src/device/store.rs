@@ -6,17 +6,23 @@
 
 use super::{Device, DeviceError, SyncState};
 use crate::docs::Docs;
-use crate::localdb::{LocalError, LocalTx};
+use crate::localdb::{CHUNKS_PER_SAVE, Durability, LocalError, LocalTx};
 use cove_shared::freshness::Freshness;
 use cove_shared::random::Entropy;
 use cove_shared::wire::Blob;
 use cove_shared::{DocId, Epoch, Keyring, MembershipLog, OsEntropy, SymmetricKey};
+use zeroize::Zeroizing;
 
 pub(super) const KV_MEMBERSHIP: &str = "membership";
 pub(super) const KV_FRESHNESS: &str = "freshness";
 pub(super) const KV_SYNC: &str = "sync";
-pub(super) const KV_GENERATION: &str = "generation";
+pub(super) const KV_GENERATION: &str = crate::localdb::GENERATION;
 pub(super) const KV_READY: &str = "ready";
+
+/// A value's stored encoding, wiped when dropped.
+fn encode<T: serde::Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, DeviceError> {
+    Ok(Zeroizing::new(postcard::to_allocvec(value).map_err(|_| LocalError::Corrupt)?))
+}
 
 impl Device {
     /// Runs `change` as one local transaction; see the module documentation.
@@ -32,6 +38,7 @@ impl Device {
             Err(error) => Err(error),
         };
         let outcome = self.finish(tx, result).await;
+        self.must_sync = false;
         if outcome.is_err() {
             // Memory may be ahead of the database: take the database's word,
             // now or, failing that, at the next write.
@@ -50,7 +57,12 @@ impl Device {
     ) -> Result<T, DeviceError> {
         let value = result?;
         self.persist(&mut tx).await?;
-        tx.commit().await?;
+        let durability = if std::mem::take(&mut self.must_sync) {
+            Durability::Synced
+        } else {
+            Durability::Eventual
+        };
+        tx.commit_with(durability).await?;
         Ok(value)
     }
 
@@ -76,7 +88,7 @@ impl Device {
 
     /// Inside a write transaction: reloads if another process wrote since.
     async fn catch_up(&mut self, tx: &mut LocalTx) -> Result<(), DeviceError> {
-        let generation: Option<u64> = tx.get(KV_GENERATION).await?;
+        let generation = tx.generation()?;
         if self.generation.is_none() || generation != self.generation {
             self.reload().await?;
         }
@@ -86,17 +98,42 @@ impl Device {
     /// Writes the sync state, freshness and membership log, and a fresh
     /// random generation token, so that another process sees the change.
     async fn persist(&mut self, tx: &mut LocalTx) -> Result<(), DeviceError> {
+        let generation = u64::from_be_bytes(OsEntropy.array());
+        let sync = encode(&self.sync)?;
+        let freshness = encode(&self.freshness.to_bytes())?;
+        let token = encode(&generation)?;
+        let mut rows: Vec<(&str, &[u8])> =
+            vec![(KV_SYNC, &sync), (KV_FRESHNESS, &freshness), (KV_GENERATION, &token)];
+        let membership;
         if self.log.state().len() != self.log_saved {
             let entries: Vec<Blob> =
                 self.log.entries().iter().map(|e| Blob(e.encode().to_vec())).collect();
-            tx.put(KV_MEMBERSHIP, &entries).await?;
+            membership = encode(&entries)?;
+            rows.push((KV_MEMBERSHIP, &membership));
         }
-        tx.put(KV_SYNC, &self.sync).await?;
-        tx.put(KV_FRESHNESS, &self.freshness.to_bytes()).await?;
-        let generation = u64::from_be_bytes(OsEntropy.array());
-        tx.put(KV_GENERATION, &generation).await?;
+        // One statement for all of them: each is a round trip to SQLite.
+        tx.put_many(&rows)?;
         self.generation = Some(generation);
         self.log_saved = self.log.state().len();
+        Ok(())
+    }
+
+    /// Stores a document changed in this transaction: the changes since it
+    /// was last stored, as a chunk, or now and then a full save.
+    pub(crate) async fn store_doc(
+        &mut self,
+        tx: &mut LocalTx,
+        doc: DocId,
+    ) -> Result<(), DeviceError> {
+        if self.docs.saved_heads(doc).is_empty() || tx.chunks(doc) >= CHUNKS_PER_SAVE {
+            tx.put_doc(doc, &self.docs.save(doc))?;
+        } else {
+            let chunk = self.docs.unsaved(doc);
+            if !chunk.is_empty() {
+                tx.append_doc(doc, &chunk)?;
+            }
+        }
+        self.docs.mark_saved(doc);
         Ok(())
     }
 

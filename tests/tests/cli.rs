@@ -1,10 +1,7 @@
 //! Whole scenarios through the `cove` binary, against a `cove-server`
 //! process: what a person at a terminal does, and what stays private.
 
-use cove_client::device::Device;
-use cove_client::home::Home;
-use cove_shared::DocId;
-use cove_tests::devices::{PASSPHRASE, get, put};
+use cove_tests::devices::PASSPHRASE;
 use cove_tests::harness::{RelayProcess, TempDir, free_port, workspace_binary};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -14,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 /// Runs `cove` commands for one state directory and keeps what they print.
 struct Cove {
     home: PathBuf,
+    /// Everything the commands wrote to stderr (their debug logs).
     log: Vec<u8>,
 }
 
@@ -39,7 +37,8 @@ impl Cove {
             command.env("COVE_PASSPHRASE", p);
         }
         let output = command.output().unwrap_or_else(|e| panic!("cannot run cove: {e}"));
-        self.log.extend_from_slice(&output.stdout);
+        // What a person asked to see goes to stdout; logs and errors to
+        // stderr, which must never carry the plan.
         self.log.extend_from_slice(&output.stderr);
         output
     }
@@ -102,6 +101,28 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// `cove init` on Alex's device and `cove pair` / `cove join` with Sam's,
+/// through the binary; returns what `join` printed.
+fn pair_couple(alex: &mut Cove, sam: &mut Cove, relay: &str) -> Value {
+    let init = alex.json(&["init", "--relay", relay, "--name", "Alex"]);
+    assert_eq!(init["registered"], true, "{init}");
+
+    // Pairing: the inviter prints the code, then the safety code.
+    let mut pairing = alex.spawn_pair(&["pair", "--json"]);
+    let mut lines = BufReader::new(pairing.stdout.take().unwrap());
+    let offer = next_json(&mut lines);
+    let code = offer["code"].as_str().unwrap().to_owned();
+    assert!(offer["qr"].as_str().unwrap().starts_with("cove-join:"));
+    let joined = sam.json(&["join", relay, &code, "--name", "Sam"]);
+    let paired = next_json(&mut lines);
+    assert_eq!(joined["safety_code"], paired["safety_code"]);
+    assert_eq!(joined["synced"], true, "{joined}");
+    let pair_output = pairing.wait_with_output().unwrap();
+    assert!(pair_output.status.success(), "{}", String::from_utf8_lossy(&pair_output.stderr));
+    alex.log.extend_from_slice(&pair_output.stderr);
+    joined
+}
+
 #[tokio::test]
 async fn two_devices_through_the_cove_binary_and_the_plan_stays_private() {
     let root = TempDir::new("cli");
@@ -114,39 +135,19 @@ async fn two_devices_through_the_cove_binary_and_the_plan_stays_private() {
     let mut alex = Cove::new(root.path().join("alex"));
     let mut sam = Cove::new(root.path().join("sam"));
 
-    let init = alex.json(&["init", "--relay", &relay.url, "--name", "Alex"]);
-    assert_eq!(init["registered"], true, "{init}");
+    let joined = pair_couple(&mut alex, &mut sam, &relay.url);
 
-    // Pairing: the inviter prints the code, then the safety code.
-    let mut pairing = alex.spawn_pair(&["pair", "--json"]);
-    let mut lines = BufReader::new(pairing.stdout.take().unwrap());
-    let offer = next_json(&mut lines);
-    let code = offer["code"].as_str().unwrap().to_owned();
-    assert!(offer["qr"].as_str().unwrap().starts_with("cove-join:"));
-    let joined = sam.json(&["join", &relay.url, &code, "--name", "Sam"]);
-    let paired = next_json(&mut lines);
-    assert_eq!(joined["safety_code"], paired["safety_code"]);
-    assert_eq!(joined["synced"], true, "{joined}");
-    let pair_output = pairing.wait_with_output().unwrap();
-    assert!(pair_output.status.success(), "{}", String::from_utf8_lossy(&pair_output.stderr));
-    alex.log.extend_from_slice(&pair_output.stderr);
-
-    // A marker written into the plan, in the shared and a private document.
+    // A marker written into the plan with `cove plan`, in the shared and a
+    // private document.
     const MARKER: &str = "MARKER-quiet-harbour-61f0c2";
-    {
-        let mut device = Device::open(&Home::at(&alex.home), PASSPHRASE).await.unwrap();
-        put(&mut device, DocId::Shared, "signal", MARKER).await;
-        put(&mut device, DocId::PartnerA, "need", MARKER).await;
-    }
-    let sent = alex.json(&["sync"]);
-    assert!(sent["sent"].as_u64().unwrap() >= 2, "{sent}");
+    let added = alex.json(&["plan", "menu", "add", "--title", MARKER]);
+    assert_eq!(added["sent"], true, "{added}");
+    alex.json(&["plan", "need", "add", "--text", MARKER]);
     let received = sam.json(&["sync"]);
     assert!(received["received"].as_u64().unwrap() >= 2, "{received}");
-    {
-        let device = Device::open(&Home::at(&sam.home), PASSPHRASE).await.unwrap();
-        assert_eq!(get(&device, DocId::Shared, "signal").as_deref(), Some(MARKER));
-        assert_eq!(get(&device, DocId::PartnerA, "need").as_deref(), Some(MARKER));
-    }
+    let plan = sam.json(&["plan", "show"]);
+    assert_eq!(plan["menu"][0]["title"], MARKER, "{plan}");
+    assert_eq!(plan["a"]["needs"][0]["text"], MARKER, "{plan}");
 
     let status = alex.json(&["status"]);
     assert_eq!(status["reachable"], true, "{status}");
@@ -183,7 +184,7 @@ async fn two_devices_through_the_cove_binary_and_the_plan_stays_private() {
     }
     for (who, log) in [("alex", &alex.log), ("sam", &sam.log)] {
         assert!(!log.is_empty());
-        assert!(!contains(log, MARKER.as_bytes()), "the marker is in {who}'s output");
+        assert!(!contains(log, MARKER.as_bytes()), "the marker is in {who}'s logs");
     }
     assert!(std::fs::metadata(&relay_log).unwrap().len() > 0, "the relay logged at debug level");
 
@@ -228,4 +229,146 @@ async fn a_wrong_code_fails_in_both_terminals() {
         "{error}"
     );
     assert!(!sam.home.join("keystore.cove").exists());
+}
+
+/// The id a change command printed.
+fn id_of(value: &Value) -> String {
+    value["id"].as_str().unwrap_or_else(|| panic!("no id in {value}")).to_owned()
+}
+
+#[tokio::test]
+async fn every_plan_section_round_trips_through_the_cove_binary() {
+    let root = TempDir::new("cli-plan");
+    let port = free_port();
+    let database = root.path().join("relay.db");
+    let relay = RelayProcess::start(port, &format!("sqlite://{}", database.display()), &[]).await;
+    let mut alex = Cove::new(root.path().join("alex"));
+    let mut sam = Cove::new(root.path().join("sam"));
+    pair_couple(&mut alex, &mut sam, &relay.url);
+
+    // Alex fills in every section; each change is sent as it is made.
+    let need = alex.json(&[
+        "plan",
+        "need",
+        "add",
+        "--text",
+        "Quiet and a blanket",
+        "--domain",
+        "physical",
+        "--closeness",
+        "3",
+        "--environment",
+        "dim light",
+        "--communication",
+        "few words",
+    ]);
+    assert_eq!(need["sent"], true, "{need}");
+    let boundary = id_of(&alex.json(&[
+        "plan",
+        "boundary",
+        "add",
+        "--statement",
+        "No talk about the session until morning",
+        "--firmness",
+        "hard",
+        "--scope",
+        "cooldown",
+    ]));
+    let water = id_of(&alex.json(&[
+        "plan",
+        "menu",
+        "add",
+        "--title",
+        "Glass of water",
+        "--category",
+        "nourishment",
+    ]));
+    let music = id_of(&alex.json(&["plan", "menu", "add", "--title", "Soft music"]));
+    let step = id_of(&alex.json(&["plan", "step", "add", "--option", &water[20..], "--for", "a"]));
+    alex.json(&[
+        "plan",
+        "signal",
+        "add",
+        "--name",
+        "Yellow",
+        "--kind",
+        "word",
+        "--meaning",
+        "pause",
+        "--response",
+        "stop and check in",
+    ]);
+    alex.json(&["plan", "term", "add", "--term", "drop", "--meaning", "a low mood a day later"]);
+    alex.json(&["plan", "checkin", "window", "30"]);
+    alex.json(&["plan", "checkin", "question", "add", "--text", "What helped you?"]);
+    alex.json(&["plan", "checkin", "later", "add", "--when", "the next morning"]);
+    alex.json(&["plan", "deescalation", "limit", "20"]);
+    alex.json(&["plan", "deescalation", "technique", "add", "--title", "Box breathing"]);
+    alex.json(&["plan", "deescalation", "space", "add", "--place", "the balcony", "--for", "a"]);
+
+    // Sam receives it all, answers in their own document, and reorders the
+    // sequence.
+    sam.json(&["sync"]);
+    sam.json(&["plan", "prefer", &water, "ask-me"]);
+    sam.json(&["plan", "prefer", &music[22..], "no"]);
+    sam.json(&[
+        "plan",
+        "boundary",
+        "add",
+        "--statement",
+        "Ask before touching my face",
+        "--firmness",
+        "soft",
+    ]);
+    sam.json(&["plan", "step", "add", "--title", "Lie down together", "--first"]);
+    sam.json(&["plan", "menu", "edit", &music, "--description", "the quiet playlist"]);
+    // Sam cannot change Alex's boundary.
+    let refused = sam.fails(&["plan", "boundary", "withdraw", &boundary], None);
+    assert!(refused.contains("only Alex's own devices"), "{refused}");
+
+    alex.json(&["sync"]);
+    alex.json(&["plan", "menu", "archive", &music]);
+    alex.json(&["plan", "menu", "restore", &music]);
+    alex.json(&["plan", "boundary", "withdraw", &boundary]);
+    sam.json(&["sync"]);
+
+    let on_alex = alex.json(&["plan", "show"]);
+    let on_sam = sam.json(&["plan", "show"]);
+    assert_eq!(on_alex, on_sam, "both devices show the same plan");
+    let plan = on_sam;
+    assert_eq!(plan["a"]["needs"][0]["closeness"], 3);
+    assert_eq!(plan["a"]["needs"][0]["environment"], "dim light");
+    assert_eq!(plan["a"]["boundaries"][0]["status"], "withdrawn");
+    assert_eq!(plan["b"]["boundaries"][0]["firmness"], "soft");
+    assert_eq!(plan["b"]["preferences"][&water], "ask-me");
+    assert_eq!(plan["b"]["preferences"][&music], "no");
+    assert_eq!(plan["menu"][1]["description"], "the quiet playlist");
+    assert_eq!(plan["menu"][1]["archived_at"], Value::Null);
+    assert_eq!(plan["sequence"][0]["title"], "Lie down together");
+    assert_eq!(plan["sequence"][1]["id"], step.as_str());
+    assert_eq!(plan["sequence"][1]["title"], "Glass of water");
+    assert_eq!(plan["sequence"][1]["for_whom"], "a");
+    assert_eq!(plan["signals"][0]["name"], "yellow");
+    assert_eq!(plan["signals"][0]["meaning"], "pause");
+    assert_eq!(plan["vocabulary"][0]["term"], "drop");
+    assert_eq!(plan["checkin"]["window_minutes"], 30);
+    assert_eq!(plan["checkin"]["questions"][0]["text"], "What helped you?");
+    assert_eq!(plan["checkin"]["later"][0]["when"], "the next morning");
+    assert_eq!(plan["deescalation"]["reflection_limit_minutes"], 20);
+    assert_eq!(plan["deescalation"]["techniques"][0]["title"], "Box breathing");
+    assert_eq!(plan["deescalation"]["spaces"][0]["place"], "the balcony");
+
+    // Lists and views read the same data.
+    let needs = sam.json(&["plan", "need", "list"]);
+    assert_eq!(needs[0]["owner"], "A");
+    let now = sam.json(&["now"]);
+    assert_eq!(now["sequence"].as_array().unwrap().len(), 2);
+    assert_eq!(now["b"]["ask_me"][0], "Glass of water");
+    let text = sam.output(&["now"], None);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("1. Lie down together"), "{text}");
+    // An id that matches nothing gets one sentence.
+    let error = alex.fails(&["plan", "menu", "edit", "ZZZZZZ", "--title", "x"], None);
+    assert!(error.contains("no menu option with the id"), "{error}");
+    drop(relay);
 }

@@ -52,6 +52,11 @@ pub enum Command {
     /// Act on the relay's copy of the plan.
     #[command(subcommand)]
     Relay(RelayCommand),
+    /// The aftercare plan: show it, or change a section of it.
+    #[command(subcommand)]
+    Plan(crate::cli::plan_args::PlanCommand),
+    /// Right now: the sequence, each partner's picks and the signals.
+    Now,
     /// Remove everything Cove keeps on this device.
     Wipe {
         /// Do not ask for confirmation.

@@ -10,13 +10,18 @@
 //! - [`setup`]: `init`, `pair`, `join`.
 //! - [`syncing`]: `status`, `sync`, `daemon`.
 //! - [`devices`]: `device list|revoke`, `leave`, `relay delete-plan`, `wipe`.
+//! - [`plan_args`], [`plan`]: `plan <section> add|edit|archive|restore|list`.
+//! - [`views`]: `plan show`, `now`.
 
 pub mod args;
 pub mod devices;
 pub mod output;
+pub mod plan;
+pub mod plan_args;
 pub mod prompt;
 pub mod setup;
 pub mod syncing;
+pub mod views;
 
 use crate::device::Device;
 use crate::home::Home;
@@ -47,6 +52,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Relay(args::RelayCommand::DeletePlan { yes }) => {
             devices::delete_plan(&home, &out, yes).await
         }
+        Command::Plan(command) => plan::run(&home, &out, command).await,
+        Command::Now => views::now(&home, &out).await,
         Command::Wipe { yes } => devices::wipe(&home, &out, yes),
     }
 }

@@ -87,6 +87,9 @@ struct Status {
     quarantined: u64,
     outbox: usize,
     held: u64,
+    /// This partner's consent-bearing values set differently on two of
+    /// their devices at once (see docs/plan.md).
+    conflicts: Vec<crate::plan::model::Conflict>,
 }
 
 /// `cove status`.
@@ -118,6 +121,11 @@ pub async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
         quarantined: device.quarantined(),
         outbox: device.outbox().await?.len(),
         held: device.local().count(ListTable::Pending).await?,
+        conflicts: crate::plan::current(device.docs())
+            .conflicts
+            .into_iter()
+            .filter(|c| c.owner == device.partner())
+            .collect(),
     };
     out.emit(&status, || human_status(&status));
     Ok(())
@@ -167,6 +175,12 @@ fn human_status(s: &Status) -> String {
         lines.push(format!("Held back until missing changes arrive: {}", s.held));
     }
     lines.push(format!("Quarantined (failed verification): {}", s.quarantined));
+    if !s.conflicts.is_empty() {
+        lines.push(format!(
+            "To resolve: {} of your values were set differently on two of your devices at once; `cove plan show` lists them.",
+            s.conflicts.len()
+        ));
+    }
     lines.join("\n")
 }
 

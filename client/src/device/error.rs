@@ -71,6 +71,9 @@ pub enum DeviceError {
     /// The input is not valid.
     #[error("{0}")]
     Invalid(String),
+    /// A change to the plan could not be made.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::write::PlanError),
 }
 
 impl From<DocError> for DeviceError {

@@ -408,6 +408,25 @@ impl Device {
         Ok(())
     }
 
+    /// Test hook: seals `changes` to `doc` exactly as an edit would, but
+    /// without checking that this device may write `doc`, and without
+    /// storing anything: what a modified client of a member device could
+    /// produce. Receiving devices must refuse it on their own.
+    #[cfg(feature = "test-hooks")]
+    pub fn seal_unchecked(
+        &mut self,
+        doc: DocId,
+        changes: &[automerge::Change],
+    ) -> Result<Vec<Vec<u8>>, DeviceError> {
+        chunks(changes.iter().map(|c| c.raw_bytes().to_vec()).collect())
+            .into_iter()
+            .map(|chunk| {
+                self.seal_next(Kind::Changes, doc, &Payload::Changes(chunk).encode())
+                    .map(|sealed| sealed.bytes)
+            })
+            .collect()
+    }
+
     /// Seals the changes kept back while a rotation was due (see
     /// [`Self::edit`]), now that it is done.
     pub(crate) async fn seal_held_back(&mut self) -> Result<(), DeviceError> {

@@ -1,13 +1,22 @@
-//! The aftercare plan: its schema over the three Automerge documents.
+//! The aftercare plan: its schema over the three Automerge documents, typed
+//! reads and writes, and the merge rules.
 //!
 //! # Layout
 //! - [`schema`]: document shapes and genesis.
+//! - [`model`]: the plan as typed values (what `--json` prints).
+//! - [`read`]: documents to [`model::Plan`], with the most-restrictive rule.
+//! - [`write`]: one function per action a person takes.
+//! - [`keys`]: ULIDs, sequence positions, calendar days.
 
+pub mod keys;
+pub mod model;
+pub mod read;
 pub mod schema;
+pub mod write;
 
 use crate::docs::Docs;
 use automerge::{ROOT, ReadDoc};
-use cove_shared::Partner;
+use cove_shared::{DocId, Partner};
 
 /// A partner's display name, as their own document holds it.
 pub fn display_name(docs: &Docs, partner: Partner) -> Option<String> {
@@ -15,4 +24,9 @@ pub fn display_name(docs: &Docs, partner: Partner) -> Option<String> {
     let (_, profile) = doc.get(ROOT, schema::partner::PROFILE).ok()??;
     let (value, _) = doc.get(&profile, "display_name").ok()??;
     value.as_str().map(str::to_owned)
+}
+
+/// The whole plan as this device holds it.
+pub fn current(docs: &Docs) -> model::Plan {
+    read::plan(docs.get(DocId::Shared), docs.get(DocId::PartnerA), docs.get(DocId::PartnerB))
 }

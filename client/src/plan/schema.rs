@@ -54,8 +54,10 @@ pub mod partner {
     pub const BOUNDARIES: &str = "boundaries";
     /// Preference per menu option.
     pub const PREFERENCES: &str = "preferences";
-    /// Debrief answers per session.
+    /// Debrief answers, keyed "session/question".
     pub const DEBRIEFS: &str = "debriefs";
+    /// Reviews this partner confirmed, keyed by review id.
+    pub const CONFIRMATIONS: &str = "confirmations";
 }
 
 /// Creates every container of the shared document.
@@ -87,7 +89,13 @@ pub fn genesis_partner<T: Transactable>(
     tx.put(ROOT, "schema", SCHEMA_VERSION)?;
     let profile = tx.put_object(ROOT, partner::PROFILE, ObjType::Map)?;
     tx.put(&profile, "display_name", display_name)?;
-    for key in [partner::NEEDS, partner::BOUNDARIES, partner::PREFERENCES, partner::DEBRIEFS] {
+    for key in [
+        partner::NEEDS,
+        partner::BOUNDARIES,
+        partner::PREFERENCES,
+        partner::DEBRIEFS,
+        partner::CONFIRMATIONS,
+    ] {
         tx.put_object(ROOT, key, ObjType::Map)?;
     }
     Ok(())

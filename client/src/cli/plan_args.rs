@@ -1,0 +1,336 @@
+//! Flags of `cove plan ...`: one subcommand per section, each with add,
+//! edit, archive, restore and list.
+
+use crate::plan::model::{
+    Category, Domain, Firmness, ForWhom, Meaning, Preference, Scope, SignalKind,
+};
+use clap::{Args, Subcommand};
+
+/// `cove plan`.
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// A calm overview of the whole plan.
+    Show {
+        /// Include archived items.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Your needs afterwards (only you can change them).
+    #[command(subcommand)]
+    Need(ItemCommand<NeedFields>),
+    /// Your boundaries (only you can change or withdraw them).
+    #[command(subcommand)]
+    Boundary(BoundaryCommand),
+    /// The shared menu of aftercare options.
+    #[command(subcommand)]
+    Menu(ItemCommand<MenuFields>),
+    /// Your preference for a menu option: yes, maybe, ask-me or no.
+    Prefer {
+        /// The option's id (as `cove plan menu list` shows it).
+        option: String,
+        /// Your preference.
+        #[arg(value_enum)]
+        preference: Preference,
+    },
+    /// The sequence of steps.
+    #[command(subcommand)]
+    Step(StepCommand),
+    /// Pre-agreed signals and what they mean (`cove signal NAME` sends one).
+    #[command(subcommand)]
+    Signal(ItemCommand<SignalFields>),
+    /// The couple's vocabulary.
+    #[command(subcommand)]
+    Term(ItemCommand<TermFields>),
+    /// The check-in after a session.
+    #[command(subcommand)]
+    Checkin(CheckinCommand),
+    /// De-escalation.
+    #[command(subcommand)]
+    Deescalation(DeescalationCommand),
+    /// Change the name your partner sees.
+    Rename {
+        /// The new name.
+        name: String,
+    },
+}
+
+/// The actions every section has.
+#[derive(Debug, Subcommand)]
+pub enum ItemCommand<F: Args> {
+    /// Add an item.
+    Add(F),
+    /// Change an item's fields (only those given).
+    Edit {
+        /// The item's id, or its last characters as lists show them.
+        id: String,
+        /// The fields to change.
+        #[command(flatten)]
+        fields: F,
+    },
+    /// Archive an item: hidden, kept, and restorable.
+    Archive {
+        /// The item's id.
+        id: String,
+    },
+    /// Bring back an archived item.
+    Restore {
+        /// The item's id.
+        id: String,
+    },
+    /// List the items.
+    List {
+        /// Include archived items.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// Fields of a need.
+#[derive(Debug, Args)]
+pub struct NeedFields {
+    /// The need, in your words.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// What it is about.
+    #[arg(long, value_enum)]
+    pub domain: Option<Domain>,
+    /// Preferred surroundings: light, sound, warmth, place.
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// How close you want to be: 0 = space, 4 = full contact.
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..=4))]
+    pub closeness: Option<i64>,
+    /// How you like to communicate then.
+    #[arg(long)]
+    pub communication: Option<String>,
+}
+
+/// `cove plan boundary`.
+#[derive(Debug, Subcommand)]
+pub enum BoundaryCommand {
+    /// Add, edit, archive, restore or list.
+    #[command(flatten)]
+    Item(ItemCommand<BoundaryFields>),
+    /// Withdraw a boundary (it stays in the plan, marked withdrawn).
+    Withdraw {
+        /// The boundary's id.
+        id: String,
+    },
+    /// Put a withdrawn boundary back in force.
+    Reinstate {
+        /// The boundary's id.
+        id: String,
+    },
+}
+
+/// Fields of a boundary.
+#[derive(Debug, Args)]
+pub struct BoundaryFields {
+    /// The statement, in your words.
+    #[arg(long)]
+    pub statement: Option<String>,
+    /// Hard (not to be crossed) or soft (can be talked about).
+    #[arg(long, value_enum)]
+    pub firmness: Option<Firmness>,
+    /// When it applies.
+    #[arg(long, value_enum)]
+    pub scope: Option<Scope>,
+}
+
+/// Fields of a menu option.
+#[derive(Debug, Args)]
+pub struct MenuFields {
+    /// A short title.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Its kind.
+    #[arg(long, value_enum)]
+    pub category: Option<Category>,
+    /// A description.
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+/// `cove plan step`.
+#[derive(Debug, Subcommand)]
+pub enum StepCommand {
+    /// Add a step (at the end unless placed).
+    Add {
+        /// The fields.
+        #[command(flatten)]
+        fields: StepFields,
+        /// Where to put it.
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Change a step's fields (only those given).
+    Edit {
+        /// The step's id.
+        id: String,
+        /// The fields to change.
+        #[command(flatten)]
+        fields: StepFields,
+    },
+    /// Move a step.
+    Move {
+        /// The step's id.
+        id: String,
+        /// Where to put it.
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Remove a step from the sequence (archived: `restore` brings it back).
+    Remove {
+        /// The step's id.
+        id: String,
+    },
+    /// Bring back a removed step.
+    Restore {
+        /// The step's id.
+        id: String,
+    },
+    /// List the steps in order.
+    List {
+        /// Include removed steps.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// Fields of a step.
+#[derive(Debug, Args)]
+pub struct StepFields {
+    /// What the step is.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// The menu option it uses.
+    #[arg(long)]
+    pub option: Option<String>,
+    /// Whom it is for: a, b or both.
+    #[arg(long = "for", value_enum)]
+    pub for_whom: Option<ForWhom>,
+    /// Whether it may be skipped.
+    #[arg(long)]
+    pub optional: Option<bool>,
+}
+
+/// Where a step goes.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct Place {
+    /// Right after this step.
+    #[arg(long, value_name = "ID")]
+    pub after: Option<String>,
+    /// Right before this step.
+    #[arg(long, value_name = "ID")]
+    pub before: Option<String>,
+    /// First.
+    #[arg(long)]
+    pub first: bool,
+    /// Last.
+    #[arg(long)]
+    pub last: bool,
+}
+
+/// Fields of a signal.
+#[derive(Debug, Args)]
+pub struct SignalFields {
+    /// The word, gesture or button name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How it is given.
+    #[arg(long, value_enum)]
+    pub kind: Option<SignalKind>,
+    /// What it means.
+    #[arg(long, value_enum)]
+    pub meaning: Option<Meaning>,
+    /// What the other partner does on receiving it.
+    #[arg(long)]
+    pub response: Option<String>,
+}
+
+/// Fields of a vocabulary term.
+#[derive(Debug, Args)]
+pub struct TermFields {
+    /// The term.
+    #[arg(long)]
+    pub term: Option<String>,
+    /// What the couple means by it.
+    #[arg(long)]
+    pub meaning: Option<String>,
+}
+
+/// `cove plan checkin`.
+#[derive(Debug, Subcommand)]
+pub enum CheckinCommand {
+    /// Set how long the check-in window lasts, in minutes.
+    Window {
+        /// Minutes.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..=10_080))]
+        minutes: i64,
+    },
+    /// Debrief questions.
+    #[command(subcommand)]
+    Question(ItemCommand<QuestionFields>),
+    /// Later check-ins, such as the next morning.
+    #[command(subcommand)]
+    Later(ItemCommand<LaterFields>),
+}
+
+/// Fields of a debrief question.
+#[derive(Debug, Args)]
+pub struct QuestionFields {
+    /// The question.
+    #[arg(long)]
+    pub text: Option<String>,
+}
+
+/// Fields of a later check-in.
+#[derive(Debug, Args)]
+pub struct LaterFields {
+    /// When: "the next morning", "two days later".
+    #[arg(long)]
+    pub when: Option<String>,
+    /// What to ask or do.
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+/// `cove plan deescalation`.
+#[derive(Debug, Subcommand)]
+pub enum DeescalationCommand {
+    /// Set the time limit for reflection before talking again, in minutes.
+    Limit {
+        /// Minutes.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..=10_080))]
+        minutes: i64,
+    },
+    /// Techniques.
+    #[command(subcommand)]
+    Technique(ItemCommand<TechniqueFields>),
+    /// Neutral spaces.
+    #[command(subcommand)]
+    Space(ItemCommand<SpaceFields>),
+}
+
+/// Fields of a technique.
+#[derive(Debug, Args)]
+pub struct TechniqueFields {
+    /// A short name.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// How it goes.
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+/// Fields of a neutral space.
+#[derive(Debug, Args)]
+pub struct SpaceFields {
+    /// The place.
+    #[arg(long)]
+    pub place: Option<String>,
+    /// Whose space it is: a, b or both.
+    #[arg(long = "for", value_enum)]
+    pub for_whom: Option<ForWhom>,
+}

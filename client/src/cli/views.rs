@@ -1,0 +1,396 @@
+//! `cove plan show` (the whole plan, calmly laid out) and `cove now` (what
+//! matters right after a session, on one screen).
+
+use super::output::Printer;
+use super::unlock;
+use crate::home::Home;
+use crate::plan::keys::short;
+use crate::plan::model::{
+    Boundary, ForWhom, LaterCheckin, MenuOption, Need, Plan, Preference, Scope, Signal, Space,
+    Status, Step,
+};
+use crate::plan::{self};
+use cove_shared::Partner;
+use serde_json::json;
+
+/// `cove plan show`.
+pub async fn show(home: &Home, out: &Printer, all: bool) -> anyhow::Result<()> {
+    let device = unlock(home).await?;
+    let plan = plan::current(device.docs());
+    out.emit(&plan, || overview(&plan, device.partner(), all));
+    Ok(())
+}
+
+/// `cove now`.
+pub async fn now(home: &Home, out: &Printer) -> anyhow::Result<()> {
+    let device = unlock(home).await?;
+    let plan = plan::current(device.docs());
+    let picks = |p: Partner| {
+        plan.partner(p).map(|pp| {
+            json!({
+                "partner": p,
+                "name": plan.name(p),
+                "yes": picked(&plan, p, Preference::Yes),
+                "ask_me": picked(&plan, p, Preference::AskMe),
+                "no": picked(&plan, p, Preference::No),
+                "closeness": pp.needs.iter().filter(|n| !n.meta.archived()).find_map(|n| n.closeness),
+            })
+        })
+    };
+    let value = json!({
+        "sequence": plan.sequence.iter().filter(|s| !s.meta.archived()).collect::<Vec<_>>(),
+        "signals": plan.signals.iter().filter(|s| !s.meta.archived()).collect::<Vec<_>>(),
+        "a": picks(Partner::A),
+        "b": picks(Partner::B),
+        "next_to_choose": plan.next_to_choose(),
+    });
+    out.emit(&value, || right_now(&plan));
+    Ok(())
+}
+
+fn picked(plan: &Plan, partner: Partner, want: Preference) -> Vec<String> {
+    let Some(pp) = plan.partner(partner) else { return Vec::new() };
+    plan.menu
+        .iter()
+        .filter(|m| !m.meta.archived() && pp.preferences.get(&m.meta.id) == Some(&want))
+        .map(|m| m.title.clone())
+        .collect()
+}
+
+fn right_now(plan: &Plan) -> String {
+    let mut out = Vec::new();
+    out.push("Right now".to_owned());
+    out.push(String::new());
+    let steps: Vec<&Step> = plan.sequence.iter().filter(|s| !s.meta.archived()).collect();
+    if steps.is_empty() {
+        out.push("No sequence yet: `cove plan step add` maps one.".into());
+    } else {
+        for (i, step) in steps.iter().enumerate() {
+            out.push(format!("  {}. {}", i + 1, step_line(plan, step)));
+        }
+    }
+    for partner in [Partner::A, Partner::B] {
+        let Some(pp) = plan.partner(partner) else { continue };
+        out.push(String::new());
+        out.push(format!("{}:", plan.name(partner)));
+        let yes = picked(plan, partner, Preference::Yes);
+        let ask = picked(plan, partner, Preference::AskMe);
+        let no = picked(plan, partner, Preference::No);
+        if !yes.is_empty() {
+            out.push(format!("  welcome: {}", yes.join(", ")));
+        }
+        if !ask.is_empty() {
+            out.push(format!("  ask first: {}", ask.join(", ")));
+        }
+        if !no.is_empty() {
+            out.push(format!("  not now: {}", no.join(", ")));
+        }
+        for need in pp.needs.iter().filter(|n| !n.meta.archived()) {
+            out.push(format!("  needs: {}", need_line(plan, partner, need)));
+        }
+        for b in pp.boundaries.iter().filter(|b| {
+            !b.meta.archived()
+                && b.status == Status::Active
+                && matches!(b.scope, Scope::Cooldown | Scope::Always)
+        }) {
+            out.push(format!("  boundary ({}): {}", b.firmness, b.statement));
+        }
+    }
+    let signals: Vec<&Signal> = plan.signals.iter().filter(|s| !s.meta.archived()).collect();
+    if !signals.is_empty() {
+        out.push(String::new());
+        out.push("Signals:".into());
+        for s in signals {
+            out.push(format!("  {}", signal_line(s)));
+        }
+    }
+    out.push(String::new());
+    out.push(format!("Next to choose the aftercare: {}", plan.name(plan.next_to_choose())));
+    out.join("\n")
+}
+
+fn overview(plan: &Plan, me: Partner, all: bool) -> String {
+    let keep = |archived: bool| all || !archived;
+    let mut out = Vec::new();
+    let mut section = |title: &str, lines: Vec<String>, empty: &str| {
+        out.push(title.to_owned());
+        if lines.is_empty() {
+            out.push(format!("  {empty}"));
+        }
+        out.extend(lines.into_iter().map(|l| format!("  {l}")));
+        out.push(String::new());
+    };
+    let mark = |archived: bool| if archived { "  (archived)" } else { "" };
+
+    let conflicts: Vec<String> = plan
+        .conflicts
+        .iter()
+        .map(|c| {
+            let whose = if c.owner == me { "Your".to_owned() } else { format!("{}'s", plan.name(c.owner)) };
+            format!(
+                "{whose} {} for [{}] was set to {} on two devices at once; {} is in force until {} set it again.",
+                c.field,
+                short(&c.item),
+                c.values.join(" and "),
+                c.kept,
+                if c.owner == me { "you".to_owned() } else { plan.name(c.owner) },
+            )
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        section("To resolve", conflicts, "");
+    }
+    for partner in [Partner::A, Partner::B] {
+        let name = plan.name(partner);
+        let Some(pp) = plan.partner(partner) else {
+            section(&name, Vec::new(), "Not joined yet.");
+            continue;
+        };
+        let needs = pp
+            .needs
+            .iter()
+            .filter(|n| keep(n.meta.archived()))
+            .map(|n| {
+                format!(
+                    "[{}] {}{}",
+                    short(&n.meta.id),
+                    need_line(plan, partner, n),
+                    mark(n.meta.archived())
+                )
+            })
+            .collect();
+        section(&format!("{name}: needs"), needs, "None written yet.");
+        let boundaries = pp
+            .boundaries
+            .iter()
+            .filter(|b| keep(b.meta.archived()))
+            .map(|b| {
+                format!(
+                    "[{}] {}{}",
+                    short(&b.meta.id),
+                    boundary_line(plan, partner, b),
+                    mark(b.meta.archived())
+                )
+            })
+            .collect();
+        section(&format!("{name}: boundaries"), boundaries, "None written yet.");
+    }
+    let menu = plan
+        .menu
+        .iter()
+        .filter(|m| keep(m.meta.archived()))
+        .map(|m| {
+            format!("[{}] {}{}", short(&m.meta.id), option_line(plan, m), mark(m.meta.archived()))
+        })
+        .collect();
+    section("Menu", menu, "No options yet.");
+    let steps = plan
+        .sequence
+        .iter()
+        .filter(|st| keep(st.meta.archived()))
+        .enumerate()
+        .map(|(i, st)| {
+            format!(
+                "{}. [{}] {}{}",
+                i + 1,
+                short(&st.meta.id),
+                step_line(plan, st),
+                mark(st.meta.archived())
+            )
+        })
+        .collect();
+    section("Sequence", steps, "No steps yet.");
+    let signals = plan
+        .signals
+        .iter()
+        .filter(|x| keep(x.meta.archived()))
+        .map(|x| format!("[{}] {}{}", short(&x.meta.id), signal_line(x), mark(x.meta.archived())))
+        .collect();
+    section("Signals", signals, "None agreed yet.");
+    let terms = plan
+        .vocabulary
+        .iter()
+        .filter(|t| keep(t.meta.archived()))
+        .map(|t| {
+            format!("[{}] {}: {}{}", short(&t.meta.id), t.term, t.meaning, mark(t.meta.archived()))
+        })
+        .collect();
+    section("Vocabulary", terms, "No terms yet.");
+
+    let mut checkin = Vec::new();
+    checkin.push(match plan.checkin.window_minutes {
+        Some(m) => format!("Window: {m} minutes after a session"),
+        None => "Window: not set".to_owned(),
+    });
+    for q in plan.checkin.questions.iter().filter(|q| keep(q.meta.archived())) {
+        checkin.push(format!("[{}] {}{}", short(&q.meta.id), q.text, mark(q.meta.archived())));
+    }
+    for l in plan.checkin.later.iter().filter(|l| keep(l.meta.archived())) {
+        checkin.push(format!(
+            "[{}] Later: {}{}",
+            short(&l.meta.id),
+            later_line(l),
+            mark(l.meta.archived())
+        ));
+    }
+    section("Check-in", checkin, "");
+
+    let mut calm = Vec::new();
+    calm.push(match plan.deescalation.reflection_limit_minutes {
+        Some(m) => format!("Time to reflect before talking again: up to {m} minutes"),
+        None => "Time to reflect: not set".to_owned(),
+    });
+    for t in plan.deescalation.techniques.iter().filter(|t| keep(t.meta.archived())) {
+        calm.push(format!(
+            "[{}] {}{}",
+            short(&t.meta.id),
+            titled(&t.title, t.description.as_deref()),
+            mark(t.meta.archived())
+        ));
+    }
+    for sp in plan.deescalation.spaces.iter().filter(|x| keep(x.meta.archived())) {
+        calm.push(format!(
+            "[{}] Space: {}{}",
+            short(&sp.meta.id),
+            space_line(plan, sp),
+            mark(sp.meta.archived())
+        ));
+    }
+    section("De-escalation", calm, "");
+
+    let sessions = plan.sessions.iter().filter(|x| !x.meta.archived()).count();
+    let mut log = vec![format!("{sessions} logged")];
+    log.push(format!("Next to choose the aftercare: {}", plan.name(plan.next_to_choose())));
+    section("Sessions", log, "");
+    let mut reviews = Vec::new();
+    if let Some(days) = plan.reviews.cadence_days {
+        reviews.push(format!("Every {days} days"));
+    }
+    if let Some(next) = &plan.reviews.next_due {
+        reviews.push(format!("Next review: {next}"));
+    }
+    reviews.push(format!("{} held", plan.reviews.history.len()));
+    section("Reviews", reviews, "");
+    while out.last().is_some_and(String::is_empty) {
+        out.pop();
+    }
+    out.join("\n")
+}
+
+/// "ones", as in "No needs yet".
+pub fn plural(noun: &str) -> String {
+    match noun {
+        "boundary" => "boundaries".into(),
+        "later check-in" => "later check-ins".into(),
+        other => format!("{other}s"),
+    }
+}
+
+/// "Sam", "Alex" or "both".
+fn for_whom(plan: &Plan, who: ForWhom) -> String {
+    match who {
+        ForWhom::A => plan.name(Partner::A),
+        ForWhom::B => plan.name(Partner::B),
+        ForWhom::Both => "both".into(),
+    }
+}
+
+/// A title and an optional description.
+pub fn titled(title: &str, description: Option<&str>) -> String {
+    match description {
+        Some(d) if !d.is_empty() => format!("{title}: {d}"),
+        _ => title.to_owned(),
+    }
+}
+
+/// One need on one line.
+pub fn need_line(_plan: &Plan, _partner: Partner, n: &Need) -> String {
+    let mut parts = vec![match n.domain {
+        Some(d) => format!("{} ({d})", n.text),
+        None => n.text.clone(),
+    }];
+    if let Some(c) = n.closeness {
+        parts.push(format!("closeness {c}/4"));
+    }
+    if let Some(e) = &n.environment {
+        parts.push(format!("surroundings: {e}"));
+    }
+    if let Some(c) = &n.communication {
+        parts.push(format!("communication: {c}"));
+    }
+    parts.join("; ")
+}
+
+/// One boundary on one line.
+pub fn boundary_line(_plan: &Plan, _partner: Partner, b: &Boundary) -> String {
+    let mut line = format!("{} ({}, {})", b.statement, b.firmness, scope_words(b.scope));
+    if b.status == Status::Withdrawn {
+        line.push_str(" (withdrawn)");
+    }
+    line
+}
+
+fn scope_words(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Cooldown => "during cooldown",
+        Scope::Debrief => "during the debrief",
+        Scope::Always => "always",
+    }
+}
+
+/// One menu option, with both partners' preferences.
+pub fn option_line(plan: &Plan, m: &MenuOption) -> String {
+    let mut line = m.title.clone();
+    if let Some(c) = m.category {
+        line.push_str(&format!(" ({c})"));
+    }
+    if let Some(d) = m.description.as_deref().filter(|d| !d.is_empty()) {
+        line.push_str(&format!(": {d}"));
+    }
+    let prefs: Vec<String> = [Partner::A, Partner::B]
+        .into_iter()
+        .filter_map(|p| {
+            let pp = plan.partner(p)?;
+            let pref = pp.preferences.get(&m.meta.id)?;
+            Some(format!("{} {}", plan.name(p), pref))
+        })
+        .collect();
+    if !prefs.is_empty() {
+        line.push_str(&format!("  [{}]", prefs.join(", ")));
+    }
+    line
+}
+
+/// One step.
+pub fn step_line(plan: &Plan, st: &Step) -> String {
+    let mut line = format!("{} (for {})", st.title, for_whom(plan, st.for_whom));
+    if st.optional {
+        line.push_str(", optional");
+    }
+    line
+}
+
+/// One signal.
+pub fn signal_line(x: &Signal) -> String {
+    let mut line = x.name.clone();
+    if let Some(k) = x.kind {
+        line.push_str(&format!(" ({k})"));
+    }
+    if let Some(m) = x.meaning {
+        line.push_str(&format!(": means {m}"));
+    }
+    if let Some(r) = x.response.as_deref().filter(|r| !r.is_empty()) {
+        line.push_str(&format!("; response: {r}"));
+    }
+    line
+}
+
+/// One later check-in.
+pub fn later_line(l: &LaterCheckin) -> String {
+    titled(&l.when, l.note.as_deref())
+}
+
+/// One neutral space.
+pub fn space_line(plan: &Plan, sp: &Space) -> String {
+    format!("{} (for {})", sp.place, for_whom(plan, sp.for_whom))
+}

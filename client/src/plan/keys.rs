@@ -1,0 +1,186 @@
+//! Item ids (ULIDs), sequence positions and calendar days.
+
+use cove_shared::random::Entropy;
+
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A new ULID: 48 bits of milliseconds, then 80 random bits, in Crockford
+/// base 32. Ids made later sort later, and two devices never make the same.
+pub fn new_id(now_ms: i64, entropy: &mut impl Entropy) -> String {
+    let random: [u8; 10] = entropy.array();
+    let mut value: u128 = u128::from(u64::try_from(now_ms).unwrap_or(0) & 0xFFFF_FFFF_FFFF) << 80;
+    for (i, byte) in random.iter().enumerate() {
+        value |= u128::from(*byte) << (72 - 8 * i);
+    }
+    (0..26)
+        .map(|i| {
+            let shift = 125 - 5 * i;
+            char::from(CROCKFORD[((value >> shift) & 0x1F) as usize])
+        })
+        .collect()
+}
+
+/// Whether `s` looks like an id this module makes.
+pub fn is_id(s: &str) -> bool {
+    s.len() == 26 && s.bytes().all(|b| CROCKFORD.contains(&b))
+}
+
+/// The short form shown to people: the last six characters (the random
+/// part, so items made in the same second still differ).
+pub fn short(id: &str) -> &str {
+    id.get(id.len().saturating_sub(6)..).unwrap_or(id)
+}
+
+/// Position keys order the sequence: strings over `a`..=`z`, compared as
+/// strings, never ending in `a` (so there is always room below one). A step
+/// moved between two others gets a key between theirs: a move is one write,
+/// and two partners' moves never interleave. (The midpoint method of
+/// fractional indexing, base 26.)
+pub fn position_between(before: Option<&str>, after: Option<&str>) -> String {
+    let digits = |s: &str| s.bytes().map(|b| b.saturating_sub(b'a').min(25)).collect::<Vec<u8>>();
+    let a = before.map(digits).unwrap_or_default();
+    let b = after.map(digits);
+    midpoint(&a, b.as_deref()).into_iter().map(|d| char::from(b'a' + d)).collect()
+}
+
+/// Digits strictly between `a` and `b` (`None`: no upper bound), given
+/// `a < b` and that neither ends in digit 0.
+fn midpoint(a: &[u8], b: Option<&[u8]>) -> Vec<u8> {
+    if let Some(b) = b {
+        // Keep the common prefix (`a` padded with zeros).
+        let n = b
+            .iter()
+            .enumerate()
+            .take_while(|(i, d)| a.get(*i).copied().unwrap_or(0) == **d)
+            .count();
+        if n > 0 {
+            let mut out = b[..n].to_vec();
+            out.extend(midpoint(a.get(n..).unwrap_or(&[]), Some(&b[n..])));
+            return out;
+        }
+    }
+    let low = a.first().copied().unwrap_or(0);
+    let high = b.and_then(|b| b.first().copied()).map_or(26, u16::from);
+    if high - u16::from(low) > 1 {
+        return vec![((u16::from(low) + high) / 2) as u8];
+    }
+    // Neighbouring digits.
+    if let Some(b) = b.filter(|b| b.len() > 1) {
+        return b[..1].to_vec();
+    }
+    let mut out = vec![low];
+    out.extend(midpoint(a.get(1..).unwrap_or(&[]), None));
+    out
+}
+
+/// Days since 1970-01-01 for a civil date (proleptic Gregorian).
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date of a day number.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if month <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, month, day)
+}
+
+/// A day as `YYYY-MM-DD`.
+pub fn format_day(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Parses `YYYY-MM-DD` into a day number; `None` if it is not a real day.
+pub fn parse_day(s: &str) -> Option<i64> {
+    let mut parts = s.split('-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: u32 = parts.next()?.parse().ok()?;
+    let day: u32 = parts.next()?.parse().ok()?;
+    if parts.next().is_some() || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    if !(1900..=9999).contains(&year) {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    (civil_from_days(days) == (year, month, day)).then_some(days)
+}
+
+/// Today's day number (UTC), from Unix milliseconds.
+pub fn today(now_ms: i64) -> i64 {
+    now_ms.div_euclid(86_400_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cove_shared::OsEntropy;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ids_are_ulids_that_sort_by_time() {
+        let a = new_id(1_700_000_000_000, &mut OsEntropy);
+        let b = new_id(1_700_000_000_001, &mut OsEntropy);
+        assert!(is_id(&a) && is_id(&b));
+        assert!(a < b);
+        assert_ne!(new_id(5, &mut OsEntropy), new_id(5, &mut OsEntropy));
+        // The timestamp is the first ten characters.
+        assert_eq!(&new_id(0, &mut OsEntropy)[..10], "0000000000");
+        assert_eq!(short(&a).len(), 6);
+    }
+
+    #[test]
+    fn days_round_trip_and_bad_days_are_refused() {
+        assert_eq!(parse_day("1970-01-01"), Some(0));
+        assert_eq!(parse_day("2026-11-25").map(format_day).as_deref(), Some("2026-11-25"));
+        assert_eq!(parse_day("2024-02-29").map(format_day).as_deref(), Some("2024-02-29"));
+        for bad in ["2025-02-29", "2026-13-01", "2026-00-10", "26-1-1x", "", "2026-11-25-1"] {
+            assert_eq!(parse_day(bad), None, "{bad}");
+        }
+        assert_eq!(format_day(today(1_764_028_800_000)), "2025-11-25");
+    }
+
+    proptest! {
+        #[test]
+        fn a_position_between_two_lies_between_them(
+            a in "[a-z]{0,6}", b in "[a-z]{0,6}"
+        ) {
+            let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+            prop_assume!(lo != hi);
+            // Keys this module makes never end in 'a'.
+            prop_assume!(!hi.ends_with('a') && !lo.ends_with('a'));
+            let lo = (!lo.is_empty()).then_some(lo);
+            let mid = position_between(lo.as_deref(), Some(&hi));
+            prop_assert!(mid.as_str() < hi.as_str(), "{mid} < {hi}");
+            if let Some(lo) = &lo {
+                prop_assert!(lo.as_str() < mid.as_str(), "{lo} < {mid}");
+            }
+            prop_assert!(!mid.ends_with('a'));
+        }
+
+        #[test]
+        fn appending_keeps_order(n in 1usize..60) {
+            let mut keys: Vec<String> = Vec::new();
+            for _ in 0..n {
+                let next = position_between(keys.last().map(String::as_str), None);
+                if let Some(last) = keys.last() {
+                    prop_assert!(last < &next);
+                }
+                keys.push(next);
+            }
+        }
+    }
+}

@@ -372,3 +372,43 @@ async fn every_plan_section_round_trips_through_the_cove_binary() {
     assert!(error.contains("no menu option with the id"), "{error}");
     drop(relay);
 }
+
+#[tokio::test]
+async fn a_cove_process_killed_between_its_commit_and_its_send_loses_and_duplicates_nothing() {
+    let root = TempDir::new("cli-kill");
+    let port = free_port();
+    let database = format!("sqlite://{}", root.path().join("relay.db").display());
+    let mut relay = RelayProcess::start(port, &database, &[]).await;
+    let mut alex = Cove::new(root.path().join("alex"));
+    let mut sam = Cove::new(root.path().join("sam"));
+    pair_couple(&mut alex, &mut sam, &relay.url);
+    relay.kill();
+    drop(relay);
+
+    // In the relay's place, a listener that accepts and never answers: once
+    // `cove` connects to it, its edit is committed and not yet sent.
+    let blackhole = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut edit = alex
+        .command(&["plan", "need", "add", "--text", "A glass of water within reach"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (_held, _) = blackhole.accept().unwrap();
+    edit.kill().unwrap();
+    let status = edit.wait().unwrap();
+    assert!(!status.success(), "the process was killed, not finished");
+    drop(blackhole);
+
+    let relay = RelayProcess::start(port, &database, &[]).await;
+    let sent = alex.json(&["sync"]);
+    assert_eq!(sent["sent"], 1, "the edit was kept in the outbox: {sent}");
+    let again = alex.json(&["sync"]);
+    assert_eq!(again["sent"], 0, "{again}");
+    sam.json(&["sync"]);
+    let plan = sam.json(&["plan", "show"]);
+    let needs = plan["a"]["needs"].as_array().unwrap();
+    assert_eq!(needs.len(), 1, "{plan}");
+    assert_eq!(needs[0]["text"], "A glass of water within reach");
+    drop(relay);
+}

@@ -12,7 +12,8 @@
 //! - [`sync`]: the sync engine and the daemon loop.
 //! - [`pairing`]: SPAKE2 pairing with a short code; [`words`]: its word list.
 //! - [`transport`]: an authenticated WebSocket connection to a relay.
-//! - [`plan`]: the aftercare plan's schema.
+//! - [`plan`]: the aftercare plan: schema, typed reads and writes, merge rules.
+//! - [`journal`]: private notes that never leave the device.
 //! - [`cli`]: the `cove` command line.
 
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ pub mod device;
 pub mod docs;
 pub mod home;
 pub mod inbox;
+pub mod journal;
 pub mod keystore;
 pub mod localdb;
 pub mod pairing;

@@ -149,6 +149,14 @@ async fn two_devices_through_the_cove_binary_and_the_plan_stays_private() {
     assert_eq!(plan["menu"][0]["title"], MARKER, "{plan}");
     assert_eq!(plan["a"]["needs"][0]["text"], MARKER, "{plan}");
 
+    // The journal stays on the device that wrote it.
+    const JOURNAL: &str = "MARKER-journal-only-7d1e";
+    alex.json(&["journal", "add", JOURNAL]);
+    assert_eq!(alex.json(&["journal", "list"])[0]["text"], JOURNAL);
+    alex.json(&["sync"]);
+    sam.json(&["sync"]);
+    assert_eq!(sam.json(&["journal", "list"]), serde_json::json!([]));
+
     let status = alex.json(&["status"]);
     assert_eq!(status["reachable"], true, "{status}");
     assert_eq!(status["devices"].as_array().unwrap().len(), 2);
@@ -180,7 +188,9 @@ async fn two_devices_through_the_cove_binary_and_the_plan_stays_private() {
     assert!(places.iter().any(|p| p.ends_with("device.db")));
     for path in &places {
         let bytes = std::fs::read(path).unwrap_or_default();
-        assert!(!contains(&bytes, MARKER.as_bytes()), "the marker is in {}", path.display());
+        for marker in [MARKER, JOURNAL] {
+            assert!(!contains(&bytes, marker.as_bytes()), "{marker} is in {}", path.display());
+        }
     }
     for (who, log) in [("alex", &alex.log), ("sam", &sam.log)] {
         assert!(!log.is_empty());

@@ -57,6 +57,9 @@ pub enum Command {
     Plan(crate::cli::plan_args::PlanCommand),
     /// Right now: the sequence, each partner's picks and the signals.
     Now,
+    /// Private notes kept on this device only; never sent anywhere.
+    #[command(subcommand)]
+    Journal(JournalCommand),
     /// Remove everything Cove keeps on this device.
     Wipe {
         /// Do not ask for confirmation.
@@ -111,6 +114,18 @@ pub enum DeviceCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+/// `cove journal`.
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Write an entry.
+    Add {
+        /// The note.
+        text: String,
+    },
+    /// Show every entry, oldest first.
+    List,
 }
 
 /// `cove relay`.

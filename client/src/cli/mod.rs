@@ -12,9 +12,11 @@
 //! - [`devices`]: `device list|revoke`, `leave`, `relay delete-plan`, `wipe`.
 //! - [`plan_args`], [`plan`]: `plan <section> add|edit|archive|restore|list`.
 //! - [`views`]: `plan show`, `now`.
+//! - [`journal`]: `journal add|list`.
 
 pub mod args;
 pub mod devices;
+pub mod journal;
 pub mod output;
 pub mod plan;
 pub mod plan_args;
@@ -54,6 +56,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Plan(command) => plan::run(&home, &out, command).await,
         Command::Now => views::now(&home, &out).await,
+        Command::Journal(args::JournalCommand::Add { text }) => {
+            journal::add(&home, &out, &text).await
+        }
+        Command::Journal(args::JournalCommand::List) => journal::list(&home, &out).await,
         Command::Wipe { yes } => devices::wipe(&home, &out, yes),
     }
 }

@@ -236,7 +236,9 @@ impl Device {
         if self.sync.snapshot_covers.iter().all(|c| *c <= self.sync.cursor) {
             self.sync.snapshot_covers = [0; 3];
         }
-        self.sync.signals.extend(report.signals.iter().cloned());
+        // Only live signals are kept (and dropped when they expire).
+        let now = unix_millis();
+        self.sync.signals.extend(report.signals.iter().filter(|s| !s.expired(now)).cloned());
         let excess = self.sync.signals.len().saturating_sub(SIGNALS_KEPT);
         self.sync.signals.drain(..excess);
         Ok(report)

@@ -380,6 +380,56 @@ async fn every_plan_section_round_trips_through_the_cove_binary() {
     // An id that matches nothing gets one sentence.
     let error = alex.fails(&["plan", "menu", "edit", "ZZZZZZ", "--title", "x"], None);
     assert!(error.contains("no menu option with the id"), "{error}");
+
+    // Sessions: whose turn it is follows the log.
+    let question = plan["checkin"]["questions"][0]["id"].as_str().unwrap().to_owned();
+    let session = id_of(&alex.json(&[
+        "session",
+        "log",
+        "--date",
+        "2026-11-20",
+        "--option",
+        &water,
+        "--step",
+        &step,
+        "--notes",
+        "calm evening",
+    ]));
+    let listed = alex.json(&["session", "list"]);
+    assert_eq!(listed["sessions"][0]["chosen_by"], "A", "A chooses first: {listed}");
+    assert_eq!(listed["next_to_choose"], "B");
+    let bad = alex.fails(&["session", "log", "--date", "2026-02-30"], None);
+    assert!(bad.contains("not a day"), "{bad}");
+    // Each partner answers in their own document.
+    alex.json(&["debrief", &session, &question, "The water helped."]);
+    sam.json(&["sync"]);
+    sam.json(&["debrief", &session, &question, "Lying down helped."]);
+    alex.json(&["sync"]);
+    let debrief = alex.json(&["debrief", &session]);
+    assert_eq!(debrief["a"][&question], "The water helped.");
+    assert_eq!(debrief["b"][&question], "Lying down helped.");
+
+    // Reviews: record, then what changed since, attributed; both confirm.
+    alex.json(&["review", "cadence", "30"]);
+    let review = id_of(&alex.json(&["review", "record", "--wins", "the sequence works"]));
+    sam.json(&["sync"]);
+    sam.json(&["plan", "prefer", &water, "yes"]);
+    sam.json(&["review", "confirm"]);
+    alex.json(&["sync"]);
+    let shown = alex.json(&["review"]);
+    let changes = shown["changes"].as_array().unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["by"] == "B" && c["summary"].as_str().unwrap().contains("preference")),
+        "{shown}"
+    );
+    let reviews = alex.json(&["review", "list"]);
+    assert_eq!(reviews[0]["id"], review.as_str());
+    let plan = alex.json(&["plan", "show"]);
+    assert!(plan["a"]["confirmations"][&review].is_number(), "{plan}");
+    assert!(plan["b"]["confirmations"][&review].is_number(), "{plan}");
+    assert!(plan["reviews"]["next_due"].is_string());
     drop(relay);
 }
 
@@ -420,5 +470,58 @@ async fn a_cove_process_killed_between_its_commit_and_its_send_loses_and_duplica
     let needs = plan["a"]["needs"].as_array().unwrap();
     assert_eq!(needs.len(), 1, "{plan}");
     assert_eq!(needs[0]["text"], "A glass of water within reach");
+    drop(relay);
+}
+
+#[tokio::test]
+async fn a_signal_reaches_the_partners_daemon_at_once_and_is_listed_until_it_expires() {
+    let root = TempDir::new("cli-signal");
+    let port = free_port();
+    let database = format!("sqlite://{}", root.path().join("relay.db").display());
+    let relay = RelayProcess::start(port, &database, &[]).await;
+    let mut alex = Cove::new(root.path().join("alex"));
+    let mut sam = Cove::new(root.path().join("sam"));
+    pair_couple(&mut alex, &mut sam, &relay.url);
+    alex.json(&["plan", "signal", "add", "--name", "yellow", "--meaning", "pause"]);
+    sam.json(&["sync"]);
+
+    // Alex's daemon, printing JSON lines.
+    let mut daemon = alex.spawn_pair(&["daemon", "--json"]);
+    let stdout = daemon.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                let _ = lines_tx.send(value);
+            }
+        }
+    });
+    let wait_for = |event: &str| -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let value = lines.recv_timeout(left).unwrap_or_else(|_| panic!("no {event} event"));
+            if value["event"] == event {
+                return value;
+            }
+        }
+    };
+    wait_for("synced");
+
+    let unknown = sam.fails(&["signal", "purple"], None);
+    assert!(unknown.contains("not a signal you have agreed on"), "{unknown}");
+    let sent = sam.json(&["signal", "yellow"]);
+    assert_eq!(sent["sent"], true, "{sent}");
+    let shown = wait_for("signal");
+    assert_eq!(shown["signal"], "yellow");
+    assert_eq!(shown["expired"], false);
+    daemon.kill().unwrap();
+    let _ = daemon.wait();
+
+    let listed = alex.json(&["signals"]);
+    assert_eq!(listed[0]["signal"], "yellow", "{listed}");
+    assert_eq!(listed[0]["meaning"], "pause");
+    // The sender keeps no copy; nothing is listed on Sam's device.
+    assert_eq!(sam.json(&["signals"]), serde_json::json!([]));
     drop(relay);
 }

@@ -378,3 +378,70 @@ async fn a_change_to_the_other_partners_document_is_refused_on_every_receiving_d
         assert_eq!(alex.boundaries[0].firmness, Firmness::Hard);
     }
 }
+
+#[tokio::test]
+async fn the_review_diff_attributes_each_change_to_the_partner_who_made_it() {
+    use cove_client::plan::review;
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("plan-review");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    let tea = add(&mut a, Section::Menu, vec![("title", text("Tea"))]).await;
+    sync_all(&mut [&mut a, &mut b]).await;
+    // The review records each document's heads.
+    let since = DocId::ALL.map(|d| a.docs().get(d).get_heads());
+
+    let music = add(&mut a, Section::Menu, vec![("title", text("Music"))]).await;
+    update(&mut b, Section::Menu, &tea, vec![("title", text("Chamomile tea"))]).await;
+    prefer(&mut b, &tea, Preference::Yes).await;
+    add(
+        &mut b,
+        Section::Boundaries,
+        vec![
+            ("statement", text("No phones in the room")),
+            ("firmness", Field::choice(Firmness::Hard)),
+        ],
+    )
+    .await;
+    let who = author(&a);
+    a.edit(DocId::Shared, |tx| write::archive(tx, who, Section::Menu, &music).map_err(Into::into))
+        .await
+        .unwrap();
+    sync_all(&mut [&mut a, &mut b]).await;
+
+    for device in [&a, &b] {
+        let plan = read(device);
+        let docs = DocId::ALL.map(|d| device.docs().get(d));
+        let changes = review::changes_since(docs, &since, device.membership(), &plan);
+        let by = |needle: &str| -> Vec<Option<Partner>> {
+            changes.iter().filter(|c| c.summary.contains(needle)).map(|c| c.by).collect()
+        };
+        assert_eq!(by("added menu option"), [Some(Partner::A)], "{changes:#?}");
+        assert_eq!(by("archived menu option"), [Some(Partner::A)]);
+        assert_eq!(by("changed the title"), [Some(Partner::B)]);
+        assert_eq!(by("preference for \"Chamomile tea\" to yes"), [Some(Partner::B)]);
+        assert_eq!(by("added their boundary"), [Some(Partner::B)], "{changes:#?}");
+        // Nothing from before the review: Tea's creation is not listed.
+        assert_eq!(by("from \"Tea\""), [Some(Partner::B)]);
+        assert!(by(": \"Tea\"").is_empty(), "{changes:#?}");
+        assert_eq!(changes.len(), 5, "{changes:#?}");
+    }
+}
+
+#[tokio::test]
+async fn a_signal_is_kept_only_while_it_is_current() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("plan-signal");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    // One that has expired by the time it arrives, one that has not.
+    a.signal("pause", 1).await.unwrap();
+    a.signal("check-on-me", 600_000).await.unwrap();
+    sync_now(&mut a).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let report = sync_now(&mut b).await;
+    assert_eq!(report.signals.len(), 2, "both are delivered, and reported");
+    let kept: Vec<&str> = b.sync_state().signals.iter().map(|s| s.signal.signal.as_str()).collect();
+    assert_eq!(kept, ["check-on-me"], "only the current one is stored");
+    // What is stored is what was kept.
+    let reopened = Device::open(b.home(), cove_tests::devices::PASSPHRASE).await.unwrap();
+    assert_eq!(reopened.sync_state().signals.len(), 1);
+}

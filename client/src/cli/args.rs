@@ -57,6 +57,30 @@ pub enum Command {
     Plan(crate::cli::plan_args::PlanCommand),
     /// Right now: the sequence, each partner's picks and the signals.
     Now,
+    /// The session log: record a session, list them, see whose turn it is.
+    #[command(subcommand)]
+    Session(crate::cli::plan_args::SessionCommand),
+    /// Answer the check-in questions for a session, in your own document;
+    /// without an answer, show both partners' answers.
+    Debrief(crate::cli::plan_args::DebriefArgs),
+    /// Reviews: what changed since the last one, recording one, confirming.
+    Review {
+        /// What to do [default: show].
+        #[command(subcommand)]
+        command: Option<crate::cli::plan_args::ReviewCommand>,
+    },
+    /// Send a signal to your partner now: pause, space, check-on-me, or the
+    /// name of a signal you agreed on (`cove plan signal list`).
+    Signal {
+        /// The signal.
+        name: String,
+        /// How long it stays current, in minutes; after that it is dropped
+        /// everywhere.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=1440))]
+        ttl_minutes: i64,
+    },
+    /// Signals received recently that are still current.
+    Signals,
     /// Private notes kept on this device only; never sent anywhere.
     #[command(subcommand)]
     Journal(JournalCommand),

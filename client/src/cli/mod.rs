@@ -13,6 +13,9 @@
 //! - [`plan_args`], [`plan`]: `plan <section> add|edit|archive|restore|list`.
 //! - [`views`]: `plan show`, `now`.
 //! - [`journal`]: `journal add|list`.
+//! - [`reviews`]: `review show|record|confirm|cadence|list`.
+//! - [`signals`]: `signal NAME`, `signals`.
+//! - [`sessions`]: `session log|list|notes|archive|restore`, `debrief`.
 
 pub mod args;
 pub mod devices;
@@ -21,7 +24,10 @@ pub mod output;
 pub mod plan;
 pub mod plan_args;
 pub mod prompt;
+pub mod reviews;
+pub mod sessions;
 pub mod setup;
+pub mod signals;
 pub mod syncing;
 pub mod views;
 
@@ -56,6 +62,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Plan(command) => plan::run(&home, &out, command).await,
         Command::Now => views::now(&home, &out).await,
+        Command::Review { command } => {
+            reviews::run(&home, &out, command.unwrap_or(plan_args::ReviewCommand::Show)).await
+        }
+        Command::Signal { name, ttl_minutes } => {
+            signals::send(&home, &out, &name, ttl_minutes).await
+        }
+        Command::Signals => signals::list(&home, &out).await,
+        Command::Session(command) => sessions::run(&home, &out, command).await,
+        Command::Debrief(args) => sessions::debrief(&home, &out, args).await,
         Command::Journal(args::JournalCommand::Add { text }) => {
             journal::add(&home, &out, &text).await
         }

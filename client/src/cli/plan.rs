@@ -343,7 +343,11 @@ fn ids(plan: &Plan, section: Section, me: Partner) -> Vec<String> {
 }
 
 /// Finds the full id of an item this device may change.
-fn resolve(device: &Device, section: Section, given: &str) -> Result<String, DeviceError> {
+pub(crate) fn resolve(
+    device: &Device,
+    section: Section,
+    given: &str,
+) -> Result<String, DeviceError> {
     let plan = plan::current(device.docs());
     let me = device.partner();
     let mine = ids(&plan, section, me);
@@ -367,7 +371,7 @@ fn resolve(device: &Device, section: Section, given: &str) -> Result<String, Dev
     }
 }
 
-fn author(device: &Device) -> Author {
+pub(crate) fn author(device: &Device) -> Author {
     Author { partner: device.partner(), now_ms: unix_millis() }
 }
 
@@ -431,7 +435,7 @@ fn is_required(section: Section, key: &str) -> bool {
     )
 }
 
-async fn archive(
+pub(crate) async fn archive(
     out: &Printer,
     device: &mut Device,
     section: Section,
@@ -451,7 +455,7 @@ async fn archive(
     Ok(())
 }
 
-async fn restore(
+pub(crate) async fn restore(
     out: &Printer,
     device: &mut Device,
     section: Section,
@@ -464,7 +468,7 @@ async fn restore(
     Ok(())
 }
 
-fn list(out: &Printer, plan: &Plan, section: Section, all: bool) {
+pub(crate) fn list(out: &Printer, plan: &Plan, section: Section, all: bool) {
     let rows: Vec<Row> = rows(plan, section).into_iter().filter(|r| all || !r.archived).collect();
     out.emit(&rows, || {
         if rows.is_empty() {

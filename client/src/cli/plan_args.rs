@@ -5,6 +5,7 @@ use crate::plan::model::{
     Category, Domain, Firmness, ForWhom, Meaning, Preference, Scope, SignalKind,
 };
 use clap::{Args, Subcommand};
+use cove_shared::Partner;
 
 /// `cove plan`.
 #[derive(Debug, Subcommand)]
@@ -333,4 +334,115 @@ pub struct SpaceFields {
     /// Whose space it is: a, b or both.
     #[arg(long = "for", value_enum)]
     pub for_whom: Option<ForWhom>,
+}
+
+/// Who: me or my partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Who {
+    /// The partner using this device.
+    Me,
+    /// The other partner.
+    Partner,
+}
+
+impl Who {
+    /// The partner meant, for a device of `me`.
+    pub fn partner(self, me: Partner) -> Partner {
+        match self {
+            Self::Me => me,
+            Self::Partner => me.other(),
+        }
+    }
+}
+
+/// `cove session`.
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Record a session.
+    Log {
+        /// The day, YYYY-MM-DD [default: today].
+        #[arg(long)]
+        date: Option<String>,
+        /// Who chose the aftercare this time [default: whoever's turn it was].
+        #[arg(long, value_enum)]
+        chosen_by: Option<Who>,
+        /// A menu option used (repeat for each).
+        #[arg(long = "option", value_name = "ID")]
+        options: Vec<String>,
+        /// A step of the sequence done (repeat for each).
+        #[arg(long = "step", value_name = "ID")]
+        steps: Vec<String>,
+        /// Shared notes.
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// List sessions, and whose turn it is to choose next.
+    List {
+        /// Include archived sessions.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Change a session's shared notes.
+    Notes {
+        /// The session's id.
+        id: String,
+        /// The notes.
+        notes: String,
+    },
+    /// Archive a session.
+    Archive {
+        /// The session's id.
+        id: String,
+    },
+    /// Restore an archived session.
+    Restore {
+        /// The session's id.
+        id: String,
+    },
+}
+
+/// `cove debrief`.
+#[derive(Debug, Args)]
+pub struct DebriefArgs {
+    /// The session's id (as `cove session list` shows it).
+    pub session: String,
+    /// The question's id (as `cove plan checkin question list` shows it).
+    pub question: Option<String>,
+    /// Your answer.
+    pub answer: Option<String>,
+}
+
+/// `cove review`.
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// What changed since the last review, and who changed it (the default).
+    Show,
+    /// Record a review now: the plan as it stands, with wins, lessons and
+    /// notes. You confirm it as you record it; your partner confirms with
+    /// `cove review confirm`.
+    Record {
+        /// What went well.
+        #[arg(long)]
+        wins: Option<String>,
+        /// What to do differently.
+        #[arg(long)]
+        lessons: Option<String>,
+        /// Anything else.
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// Confirm a review (the latest unless an id is given).
+    Confirm {
+        /// The review's id.
+        id: Option<String>,
+    },
+    /// Set how often to review, in days; the next review is set from today
+    /// if none is planned.
+    Cadence {
+        /// Days between reviews.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..=366))]
+        days: i64,
+    },
+    /// List past reviews and who confirmed each.
+    List,
 }

@@ -90,6 +90,8 @@ struct Status {
     /// This partner's consent-bearing values set differently on two of
     /// their devices at once (see docs/plan.md).
     conflicts: Vec<crate::plan::model::Conflict>,
+    /// The day a review fell due, if one is due.
+    review_due: Option<String>,
 }
 
 /// `cove status`.
@@ -106,6 +108,7 @@ pub async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
         Err(_) => Err("it did not answer within 5 seconds".to_owned()),
     };
     let state = device.sync_state();
+    let plan = crate::plan::current(device.docs());
     let status = Status {
         plan: device.plan().to_string(),
         device: device.id().to_string(),
@@ -121,11 +124,8 @@ pub async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
         quarantined: device.quarantined(),
         outbox: device.outbox().await?.len(),
         held: device.local().count(ListTable::Pending).await?,
-        conflicts: crate::plan::current(device.docs())
-            .conflicts
-            .into_iter()
-            .filter(|c| c.owner == device.partner())
-            .collect(),
+        conflicts: plan.conflicts.iter().filter(|c| c.owner == device.partner()).cloned().collect(),
+        review_due: super::reviews::due(&plan, unix_millis()),
     };
     out.emit(&status, || human_status(&status));
     Ok(())
@@ -175,6 +175,9 @@ fn human_status(s: &Status) -> String {
         lines.push(format!("Held back until missing changes arrive: {}", s.held));
     }
     lines.push(format!("Quarantined (failed verification): {}", s.quarantined));
+    if let Some(day) = &s.review_due {
+        lines.push(format!("A review is due (since {day}): `cove review` shows what changed."));
+    }
     if !s.conflicts.is_empty() {
         lines.push(format!(
             "To resolve: {} of your values were set differently on two of your devices at once; `cove plan show` lists them.",
@@ -250,6 +253,13 @@ pub async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
     };
     out.say(&format!("Connecting to {}. Stop with Ctrl-C.", device.relay()));
     let printer = *out;
+    // What each signal means, from the plan as it was when the daemon began.
+    let plan = crate::plan::current(device.docs());
+    let label = |id: &DeviceId| label(id);
+    let describe = |id: &DeviceId, name: &str| match super::signals::meaning(&plan, name) {
+        Some(m) => format!("{}: {name} ({m})", label(id)),
+        None => format!("{}: {name}", label(id)),
+    };
     let events = |event: &Event| match event {
         Event::Synced(report) => {
             let s = summary(report, Vec::new());
@@ -257,7 +267,7 @@ pub async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
                 &serde_json::json!({ "event": "synced", "sent": s.sent, "received": s.received }),
                 || format!("In sync (sent {}, received {}).", s.sent, s.received),
             );
-            print_signals(&printer, &report.signals, &label);
+            print_signals(&printer, &report.signals, &describe);
         }
         Event::Applied(received) => {
             let n: usize = received.applied.iter().sum();
@@ -266,7 +276,7 @@ pub async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
                     format!("Received {n} change(s).")
                 });
             }
-            print_signals(&printer, &received.signals, &label);
+            print_signals(&printer, &received.signals, &describe);
             if received.quarantined > 0 {
                 printer.emit(
                     &serde_json::json!({ "event": "quarantined", "count": received.quarantined }),
@@ -296,7 +306,7 @@ pub async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
 fn print_signals(
     printer: &Printer,
     signals: &[ReceivedSignal],
-    label: &impl Fn(&DeviceId) -> String,
+    describe: &impl Fn(&DeviceId, &str) -> String,
 ) {
     let now = unix_millis();
     for signal in signals {
@@ -312,14 +322,11 @@ fn print_signals(
                 "after_gap": signal.after_gap,
             }),
             || {
-                let from = label(&signal.from);
+                let what = describe(&signal.from, &signal.signal.signal);
                 let mut line = if expired {
-                    format!(
-                        "Signal from {from}: {} (sent {age_s} s ago; no longer current)",
-                        signal.signal.signal
-                    )
+                    format!("Signal from {what} (sent {age_s} s ago; no longer current)")
                 } else {
-                    format!("\x07Signal from {from}: {}", signal.signal.signal)
+                    format!("\x07Signal from {what}")
                 };
                 if signal.after_gap {
                     line.push_str(" (earlier signals from this device did not arrive)");

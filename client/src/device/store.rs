@@ -56,6 +56,9 @@ impl Device {
         result: Result<T, DeviceError>,
     ) -> Result<T, DeviceError> {
         let value = result?;
+        // A signal is never kept past its time to live.
+        let now = super::unix_millis();
+        self.sync.signals.retain(|s| !s.expired(now));
         self.persist(&mut tx).await?;
         let durability = if std::mem::take(&mut self.must_sync) {
             Durability::Synced

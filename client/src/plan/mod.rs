@@ -6,11 +6,13 @@
 //! - [`model`]: the plan as typed values (what `--json` prints).
 //! - [`read`]: documents to [`model::Plan`], with the most-restrictive rule.
 //! - [`write`]: one function per action a person takes.
+//! - [`review`]: what changed since a review, and who changed it.
 //! - [`keys`]: ULIDs, sequence positions, calendar days.
 
 pub mod keys;
 pub mod model;
 pub mod read;
+pub mod review;
 pub mod schema;
 pub mod write;
 

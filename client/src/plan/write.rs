@@ -270,8 +270,10 @@ fn write_field(
             }
         }
         Field::Clear => {
+            // A null, not a deletion: a put carries its author, so a review
+            // can say who cleared it.
             if tx.get(obj, key)?.is_some() {
-                tx.delete(obj, key)?;
+                tx.put(obj, key, ScalarValue::Null)?;
             }
         }
     }
@@ -340,9 +342,7 @@ pub fn restore(tx: &mut Transaction<'_>, section: Section, id: &str) -> Result<(
     migrate(tx)?;
     let obj = item(tx, section, id)?;
     for key in ["archived_at", "archived_by"] {
-        if tx.get(&obj, key)?.is_some() {
-            tx.delete(&obj, key)?;
-        }
+        write_field(tx, &obj, key, Field::Clear)?;
     }
     Ok(())
 }

@@ -1,0 +1,189 @@
+//! `cove review [show|record|confirm|cadence|list]`.
+
+use super::output::Printer;
+use super::plan::{author, resolve, saved};
+use super::plan_args::ReviewCommand;
+use super::unlock;
+use crate::device::{Device, DeviceError, unix_millis};
+use crate::home::Home;
+use crate::plan::keys::{format_day, parse_day, short, today};
+use crate::plan::model::{Plan, Review};
+use crate::plan::review::{self, format_heads, parse_heads};
+use crate::plan::schema::shared as s;
+use crate::plan::write::{self, Field, Section};
+use crate::plan::{self};
+use cove_shared::{DocId, Partner};
+use serde_json::json;
+
+/// Runs `cove review ...`.
+pub async fn run(home: &Home, out: &Printer, command: ReviewCommand) -> anyhow::Result<()> {
+    let mut device = unlock(home).await?;
+    match command {
+        ReviewCommand::Show => show(out, &device),
+        ReviewCommand::List => {
+            let plan = plan::current(device.docs());
+            let history = active(&plan);
+            out.emit(&history, || {
+                if history.is_empty() {
+                    return "No reviews yet: `cove review record` records one.".to_owned();
+                }
+                history.iter().map(|r| review_line(&plan, r)).collect::<Vec<_>>().join("\n")
+            });
+        }
+        ReviewCommand::Cadence { days } => {
+            let plan = plan::current(device.docs());
+            let next =
+                plan.reviews.next_due.is_none().then(|| format_day(today(unix_millis()) + days));
+            device
+                .edit(DocId::Shared, |tx| {
+                    write::set_setting(tx, s::REVIEWS, "cadence_days", Field::Int(days))?;
+                    if let Some(next) = next {
+                        write::set_setting(tx, s::REVIEWS, "next_due", Field::Str(next))?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            let plan = plan::current(device.docs());
+            let next = plan.reviews.next_due.unwrap_or_default();
+            saved(
+                out,
+                &mut device,
+                "",
+                &format!("Reviews every {days} days; the next is due {next}."),
+            )
+            .await;
+        }
+        ReviewCommand::Record { wins, lessons, notes } => {
+            record(out, &mut device, wins, lessons, notes).await?
+        }
+        ReviewCommand::Confirm { id } => {
+            let plan = plan::current(device.docs());
+            let id = match id {
+                Some(given) => resolve(&device, Section::Reviews, &given)?,
+                None => active(&plan).last().map(|r| r.meta.id.clone()).ok_or_else(|| {
+                    DeviceError::Invalid("there is no review to confirm yet".into())
+                })?,
+            };
+            confirm(out, &mut device, &id).await?;
+        }
+    }
+    Ok(())
+}
+
+fn active(plan: &Plan) -> Vec<&Review> {
+    plan.reviews.history.iter().filter(|r| !r.meta.archived()).collect()
+}
+
+fn review_line(plan: &Plan, r: &Review) -> String {
+    let confirmed: Vec<String> = [Partner::A, Partner::B]
+        .into_iter()
+        .filter(|p| plan.partner(*p).is_some_and(|pp| pp.confirmations.contains_key(&r.meta.id)))
+        .map(|p| plan.name(p))
+        .collect();
+    let confirmed = if confirmed.is_empty() {
+        "not confirmed yet".to_owned()
+    } else {
+        format!("confirmed by {}", confirmed.join(" and "))
+    };
+    let mut line = format!("[{}] {}: {confirmed}", short(&r.meta.id), r.date);
+    for (label, text) in [("Wins", &r.wins), ("Lessons", &r.lessons), ("Notes", &r.notes)] {
+        if !text.is_empty() {
+            line.push_str(&format!("\n    {label}: {text}"));
+        }
+    }
+    line
+}
+
+fn show(out: &Printer, device: &Device) {
+    let plan = plan::current(device.docs());
+    let last = active(&plan).last().copied();
+    let since = last.map_or_else(Default::default, |r| {
+        [parse_heads(&r.heads[0]), parse_heads(&r.heads[1]), parse_heads(&r.heads[2])]
+    });
+    let docs = [DocId::Shared, DocId::PartnerA, DocId::PartnerB].map(|d| device.docs().get(d));
+    let changes = review::changes_since(docs, &since, device.membership(), &plan);
+    let value = json!({
+        "since": last.map(|r| r.date.clone()),
+        "last_review": last,
+        "next_due": plan.reviews.next_due,
+        "changes": changes,
+    });
+    out.emit(&value, || {
+        let mut lines = Vec::new();
+        match last {
+            Some(r) => {
+                lines.push(format!("Since the review of {}:", r.date));
+            }
+            None => lines.push("Since the plan began (no review yet):".to_owned()),
+        }
+        if changes.is_empty() {
+            lines.push("  Nothing has changed.".into());
+        }
+        for c in &changes {
+            lines.push(format!("  - {}", c.summary));
+        }
+        if let Some(r) = last {
+            lines.push(String::new());
+            lines.push(format!("Last review: {}", review_line(&plan, r)));
+        }
+        if let Some(next) = &plan.reviews.next_due {
+            lines.push(format!("Next review: {next}"));
+        }
+        lines.join("\n")
+    });
+}
+
+async fn record(
+    out: &Printer,
+    device: &mut Device,
+    wins: Option<String>,
+    lessons: Option<String>,
+    notes: Option<String>,
+) -> anyhow::Result<()> {
+    let plan = plan::current(device.docs());
+    let day = today(unix_millis());
+    let heads = |doc: DocId| format_heads(&device.docs().get(doc).get_heads());
+    let fields = vec![
+        ("date", Field::Str(format_day(day))),
+        ("heads_shared", Field::Str(heads(DocId::Shared))),
+        ("heads_a", Field::Str(heads(DocId::PartnerA))),
+        ("heads_b", Field::Str(heads(DocId::PartnerB))),
+        ("wins", Field::Text(wins.unwrap_or_default())),
+        ("lessons", Field::Text(lessons.unwrap_or_default())),
+        ("notes", Field::Text(notes.unwrap_or_default())),
+    ];
+    let next = plan.reviews.cadence_days.map(|days| format_day(day + days));
+    let who = author(device);
+    let id = device
+        .edit(DocId::Shared, |tx| {
+            let id = write::add(tx, who, Section::Reviews, fields)?;
+            if let Some(next) = next {
+                write::set_setting(tx, s::REVIEWS, "next_due", Field::Str(next))?;
+            }
+            Ok(id)
+        })
+        .await?;
+    let doc = device.partner().doc();
+    let who = author(device);
+    device.edit(doc, |tx| write::confirm(tx, who, &id).map_err(DeviceError::from)).await?;
+    let what = format!(
+        "Recorded review [{}] and confirmed it. Your partner confirms with `cove review confirm`.",
+        short(&id)
+    );
+    saved(out, device, &id, &what).await;
+    Ok(())
+}
+
+async fn confirm(out: &Printer, device: &mut Device, id: &str) -> anyhow::Result<()> {
+    let doc = device.partner().doc();
+    let who = author(device);
+    device.edit(doc, |tx| write::confirm(tx, who, id).map_err(DeviceError::from)).await?;
+    saved(out, device, id, &format!("You confirmed review [{}].", short(id))).await;
+    Ok(())
+}
+
+/// The day a review is due, if it is due today or earlier.
+pub fn due(plan: &Plan, now_ms: i64) -> Option<String> {
+    let next = plan.reviews.next_due.as_deref()?;
+    (parse_day(next)? <= today(now_ms)).then(|| next.to_owned())
+}

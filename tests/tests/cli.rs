@@ -104,8 +104,20 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// `cove init` on Alex's device and `cove pair` / `cove join` with Sam's,
 /// through the binary; returns what `join` printed.
 fn pair_couple(alex: &mut Cove, sam: &mut Cove, relay: &str) -> Value {
-    let init = alex.json(&["init", "--relay", relay, "--name", "Alex"]);
-    assert_eq!(init["registered"], true, "{init}");
+    pair_couple_with(alex, sam, relay, &["init", "--relay", relay, "--name", "Alex"], "Sam")
+}
+
+/// As [`pair_couple`], with Alex's device made by `first` (`init` or
+/// `import`) and Sam's name `joiner`.
+fn pair_couple_with(
+    alex: &mut Cove,
+    sam: &mut Cove,
+    relay: &str,
+    first: &[&str],
+    joiner: &str,
+) -> Value {
+    let init = alex.json(first);
+    assert!(init["registered"] == true || init["sent"] == true, "{init}");
 
     // Pairing: the inviter prints the code, then the safety code.
     let mut pairing = alex.spawn_pair(&["pair", "--json"]);
@@ -113,7 +125,7 @@ fn pair_couple(alex: &mut Cove, sam: &mut Cove, relay: &str) -> Value {
     let offer = next_json(&mut lines);
     let code = offer["code"].as_str().unwrap().to_owned();
     assert!(offer["qr"].as_str().unwrap().starts_with("cove-join:"));
-    let joined = sam.json(&["join", relay, &code, "--name", "Sam"]);
+    let joined = sam.json(&["join", relay, &code, "--name", joiner]);
     let paired = next_json(&mut lines);
     assert_eq!(joined["safety_code"], paired["safety_code"]);
     assert_eq!(joined["synced"], true, "{joined}");
@@ -523,5 +535,168 @@ async fn a_signal_reaches_the_partners_daemon_at_once_and_is_listed_until_it_exp
     assert_eq!(listed[0]["meaning"], "pause");
     // The sender keeps no copy; nothing is listed on Sam's device.
     assert_eq!(sam.json(&["signals"]), serde_json::json!([]));
+    drop(relay);
+}
+
+#[tokio::test]
+async fn the_starter_template_exports_to_markdown_and_json_and_an_import_reproduces_the_plan() {
+    let root = TempDir::new("cli-export");
+    let port = free_port();
+    let database = format!("sqlite://{}", root.path().join("relay.db").display());
+    let relay = RelayProcess::start(port, &database, &[]).await;
+    let mut alex = Cove::new(root.path().join("alex"));
+    let mut sam = Cove::new(root.path().join("sam"));
+    let init = ["init", "--relay", relay.url.as_str(), "--name", "Alex", "--template", "starter"];
+    pair_couple_with(&mut alex, &mut sam, &relay.url, &init, "Sam");
+
+    // The template seeded every shared section.
+    let plan = sam.json(&["plan", "show"]);
+    for section in [
+        &plan["menu"],
+        &plan["sequence"],
+        &plan["signals"],
+        &plan["checkin"]["questions"],
+        &plan["checkin"]["later"],
+        &plan["deescalation"]["techniques"],
+    ] {
+        assert!(!section.as_array().unwrap().is_empty(), "{plan}");
+    }
+    assert_eq!(plan["reviews"]["cadence_days"], 30);
+    assert!(plan["reviews"]["next_due"].is_string());
+    let water =
+        plan["menu"].as_array().unwrap().iter().find(|m| m["title"] == "A glass of water").unwrap()
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let question = plan["checkin"]["questions"][0]["id"].as_str().unwrap().to_owned();
+
+    // Each partner personalises it.
+    alex.json(&["plan", "need", "add", "--text", "Quiet for ten minutes", "--closeness", "2"]);
+    alex.json(&[
+        "plan",
+        "boundary",
+        "add",
+        "--statement",
+        "No questions until I have had water",
+        "--scope",
+        "cooldown",
+    ]);
+    alex.json(&["plan", "prefer", &water, "yes"]);
+    alex.json(&["plan", "term", "add", "--term", "fog", "--meaning", "finding it hard to talk"]);
+    alex.json(&[
+        "plan",
+        "deescalation",
+        "space",
+        "add",
+        "--place",
+        "the reading chair",
+        "--for",
+        "a",
+    ]);
+    sam.json(&["sync"]);
+    sam.json(&[
+        "plan",
+        "boundary",
+        "add",
+        "--statement",
+        "Please do not leave the room at once",
+        "--firmness",
+        "soft",
+    ]);
+    sam.json(&["plan", "prefer", &water, "ask-me"]);
+    let session = id_of(&sam.json(&["session", "log", "--option", &water, "--notes", "gentle"]));
+    sam.json(&["debrief", &session, &question, "The blanket helped."]);
+    alex.json(&["sync"]);
+    let review = id_of(&alex.json(&["review", "record", "--lessons", "more water"]));
+    sam.json(&["sync"]);
+    sam.json(&["review", "confirm", &review]);
+    alex.json(&["sync"]);
+    let original = alex.json(&["plan", "show"]);
+
+    // Markdown: every section, printable.
+    let md = alex.output(&["export", "--format", "md"], None);
+    assert!(md.status.success());
+    let md = String::from_utf8_lossy(&md.stdout);
+    for heading in [
+        "## Alex",
+        "### Needs afterwards",
+        "### Boundaries",
+        "## Sam",
+        "## Menu of aftercare options",
+        "## Sequence",
+        "## Signals",
+        "## Our words",
+        "## Check-in",
+        "## De-escalation",
+        "## Sessions",
+        "## Reviews",
+    ] {
+        assert!(md.contains(heading), "{heading} missing from:\n{md}");
+    }
+    for text in [
+        "Quiet for ten minutes",
+        "Please do not leave the room at once",
+        "| A glass of water |",
+        "finding it hard to talk",
+        "the reading chair",
+        "more water",
+        "ask-me",
+    ] {
+        assert!(md.contains(text), "{text} missing from:\n{md}");
+    }
+
+    // JSON, and the raw documents.
+    let json_path = root.path().join("plan.json");
+    alex.json(&["export", "--format", "json", "--output", json_path.to_str().unwrap()]);
+    let again =
+        alex.fails(&["export", "--format", "json", "--output", json_path.to_str().unwrap()], None);
+    assert!(again.contains("never overwritten"), "{again}");
+    let raw = root.path().join("raw");
+    alex.json(&["export", "--format", "automerge", "--output", raw.to_str().unwrap()]);
+    for name in ["shared", "partner-a", "partner-b"] {
+        let bytes = std::fs::read(raw.join(format!("{name}.automerge"))).unwrap();
+        let doc = automerge::Automerge::load(&bytes).unwrap();
+        assert!(!doc.get_heads().is_empty(), "{name}");
+    }
+    let exported: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(exported["format"], "cove-plan");
+    assert_eq!(exported["plan"], original);
+
+    // A new couple starts from the export; each brings in their own part.
+    let mut carol = Cove::new(root.path().join("carol"));
+    let mut dana = Cove::new(root.path().join("dana"));
+    let import =
+        ["import", json_path.to_str().unwrap(), "--relay", relay.url.as_str(), "--name", "Carol"];
+    pair_couple_with(&mut carol, &mut dana, &relay.url, &import, "Dana");
+    dana.json(&["import", json_path.to_str().unwrap(), "--as", "b"]);
+    carol.json(&["sync"]);
+    dana.json(&["sync"]);
+    let imported = carol.json(&["plan", "show"]);
+    assert_eq!(imported, dana.json(&["plan", "show"]));
+    for key in [
+        "menu",
+        "sequence",
+        "signals",
+        "vocabulary",
+        "checkin",
+        "deescalation",
+        "sessions",
+        "reviews",
+    ] {
+        assert_eq!(imported[key], original[key], "{key} differs");
+    }
+    for part in ["a", "b"] {
+        for key in ["needs", "boundaries", "preferences", "debriefs", "confirmations"] {
+            assert_eq!(imported[part][key], original[part][key], "{part}.{key} differs");
+        }
+    }
+    assert_eq!(imported["a"]["display_name"], "Carol");
+    // A file that is not an export gets one sentence.
+    std::fs::write(root.path().join("not.json"), "{\"format\": \"other\", \"version\": 9}")
+        .unwrap();
+    let error = dana.fails(&["import", root.path().join("not.json").to_str().unwrap()], None);
+    assert!(error.contains("this Cove reads 'cove-plan' version 1"), "{error}");
     drop(relay);
 }

@@ -81,6 +81,12 @@ pub enum Command {
     },
     /// Signals received recently that are still current.
     Signals,
+    /// Write the plan out: Markdown to print, complete JSON, or the raw
+    /// Automerge documents. The output is not encrypted.
+    Export(ExportArgs),
+    /// Start a new plan from a JSON export (or, on a device that already
+    /// has a plan, bring in your own part of one).
+    Import(ImportArgs),
     /// Private notes kept on this device only; never sent anywhere.
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -101,6 +107,69 @@ pub struct InitArgs {
     /// Your name, as your partner will see it in the plan.
     #[arg(long)]
     pub name: String,
+    /// Seed the plan from a template, for the two of you to personalise.
+    #[arg(long, value_parser = crate::plan::template::TEMPLATES)]
+    pub template: Option<String>,
+}
+
+/// What `cove export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// A printable plan.
+    Md,
+    /// Everything, in the documented JSON format.
+    Json,
+    /// The three Automerge documents, as saved.
+    Automerge,
+}
+
+/// `cove export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Where to write: a file (md, json; default standard output) or a
+    /// directory (automerge; required).
+    #[arg(long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+/// `cove import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A JSON export (`cove export --format json`).
+    pub file: PathBuf,
+    /// For a new plan: the relay's address.
+    #[arg(long, value_name = "URL")]
+    pub relay: Option<String>,
+    /// For a new plan: your name, as your partner will see it.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Which partner of the export you are: your needs, boundaries and
+    /// preferences come from that part [default: a for a new plan, else
+    /// your own letter].
+    #[arg(long = "as", value_enum)]
+    pub part: Option<Letter>,
+}
+
+/// A partner, as a flag value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Letter {
+    /// Partner A (who made the plan).
+    A,
+    /// Partner B (who joined it).
+    B,
+}
+
+impl Letter {
+    /// The partner.
+    pub fn partner(self) -> cove_shared::Partner {
+        match self {
+            Self::A => cove_shared::Partner::A,
+            Self::B => cove_shared::Partner::B,
+        }
+    }
 }
 
 /// `cove pair`.

@@ -15,6 +15,7 @@
 //! - [`journal`]: `journal add|list`.
 //! - [`reviews`]: `review show|record|confirm|cadence|list`.
 //! - [`signals`]: `signal NAME`, `signals`.
+//! - [`transfer`]: `export`, `import`.
 //! - [`sessions`]: `session log|list|notes|archive|restore`, `debrief`.
 
 pub mod args;
@@ -29,6 +30,7 @@ pub mod sessions;
 pub mod setup;
 pub mod signals;
 pub mod syncing;
+pub mod transfer;
 pub mod views;
 
 use crate::device::Device;
@@ -69,6 +71,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             signals::send(&home, &out, &name, ttl_minutes).await
         }
         Command::Signals => signals::list(&home, &out).await,
+        Command::Export(args) => transfer::export(&home, &out, args).await,
+        Command::Import(args) => transfer::import(&home, &out, args).await,
         Command::Session(command) => sessions::run(&home, &out, command).await,
         Command::Debrief(args) => sessions::debrief(&home, &out, args).await,
         Command::Journal(args::JournalCommand::Add { text }) => {

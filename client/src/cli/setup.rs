@@ -23,6 +23,14 @@ pub async fn init(home: &Home, out: &Printer, args: InitArgs) -> anyhow::Result<
     let passphrase = prompt::passphrase(true)?;
     let mut device =
         Device::init(home, &passphrase, &args.relay, &args.name, KdfParams::default()).await?;
+    if args.template.is_some() {
+        let who = super::plan::author(&device);
+        device
+            .edit(cove_shared::DocId::Shared, |tx| {
+                crate::plan::template::starter(tx, who).map_err(Into::into)
+            })
+            .await?;
+    }
     let registered = super::syncing::sync_now(&mut device).await;
     let fingerprint = device.id().fingerprint();
     out.emit(

@@ -7,13 +7,17 @@
 //! - [`read`]: documents to [`model::Plan`], with the most-restrictive rule.
 //! - [`write`]: one function per action a person takes.
 //! - [`review`]: what changed since a review, and who changed it.
+//! - [`template`]: the starter template.
+//! - [`export`]: Markdown and JSON export, JSON import.
 //! - [`keys`]: ULIDs, sequence positions, calendar days.
 
+pub mod export;
 pub mod keys;
 pub mod model;
 pub mod read;
 pub mod review;
 pub mod schema;
+pub mod template;
 pub mod write;
 
 use crate::docs::Docs;

@@ -248,7 +248,16 @@ fn write_field(
             settle(tx, obj, key)?;
             tx.put(obj, key, v)?;
         }
-        Field::Int(v) => tx.put(obj, key, v)?,
+        Field::Int(v) => {
+            let range = if key == "closeness" { 0..=4 } else { 0..=i64::from(u32::MAX) };
+            if !range.contains(&v) {
+                return Err(PlanError::Invalid {
+                    field: key,
+                    reason: format!("{v} is outside {}..={}", range.start(), range.end()),
+                });
+            }
+            tx.put(obj, key, v)?;
+        }
         Field::Bool(v) => tx.put(obj, key, v)?,
         Field::Partner(v) => tx.put(obj, key, partner_code(v))?,
         Field::Text(v) => {
@@ -297,6 +306,47 @@ pub fn add(
         write_field(tx, &item, key, value)?;
     }
     Ok(id)
+}
+
+/// Puts an item with a given id and history (an import): the id must be a
+/// ULID not yet in the section.
+pub fn put_item(
+    tx: &mut Transaction<'_>,
+    section: Section,
+    meta: &super::model::ItemMeta,
+    fields: Vec<(&'static str, Field)>,
+) -> Result<(), PlanError> {
+    migrate(tx)?;
+    if !keys::is_id(&meta.id) {
+        return Err(PlanError::Invalid {
+            field: "id",
+            reason: format!("'{}' is not an item id", meta.id),
+        });
+    }
+    let map = container(tx, section)?;
+    if tx.get(&map, meta.id.as_str())?.is_some() {
+        return Err(PlanError::Invalid {
+            field: "id",
+            reason: format!("the plan already holds a {} with the id {}", section.noun(), meta.id),
+        });
+    }
+    let item = tx.put_object(&map, meta.id.as_str(), ObjType::Map)?;
+    if let Some(at) = meta.created_at {
+        tx.put(&item, "created_at", ScalarValue::Timestamp(at))?;
+    }
+    if let Some(by) = meta.created_by {
+        tx.put(&item, "created_by", partner_code(by))?;
+    }
+    if let Some(at) = meta.archived_at {
+        tx.put(&item, "archived_at", ScalarValue::Timestamp(at))?;
+    }
+    if let Some(by) = meta.archived_by {
+        tx.put(&item, "archived_by", partner_code(by))?;
+    }
+    for (key, value) in fields {
+        write_field(tx, &item, key, value)?;
+    }
+    Ok(())
 }
 
 /// The item `id` of `section` (an exact id).
@@ -391,9 +441,14 @@ pub fn answer(
 
 /// Records that this partner confirms a review (own document).
 pub fn confirm(tx: &mut Transaction<'_>, author: Author, review: &str) -> Result<(), PlanError> {
+    confirm_at(tx, review, author.now_ms)
+}
+
+/// As [`confirm`], at a given time (an import keeps the original).
+pub fn confirm_at(tx: &mut Transaction<'_>, review: &str, at_ms: i64) -> Result<(), PlanError> {
     migrate(tx)?;
     let map = root_map(tx, p::CONFIRMATIONS)?;
-    tx.put(&map, review, ScalarValue::Timestamp(author.now_ms))?;
+    tx.put(&map, review, ScalarValue::Timestamp(at_ms))?;
     Ok(())
 }
 

@@ -428,7 +428,12 @@ impl Invite {
         let Sealed::Joined = open(&keys.seal_key("joiner"), "joiner", &done.0)? else {
             return Err(PairError::Protocol("expected the device to confirm"));
         };
-        self.conn.pair_close(&self.nameplate, PairOutcome::Completed).await?;
+        // Paired: the new device confirmed under the shared key. The joiner
+        // may already have closed the mailbox (or left, which the relay
+        // counts as giving up), so closing it here is a courtesy.
+        if let Err(error) = self.conn.pair_close(&self.nameplate, PairOutcome::Completed).await {
+            tracing::debug!(%error, "the pairing mailbox was already closed");
+        }
         Ok(Paired { device: bundle.device, partner: self.partner, safety_code: keys.safety_code() })
     }
 }
@@ -559,6 +564,12 @@ async fn enrol_in(
         &PairMsg::Sealed(seal(&keys.seal_key("joiner"), "joiner", &Sealed::Joined)?),
     )
     .await?;
+    // Close the mailbox as done before this connection goes: the relay
+    // burns a mailbox whose device leaves while it is open, and the
+    // inviter, further away, may not have closed it yet.
+    if let Err(error) = conn.pair_close(&nameplate, PairOutcome::Completed).await {
+        tracing::debug!(%error, "the pairing mailbox was already closed");
+    }
     let paired =
         Paired { device: me, partner: invitation.partner, safety_code: keys.safety_code() };
     device.mark_ready().await?;

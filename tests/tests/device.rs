@@ -13,6 +13,7 @@ use cove_tests::devices::{
     PASSPHRASE, couple, get, heads, home, keys, new_device, pair, put, sync_now, try_put, try_sync,
 };
 use cove_tests::harness::{TempDir, TestRelay};
+use cove_tests::proxy::Proxy;
 
 #[tokio::test]
 async fn pairing_shows_one_safety_code_and_both_devices_hold_the_plan() {
@@ -557,5 +558,27 @@ async fn edits_made_while_a_rotation_is_due_are_sealed_only_under_the_new_key() 
         if header.sender == a.id() && header.seq.0 > 2 && header.kind == Kind::Changes {
             assert!(header.epoch > old, "sealed under the old key");
         }
+    }
+}
+
+#[tokio::test]
+async fn pairing_completes_when_the_inviter_is_further_from_the_relay_than_the_joiner() {
+    // The inviter's frames go through a proxy (one more hop); the joiner's
+    // go straight. The joiner finishes first and leaves: its mailbox must
+    // not be counted as abandoned, and the inviter must see success.
+    let (listener, proxy_url) = Proxy::bind().await;
+    let origin = proxy_url.clone();
+    let relay = TestRelay::start_with(|s| {
+        s.origins = vec![format!("ws://{}", s.listen), origin];
+    })
+    .await;
+    let _proxy = Proxy::start(listener, proxy_url.clone(), &relay.url);
+    let root = TempDir::new("pair-far");
+    for round in 0..3 {
+        let mut a = new_device(&root, &format!("alex-{round}"), &proxy_url).await;
+        let (b, inviter, joiner) =
+            pair(&mut a, &root, &format!("sam-{round}"), &relay.url, false).await;
+        assert_eq!(inviter.safety_code, joiner.safety_code);
+        assert_eq!(b.partner(), Partner::B);
     }
 }

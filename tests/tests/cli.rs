@@ -693,6 +693,30 @@ async fn the_starter_template_exports_to_markdown_and_json_and_an_import_reprodu
         }
     }
     assert_eq!(imported["a"]["display_name"], "Carol");
+    // Each device brings in only its own part, and bringing it in again
+    // never undoes a later choice.
+    let wrong_part = dana.fails(&["import", json_path.to_str().unwrap(), "--as", "a"], None);
+    assert!(wrong_part.contains("only part b"), "{wrong_part}");
+    let fresh = Cove::new(root.path().join("erin"));
+    let mut erin = fresh;
+    let as_b = erin.fails(
+        &[
+            "import",
+            json_path.to_str().unwrap(),
+            "--relay",
+            relay.url.as_str(),
+            "--name",
+            "Erin",
+            "--as",
+            "b",
+        ],
+        None,
+    );
+    assert!(as_b.contains("partner A"), "{as_b}");
+    assert!(!erin.home.exists(), "nothing was made");
+    dana.json(&["plan", "prefer", &water, "no"]);
+    dana.json(&["import", json_path.to_str().unwrap(), "--as", "b"]);
+    assert_eq!(dana.json(&["plan", "show"])["b"]["preferences"][&water], "no");
     // A file that is not an export gets one sentence.
     std::fs::write(root.path().join("not.json"), "{\"format\": \"other\", \"version\": 9}")
         .unwrap();

@@ -44,8 +44,10 @@ async fn update(
 
 async fn prefer(device: &mut Device, option: &str, value: Preference) {
     let doc = device.partner().doc();
+    let plan = read(device);
+    let basis = plan::read::option_basis(plan.menu.iter().find(|m| m.meta.id == option).unwrap());
     device
-        .edit(doc, |tx| write::set_preference(tx, option, value).map_err(Into::into))
+        .edit(doc, |tx| write::set_preference(tx, option, value, &basis).map_err(Into::into))
         .await
         .unwrap();
 }
@@ -444,4 +446,40 @@ async fn a_signal_is_kept_only_while_it_is_current() {
     // What is stored is what was kept.
     let reopened = Device::open(b.home(), cove_tests::devices::PASSPHRASE).await.unwrap();
     assert_eq!(reopened.sync_state().signals.len(), 1);
+}
+
+#[tokio::test]
+async fn a_preference_does_not_carry_over_to_an_option_the_other_partner_changed() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("plan-basis");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    let option = add(&mut b, Section::Menu, vec![("title", text("A glass of water"))]).await;
+    let other = add(&mut b, Section::Menu, vec![("title", text("Quiet"))]).await;
+    sync_all(&mut [&mut a, &mut b]).await;
+    prefer(&mut a, &option, Preference::Yes).await;
+    prefer(&mut a, &other, Preference::No).await;
+    sync_all(&mut [&mut a, &mut b]).await;
+    assert!(read(&a).changed_options.is_empty());
+
+    // B retitles both options A gave a preference for.
+    update(&mut b, Section::Menu, &option, vec![("title", text("Holding or cuddling"))]).await;
+    update(&mut b, Section::Menu, &other, vec![("description", text("no talking"))]).await;
+    sync_all(&mut [&mut a, &mut b]).await;
+    for device in [&a, &b] {
+        let plan = read(device);
+        let alex = plan.a.as_ref().unwrap();
+        assert_eq!(alex.preferences[&option], Preference::AskMe, "a yes for something else");
+        assert_eq!(alex.preferences[&other], Preference::No, "a no stays a no");
+        let changed: Vec<(&str, Preference)> =
+            plan.changed_options.iter().map(|c| (c.option.as_str(), c.given)).collect();
+        assert_eq!(changed.len(), 2, "{changed:?}");
+        assert!(changed.contains(&(option.as_str(), Preference::Yes)));
+    }
+    // A gives it again, for the option as it reads now.
+    prefer(&mut a, &option, Preference::Yes).await;
+    prefer(&mut a, &other, Preference::No).await;
+    sync_all(&mut [&mut a, &mut b]).await;
+    let plan = read(&b);
+    assert!(plan.changed_options.is_empty(), "{:?}", plan.changed_options);
+    assert_eq!(plan.a.as_ref().unwrap().preferences[&option], Preference::Yes);
 }

@@ -214,7 +214,8 @@ pub enum DeviceCommand {
 pub enum JournalCommand {
     /// Write an entry.
     Add {
-        /// The note.
+        /// The note, or - to read it from standard input (so that it stays
+        /// out of the shell's history).
         text: String,
     },
     /// Show every entry, oldest first.

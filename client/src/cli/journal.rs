@@ -7,8 +7,9 @@ use crate::journal;
 
 /// `cove journal add`.
 pub async fn add(home: &Home, out: &Printer, text: &str) -> anyhow::Result<()> {
+    let text = super::prompt::text_or_stdin(text)?;
     let device = unlock(home).await?;
-    let entry = journal::add(&device, text).await?;
+    let entry = journal::add(&device, &text).await?;
     out.emit(&entry, || "Written in this device's journal. It is never sent anywhere.".to_owned());
     Ok(())
 }

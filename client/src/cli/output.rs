@@ -29,7 +29,7 @@ impl Printer {
         } else {
             let text = human();
             if !text.is_empty() {
-                println!("{text}");
+                println!("{}", terminal_safe(&text));
             }
         }
     }
@@ -37,9 +37,17 @@ impl Printer {
     /// Prints a line of text for people; nothing in JSON mode.
     pub fn say(&self, text: &str) {
         if !self.json {
-            println!("{text}");
+            println!("{}", terminal_safe(text));
         }
     }
+}
+
+/// Text as it may reach a terminal: plan text comes from the other partner's
+/// device, and escape sequences in it could hide or fake lines, or reach the
+/// clipboard. Control characters are dropped, except line breaks, tabs, and
+/// the bell that announces a signal.
+pub fn terminal_safe(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control() || matches!(c, '\n' | '\t' | '\x07')).collect()
 }
 
 /// A Unix time (seconds) as "3 minutes ago" and similar.
@@ -60,6 +68,12 @@ fn plural(n: i64, unit: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_sequences_never_reach_the_terminal() {
+        let hostile = "Tea\x1b]52;c;aGVsbG8=\x07\x1b[2K\u{9b}31m done\nnext\tline\r";
+        assert_eq!(terminal_safe(hostile), "Tea]52;c;aGVsbG8=\x07[2K31m done\nnext\tline");
+    }
 
     #[test]
     fn ages_read_naturally() {

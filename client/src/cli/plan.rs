@@ -517,8 +517,16 @@ async fn prefer(
     let mut device = unlock(home).await?;
     let id = resolve(&device, Section::Menu, given)?;
     let doc = device.partner().doc();
+    // The option as this partner sees it now (see `read::option_basis`).
+    let plan = plan::current(device.docs());
+    let option = plan.menu.iter().find(|m| m.meta.id == id).ok_or_else(|| {
+        DeviceError::Invalid(format!("there is no menu option with the id '{given}'"))
+    })?;
+    let basis = plan::read::option_basis(option);
     device
-        .edit(doc, |tx| write::set_preference(tx, &id, preference).map_err(DeviceError::from))
+        .edit(doc, |tx| {
+            write::set_preference(tx, &id, preference, &basis).map_err(DeviceError::from)
+        })
         .await?;
     let what = format!("Your preference for [{}] is now: {preference}.", short(&id));
     saved(out, &mut device, &id, &what).await;
@@ -585,6 +593,9 @@ async fn steps(home: &Home, out: &Printer, command: StepCommand) -> anyhow::Resu
             let id = resolve(&device, section, &id)?;
             let option = step_option(&device, &mut fields)?;
             let all = step_fields(fields, option);
+            if all.iter().any(|(k, f)| *k == "title" && *f == Field::Clear) {
+                anyhow::bail!("a step needs --title");
+            }
             if all.is_empty() {
                 anyhow::bail!("nothing to change; `cove plan step edit --help` lists the fields");
             }

@@ -408,7 +408,7 @@ pub struct DebriefArgs {
     pub session: String,
     /// The question's id (as `cove plan checkin question list` shows it).
     pub question: Option<String>,
-    /// Your answer.
+    /// Your answer, or - to read it from standard input.
     pub answer: Option<String>,
 }
 

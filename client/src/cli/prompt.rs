@@ -48,3 +48,15 @@ pub fn confirm(what: &str, word: &str, yes: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `text`, or, if it is `-`, what standard input holds: private words need
+/// not pass through the shell's history or the process list.
+pub fn text_or_stdin(text: &str) -> anyhow::Result<String> {
+    if text != "-" {
+        return Ok(text.to_owned());
+    }
+    let mut input = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 1 << 20), &mut input)
+        .map_err(|e| anyhow::anyhow!("cannot read standard input: {e}"))?;
+    Ok(input.trim_end_matches(['\n', '\r']).to_owned())
+}

@@ -152,7 +152,7 @@ async fn record(
         ("lessons", Field::Text(lessons.unwrap_or_default())),
         ("notes", Field::Text(notes.unwrap_or_default())),
     ];
-    let next = plan.reviews.cadence_days.map(|days| format_day(day + days));
+    let next = plan.reviews.cadence_days.and_then(|days| day.checked_add(days)).map(format_day);
     let who = author(device);
     let id = device
         .edit(DocId::Shared, |tx| {
@@ -186,4 +186,27 @@ async fn confirm(out: &Printer, device: &mut Device, id: &str) -> anyhow::Result
 pub fn due(plan: &Plan, now_ms: i64) -> Option<String> {
     let next = plan.reviews.next_due.as_deref()?;
     (parse_day(next)? <= today(now_ms)).then(|| next.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::Automerge;
+
+    #[test]
+    fn a_review_is_due_on_its_day_and_after() {
+        let empty = Automerge::new();
+        let mut plan = plan::read::plan(&empty, &empty, &empty);
+        let day = parse_day("2026-11-25").unwrap();
+        let noon = day * 86_400_000 + 43_200_000;
+        assert_eq!(due(&plan, noon), None, "no review planned");
+        plan.reviews.next_due = Some("2026-11-26".into());
+        assert_eq!(due(&plan, noon), None);
+        plan.reviews.next_due = Some("2026-11-25".into());
+        assert_eq!(due(&plan, noon).as_deref(), Some("2026-11-25"));
+        plan.reviews.next_due = Some("2026-10-01".into());
+        assert_eq!(due(&plan, noon).as_deref(), Some("2026-10-01"));
+        plan.reviews.next_due = Some("not a day".into());
+        assert_eq!(due(&plan, noon), None);
+    }
 }

@@ -115,6 +115,7 @@ pub async fn debrief(home: &Home, out: &Printer, args: DebriefArgs) -> anyhow::R
     let session = resolve(&device, Section::Sessions, &args.session)?;
     match (args.question, args.answer) {
         (Some(question), Some(answer)) => {
+            let answer = super::prompt::text_or_stdin(&answer)?;
             let question = resolve(&device, Section::Questions, &question)?;
             let doc = device.partner().doc();
             device

@@ -92,6 +92,8 @@ struct Status {
     conflicts: Vec<crate::plan::model::Conflict>,
     /// The day a review fell due, if one is due.
     review_due: Option<String>,
+    /// This partner's preferences for options changed since they were given.
+    changed_options: Vec<crate::plan::model::ChangedOption>,
 }
 
 /// `cove status`.
@@ -126,6 +128,12 @@ pub async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
         held: device.local().count(ListTable::Pending).await?,
         conflicts: plan.conflicts.iter().filter(|c| c.owner == device.partner()).cloned().collect(),
         review_due: super::reviews::due(&plan, unix_millis()),
+        changed_options: plan
+            .changed_options
+            .iter()
+            .filter(|c| c.owner == device.partner())
+            .cloned()
+            .collect(),
     };
     out.emit(&status, || human_status(&status));
     Ok(())
@@ -177,6 +185,12 @@ fn human_status(s: &Status) -> String {
     lines.push(format!("Quarantined (failed verification): {}", s.quarantined));
     if let Some(day) = &s.review_due {
         lines.push(format!("A review is due (since {day}): `cove review` shows what changed."));
+    }
+    if !s.changed_options.is_empty() {
+        lines.push(format!(
+            "To resolve: {} of your preferences were given before their option changed; `cove plan show` lists them.",
+            s.changed_options.len()
+        ));
     }
     if !s.conflicts.is_empty() {
         lines.push(format!(

@@ -137,6 +137,23 @@ fn overview(plan: &Plan, me: Partner, all: bool) -> String {
             )
         })
         .collect();
+    let mut conflicts = conflicts;
+    for c in &plan.changed_options {
+        let title = plan
+            .menu
+            .iter()
+            .find(|m| m.meta.id == c.option)
+            .map_or_else(|| short(&c.option).to_owned(), |m| m.title.clone());
+        let (whose, who) = if c.owner == me {
+            ("Your".to_owned(), "you give".to_owned())
+        } else {
+            (format!("{}'s", plan.name(c.owner)), format!("{} gives", plan.name(c.owner)))
+        };
+        conflicts.push(format!(
+            "{whose} preference for \"{title}\" ({}) was given before the option changed; it counts as {} until {who} it again.",
+            c.given, c.counts_as
+        ));
+    }
     if !conflicts.is_empty() {
         section("To resolve", conflicts, "");
     }

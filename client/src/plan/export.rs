@@ -6,7 +6,7 @@
 //! Import keeps each item's id and history, so that preferences, sessions
 //! and steps still point at the right menu options.
 
-use super::keys::{format_day, short, today};
+use super::keys::{self, format_day, short, today};
 use super::model::{
     Boundary, Choice, ItemMeta, LaterCheckin, MenuOption, Need, PartnerPlan, Plan, Question,
     Review, Scope, Session, Signal, Space, Status, Step, Technique, Term,
@@ -192,6 +192,42 @@ pub fn shared_items(plan: &Plan) -> Vec<ImportItem> {
     out
 }
 
+/// Checks that every write an import would make succeeds, on scratch
+/// documents, before anything real is made or changed: `new_plan` writes
+/// the shared part too; `part` is the partner whose part comes in.
+pub fn check(plan: &Plan, new_plan: bool, part: Partner) -> Result<(), PlanError> {
+    use automerge::Automerge;
+    let mut shared = Automerge::new();
+    let mut tx = shared.transaction();
+    super::schema::genesis_shared(&mut tx, 0)?;
+    if new_plan {
+        for ImportItem { section, meta, fields } in shared_items(plan) {
+            write::put_item(&mut tx, section, &meta, fields)?;
+        }
+        shared_settings(&mut tx, plan)?;
+    }
+    tx.commit();
+    let mut own = Automerge::new();
+    let mut tx = own.transaction();
+    super::schema::genesis_partner(&mut tx, "")?;
+    if let Some(their) = plan.partner(part) {
+        for ImportItem { section, meta, fields } in partner_items(their) {
+            write::put_item(&mut tx, section, &meta, fields)?;
+        }
+        partner_values(&mut tx, their, &plan.menu, None)?;
+    }
+    tx.commit();
+    if let Some(next) = &plan.reviews.next_due
+        && keys::parse_day(next).is_none()
+    {
+        return Err(PlanError::Invalid {
+            field: "next_due",
+            reason: format!("'{next}' is not a day"),
+        });
+    }
+    Ok(())
+}
+
 /// The shared document's settings, written in one change.
 pub fn shared_settings(tx: &mut Transaction<'_>, plan: &Plan) -> Result<(), PlanError> {
     if let Some(m) = plan.checkin.window_minutes {
@@ -235,17 +271,45 @@ pub fn partner_items(part: &PartnerPlan) -> Vec<ImportItem> {
 }
 
 /// A partner's preferences, debrief answers and confirmations, into their
-/// own document.
-pub fn partner_values(tx: &mut Transaction<'_>, part: &PartnerPlan) -> Result<(), PlanError> {
+/// own document. Only what `existing` (their part as it stands) lacks is
+/// written: bringing an export in again never undoes a later choice. A
+/// preference is written only for an option in `menu`, with its basis.
+pub fn partner_values(
+    tx: &mut Transaction<'_>,
+    part: &PartnerPlan,
+    menu: &[MenuOption],
+    existing: Option<&PartnerPlan>,
+) -> Result<(), PlanError> {
     for (option, preference) in &part.preferences {
-        write::set_preference(tx, option, *preference)?;
+        let Some(current) = menu.iter().find(|m| &m.meta.id == option) else { continue };
+        if existing.is_some_and(|e| e.preferences.contains_key(option)) {
+            continue;
+        }
+        write::set_preference(tx, option, *preference, &super::read::option_basis(current))?;
     }
     for (session, answers) in &part.debriefs {
         for (question, answer) in answers {
+            if !keys::is_id(session) || !keys::is_id(question) {
+                return Err(PlanError::Invalid {
+                    field: "debriefs",
+                    reason: format!(
+                        "'{session}/{question}' does not name a session and a question"
+                    ),
+                });
+            }
+            if existing
+                .and_then(|e| e.debriefs.get(session))
+                .is_some_and(|a| a.contains_key(question))
+            {
+                continue;
+            }
             write::answer(tx, session, question, answer)?;
         }
     }
     for (review, at) in &part.confirmations {
+        if existing.is_some_and(|e| e.confirmations.contains_key(review)) {
+            continue;
+        }
         write::confirm_at(tx, review, *at)?;
     }
     Ok(())

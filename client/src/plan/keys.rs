@@ -37,10 +37,19 @@ pub fn short(id: &str) -> &str {
 /// and two partners' moves never interleave. (The midpoint method of
 /// fractional indexing, base 26.)
 pub fn position_between(before: Option<&str>, after: Option<&str>) -> String {
-    let digits = |s: &str| s.bytes().map(|b| b.saturating_sub(b'a').min(25)).collect::<Vec<u8>>();
+    // Positions come from other devices and from imports: a bound that is
+    // not a key this module makes is ignored rather than trusted.
+    let before = before.filter(|p| is_position(p));
+    let after = after.filter(|p| is_position(p)).filter(|a| before.is_none_or(|b| b < *a));
+    let digits = |s: &str| s.bytes().map(|b| b - b'a').collect::<Vec<u8>>();
     let a = before.map(digits).unwrap_or_default();
     let b = after.map(digits);
     midpoint(&a, b.as_deref()).into_iter().map(|d| char::from(b'a' + d)).collect()
+}
+
+/// Whether `p` is a position key: `a`..=`z`, not empty, not ending in `a`.
+pub fn is_position(p: &str) -> bool {
+    !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()) && !p.ends_with('a')
 }
 
 /// Digits strictly between `a` and `b` (`None`: no upper bound), given
@@ -59,16 +68,16 @@ fn midpoint(a: &[u8], b: Option<&[u8]>) -> Vec<u8> {
             return out;
         }
     }
-    let low = a.first().copied().unwrap_or(0);
+    let low = u16::from(a.first().copied().unwrap_or(0));
     let high = b.and_then(|b| b.first().copied()).map_or(26, u16::from);
-    if high - u16::from(low) > 1 {
-        return vec![((u16::from(low) + high) / 2) as u8];
+    if high > low + 1 {
+        return vec![((low + high) / 2) as u8];
     }
     // Neighbouring digits.
-    if let Some(b) = b.filter(|b| b.len() > 1) {
+    if let Some(b) = b.filter(|b| b.len() > 1 && u16::from(b[0]) > low) {
         return b[..1].to_vec();
     }
-    let mut out = vec![low];
+    let mut out = vec![low as u8];
     out.extend(midpoint(a.get(1..).unwrap_or(&[]), None));
     out
 }
@@ -169,6 +178,14 @@ mod tests {
                 prop_assert!(lo.as_str() < mid.as_str(), "{lo} < {mid}");
             }
             prop_assert!(!mid.ends_with('a'));
+        }
+
+        #[test]
+        fn any_bounds_give_a_key_and_never_panic(a in "\\PC{0,6}", b in "\\PC{0,6}") {
+            let key = position_between(Some(&a), Some(&b));
+            prop_assert!(is_position(&key), "{key:?}");
+            let key = position_between(None, Some(&b));
+            prop_assert!(is_position(&key));
         }
 
         #[test]

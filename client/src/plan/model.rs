@@ -516,6 +516,24 @@ pub struct Plan {
     pub b: Option<PartnerPlan>,
     /// Unresolved conflicts on consent-bearing values.
     pub conflicts: Vec<Conflict>,
+    /// Preferences given for a menu option whose title, kind or description
+    /// has changed since: they count as `ask-me` (or stricter) until their
+    /// owner gives them again.
+    #[serde(default)]
+    pub changed_options: Vec<ChangedOption>,
+}
+
+/// A preference whose option changed after it was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedOption {
+    /// Whose preference it is.
+    pub owner: Partner,
+    /// The menu option.
+    pub option: String,
+    /// The preference as given.
+    pub given: Preference,
+    /// What it counts as now.
+    pub counts_as: Preference,
 }
 
 impl Plan {

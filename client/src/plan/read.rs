@@ -5,9 +5,9 @@
 //! be read counts as its most restrictive value.
 
 use super::model::{
-    Boundary, Checkin, Choice, Conflict, Deescalation, ItemMeta, LaterCheckin, MenuOption, Need,
-    PartnerPlan, Plan, Question, Restrictive, Review, Reviews, Session, Signal, Space, Step,
-    Technique, Term,
+    Boundary, ChangedOption, Checkin, Choice, Conflict, Deescalation, ItemMeta, LaterCheckin,
+    MenuOption, Need, PartnerPlan, Plan, Preference, Question, Restrictive, Review, Reviews,
+    Session, Signal, Space, Step, Technique, Term,
 };
 use super::schema::{partner as p, shared as s};
 use automerge::{Automerge, ObjId, ObjType, ROOT, ReadDoc, Value};
@@ -15,11 +15,18 @@ use cove_shared::Partner;
 use std::collections::BTreeMap;
 
 /// Reads the whole plan from the three documents.
-pub fn plan(shared: &Automerge, a: &Automerge, b: &Automerge) -> Plan {
+pub fn plan(shared: &Automerge, a_doc: &Automerge, b_doc: &Automerge) -> Plan {
     let r = Reader(shared);
     let mut conflicts = Vec::new();
-    let a = partner_plan(a, Partner::A, &mut conflicts);
-    let b = partner_plan(b, Partner::B, &mut conflicts);
+    let mut a = partner_plan(a_doc, Partner::A, &mut conflicts);
+    let mut b = partner_plan(b_doc, Partner::B, &mut conflicts);
+    let menu: Vec<MenuOption> = r.items(r.map(&ROOT, s::MENU), menu_option);
+    let mut changed_options = Vec::new();
+    for (part, doc) in [(&mut a, a_doc), (&mut b, b_doc)] {
+        if let Some(part) = part.as_mut() {
+            changed_options.extend(hold_changed_preferences(part, doc, &menu));
+        }
+    }
     let checkin = r.map(&ROOT, s::CHECKIN);
     let deescalation = r.map(&ROOT, s::DEESCALATION);
     let reviews = r.map(&ROOT, s::REVIEWS);
@@ -33,7 +40,7 @@ pub fn plan(shared: &Automerge, a: &Automerge, b: &Automerge) -> Plan {
     Plan {
         schema: r.int(&ROOT, "schema"),
         created_at: r.map(&ROOT, s::META).and_then(|m| r.time(&m, "created_at")),
-        menu: r.items(r.map(&ROOT, s::MENU), menu_option),
+        menu,
         sequence,
         signals: r.items(r.map(&ROOT, s::SIGNALS), signal),
         vocabulary: r.items(r.map(&ROOT, s::VOCABULARY), term),
@@ -52,14 +59,66 @@ pub fn plan(shared: &Automerge, a: &Automerge, b: &Automerge) -> Plan {
         },
         sessions,
         reviews: Reviews {
-            cadence_days: reviews.as_ref().and_then(|m| r.int(m, "cadence_days")),
+            // Written by either partner's device: only a sensible cadence counts.
+            cadence_days: reviews
+                .as_ref()
+                .and_then(|m| r.int(m, "cadence_days"))
+                .filter(|d| (1..=366).contains(d)),
             next_due: reviews.as_ref().and_then(|m| r.str(m, "next_due")),
             history,
         },
         a,
         b,
         conflicts,
+        changed_options,
     }
+}
+
+/// A digest of what a menu option says, kept with each preference: if the
+/// other partner retitles or redescribes an option, a preference given for
+/// what it said before must not carry over to what it says now.
+pub fn option_basis(option: &MenuOption) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(b"cove/v1/plan/option\0");
+    for part in [
+        option.title.as_str(),
+        option.category.map_or("", Choice::as_str),
+        option.description.as_deref().unwrap_or(""),
+    ] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    hash.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Each preference given for an option that has changed since counts as
+/// `ask-me` or stricter; returns those, for the owner to give again.
+fn hold_changed_preferences(
+    part: &mut PartnerPlan,
+    doc: &Automerge,
+    menu: &[MenuOption],
+) -> Vec<ChangedOption> {
+    let r = Reader(doc);
+    let basis = r.map(&ROOT, p::PREFERENCE_BASIS);
+    let mut out = Vec::new();
+    for (option, value) in part.preferences.iter_mut() {
+        let Some(current) = menu.iter().find(|m| &m.meta.id == option) else { continue };
+        let given = basis.as_ref().and_then(|m| r.str(m, option));
+        if given.as_deref() == Some(option_basis(current).as_str()) {
+            continue;
+        }
+        let counts_as =
+            if value.rank() >= Preference::AskMe.rank() { *value } else { Preference::AskMe };
+        out.push(ChangedOption {
+            owner: part.partner,
+            option: option.clone(),
+            given: *value,
+            counts_as,
+        });
+        *value = counts_as;
+    }
+    out
 }
 
 fn partner_plan(

@@ -67,7 +67,7 @@ pub fn changes_since(
             .collect();
         for (path, (after, actor)) in &now {
             let old = before.get(path).map(|(v, _)| v.as_str()).unwrap_or("");
-            if old == after {
+            if old == after || bookkeeping(path) {
                 continue;
             }
             let inside_new = added.iter().any(|item| path.starts_with(&format!("{item}/")));
@@ -104,6 +104,16 @@ pub fn changes_since(
     out
 }
 
+/// Values that record reviews themselves (the history, the next date,
+/// confirmations) or that only back another value: a review lists changes
+/// to the plan, not to its own record.
+fn bookkeeping(path: &str) -> bool {
+    path.starts_with("reviews/history/")
+        || path == "reviews/next_due"
+        || path.starts_with("confirmations/")
+        || path.starts_with("preference_basis/")
+}
+
 fn partner_of(actor: &ActorId, membership: &MembershipState) -> Option<Partner> {
     let bytes: [u8; 32] = actor.to_bytes().try_into().ok()?;
     let device = DeviceId::from_bytes(bytes).ok()?;
@@ -112,11 +122,19 @@ fn partner_of(actor: &ActorId, membership: &MembershipState) -> Option<Partner> 
 
 fn leaves(doc: &Automerge) -> Leaves {
     let mut out = Leaves::new();
-    walk(doc, &ROOT, String::new(), &mut out);
+    walk(doc, &ROOT, String::new(), 0, &mut out);
     out
 }
 
-fn walk(doc: &Automerge, obj: &ObjId, prefix: String, out: &mut Leaves) {
+/// The schema nests maps four deep at most; a document nested deeper (a
+/// partner's modified client can write anything into the shared one) is
+/// not followed further, so that reading it cannot exhaust the stack.
+const MAX_DEPTH: usize = 8;
+
+fn walk(doc: &Automerge, obj: &ObjId, prefix: String, depth: usize, out: &mut Leaves) {
+    if depth > MAX_DEPTH {
+        return;
+    }
     for key in doc.keys(obj).collect::<Vec<_>>() {
         let Ok(Some((value, id))) = doc.get(obj, key.as_str()) else { continue };
         let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}/{key}") };
@@ -135,7 +153,7 @@ fn walk(doc: &Automerge, obj: &ObjId, prefix: String, out: &mut Leaves) {
                 if is_set {
                     out.insert(path, (keys.join(", "), actor));
                 } else {
-                    walk(doc, &id, path, out);
+                    walk(doc, &id, path, depth + 1, out);
                 }
             }
             Value::Object(ObjType::Text) => {

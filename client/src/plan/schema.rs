@@ -58,6 +58,9 @@ pub mod partner {
     pub const DEBRIEFS: &str = "debriefs";
     /// Reviews this partner confirmed, keyed by review id.
     pub const CONFIRMATIONS: &str = "confirmations";
+    /// For each preference, the digest of the option as it read when the
+    /// preference was given (see `read::option_basis`).
+    pub const PREFERENCE_BASIS: &str = "preference_basis";
 }
 
 /// Creates every container of the shared document.
@@ -95,6 +98,7 @@ pub fn genesis_partner<T: Transactable>(
         partner::PREFERENCES,
         partner::DEBRIEFS,
         partner::CONFIRMATIONS,
+        partner::PREFERENCE_BASIS,
     ] {
         tx.put_object(ROOT, key, ObjType::Map)?;
     }

@@ -60,11 +60,18 @@ const SIGNALS: &[(&str, Meaning, &str)] = &[
 
 /// Writes the starter template into the shared document.
 pub fn starter(tx: &mut Transaction<'_>, author: Author) -> Result<(), PlanError> {
+    // One millisecond apart, so that ids (and lists) keep the template's order.
+    let start = author;
+    let mut clock = start.now_ms;
+    let mut author = move || {
+        clock += 1;
+        Author { now_ms: clock, ..start }
+    };
     let mut options = Vec::new();
     for (title, category, description) in MENU {
         let id = write::add(
             tx,
-            author,
+            author(),
             Section::Menu,
             vec![
                 ("title", Field::Str((*title).to_owned())),
@@ -86,25 +93,30 @@ pub fn starter(tx: &mut Transaction<'_>, author: Author) -> Result<(), PlanError
         if let Some((_, id)) = options.iter().find(|(t, _)| t == title) {
             fields.push(("option", Field::Str(id.clone())));
         }
-        write::add(tx, author, Section::Sequence, fields)?;
+        write::add(tx, author(), Section::Sequence, fields)?;
         position = Some(next);
     }
     for text in QUESTIONS {
-        write::add(tx, author, Section::Questions, vec![("text", Field::Str((*text).to_owned()))])?;
+        write::add(
+            tx,
+            author(),
+            Section::Questions,
+            vec![("text", Field::Str((*text).to_owned()))],
+        )?;
     }
     for (when, note) in LATER {
         let fields = vec![
             ("when", Field::Str((*when).to_owned())),
             ("note", Field::Str((*note).to_owned())),
         ];
-        write::add(tx, author, Section::Later, fields)?;
+        write::add(tx, author(), Section::Later, fields)?;
     }
     for (title, description) in TECHNIQUES {
         let fields = vec![
             ("title", Field::Str((*title).to_owned())),
             ("description", Field::Str((*description).to_owned())),
         ];
-        write::add(tx, author, Section::Techniques, fields)?;
+        write::add(tx, author(), Section::Techniques, fields)?;
     }
     for (name, meaning, response) in SIGNALS {
         let fields = vec![
@@ -113,12 +125,12 @@ pub fn starter(tx: &mut Transaction<'_>, author: Author) -> Result<(), PlanError
             ("meaning", Field::choice(*meaning)),
             ("response", Field::Str((*response).to_owned())),
         ];
-        write::add(tx, author, Section::Signals, fields)?;
+        write::add(tx, author(), Section::Signals, fields)?;
     }
     write::set_setting(tx, s::CHECKIN, "window_minutes", Field::Int(30))?;
     write::set_setting(tx, s::DEESCALATION, "reflection_limit_minutes", Field::Int(30))?;
     write::set_setting(tx, s::REVIEWS, "cadence_days", Field::Int(30))?;
-    let next = format_day(today(author.now_ms) + 30);
+    let next = format_day(today(start.now_ms) + 30);
     write::set_setting(tx, s::REVIEWS, "next_due", Field::Str(next))?;
     Ok(())
 }

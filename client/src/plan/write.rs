@@ -13,9 +13,12 @@ use automerge::transaction::{Transactable, Transaction};
 use automerge::{AutomergeError, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use cove_shared::{DocId, OsEntropy, Partner};
 
-/// The longest text a single field may hold, in characters. Plans are for
+/// The longest text a single value may hold, in characters. Plans are for
 /// people to read; this keeps every edit within one envelope.
 pub const MAX_FIELD_CHARS: usize = 4_000;
+/// The longest free-form notes (Automerge text) may be: two partners'
+/// concurrent additions merge, so notes may grow past one person's edit.
+pub const MAX_TEXT_CHARS: usize = 20_000;
 
 /// A change to the plan could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -212,12 +215,9 @@ fn root_map(tx: &Transaction<'_>, key: &'static str) -> Result<ObjId, PlanError>
     }
 }
 
-fn check_text(field: &'static str, value: &str) -> Result<(), PlanError> {
-    if value.chars().count() > MAX_FIELD_CHARS {
-        return Err(PlanError::Invalid {
-            field,
-            reason: format!("at most {MAX_FIELD_CHARS} characters"),
-        });
+fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), PlanError> {
+    if value.chars().count() > max {
+        return Err(PlanError::Invalid { field, reason: format!("at most {max} characters") });
     }
     Ok(())
 }
@@ -241,7 +241,7 @@ fn write_field(
 ) -> Result<(), PlanError> {
     match value {
         Field::Str(v) => {
-            check_text(key, &v)?;
+            check_text(key, &v, MAX_FIELD_CHARS)?;
             tx.put(obj, key, v)?;
         }
         Field::Choice(v) => {
@@ -261,7 +261,7 @@ fn write_field(
         Field::Bool(v) => tx.put(obj, key, v)?,
         Field::Partner(v) => tx.put(obj, key, partner_code(v))?,
         Field::Text(v) => {
-            check_text(key, &v)?;
+            check_text(key, &v, MAX_TEXT_CHARS)?;
             match tx.get(obj, key)? {
                 Some((Value::Object(ObjType::Text), text)) => tx.update_text(&text, &v)?,
                 _ => {
@@ -413,15 +413,21 @@ pub fn set_setting(
 /// Sets this partner's preference for a menu option (in their own
 /// document). A plain value per option, so two of the partner's devices
 /// setting it at once leave a visible conflict, resolved to the stricter.
+///
+/// `basis` is [`super::read::option_basis`] of the option as the partner
+/// saw it when choosing.
 pub fn set_preference(
     tx: &mut Transaction<'_>,
     option: &str,
     value: super::model::Preference,
+    basis: &str,
 ) -> Result<(), PlanError> {
     migrate(tx)?;
     let map = root_map(tx, p::PREFERENCES)?;
     settle(tx, &map, option)?;
     tx.put(&map, option, value.as_str())?;
+    let bases = root_map(tx, p::PREFERENCE_BASIS)?;
+    tx.put(&bases, option, basis)?;
     Ok(())
 }
 
@@ -433,7 +439,7 @@ pub fn answer(
     text: &str,
 ) -> Result<(), PlanError> {
     migrate(tx)?;
-    check_text("answer", text)?;
+    check_text("answer", text, MAX_FIELD_CHARS)?;
     let map = root_map(tx, p::DEBRIEFS)?;
     tx.put(&map, format!("{session}/{question}"), text)?;
     Ok(())

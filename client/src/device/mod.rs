@@ -135,7 +135,8 @@ impl Device {
         keystore.plan = Some(keys);
         keystore.save(&home.keystore())?;
         let mut device = Self::assemble(home, keystore, log, false).await?;
-        let now = unix_now();
+        // An Automerge timestamp is in milliseconds.
+        let now = unix_millis();
         device.genesis(DocId::Shared, |tx| schema::genesis_shared(tx, now)).await?;
         device.genesis(DocId::PartnerA, |tx| schema::genesis_partner(tx, name)).await?;
         device.mark_ready().await?;

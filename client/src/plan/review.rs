@@ -105,10 +105,13 @@ pub fn changes_since(
 }
 
 /// Values that record reviews themselves (the history, the next date,
-/// confirmations) or that only back another value: a review lists changes
-/// to the plan, not to its own record.
+/// confirmations), that only back another value, or that describe the
+/// documents rather than the plan (the schema version, when the plan was
+/// made): a review lists changes to the plan, not to its own record.
 fn bookkeeping(path: &str) -> bool {
-    path.starts_with("reviews/history/")
+    path == "schema"
+        || path.starts_with("meta/")
+        || path.starts_with("reviews/history/")
         || path == "reviews/next_due"
         || path.starts_with("confirmations/")
         || path.starts_with("preference_basis/")

@@ -14,6 +14,7 @@
 //! - [`transport`]: an authenticated WebSocket connection to a relay.
 //! - [`plan`]: the aftercare plan: schema, typed reads and writes, merge rules.
 //! - [`journal`]: private notes that never leave the device.
+//! - [`ui`]: `cove ui`, the plan as a local web page.
 //! - [`cli`]: the `cove` command line.
 
 #![forbid(unsafe_code)]
@@ -33,6 +34,7 @@ pub mod payload;
 pub mod plan;
 pub mod sync;
 pub mod transport;
+pub mod ui;
 pub mod words;
 
 /// The protocol version this client speaks.

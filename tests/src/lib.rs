@@ -6,6 +6,7 @@
 //! - [`harness`]: relays in-process and as processes, databases, a plan fixture.
 //! - [`devices`]: real devices, paired and edited through the client library.
 //! - [`proxy`]: a misbehaving relay between a device and a real one.
+//! - [`web`]: an HTTP client for `cove ui`, and a minimal WebDriver client.
 
 #![forbid(unsafe_code)]
 
@@ -13,3 +14,4 @@ pub mod devices;
 pub mod harness;
 pub mod proxy;
 pub mod vectors;
+pub mod web;

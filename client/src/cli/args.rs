@@ -87,6 +87,16 @@ pub enum Command {
     /// Start a new plan from a JSON export (or, on a device that already
     /// has a plan, bring in your own part of one).
     Import(ImportArgs),
+    /// Open the plan as a web page on this computer (127.0.0.1 only), kept
+    /// in sync live.
+    Ui {
+        /// The port to serve on [default: any free port].
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Print the address without opening a browser.
+        #[arg(long)]
+        no_open: bool,
+    },
     /// Private notes kept on this device only; never sent anywhere.
     #[command(subcommand)]
     Journal(JournalCommand),

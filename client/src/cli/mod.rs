@@ -71,6 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             signals::send(&home, &out, &name, ttl_minutes).await
         }
         Command::Signals => signals::list(&home, &out).await,
+        Command::Ui { port, no_open } => serve_ui(&home, &out, port, no_open).await,
         Command::Export(args) => transfer::export(&home, &out, args).await,
         Command::Import(args) => transfer::import(&home, &out, args).await,
         Command::Session(command) => sessions::run(&home, &out, command).await,
@@ -90,4 +91,32 @@ pub(crate) async fn unlock(home: &Home) -> anyhow::Result<Device> {
     }
     let passphrase = prompt::passphrase(false)?;
     Ok(Device::open(home, &passphrase).await?)
+}
+
+/// `cove ui`: serves until Ctrl-C.
+async fn serve_ui(home: &Home, out: &Printer, port: u16, no_open: bool) -> anyhow::Result<()> {
+    if !home.exists() {
+        return Err(crate::keystore::KeystoreError::Missing.into());
+    }
+    let passphrase = prompt::passphrase(false)?;
+    let running = crate::ui::start(home, &passphrase, port).await?;
+    out.emit(&serde_json::json!({ "url": running.url }), || {
+        format!(
+            "Cove is open at {}\nThe address works once, in one browser on this computer. Stop with Ctrl-C.",
+            running.url
+        )
+    });
+    if !no_open {
+        // Best effort: a desktop's default browser.
+        let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+        let _ = std::process::Command::new(opener)
+            .arg(&running.url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    running.stop().await;
+    out.say("Stopped.");
+    Ok(())
 }

@@ -252,20 +252,20 @@ fn defaults(section: Section) -> Vec<(&'static str, Field)> {
 
 /// One item as lists show it.
 #[derive(Debug, Serialize)]
-struct Row {
+pub(crate) struct Row {
     #[serde(flatten)]
-    item: serde_json::Value,
+    pub(crate) item: serde_json::Value,
     /// Whose document holds it, for needs and boundaries.
     #[serde(skip_serializing_if = "Option::is_none")]
-    owner: Option<Partner>,
+    pub(crate) owner: Option<Partner>,
     #[serde(skip)]
-    line: String,
+    pub(crate) line: String,
     #[serde(skip)]
-    archived: bool,
+    pub(crate) archived: bool,
 }
 
 /// Every item of `section` (both partners' for needs and boundaries).
-fn rows(plan: &Plan, section: Section) -> Vec<Row> {
+pub(crate) fn rows(plan: &Plan, section: Section) -> Vec<Row> {
     fn row<T: Serialize>(item: &T, meta: &ItemMeta, owner: Option<Partner>, line: String) -> Row {
         Row {
             item: serde_json::to_value(item).unwrap_or_default(),
@@ -702,7 +702,7 @@ pub(crate) async fn saved(out: &Printer, device: &mut Device, id: &str, what: &s
     );
 }
 
-async fn send(device: &mut Device) -> Result<usize, DeviceError> {
+pub(crate) async fn send(device: &mut Device) -> Result<usize, DeviceError> {
     let (conn, _pushes) = sync::connect(device).await?;
     sync::send_outbox(device, &conn).await
 }

@@ -6,8 +6,8 @@ use super::unlock;
 use crate::home::Home;
 use crate::plan::keys::short;
 use crate::plan::model::{
-    Boundary, ForWhom, LaterCheckin, MenuOption, Need, Plan, Preference, Scope, Signal, Space,
-    Status, Step,
+    Boundary, ForWhom, LaterCheckin, MenuOption, Need, PartnerPlan, Plan, Preference, Scope,
+    Signal, Space, Status, Step,
 };
 use crate::plan::{self};
 use cove_shared::Partner;
@@ -48,13 +48,24 @@ pub async fn now(home: &Home, out: &Printer) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn picked(plan: &Plan, partner: Partner, want: Preference) -> Vec<String> {
+/// The titles of the current menu options `partner` gave `want`.
+pub(crate) fn picked(plan: &Plan, partner: Partner, want: Preference) -> Vec<String> {
     let Some(pp) = plan.partner(partner) else { return Vec::new() };
     plan.menu
         .iter()
         .filter(|m| !m.meta.archived() && pp.preferences.get(&m.meta.id) == Some(&want))
         .map(|m| m.title.clone())
         .collect()
+}
+
+/// The boundaries in force right after a session: active, current, and
+/// scoped to the cooldown or always.
+pub(crate) fn boundaries_now(pp: &PartnerPlan) -> impl Iterator<Item = &Boundary> {
+    pp.boundaries.iter().filter(|b| {
+        !b.meta.archived()
+            && b.status == Status::Active
+            && matches!(b.scope, Scope::Cooldown | Scope::Always)
+    })
 }
 
 fn right_now(plan: &Plan) -> String {
@@ -88,11 +99,7 @@ fn right_now(plan: &Plan) -> String {
         for need in pp.needs.iter().filter(|n| !n.meta.archived()) {
             out.push(format!("  needs: {}", need_line(plan, partner, need)));
         }
-        for b in pp.boundaries.iter().filter(|b| {
-            !b.meta.archived()
-                && b.status == Status::Active
-                && matches!(b.scope, Scope::Cooldown | Scope::Always)
-        }) {
+        for b in boundaries_now(pp) {
             out.push(format!("  boundary ({}): {}", b.firmness, b.statement));
         }
     }

@@ -142,6 +142,10 @@ impl Device {
 
     /// Reloads everything from the local database.
     pub(crate) async fn reload(&mut self) -> Result<(), DeviceError> {
+        // The token first: if another process writes while this reads, the
+        // token read here is already stale, and the next check reloads
+        // again. (Read last, it could name a write this read missed.)
+        let generation = self.db.get(KV_GENERATION).await?;
         let genesis = self.keys().genesis;
         if let Some(entries) = self.db.get::<Vec<Blob>>(KV_MEMBERSHIP).await? {
             self.log =
@@ -159,7 +163,7 @@ impl Device {
             Some(bytes) => Freshness::from_bytes(&bytes).map_err(|_| LocalError::Corrupt)?,
             None => Freshness::new(),
         };
-        self.generation = self.db.get(KV_GENERATION).await?;
+        self.generation = generation;
         self.rebuild_keyring()?;
         Ok(())
     }

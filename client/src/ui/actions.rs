@@ -1,0 +1,531 @@
+//! The forms. Each change follows the command line's rules (ownership,
+//! archive rather than delete, the same validation), is committed locally,
+//! sent to the relay at once when it answers, and announced to open pages.
+//! Every answer is a redirect back to a page with a message (`?m=`) or an
+//! error (`?e=`).
+
+use super::Ui;
+use super::fields;
+use super::pages::fresh;
+use crate::cli::plan::{resolve, send};
+use crate::device::{Device, DeviceError, unix_millis};
+use crate::plan::keys::{format_day, parse_day, position_between, short, today};
+use crate::plan::model::{Choice, Preference, Status};
+use crate::plan::schema::shared as s;
+use crate::plan::write::{self, Author, Field, Section};
+use crate::plan::{self};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cove_shared::DocId;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+/// How long a form waits for the relay before leaving the change to the
+/// sync engine.
+const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A submitted form: every pair, in order (checkboxes repeat a name).
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(body: &Bytes) -> Self {
+        Self(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+    }
+
+    fn map(&self) -> HashMap<String, String> {
+        self.0.iter().cloned().collect()
+    }
+}
+
+/// Back to `path`, with a message or an error.
+fn back(path: &str, outcome: Result<String, String>) -> Response {
+    let (key, text) = match outcome {
+        Ok(message) => ("m", message),
+        Err(error) => ("e", error),
+    };
+    let query: String =
+        form_urlencoded::Serializer::new(String::new()).append_pair(key, &text).finish();
+    (StatusCode::SEE_OTHER, [(header::LOCATION, format!("{path}?{query}"))]).into_response()
+}
+
+/// Checks the anti-forgery value; runs `change` with the device; sends,
+/// announces and redirects.
+async fn act(
+    ui: &Ui,
+    body: &Bytes,
+    path: &str,
+    change: impl AsyncFnOnce(&mut Device, &Form) -> Result<String, DeviceError>,
+) -> Response {
+    let form = Form::parse(body);
+    let csrf = form.get("csrf").unwrap_or("");
+    if !(csrf.len() == ui.csrf.len() && bool::from(csrf.as_bytes().ct_eq(ui.csrf.as_bytes()))) {
+        return (StatusCode::FORBIDDEN, "This form is out of date: reload the page and try again.")
+            .into_response();
+    }
+    let mut device = fresh(ui).await;
+    let outcome = change(&mut device, &form).await;
+    if outcome.is_ok() {
+        ui.changed();
+        // Sent now if the relay answers; otherwise by the sync engine.
+        if let Ok(Err(error)) = tokio::time::timeout(SEND_TIMEOUT, send(&mut device)).await {
+            tracing::debug!(%error, "sending from the page failed; the sync engine will");
+        }
+    }
+    drop(device);
+    back(path, outcome.map_err(|e| e.to_string()))
+}
+
+fn author(device: &Device) -> Author {
+    Author { partner: device.partner(), now_ms: unix_millis() }
+}
+
+fn page_of(section: Section) -> String {
+    match section {
+        Section::Questions | Section::Later => "/checkin".into(),
+        Section::Techniques | Section::Spaces => "/deescalation".into(),
+        other => format!("/s/{}", fields::url_name(other)),
+    }
+}
+
+/// A step's menu option (form field `option`, when the form has one): the
+/// field to write, with the title taken from the option when none is given,
+/// as the command line does. An empty choice clears it.
+fn step_option(
+    device: &Device,
+    section: Section,
+    form: &mut HashMap<String, String>,
+) -> Result<Option<(&'static str, Field)>, DeviceError> {
+    if section != Section::Sequence {
+        return Ok(None);
+    }
+    let Some(given) = form.get("option").map(|o| o.trim().to_owned()) else { return Ok(None) };
+    if given.is_empty() {
+        return Ok(Some(("option", Field::Clear)));
+    }
+    let id = resolve(device, Section::Menu, &given)?;
+    if form.get("title").is_none_or(|t| t.trim().is_empty()) {
+        let plan = plan::current(device.docs());
+        if let Some(option) = plan.menu.iter().find(|m| m.meta.id == id) {
+            form.insert("title".into(), option.title.clone());
+        }
+    }
+    Ok(Some(("option", Field::Str(id))))
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "There is no such section.").into_response()
+}
+
+/// `POST /s/{section}/add`.
+pub async fn add(State(ui): State<Arc<Ui>>, Path(name): Path<String>, body: Bytes) -> Response {
+    let Some(section) = fields::section(&name) else { return not_found() };
+    act(&ui, &body, &page_of(section), async |device, form| {
+        let mut map = form.map();
+        let option = step_option(device, section, &mut map)?;
+        let mut all = fields::parse(section, &map, true).map_err(DeviceError::Invalid)?;
+        all.extend(option);
+        // The same defaults as the command line.
+        match section {
+            Section::Boundaries => {
+                if !all.iter().any(|(k, _)| *k == "firmness") {
+                    all.push(("firmness", Field::Choice("hard")));
+                }
+                if !all.iter().any(|(k, _)| *k == "scope") {
+                    all.push(("scope", Field::Choice("always")));
+                }
+                all.push(("status", Field::choice(Status::Active)));
+            }
+            Section::Sequence => {
+                if !all.iter().any(|(k, _)| *k == "title") {
+                    return Err(DeviceError::Invalid(
+                        "A step needs a name, or a menu option to take it from.".into(),
+                    ));
+                }
+                let plan = plan::current(device.docs());
+                let last = plan.sequence.last().map(|s| s.position.clone());
+                all.push(("position", Field::Str(position_between(last.as_deref(), None))));
+                if !all.iter().any(|(k, _)| *k == "for") {
+                    all.push(("for", Field::Choice("both")));
+                }
+            }
+            Section::Spaces if !all.iter().any(|(k, _)| *k == "for") => {
+                all.push(("for", Field::Choice("both")))
+            }
+            Section::Signals => {
+                for (k, f) in &mut all {
+                    if *k == "name"
+                        && let Field::Str(n) = f
+                    {
+                        *n = n.trim().to_lowercase();
+                    }
+                }
+            }
+            _ => {}
+        }
+        let who = author(device);
+        let doc = section.doc(device.partner());
+        let id = device
+            .edit(doc, |tx| write::add(tx, who, section, all).map_err(DeviceError::from))
+            .await?;
+        Ok(format!("Added {} [{}].", section.noun(), short(&id)))
+    })
+    .await
+}
+
+/// `POST /s/{section}/{id}/edit`.
+pub async fn edit(
+    State(ui): State<Arc<Ui>>,
+    Path((name, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(section) = fields::section(&name) else { return not_found() };
+    act(&ui, &body, &page_of(section), async |device, form| {
+        let id = resolve(device, section, &id)?;
+        let mut map = form.map();
+        let option = step_option(device, section, &mut map)?;
+        let mut fields = fields::parse(section, &map, false).map_err(DeviceError::Invalid)?;
+        if fields.iter().any(|(k, f)| *k == "title" && *f == Field::Clear) {
+            return Err(DeviceError::Invalid(
+                "A step needs a name, or a menu option to take it from.".into(),
+            ));
+        }
+        fields.extend(option);
+        let doc = section.doc(device.partner());
+        device
+            .edit(doc, |tx| write::update(tx, section, &id, fields).map_err(DeviceError::from))
+            .await?;
+        Ok(format!("Saved {} [{}].", section.noun(), short(&id)))
+    })
+    .await
+}
+
+/// `POST /s/{section}/{id}/archive`.
+pub async fn archive(
+    State(ui): State<Arc<Ui>>,
+    Path((name, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(section) = fields::section(&name) else { return not_found() };
+    act(&ui, &body, &page_of(section), async |device, _| {
+        let id = resolve(device, section, &id)?;
+        let who = author(device);
+        let doc = section.doc(device.partner());
+        device
+            .edit(doc, |tx| write::archive(tx, who, section, &id).map_err(DeviceError::from))
+            .await?;
+        Ok(format!(
+            "Archived {} [{}]; it is kept, and can be restored.",
+            section.noun(),
+            short(&id)
+        ))
+    })
+    .await
+}
+
+/// `POST /s/{section}/{id}/restore`.
+pub async fn restore(
+    State(ui): State<Arc<Ui>>,
+    Path((name, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(section) = fields::section(&name) else { return not_found() };
+    act(&ui, &body, &page_of(section), async |device, _| {
+        let id = resolve(device, section, &id)?;
+        let doc = section.doc(device.partner());
+        device.edit(doc, |tx| write::restore(tx, section, &id).map_err(DeviceError::from)).await?;
+        Ok(format!("Restored {} [{}].", section.noun(), short(&id)))
+    })
+    .await
+}
+
+/// `POST /boundary/{id}/withdraw|reinstate`.
+pub async fn boundary_status(
+    State(ui): State<Arc<Ui>>,
+    Path((id, to)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let status = match to.as_str() {
+        "withdraw" => Status::Withdrawn,
+        "reinstate" => Status::Active,
+        _ => return (StatusCode::NOT_FOUND, "No such action.").into_response(),
+    };
+    act(&ui, &body, "/s/boundaries", async |device, _| {
+        let id = resolve(device, Section::Boundaries, &id)?;
+        let doc = device.partner().doc();
+        let fields = vec![("status", Field::choice(status))];
+        device
+            .edit(doc, |tx| {
+                write::update(tx, Section::Boundaries, &id, fields).map_err(DeviceError::from)
+            })
+            .await?;
+        Ok(match status {
+            Status::Withdrawn => format!("Withdrew boundary [{}].", short(&id)),
+            Status::Active => format!("Boundary [{}] is in force again.", short(&id)),
+        })
+    })
+    .await
+}
+
+/// `POST /prefer/{option}`.
+pub async fn prefer(
+    State(ui): State<Arc<Ui>>,
+    Path(option): Path<String>,
+    body: Bytes,
+) -> Response {
+    act(&ui, &body, "/s/menu", async |device, form| {
+        let id = resolve(device, Section::Menu, &option)?;
+        let Some(value) = form.get("preference").and_then(Preference::parse) else {
+            return Err(DeviceError::Invalid("Choose yes, maybe, ask-me or no.".into()));
+        };
+        let plan = plan::current(device.docs());
+        let basis = plan
+            .menu
+            .iter()
+            .find(|m| m.meta.id == id)
+            .map(plan::read::option_basis)
+            .ok_or_else(|| DeviceError::Invalid("That option is not on the menu.".into()))?;
+        let doc = device.partner().doc();
+        device
+            .edit(doc, |tx| {
+                write::set_preference(tx, &id, value, &basis).map_err(DeviceError::from)
+            })
+            .await?;
+        Ok(format!("Your preference is now: {value}."))
+    })
+    .await
+}
+
+/// `POST /step/{id}/move` with `place` = first, up, down or last.
+pub async fn move_step(State(ui): State<Arc<Ui>>, Path(id): Path<String>, body: Bytes) -> Response {
+    act(&ui, &body, "/s/sequence", async |device, form| {
+        let id = resolve(device, Section::Sequence, &id)?;
+        let plan = plan::current(device.docs());
+        let order: Vec<&str> =
+            plan.sequence.iter().filter(|s| s.meta.id != id).map(|s| s.position.as_str()).collect();
+        let at = plan.sequence.iter().position(|s| s.meta.id == id).unwrap_or(0);
+        let (before, after) = match form.get("place") {
+            Some("first") => (None, order.first().copied()),
+            Some("last") => (order.last().copied(), None),
+            // Without the moved step, its old neighbours sit at at-1 and at.
+            Some("up") => (
+                at.checked_sub(2).and_then(|i| order.get(i).copied()),
+                at.checked_sub(1).and_then(|i| order.get(i).copied()),
+            ),
+            Some("down") => (order.get(at).copied(), order.get(at + 1).copied()),
+            _ => return Err(DeviceError::Invalid("Say where to move the step.".into())),
+        };
+        let position = position_between(before, after);
+        let fields = vec![("position", Field::Str(position))];
+        device
+            .edit(DocId::Shared, |tx| {
+                write::update(tx, Section::Sequence, &id, fields).map_err(DeviceError::from)
+            })
+            .await?;
+        Ok("Moved the step.".into())
+    })
+    .await
+}
+
+/// `POST /setting/{window|limit|cadence}`.
+pub async fn setting(State(ui): State<Arc<Ui>>, Path(name): Path<String>, body: Bytes) -> Response {
+    let (container, key, max, path, what) = match name.as_str() {
+        "window" => (s::CHECKIN, "window_minutes", 10_080, "/checkin", "Check-in window"),
+        "limit" => (
+            s::DEESCALATION,
+            "reflection_limit_minutes",
+            10_080,
+            "/deescalation",
+            "Time to reflect",
+        ),
+        "cadence" => (s::REVIEWS, "cadence_days", 366, "/reviews", "Review cadence"),
+        _ => return (StatusCode::NOT_FOUND, "No such setting.").into_response(),
+    };
+    act(&ui, &body, path, async |device, form| {
+        let Some(value) = form
+            .get("value")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|v| (1..=max).contains(v))
+        else {
+            return Err(DeviceError::Invalid(format!("{what}: a whole number from 1 to {max}.")));
+        };
+        let plan = plan::current(device.docs());
+        let next = (key == "cadence_days" && plan.reviews.next_due.is_none())
+            .then(|| format_day(today(unix_millis()) + value));
+        device
+            .edit(DocId::Shared, |tx| {
+                write::set_setting(tx, container, key, Field::Int(value))?;
+                if let Some(next) = next {
+                    write::set_setting(tx, s::REVIEWS, "next_due", Field::Str(next))?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(format!("{what}: {value}."))
+    })
+    .await
+}
+
+/// `POST /signal` with `name`.
+pub async fn signal(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
+    act(&ui, &body, "/now", async |device, form| {
+        let name = form.get("name").unwrap_or("").trim().to_lowercase();
+        let plan = plan::current(device.docs());
+        let agreed = plan.signals.iter().any(|s| !s.meta.archived() && s.name == name);
+        if !crate::cli::signals::BUILT_IN.contains(&name.as_str()) && !agreed {
+            return Err(DeviceError::Invalid(format!(
+                "'{name}' is not a signal you have agreed on."
+            )));
+        }
+        device.signal(&name, 30 * 60_000).await?;
+        Ok(format!("Signal '{name}' sent."))
+    })
+    .await
+}
+
+/// `POST /sessions/log`.
+pub async fn log_session(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
+    act(&ui, &body, "/sessions", async |device, form| {
+        let day = match form.get("date").filter(|d| !d.is_empty()) {
+            Some(d) => {
+                parse_day(d).ok_or_else(|| DeviceError::Invalid(format!("'{d}' is not a day.")))?
+            }
+            None => today(unix_millis()),
+        };
+        let plan = plan::current(device.docs());
+        let chooser = match form.get("chosen_by") {
+            Some("me") => device.partner(),
+            Some("partner") => device.partner().other(),
+            _ => plan.next_to_choose(),
+        };
+        let options = form
+            .all("option")
+            .iter()
+            .map(|o| resolve(device, Section::Menu, o))
+            .collect::<Result<Vec<_>, _>>()?;
+        let steps = form
+            .all("step")
+            .iter()
+            .map(|o| resolve(device, Section::Sequence, o))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fields = vec![
+            ("date", Field::Str(format_day(day))),
+            ("chosen_by", Field::Partner(chooser)),
+            ("options", Field::Set(options)),
+            ("steps", Field::Set(steps)),
+            ("notes", Field::Text(form.get("notes").unwrap_or("").to_owned())),
+        ];
+        let who = author(device);
+        device
+            .edit(DocId::Shared, |tx| {
+                write::add(tx, who, Section::Sessions, fields).map_err(DeviceError::from)
+            })
+            .await?;
+        Ok(format!("Logged the session on {}.", format_day(day)))
+    })
+    .await
+}
+
+/// `POST /debrief/{session}` with `question` and `answer`.
+pub async fn debrief(
+    State(ui): State<Arc<Ui>>,
+    Path(session): Path<String>,
+    body: Bytes,
+) -> Response {
+    act(&ui, &body, "/sessions", async |device, form| {
+        let session = resolve(device, Section::Sessions, &session)?;
+        let question = resolve(device, Section::Questions, form.get("question").unwrap_or(""))?;
+        let answer = form.get("answer").unwrap_or("").trim().to_owned();
+        if answer.is_empty() {
+            return Err(DeviceError::Invalid("Write an answer first.".into()));
+        }
+        let doc = device.partner().doc();
+        device
+            .edit(doc, |tx| {
+                write::answer(tx, &session, &question, &answer).map_err(DeviceError::from)
+            })
+            .await?;
+        Ok("Your answer is saved.".into())
+    })
+    .await
+}
+
+/// `POST /reviews/record`.
+pub async fn record_review(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
+    act(&ui, &body, "/reviews", async |device, form| {
+        let plan = plan::current(device.docs());
+        let day = today(unix_millis());
+        let heads = |doc: DocId| plan::review::format_heads(&device.docs().get(doc).get_heads());
+        let text = |k: &str| Field::Text(form.get(k).unwrap_or("").to_owned());
+        let fields = vec![
+            ("date", Field::Str(format_day(day))),
+            ("heads_shared", Field::Str(heads(DocId::Shared))),
+            ("heads_a", Field::Str(heads(DocId::PartnerA))),
+            ("heads_b", Field::Str(heads(DocId::PartnerB))),
+            ("wins", text("wins")),
+            ("lessons", text("lessons")),
+            ("notes", text("notes")),
+        ];
+        let next = plan.reviews.cadence_days.and_then(|d| day.checked_add(d)).map(format_day);
+        let who = author(device);
+        let id = device
+            .edit(DocId::Shared, |tx| {
+                let id = write::add(tx, who, Section::Reviews, fields)?;
+                if let Some(next) = next {
+                    write::set_setting(tx, s::REVIEWS, "next_due", Field::Str(next))?;
+                }
+                Ok(id)
+            })
+            .await?;
+        let doc = device.partner().doc();
+        let who = author(device);
+        device.edit(doc, |tx| write::confirm(tx, who, &id).map_err(DeviceError::from)).await?;
+        Ok("Recorded the review, and confirmed it for you.".into())
+    })
+    .await
+}
+
+/// `POST /reviews/{id}/confirm`.
+pub async fn confirm_review(
+    State(ui): State<Arc<Ui>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    act(&ui, &body, "/reviews", async |device, _| {
+        let id = resolve(device, Section::Reviews, &id)?;
+        let doc = device.partner().doc();
+        let who = author(device);
+        device.edit(doc, |tx| write::confirm(tx, who, &id).map_err(DeviceError::from)).await?;
+        Ok("You confirmed the review.".into())
+    })
+    .await
+}
+
+/// `POST /journal` with `text`.
+pub async fn journal(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let csrf = form.get("csrf").unwrap_or("");
+    if !(csrf.len() == ui.csrf.len() && bool::from(csrf.as_bytes().ct_eq(ui.csrf.as_bytes()))) {
+        return (StatusCode::FORBIDDEN, "This form is out of date: reload the page and try again.")
+            .into_response();
+    }
+    // Never sent anywhere: no announcement, no send.
+    let device = fresh(&ui).await;
+    let outcome = crate::journal::add(&device, form.get("text").unwrap_or("")).await;
+    drop(device);
+    back(
+        "/journal",
+        outcome.map(|_| "Written in this device's journal.".to_owned()).map_err(|e| e.to_string()),
+    )
+}

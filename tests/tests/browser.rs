@@ -1,0 +1,136 @@
+//! `cove ui` in a real browser (headless Chromium through chromedriver):
+//! one partner's change and signal reach the other's open page live, and
+//! the main pages are saved as screenshots in `target/ui-screenshots/`.
+//!
+//! `.ci/run` installs Debian's `chromium` and `chromium-driver` and sets
+//! `COVE_REQUIRE_BROWSER`, so there the test cannot be skipped; a plain
+//! `cargo test` on a machine without them skips it, and says so.
+
+use cove_client::plan::write::{self, Author, Field, Section};
+use cove_client::ui;
+use cove_tests::devices::{PASSPHRASE, couple, sync_now};
+use cove_tests::harness::{TempDir, TestRelay};
+use cove_tests::web::{Browser, Driver, chromedriver};
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn screenshots() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"),
+        PathBuf::from,
+    );
+    let dir = target.join("ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
+async fn save(browser: &Browser<'_>, name: &str) {
+    let png = browser.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partners_change_and_signal_reach_the_other_page_live() {
+    let Some(binary) = chromedriver() else {
+        assert!(
+            std::env::var_os("COVE_REQUIRE_BROWSER").is_none(),
+            "chromedriver is not installed, and this run requires the browser test"
+        );
+        eprintln!("skipped: chromedriver is not installed (.ci/run installs it)");
+        return;
+    };
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("browser");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    // A menu option for A to give a preference for.
+    let who = Author { partner: b.partner(), now_ms: cove_client::device::unix_millis() };
+    let water = b
+        .edit(cove_shared::DocId::Shared, |tx| {
+            write::add(
+                tx,
+                who,
+                Section::Menu,
+                vec![("title", Field::Str("A glass of water".into()))],
+            )
+            .map_err(Into::into)
+        })
+        .await
+        .unwrap();
+    sync_now(&mut b).await;
+    sync_now(&mut a).await;
+
+    let page_a = ui::start(a.home(), PASSPHRASE, 0).await.unwrap();
+    let page_b = ui::start(b.home(), PASSPHRASE, 0).await.unwrap();
+    let base_a = format!("http://{}", page_a.addr);
+    let base_b = format!("http://{}", page_b.addr);
+    let driver = Driver::start(&binary).await;
+    let browser_a = driver.session().await;
+    let browser_b = driver.session().await;
+    browser_a.go(&page_a.url).await;
+    browser_b.go(&page_b.url).await;
+    assert!(browser_b.wait_for_text("Our aftercare plan", Duration::from_secs(10)).await);
+    // Marks this page load: a reload would lose it.
+    browser_b.run("window.coveStay = 'kept'; return true;").await;
+
+    // A writes a boundary and a preference on A's own page.
+    browser_a.go(&format!("{base_a}/s/boundaries")).await;
+    let add = "form[action='/s/boundaries/add']";
+    browser_a
+        .type_into(&format!("{add} input[name=statement]"), "No phones in the room afterwards")
+        .await;
+    browser_a.click(&format!("{add} button[type=submit]")).await;
+    assert!(
+        browser_a.wait_for_text("Added boundary", Duration::from_secs(10)).await,
+        "A's page never confirmed the boundary: {}",
+        browser_a.text().await
+    );
+    browser_a.go(&format!("{base_a}/s/menu")).await;
+    let prefer = format!("form[action='/prefer/{water}']");
+    browser_a
+        .run(&format!("document.querySelector(\"{prefer} select\").value = 'yes'; return true;"))
+        .await;
+    browser_a.click(&format!("{prefer} button[type=submit]")).await;
+    assert!(browser_a.wait_for_text("Your preference is now: yes", Duration::from_secs(10)).await);
+
+    // B's open page shows both, without a reload.
+    assert!(
+        browser_b.wait_for_text("No phones in the room afterwards", Duration::from_secs(15)).await,
+        "B's page never showed A's boundary: {}",
+        browser_b.text().await
+    );
+    let option_shown = async {
+        for _ in 0..150 {
+            if browser_b.text().await.to_lowercase().contains("alex yes") {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(option_shown.await, "B's page never showed A's preference");
+    assert_eq!(browser_b.run("return window.coveStay || null;").await, "kept", "the page reloaded");
+    save(&browser_b, "plan-overview").await;
+
+    // A signal button on B's right-now view reaches A's open page.
+    browser_a.go(&format!("{base_a}/")).await;
+    browser_b.go(&format!("{base_b}/now")).await;
+    save(&browser_b, "right-now").await;
+    browser_b.click("form[action='/signal'] button[type=submit]").await;
+    assert!(
+        browser_a.wait_for_text("Signal from", Duration::from_secs(15)).await,
+        "A's page never showed the signal: {}",
+        browser_a.text().await
+    );
+    assert!(browser_a.text().await.contains("pause"));
+    save(&browser_a, "signal-received").await;
+
+    browser_a.go(&format!("{base_a}/reviews")).await;
+    assert!(browser_a.wait_for_text("Since the plan began", Duration::from_secs(10)).await);
+    save(&browser_a, "review").await;
+
+    browser_a.close().await;
+    browser_b.close().await;
+    page_a.stop().await;
+    page_b.stop().await;
+}

@@ -2,8 +2,9 @@
 //!
 //! It holds two files: `keystore.cove` (secret keys, sealed with the
 //! passphrase) and `device.db` (documents, outbox and sync state, every value
-//! sealed with the storage key from the keystore). It is created readable by
-//! its owner only.
+//! sealed with the storage key from the keystore), and, while `cove ui`
+//! waits for a browser, `ui-open.html`. It is created readable by its owner
+//! only.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,9 @@ use std::path::{Path, PathBuf};
 pub const KEYSTORE: &str = "keystore.cove";
 /// File name of the local database.
 pub const DATABASE: &str = "device.db";
+/// File name of the page that opens `cove ui` in a browser (owner-only; it
+/// holds a one-time token while `cove ui` waits for the browser).
+pub const UI_LAUNCHER: &str = "ui-open.html";
 
 /// Where a device keeps its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +74,9 @@ impl Home {
     /// keep the old ones, which the passphrase still protects.
     pub fn wipe(&self) -> std::io::Result<Vec<PathBuf>> {
         let mut names: Vec<String> =
-            [KEYSTORE, DATABASE, "device.db-wal", "device.db-shm"].map(String::from).to_vec();
+            [KEYSTORE, DATABASE, "device.db-wal", "device.db-shm", UI_LAUNCHER]
+                .map(String::from)
+                .to_vec();
         if let Ok(entries) = std::fs::read_dir(&self.root) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();

@@ -433,8 +433,20 @@ pub fn backoff(attempt: u32) -> Duration {
 /// connection drops. Returns when the device is revoked or `stop` resolves.
 pub async fn run_daemon(
     device: &mut Device,
+    events: impl FnMut(&Event),
+    stop: impl Future<Output = ()> + Unpin,
+) -> Result<(), DeviceError> {
+    run_daemon_nudged(device, events, stop, &tokio::sync::Notify::new()).await
+}
+
+/// [`run_daemon`], which also sends the outbox as soon as `send_now` is
+/// notified (by another instance of the device, in the same process, that
+/// has just written to it), rather than at the next check.
+pub async fn run_daemon_nudged(
+    device: &mut Device,
     mut events: impl FnMut(&Event),
     mut stop: impl Future<Output = ()> + Unpin,
+    send_now: &tokio::sync::Notify,
 ) -> Result<(), DeviceError> {
     let mut attempt = 0u32;
     loop {
@@ -462,14 +474,11 @@ pub async fn run_daemon(
                         }
                         handle_pushes(device, &conn, batch, &mut events).await?;
                     }
-                    _ = tick.tick() => {
-                        // Edits made here or by another process on this
-                        // state directory.
-                        if device.local().outbox_len().await? > 0 {
-                            device.refresh().await?;
-                            send_outbox(device, &conn).await?;
-                        }
-                    }
+                    // Edits made here or by another process on this state
+                    // directory: checked every second, and at once when
+                    // another instance says it wrote.
+                    _ = tick.tick() => send_pending(device, &conn).await?,
+                    () = send_now.notified() => send_pending(device, &conn).await?,
                 }
             }
         };
@@ -491,6 +500,16 @@ pub async fn run_daemon(
             Ok(()) => {}
         }
     }
+}
+
+/// Sends what the outbox holds, if anything, after taking up what other
+/// instances wrote.
+async fn send_pending(device: &mut Device, conn: &RelayConnection) -> Result<(), DeviceError> {
+    if device.local().outbox_len().await? > 0 {
+        device.refresh().await?;
+        send_outbox(device, conn).await?;
+    }
+    Ok(())
 }
 
 /// Handles a batch of pushes. Live deliveries that continue exactly where

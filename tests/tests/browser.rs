@@ -67,8 +67,13 @@ async fn a_partners_change_and_signal_reach_the_other_page_live() {
     let driver = Driver::start(&binary).await;
     let browser_a = driver.session().await;
     let browser_b = driver.session().await;
-    browser_a.go(&page_a.url).await;
+    // A's browser is opened as `cove ui` opens one: on the owner-only page
+    // that forwards to the one-time address. B's goes to the address.
+    let launcher = page_a.launcher().unwrap();
+    browser_a.go(&format!("file://{}", launcher.display())).await;
     browser_b.go(&page_b.url).await;
+    assert!(browser_a.wait_for_text("Our aftercare plan", Duration::from_secs(10)).await);
+    assert!(!launcher.exists(), "the launcher is removed once its token is spent");
     assert!(browser_b.wait_for_text("Our aftercare plan", Duration::from_secs(10)).await);
     // Marks this page load: a reload would lose it.
     browser_b.run("window.coveStay = 'kept'; return true;").await;

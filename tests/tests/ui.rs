@@ -23,7 +23,7 @@ impl Page {
         let addr = running.addr.to_string();
         let path = running.url.split_once(&addr).unwrap().1.to_owned();
         let first = http(&addr, "GET", &path, &[], "").await;
-        assert_eq!(first.status, 303, "{first:?}");
+        assert_eq!(first.status, 200, "{first:?}");
         let cookie = first.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
         let mut page = Self { running, addr, cookie, csrf: String::new() };
         let html = page.get("/s/boundaries").await.body;
@@ -56,6 +56,16 @@ impl Page {
     }
 }
 
+/// Waits until the sync engine of the page on `device`'s state directory
+/// has sent everything the page wrote.
+async fn sent(device: &Device) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !device.outbox().await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the page's changes were never sent");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn setup(name: &str) -> (TestRelay, TempDir, Device, Device) {
     let relay = TestRelay::start().await;
     let root = TempDir::new(name);
@@ -71,21 +81,39 @@ async fn the_page_opens_once_with_its_token_and_only_for_this_origin() {
     let path = running.url.split_once(&addr).unwrap().1.to_owned();
     assert!(running.url.starts_with("http://127.0.0.1:"));
 
+    // The page a browser is opened on: owner-only, forwarding to the address.
+    let launcher = running.launcher().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&launcher).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let html = std::fs::read_to_string(&launcher).unwrap();
+        assert!(html.contains(&format!("url={}", running.url)), "{html}");
+    }
+
     // No cookie, a wrong token: refused.
     assert_eq!(http(&addr, "GET", "/", &[], "").await.status, 401);
     assert_eq!(http(&addr, "GET", "/?token=00", &[], "").await.status, 401);
     // Another Host (DNS rebinding): refused, even with the token.
     let rebinding = http(&addr, "GET", &path, &[("Host", "evil.example")], "").await;
     assert_eq!(rebinding.status, 421);
-    // The token, once: a session cookie, HttpOnly and SameSite=Strict.
+    // The token, once: a session cookie, HttpOnly and SameSite=Strict, on
+    // a page that moves on to `/` by itself.
     let first = http(&addr, "GET", &path, &[], "").await;
-    assert_eq!(first.status, 303);
+    assert_eq!(first.status, 200);
+    assert!(first.body.contains("content=\"0;url=/\""), "{}", first.body);
     let set = first.header("set-cookie").unwrap();
     assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
     let cookie = set.split(';').next().unwrap();
+    let name = cookie.split('=').next().unwrap();
+    assert_eq!(name, format!("cove_session_{}", running.addr.port()), "one name per page server");
+    assert!(!launcher.exists(), "the launcher goes once its token is spent");
     let again = http(&addr, "GET", &path, &[], "").await;
     assert_eq!(again.status, 401, "the token works once");
     assert!(again.body.contains("used already"));
+    // Refusals carry the same protective headers as pages.
+    assert_eq!(again.header("cache-control"), Some("no-store"));
+    assert_eq!(again.header("x-frame-options"), Some("DENY"));
     // The cookie opens the page, but only under this Host.
     let ok = http(&addr, "GET", "/", &[("Cookie", cookie)], "").await;
     assert_eq!(ok.status, 200);
@@ -93,8 +121,19 @@ async fn the_page_opens_once_with_its_token_and_only_for_this_origin() {
     let wrong_host =
         http(&addr, "GET", "/", &[("Cookie", cookie), ("Host", "localhost.evil:80")], "").await;
     assert_eq!(wrong_host.status, 421);
-    let forged = http(&addr, "GET", "/", &[("Cookie", "cove_session=0000")], "").await;
+    let forged = http(&addr, "GET", "/", &[("Cookie", &format!("{name}=0000"))], "").await;
     assert_eq!(forged.status, 401);
+    // A cookie of the same name set by a page on another port does not
+    // shadow the real one.
+    let both = format!("{name}=0000; {cookie}");
+    assert_eq!(http(&addr, "GET", "/", &[("Cookie", &both)], "").await.status, 200);
+    // A link cannot put words on the page: notes are kept on the server.
+    for query in ["?m=Signal+from+sam%3A+pause", "?e=Signal+from+sam", "?n=0123abcd"] {
+        let spoofed = http(&addr, "GET", &format!("/now{query}"), &[("Cookie", cookie)], "").await;
+        assert_eq!(spoofed.status, 200);
+        assert!(!spoofed.body.contains("Signal from"), "{query}");
+        assert!(!spoofed.body.contains("class=\"flash\""), "{query}");
+    }
     running.stop().await;
 }
 
@@ -132,6 +171,12 @@ async fn every_route_answers_and_cross_site_changes_are_refused() {
         }
     }
     assert_eq!(page.get("/s/elsewhere").await.status, 404);
+    // The status page reports the sync engine's connection.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !page.get("/status").await.body.contains("connected, and in sync") {
+        assert!(std::time::Instant::now() < deadline, "the engine never reported its connection");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // A form from another site: refused by origin, and without the form
     // value, and with a cross-site fetch marker.
@@ -192,6 +237,7 @@ async fn forms_validate_follow_the_plan_rules_and_reach_the_partner() {
     assert!(added.body.contains("Added boundary"), "{}", added.body);
     page.submit("/s/menu/add", &[("title", "A glass of water"), ("category", "nourishment")]).await;
     page.submit("/journal", &[("text", "A private note")]).await;
+    sent(&a).await;
     sync_now(&mut b).await;
     let plan = cove_client::plan::current(b.docs());
     let alex = plan.a.as_ref().unwrap();
@@ -236,6 +282,7 @@ async fn forms_validate_follow_the_plan_rules_and_reach_the_partner() {
     page.submit(&format!("/boundary/{mine}/withdraw"), &[]).await;
     page.submit(&format!("/s/menu/{water}/archive"), &[]).await;
     page.submit(&format!("/s/menu/{water}/restore"), &[]).await;
+    sent(&a).await;
     sync_now(&mut b).await;
     let plan = cove_client::plan::current(b.docs());
     assert_eq!(plan.a.as_ref().unwrap().preferences[&water].to_string(), "ask-me");
@@ -319,9 +366,11 @@ async fn sessions_reviews_settings_steps_and_signals_from_the_page() {
     let (_relay, _root, _a, mut b) = setup("ui-more-forms").await;
     // B's page: B is partner B, and A chooses first.
     let page = Page::open(b.home()).await;
+    // The note a form left: a message or an error.
     let flash = |r: &HttpResponse| {
         let html = &r.body;
-        html.find("class=\"flash\"").map(|at| html[at..].split("</p>").next().unwrap().to_owned())
+        let at = html.find("class=\"flash\"").or_else(|| html.find("class=\"error\""))?;
+        Some(html[at..].split("</p>").next().unwrap().to_owned())
     };
 
     // Settings: validated, then written.
@@ -476,4 +525,98 @@ async fn a_conflict_is_shown_to_its_owner_until_they_settle_it_on_the_page() {
     assert!(cove_client::plan::current(b.docs()).conflicts.is_empty());
     page_a.running.stop().await;
     page_b.running.stop().await;
+}
+
+#[tokio::test]
+async fn an_item_whose_key_is_not_an_id_never_reaches_the_page() {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ROOT, ReadDoc, ScalarValue};
+    use cove_client::plan::write::{self, Author, Field, Section};
+    let (_relay, _root, mut a, mut b) = setup("ui-hostile-key").await;
+    let who = Author { partner: a.partner(), now_ms: cove_client::device::unix_millis() };
+    let boundary = a
+        .edit(DocId::PartnerA, |tx| {
+            write::add(
+                tx,
+                who,
+                Section::Boundaries,
+                vec![("statement", Field::Str("Knock first".into()))],
+            )
+            .map_err(Into::into)
+        })
+        .await
+        .unwrap();
+    sync_now(&mut a).await;
+    let page = Page::open(a.home()).await;
+
+    // A modified client on B's device writes a menu item under a key made
+    // to turn its Archive button into "withdraw A's boundary", beside an
+    // honest one.
+    let hostile = format!("x/../../../boundary/{boundary}/withdraw?");
+    let who = Author { partner: b.partner(), now_ms: cove_client::device::unix_millis() };
+    b.edit(DocId::Shared, |tx| {
+        let menu = match tx.get(ROOT, "menu")? {
+            Some((_, id)) => id,
+            None => unreachable!("the genesis made the menu"),
+        };
+        let item = tx.put_object(&menu, hostile.as_str(), ObjType::Map)?;
+        tx.put(&item, "title", "Soft light")?;
+        tx.put(&item, "created_at", ScalarValue::Timestamp(who.now_ms))?;
+        write::add(tx, who, Section::Menu, vec![("title", Field::Str("Warm socks".into()))])?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    sync_now(&mut b).await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let html = loop {
+        let html = page.get("/s/menu").await.body;
+        if html.contains("Warm socks") {
+            break html;
+        }
+        assert!(std::time::Instant::now() < deadline, "B's change never reached A's page");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(!html.contains("Soft light") && !html.contains("withdraw?"), "{html}");
+    assert!(!page.get("/").await.body.contains("Soft light"));
+    sync_now(&mut a).await;
+    let plan = cove_client::plan::current(a.docs());
+    assert_eq!(plan.menu.iter().map(|m| m.title.as_str()).collect::<Vec<_>>(), ["Warm socks"]);
+    assert_eq!(plan.a.unwrap().boundaries[0].status.to_string(), "active");
+    page.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_made_while_the_relay_is_away_is_kept_and_sent_when_it_returns() {
+    let root = TempDir::new("ui-relay-away");
+    let database = root.path().join("relay.db");
+    let relay = TestRelay::start_on_file(&database).await;
+    let addr = relay.addr;
+    let (a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    let page = Page::open(a.home()).await;
+    relay.stop().await;
+
+    // The page answers at once, keeps the change, and says the relay is away.
+    let added =
+        page.submit("/s/boundaries/add", &[("statement", "Lights stay low afterwards")]).await;
+    assert!(added.body.contains("Added boundary"), "{}", added.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !page.get("/status").await.body.contains("not reachable") {
+        assert!(std::time::Instant::now() < deadline, "the status page never said so");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(a.outbox().await.unwrap().len(), 1, "kept, sealed, in the outbox");
+
+    // The relay returns: the sync engine sends it, and B receives it.
+    let _relay = TestRelay::start_at(addr, &database).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !a.outbox().await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never sent after the relay returned");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    sync_now(&mut b).await;
+    let plan = cove_client::plan::current(b.docs());
+    assert_eq!(plan.a.unwrap().boundaries[0].statement, "Lights stay low afterwards");
+    page.running.stop().await;
 }

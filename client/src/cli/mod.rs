@@ -100,6 +100,8 @@ async fn serve_ui(home: &Home, out: &Printer, port: u16, no_open: bool) -> anyho
     }
     let passphrase = prompt::passphrase(false)?;
     let running = crate::ui::start(home, &passphrase, port).await?;
+    // Wiped now, not when the page server stops.
+    drop(passphrase);
     out.emit(&serde_json::json!({ "url": running.url }), || {
         format!(
             "Cove is open at {}\nThe address works once, in one browser on this computer. Stop with Ctrl-C.",
@@ -107,13 +109,20 @@ async fn serve_ui(home: &Home, out: &Printer, port: u16, no_open: bool) -> anyho
         )
     });
     if !no_open {
-        // Best effort: a desktop's default browser.
-        let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
-        let _ = std::process::Command::new(opener)
-            .arg(&running.url)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
+        // Best effort: a desktop's default browser, opened on an owner-only
+        // file that forwards to the address, never on the address itself
+        // (see `Running::launcher`).
+        match running.launcher() {
+            Ok(page) => {
+                let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+                let _ = std::process::Command::new(opener)
+                    .arg(&page)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn();
+            }
+            Err(error) => tracing::warn!(%error, "cannot write the page that opens the browser"),
+        }
     }
     let _ = tokio::signal::ctrl_c().await;
     running.stop().await;

@@ -702,7 +702,7 @@ pub(crate) async fn saved(out: &Printer, device: &mut Device, id: &str, what: &s
     );
 }
 
-pub(crate) async fn send(device: &mut Device) -> Result<usize, DeviceError> {
+async fn send(device: &mut Device) -> Result<usize, DeviceError> {
     let (conn, _pushes) = sync::connect(device).await?;
     sync::send_outbox(device, &conn).await
 }

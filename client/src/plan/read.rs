@@ -4,6 +4,7 @@
 //! malformed field reads as absent, and a consent-bearing value that cannot
 //! be read counts as its most restrictive value.
 
+use super::keys;
 use super::model::{
     Boundary, ChangedOption, Checkin, Choice, Conflict, Deescalation, ItemMeta, LaterCheckin,
     MenuOption, Need, PartnerPlan, Plan, Preference, Question, Restrictive, Review, Reviews,
@@ -143,7 +144,7 @@ fn partner_plan(
     }
     let mut preferences = BTreeMap::new();
     if let Some(map) = r.map(&ROOT, p::PREFERENCES) {
-        for option in doc.keys(&map) {
+        for option in r.ids(&map) {
             let value = r.consent(&map, &option, partner, "preferences", &option, conflicts);
             preferences.insert(option, value);
         }
@@ -157,12 +158,15 @@ fn partner_plan(
             else {
                 continue;
             };
+            if !keys::is_id(session) || !keys::is_id(question) {
+                continue;
+            }
             debriefs.entry(session.to_owned()).or_default().insert(question.to_owned(), answer);
         }
     }
     let mut confirmations = BTreeMap::new();
     if let Some(map) = r.map(&ROOT, p::CONFIRMATIONS) {
-        for key in doc.keys(&map) {
+        for key in r.ids(&map) {
             if let Some(at) = r.time(&map, &key) {
                 confirmations.insert(key, at);
             }
@@ -203,7 +207,7 @@ fn step(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<Step> {
     Some(Step {
         meta,
         title: r.str(obj, "title")?,
-        option: r.str(obj, "option"),
+        option: r.str(obj, "option").filter(|o| keys::is_id(o)),
         for_whom: r.choice(obj, "for").unwrap_or(super::model::ForWhom::Both),
         optional: r.bool(obj, "optional").unwrap_or(false),
         position: r.str(obj, "position").unwrap_or_default(),
@@ -250,7 +254,7 @@ fn space(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<Space> {
 
 fn session(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<Session> {
     let set = |key: &str| -> Vec<String> {
-        r.map(obj, key).map(|m| r.0.keys(&m).collect()).unwrap_or_default()
+        r.map(obj, key).map(|m| r.ids(&m).collect()).unwrap_or_default()
     };
     Some(Session {
         meta,
@@ -371,17 +375,26 @@ impl Reader<'_> {
         kept
     }
 
+    /// The items of `map`. A key that is not an item id (which only a
+    /// modified client writes) is left out: ids go into commands and the
+    /// web page's addresses, so one such as `x/../../boundary/ID` must never
+    /// reach them.
     pub(crate) fn entries(&self, map: Option<ObjId>) -> Vec<(String, ObjId)> {
         let Some(map) = map else { return Vec::new() };
         self.0
             .map_range(&map, ..)
             .filter_map(|item| match item.value {
-                automerge::ValueRef::Object(ObjType::Map) => {
+                automerge::ValueRef::Object(ObjType::Map) if keys::is_id(&item.key) => {
                     Some((item.key.to_string(), item.id()))
                 }
                 _ => None,
             })
             .collect()
+    }
+
+    /// The keys of `map` that are item ids (see `entries`).
+    fn ids(&self, map: &ObjId) -> impl Iterator<Item = String> {
+        self.0.keys(map).filter(|k| keys::is_id(k))
     }
 
     fn meta(&self, obj: &ObjId, id: &str) -> ItemMeta {

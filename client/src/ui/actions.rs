@@ -1,13 +1,13 @@
 //! The forms. Each change follows the command line's rules (ownership,
 //! archive rather than delete, the same validation), is committed locally,
-//! sent to the relay at once when it answers, and announced to open pages.
-//! Every answer is a redirect back to a page with a message (`?m=`) or an
-//! error (`?e=`).
+//! handed to the sync engine to send at once, and announced to open pages.
+//! Every answer is a redirect back to a page, with the key of a note (a
+//! message or an error) that the server keeps: `?n=KEY`.
 
-use super::Ui;
 use super::fields;
 use super::pages::fresh;
-use crate::cli::plan::{resolve, send};
+use super::{Note, Ui};
+use crate::cli::plan::resolve;
 use crate::device::{Device, DeviceError, unix_millis};
 use crate::plan::keys::{format_day, parse_day, position_between, short, today};
 use crate::plan::model::{Choice, Preference, Status};
@@ -21,12 +21,7 @@ use axum::response::{IntoResponse, Response};
 use cove_shared::DocId;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use subtle::ConstantTimeEq;
-
-/// How long a form waits for the relay before leaving the change to the
-/// sync engine.
-const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A submitted form: every pair, in order (checkboxes repeat a name).
 struct Form(Vec<(String, String)>);
@@ -50,18 +45,28 @@ impl Form {
 }
 
 /// Back to `path`, with a message or an error.
-fn back(path: &str, outcome: Result<String, String>) -> Response {
-    let (key, text) = match outcome {
-        Ok(message) => ("m", message),
-        Err(error) => ("e", error),
+fn back(ui: &Ui, path: &str, outcome: Result<String, String>) -> Response {
+    let note = match outcome {
+        Ok(text) => Note { text, error: false },
+        Err(text) => Note { text, error: true },
     };
-    let query: String =
-        form_urlencoded::Serializer::new(String::new()).append_pair(key, &text).finish();
-    (StatusCode::SEE_OTHER, [(header::LOCATION, format!("{path}?{query}"))]).into_response()
+    let key = ui.keep_note(note);
+    (StatusCode::SEE_OTHER, [(header::LOCATION, format!("{path}?n={key}"))]).into_response()
 }
 
-/// Checks the anti-forgery value; runs `change` with the device; sends,
-/// announces and redirects.
+/// Whether the form carries this page's anti-forgery value.
+fn genuine(ui: &Ui, form: &Form) -> bool {
+    let csrf = form.get("csrf").unwrap_or("");
+    csrf.len() == ui.csrf.len() && bool::from(csrf.as_bytes().ct_eq(ui.csrf.as_bytes()))
+}
+
+fn forged() -> Response {
+    (StatusCode::FORBIDDEN, "This form is out of date: reload the page and try again.")
+        .into_response()
+}
+
+/// Checks the anti-forgery value; runs `change` with the device; then hands
+/// the change to the sync engine and tells open pages, and redirects.
 async fn act(
     ui: &Ui,
     body: &Bytes,
@@ -69,22 +74,18 @@ async fn act(
     change: impl AsyncFnOnce(&mut Device, &Form) -> Result<String, DeviceError>,
 ) -> Response {
     let form = Form::parse(body);
-    let csrf = form.get("csrf").unwrap_or("");
-    if !(csrf.len() == ui.csrf.len() && bool::from(csrf.as_bytes().ct_eq(ui.csrf.as_bytes()))) {
-        return (StatusCode::FORBIDDEN, "This form is out of date: reload the page and try again.")
-            .into_response();
+    if !genuine(ui, &form) {
+        return forged();
     }
     let mut device = fresh(ui).await;
     let outcome = change(&mut device, &form).await;
-    if outcome.is_ok() {
-        ui.changed();
-        // Sent now if the relay answers; otherwise by the sync engine.
-        if let Ok(Err(error)) = tokio::time::timeout(SEND_TIMEOUT, send(&mut device)).await {
-            tracing::debug!(%error, "sending from the page failed; the sync engine will");
-        }
-    }
+    // The relay is the sync engine's business: no page waits on it.
     drop(device);
-    back(path, outcome.map_err(|e| e.to_string()))
+    if outcome.is_ok() {
+        ui.send_now.notify_one();
+        ui.changed();
+    }
+    back(ui, path, outcome.map_err(|e| e.to_string()))
 }
 
 fn author(device: &Device) -> Author {
@@ -515,17 +516,14 @@ pub async fn confirm_review(
 /// `POST /journal` with `text`.
 pub async fn journal(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
     let form = Form::parse(&body);
-    let csrf = form.get("csrf").unwrap_or("");
-    if !(csrf.len() == ui.csrf.len() && bool::from(csrf.as_bytes().ct_eq(ui.csrf.as_bytes()))) {
-        return (StatusCode::FORBIDDEN, "This form is out of date: reload the page and try again.")
-            .into_response();
+    if !genuine(&ui, &form) {
+        return forged();
     }
     // Never sent anywhere: no announcement, no send.
     let device = fresh(&ui).await;
     let outcome = crate::journal::add(&device, form.get("text").unwrap_or("")).await;
     drop(device);
-    back(
-        "/journal",
-        outcome.map(|_| "Written in this device's journal.".to_owned()).map_err(|e| e.to_string()),
-    )
+    let outcome =
+        outcome.map(|_| "Written in this device's journal.".to_owned()).map_err(|e| e.to_string());
+    back(&ui, "/journal", outcome)
 }

@@ -35,7 +35,9 @@ button { font: inherit; padding: .45rem .9rem; border-radius: 6px; border: 1px s
 button.quiet { background: transparent; color: var(--accent); padding: .15rem .5rem; }
 :focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
 details { margin: .3rem 0; } summary { cursor: pointer; color: var(--accent); }
-.flash, .error { padding: .6rem .8rem; border-radius: 6px; background: var(--warnbg); color: var(--warn); }
+.flash { padding: .6rem .8rem; border-radius: 6px; background: var(--card); border-left: 4px solid var(--accent); }
+.error { padding: .6rem .8rem; border-radius: 6px; background: var(--warnbg); color: var(--warn); border-left: 4px solid var(--warn); }
+.signal-received { padding: .8rem 1rem; font-size: 1.4rem; border-radius: 8px; background: var(--warnbg); color: var(--warn); border: 2px solid var(--warn); }
 .resolve { border-left: 4px solid var(--warn); }
 #signal:not(:empty) { position: sticky; top: 0; z-index: 2; padding: 1rem; font-size: 1.4rem; text-align: center;
   background: var(--warnbg); color: var(--warn); border-bottom: 2px solid var(--warn); }

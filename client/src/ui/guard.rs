@@ -4,37 +4,57 @@
 use super::Ui;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-/// The session cookie's name.
-pub const COOKIE: &str = "cove_session";
+/// Headers on every answer: nothing from elsewhere (no framing, no outside
+/// scripts or styles), no referrer, nothing kept in the browser's cache.
+fn harden(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
 
-fn refuse(status: StatusCode, text: &str) -> Response {
+/// A short page with one sentence.
+fn sentence(status: StatusCode, text: &str, head: &str) -> Response {
     let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Cove</title></head><body><main><h1>Cove</h1><p>{}</p></main></body></html>",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{head}<title>Cove</title></head><body><main><h1>Cove</h1><p>{}</p></main></body></html>",
         super::html::esc(text)
     );
-    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+    let mut response =
+        (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+    harden(response.headers_mut());
+    response
+}
+
+fn refuse(status: StatusCode, text: &str) -> Response {
+    sentence(status, text, "")
 }
 
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// The value of cookie `name`, if sent.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// Whether any cookie `name` that was sent holds `value`. (Every port on
+/// 127.0.0.1 shares cookies: a page served on another port can set one of
+/// the same name, which must not shadow this one.)
+fn has_cookie(headers: &HeaderMap, name: &str, value: &str) -> bool {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .any(|(k, v)| k == name && same(v, value))
 }
 
 /// Whether a state-changing request comes from this page. An `Origin`
@@ -76,21 +96,29 @@ pub async fn guard(State(ui): State<Arc<Ui>>, request: Request<Body>, next: Next
         let mut token = ui.token.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if token.as_deref().is_some_and(|t| same(t, &given)) {
             *token = None;
-            let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", ui.session);
-            return Response::builder()
-                .status(StatusCode::SEE_OTHER)
-                .header(header::LOCATION, "/")
-                .header(header::SET_COOKIE, cookie)
-                .header(header::CACHE_CONTROL, "no-store")
-                .body(Body::empty())
-                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+            drop(token);
+            ui.remove_launcher();
+            // A page that moves on to `/` itself, rather than a redirect: a
+            // browser sends a SameSite=Strict cookie only on a navigation
+            // that this site started, and the one-time address may have
+            // been opened from elsewhere (the launcher file, a terminal).
+            let mut response = sentence(
+                StatusCode::OK,
+                "Opening the plan…",
+                "<meta http-equiv=\"refresh\" content=\"0;url=/\">",
+            );
+            let cookie = format!("{}={}; HttpOnly; SameSite=Strict; Path=/", ui.cookie, ui.session);
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            return response;
         }
         return refuse(
             StatusCode::UNAUTHORIZED,
             "This address has been used already. Each address `cove ui` prints opens the page once: run `cove ui` again for a new one.",
         );
     }
-    if !cookie(headers, COOKIE).is_some_and(|c| same(c, &ui.session)) {
+    if !has_cookie(headers, &ui.cookie, &ui.session) {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "Open the page at the address `cove ui` printed in the terminal.",
@@ -100,16 +128,6 @@ pub async fn guard(State(ui): State<Arc<Ui>>, request: Request<Body>, next: Next
         return refuse(StatusCode::FORBIDDEN, "A change can only come from Cove's own page.");
     }
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    // Nothing from elsewhere: no framing, no outside scripts or styles.
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static(
-            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-        ),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
-    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    harden(response.headers_mut());
     response
 }

@@ -1,5 +1,6 @@
 //! HTML building blocks: escaping, the page frame, forms.
 
+use super::Note;
 use super::assets::{SCRIPT_PATH, STYLE_PATH};
 use std::fmt::Write;
 
@@ -15,6 +16,23 @@ pub fn esc(text: &str) -> String {
             '\'' => out.push_str("&#39;"),
             c if c.is_control() && c != '\n' && c != '\t' => {}
             c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` as one segment of a path: every byte but letters, digits, `-`,
+/// `_` and `~` percent-encoded, so that an id can never add a segment or a
+/// query. (A segment of dots alone would still read as `..`; the plan
+/// reader drops every key that is not an item id, so none reaches here.)
+pub fn seg(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' => out.push(char::from(b)),
+            _ => {
+                let _ = write!(out, "%{b:02X}");
+            }
         }
     }
     out
@@ -38,16 +56,22 @@ pub const NAV: &[(&str, &str)] = &[
     ("/status", "Status"),
 ];
 
-/// A whole page. `body` is already HTML; `flash` is a message to show once.
-pub fn page(title: &str, path: &str, body: &str, flash: Option<&str>, class: &str) -> String {
+/// A whole page. `body` is already HTML; `note` is a form's outcome.
+pub fn page(title: &str, path: &str, body: &str, note: Option<&Note>, class: &str) -> String {
     let mut nav = String::new();
     for (href, label) in NAV {
         let current = if *href == path { " aria-current=\"page\"" } else { "" };
         let _ = write!(nav, "<a href=\"{href}\"{current}>{label}</a>");
     }
-    let flash = flash
-        .map(|f| format!("<p class=\"flash\" role=\"status\">{}</p>", esc(f)))
-        .unwrap_or_default();
+    let flash = match note {
+        Some(Note { text, error: true }) => {
+            format!("<p class=\"error\" role=\"alert\">{}</p>", esc(text))
+        }
+        Some(Note { text, error: false }) => {
+            format!("<p class=\"flash\" role=\"status\">{}</p>", esc(text))
+        }
+        None => String::new(),
+    };
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

@@ -31,10 +31,11 @@ use axum::Router;
 use axum::routing::{get, post};
 use cove_shared::random::Entropy;
 use cove_shared::{DeviceId, OsEntropy};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::sync::{Mutex, broadcast, oneshot};
+use tokio::sync::{Mutex, Notify, broadcast, oneshot};
 
 /// Something open pages should know at once.
 #[derive(Debug, Clone)]
@@ -45,6 +46,37 @@ pub struct LiveEvent {
     pub data: String,
 }
 
+/// The outcome of a form, shown once on the page it leads back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// One sentence.
+    pub text: String,
+    /// Whether it reports something that was refused.
+    pub error: bool,
+}
+
+/// How many form outcomes are kept for their pages.
+const NOTES_KEPT: usize = 64;
+
+/// The sync engine's connection to the relay, as the status page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// Not connected yet.
+    Connecting,
+    /// Connected and in sync (Unix seconds since).
+    Connected {
+        /// When the last pass finished.
+        since: i64,
+    },
+    /// Not connected: why, and whether it will try again.
+    Down {
+        /// What went wrong, in one sentence.
+        error: String,
+        /// Whether the engine retries (it stops for good when revoked).
+        retrying: bool,
+    },
+}
+
 /// What the server shares between requests.
 pub struct Ui {
     /// The device the pages read and change (the sync engine runs on a
@@ -52,6 +84,9 @@ pub struct Ui {
     pub device: Mutex<Device>,
     /// The one-time token, until it is spent.
     pub token: std::sync::Mutex<Option<String>>,
+    /// The session cookie's name: `cove_session_PORT`, so that two `cove ui`
+    /// (two devices on one computer) in one browser keep their own.
+    pub cookie: String,
     /// The session cookie's value.
     pub session: String,
     /// The value every form carries.
@@ -60,12 +95,57 @@ pub struct Ui {
     pub hosts: Vec<String>,
     /// Live events for open pages.
     pub events: broadcast::Sender<LiveEvent>,
+    /// Wakes the sync engine to send the outbox at once.
+    pub send_now: Notify,
+    /// Form outcomes by their random key (`?n=`), newest last: kept on the
+    /// server, so that a link from elsewhere cannot put words on the page.
+    pub notes: std::sync::Mutex<VecDeque<(String, Note)>>,
+    /// The sync engine's connection.
+    pub link: std::sync::Mutex<Link>,
+    /// The owner-only page that forwards to the one-time address, if one
+    /// was written; removed once the token is spent.
+    pub launcher: std::sync::Mutex<Option<PathBuf>>,
 }
 
 impl Ui {
     /// Tells open pages the plan changed.
     pub fn changed(&self) {
         let _ = self.events.send(LiveEvent { kind: "changed", data: "{}".into() });
+    }
+
+    /// Keeps `note` for the page a form leads back to; returns its key.
+    pub fn keep_note(&self, note: Note) -> String {
+        let key = random_hex(&mut OsEntropy);
+        let mut notes = self.notes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if notes.len() >= NOTES_KEPT {
+            notes.pop_front();
+        }
+        notes.push_back((key.clone(), note));
+        key
+    }
+
+    /// The note kept under `key`.
+    pub fn note(&self, key: &str) -> Option<Note> {
+        let notes = self.notes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        notes.iter().find(|(k, _)| k == key).map(|(_, n)| n.clone())
+    }
+
+    /// The sync engine's connection now.
+    pub fn link(&self) -> Link {
+        self.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn set_link(&self, link: Link) {
+        *self.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = link;
+    }
+
+    /// Removes the launcher page, if any (best effort: it holds a spent
+    /// token once the page is open).
+    pub fn remove_launcher(&self) {
+        let path = self.launcher.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(path) = path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -75,12 +155,40 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The address to open, with the one-time token.
     pub url: String,
+    ui: Arc<Ui>,
+    home: Home,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
     daemon: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
+    /// Writes an owner-only page in the state directory that forwards the
+    /// browser to the one-time address, and returns its path. A browser is
+    /// opened on this path rather than on the address: a program's
+    /// arguments show in the process list, to every account on the
+    /// computer, and the path is no secret. The page is removed once the
+    /// token is spent, or when `cove ui` stops.
+    pub fn launcher(&self) -> std::io::Result<PathBuf> {
+        let path = self.home.root().join(crate::home::UI_LAUNCHER);
+        let page = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>Cove</title></head><body><p><a href=\"{url}\">Open Cove</a></p></body></html>\n",
+            url = html::esc(&self.url)
+        );
+        let _ = std::fs::remove_file(&path);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        std::io::Write::write_all(&mut options.open(&path)?, page.as_bytes())?;
+        *self.ui.launcher.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(path.clone());
+        Ok(path)
+    }
+
     /// Stops the server and the sync engine.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -95,6 +203,7 @@ impl Running {
         }
         self.daemon.abort();
         let _ = (&mut self.daemon).await;
+        self.ui.remove_launcher();
     }
 }
 
@@ -119,10 +228,15 @@ pub async fn start(home: &Home, passphrase: &str, port: u16) -> Result<Running, 
     let ui = Arc::new(Ui {
         device: Mutex::new(device),
         token: std::sync::Mutex::new(Some(token.clone())),
+        cookie: format!("cove_session_{}", addr.port()),
         session: random_hex(&mut OsEntropy),
         csrf: random_hex(&mut OsEntropy),
         hosts: vec![format!("127.0.0.1:{}", addr.port()), format!("localhost:{}", addr.port())],
-        events: events.clone(),
+        events,
+        send_now: Notify::new(),
+        notes: std::sync::Mutex::new(VecDeque::new()),
+        link: std::sync::Mutex::new(Link::Connecting),
+        launcher: std::sync::Mutex::new(None),
     });
     let router = router(Arc::clone(&ui));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -135,16 +249,22 @@ pub async fn start(home: &Home, passphrase: &str, port: u16) -> Result<Running, 
         }
     });
     let labels = device_labels(&ui).await;
+    let shared = Arc::clone(&ui);
     let daemon = tokio::spawn(async move {
-        let on_event = |event: &Event| forward(&events, &labels, event);
+        let on_event = |event: &Event| forward(&shared, &labels, event);
         let never = Box::pin(std::future::pending::<()>());
-        if let Err(error) = sync::run_daemon(&mut engine, on_event, never).await {
+        let stopped = sync::run_daemon_nudged(&mut engine, on_event, never, &shared.send_now).await;
+        if let Err(error) = stopped {
             tracing::warn!(%error, "the sync engine stopped");
+            shared.set_link(Link::Down { error: error.to_string(), retrying: false });
+            shared.changed();
         }
     });
     Ok(Running {
         addr,
         url: format!("http://127.0.0.1:{}/?token={token}", addr.port()),
+        ui,
+        home: home.clone(),
         stop: Some(stop_tx),
         server,
         daemon,
@@ -158,12 +278,10 @@ async fn device_labels(ui: &Ui) -> BTreeMap<DeviceId, String> {
     device.membership().members().map(|m| (m.device, plan.name(m.partner))).collect()
 }
 
-/// Turns the sync engine's events into live events for open pages.
-fn forward(
-    events: &broadcast::Sender<LiveEvent>,
-    labels: &BTreeMap<DeviceId, String>,
-    event: &Event,
-) {
+/// Turns the sync engine's events into live events for open pages, and
+/// keeps the connection's state for the status page.
+fn forward(ui: &Ui, labels: &BTreeMap<DeviceId, String>, event: &Event) {
+    let events = &ui.events;
     let (applied, signals) = match event {
         Event::Synced(report) => (report.applied.iter().sum::<usize>(), report.signals.as_slice()),
         Event::Applied(received) => {
@@ -171,7 +289,15 @@ fn forward(
         }
         Event::Disconnected { .. } => (0, &[][..]),
     };
-    if applied > 0 || matches!(event, Event::Synced(_)) {
+    let was = ui.link();
+    match event {
+        Event::Synced(_) => ui.set_link(Link::Connected { since: crate::device::unix_now() }),
+        Event::Disconnected { error, .. } => {
+            ui.set_link(Link::Down { error: error.clone(), retrying: true });
+        }
+        Event::Applied(_) => {}
+    }
+    if applied > 0 || matches!(event, Event::Synced(_)) || ui.link() != was {
         let _ = events.send(LiveEvent { kind: "changed", data: "{}".into() });
     }
     let now = crate::device::unix_millis();

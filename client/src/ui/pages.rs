@@ -2,12 +2,12 @@
 //! what the sync engine wrote) and renders it; nothing is cached.
 
 use super::fields::{self, url_name};
-use super::html::{button, esc, form, page, select, textarea};
-use super::{LiveEvent, Ui};
+use super::html::{button, esc, form, page, seg, select, textarea};
+use super::{Link, LiveEvent, Note, Ui};
 use crate::cli::plan::{Row, rows};
 use crate::cli::views;
 use crate::device::{Device, unix_millis};
-use crate::plan::keys::{format_day, short, today};
+use crate::plan::keys::{format_day, is_id, short, today};
 use crate::plan::model::{Choice, Plan, Preference, Status};
 use crate::plan::write::Section;
 use crate::plan::{self, review};
@@ -17,32 +17,25 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use cove_shared::{DocId, Partner};
 use futures_util::stream::Stream;
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt::Write;
 use std::sync::Arc;
 
-/// `?m=` (a message) or `?e=` (an error) after a form.
-pub struct Flash(Option<String>);
+/// The note a form left for this page (`?n=KEY`; see `actions`).
+pub struct Flash(Option<Note>);
 
-impl<S: Send + Sync> FromRequestParts<S> for Flash {
+impl FromRequestParts<Arc<Ui>> for Flash {
     type Rejection = Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        ui: &Arc<Ui>,
     ) -> Result<Self, Infallible> {
-        let pairs: HashMap<String, String> = parts
-            .uri
-            .query()
-            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-            .unwrap_or_default();
-        Ok(Self(pairs.get("e").or_else(|| pairs.get("m")).cloned()))
+        let key = parts.uri.query().and_then(|q| {
+            form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "n").map(|(_, v)| v)
+        });
+        Ok(Self(key.and_then(|k| ui.note(&k))))
     }
-}
-
-fn flash(q: &Flash) -> Option<String> {
-    q.0.clone()
 }
 
 /// The device, up to date with what the sync engine wrote.
@@ -55,7 +48,7 @@ pub async fn fresh(ui: &Ui) -> tokio::sync::MutexGuard<'_, Device> {
 }
 
 fn render(title: &str, path: &str, body: &str, q: &Flash) -> Response {
-    Html(page(title, path, body, flash(q).as_deref(), "")).into_response()
+    Html(page(title, path, body, q.0.as_ref(), "")).into_response()
 }
 
 /// `/`: the whole plan, calmly laid out.
@@ -202,7 +195,9 @@ fn items_html(plan: &Plan, me: Partner, section: Section, csrf: &str) -> String 
     let mut archived = String::new();
     let mut active = String::new();
     for row in &rows {
-        let Some(id) = row.item.get("id").and_then(|v| v.as_str()) else { continue };
+        let Some(id) = row.item.get("id").and_then(|v| v.as_str()).filter(|id| is_id(id)) else {
+            continue;
+        };
         let mine = row.owner.is_none_or(|o| o == me);
         let mut li = String::new();
         let owner = row
@@ -219,7 +214,7 @@ fn items_html(plan: &Plan, me: Partner, section: Section, csrf: &str) -> String 
             esc(&row.line)
         );
         if mine {
-            let base = format!("/s/{name}/{id}");
+            let base = format!("/s/{name}/{}", seg(id));
             if row.archived {
                 li.push_str(&button(&format!("{base}/restore"), csrf, "Restore"));
             } else {
@@ -239,7 +234,7 @@ fn items_html(plan: &Plan, me: Partner, section: Section, csrf: &str) -> String 
                     } else {
                         ("withdraw", "Withdraw")
                     };
-                    li.push_str(&button(&format!("/boundary/{id}/{to}"), csrf, label));
+                    li.push_str(&button(&format!("/boundary/{}/{to}", seg(id)), csrf, label));
                 }
                 if section == Section::Sequence {
                     for (place, label) in [
@@ -251,7 +246,7 @@ fn items_html(plan: &Plan, me: Partner, section: Section, csrf: &str) -> String 
                         let inner =
                             format!("<input type=\"hidden\" name=\"place\" value=\"{place}\">");
                         li.push_str(
-                            &form(&format!("/step/{id}/move"), csrf, &inner, label)
+                            &form(&format!("/step/{}/move", seg(id)), csrf, &inner, label)
                                 .replace("<form ", "<form class=\"inline\" "),
                         );
                     }
@@ -267,7 +262,7 @@ fn items_html(plan: &Plan, me: Partner, section: Section, csrf: &str) -> String 
             let choices: Vec<&str> = Preference::ALL.iter().map(|p| p.as_str()).collect();
             let inner =
                 select("preference", "Your preference", &choices, &current, Some("(not given)"));
-            li.push_str(&form(&format!("/prefer/{id}"), csrf, &inner, "Save preference"));
+            li.push_str(&form(&format!("/prefer/{}", seg(id)), csrf, &inner, "Save preference"));
         }
         li.push_str("</li>");
         if row.archived { archived.push_str(&li) } else { active.push_str(&li) }
@@ -432,7 +427,7 @@ pub async fn now(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
             .map_or_else(|| "your partner".to_owned(), |(_, p)| plan.name(*p));
         let _ = write!(
             body,
-            "<p class=\"flash\">Signal from {}: {}</p>",
+            "<p class=\"signal-received\">Signal from {}: {}</p>",
             esc(&from),
             esc(&s.signal.signal)
         );
@@ -486,7 +481,7 @@ pub async fn now(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
         body.push_str("</section>");
     }
     body.push_str("</div>");
-    Html(page("Right now", "/now", &body, flash(&q).as_deref(), "now")).into_response()
+    Html(page("Right now", "/now", &body, q.0.as_ref(), "now")).into_response()
 }
 
 /// `/sessions`: the log, a form to log one, and debriefs.
@@ -545,7 +540,7 @@ pub async fn sessions(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
                 textarea("answer", "Your answer", "")
             );
             body.push_str(&form(
-                &format!("/debrief/{}", s.meta.id),
+                &format!("/debrief/{}", seg(&s.meta.id)),
                 csrf,
                 &inner,
                 "Save my answer",
@@ -652,7 +647,7 @@ pub async fn reviews(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
         }
         if !plan.partner(me).is_some_and(|pp| pp.confirmations.contains_key(&r.meta.id)) {
             body.push_str(&button(
-                &format!("/reviews/{}/confirm", r.meta.id),
+                &format!("/reviews/{}/confirm", seg(&r.meta.id)),
                 csrf,
                 "Confirm this review",
             ));
@@ -706,15 +701,13 @@ pub async fn journal(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
 /// `/status`: the relay, the last sync, alarms, quarantine, a review due.
 pub async fn status(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
     let device = fresh(&ui).await;
-    let reach = tokio::time::timeout(
-        std::time::Duration::from_secs(3),
-        crate::transport::RelayConnection::connect(device.relay(), device.secret()),
-    )
-    .await;
-    let reachable = match &reach {
-        Ok(Ok(_)) => "reachable".to_owned(),
-        Ok(Err(error)) => format!("not reachable ({error})"),
-        Err(_) => "not reachable (no answer within 3 seconds)".to_owned(),
+    // What the sync engine's connection says: the page never waits on the
+    // relay itself.
+    let reachable = match ui.link() {
+        Link::Connecting => "connecting".to_owned(),
+        Link::Connected { .. } => "connected, and in sync".to_owned(),
+        Link::Down { error, retrying: true } => format!("not reachable ({error}); trying again"),
+        Link::Down { error, retrying: false } => format!("not syncing ({error})"),
     };
     let plan = plan::current(device.docs());
     let state = device.sync_state();

@@ -267,7 +267,7 @@ pub enum CheckinCommand {
     /// Set how long the check-in window lasts, in minutes.
     Window {
         /// Minutes.
-        #[arg(value_parser = clap::value_parser!(i64).range(1..=10_080))]
+        #[arg(value_parser = clap::value_parser!(i64).range(1..=crate::plan::schema::MAX_MINUTES))]
         minutes: i64,
     },
     /// Debrief questions.
@@ -303,7 +303,7 @@ pub enum DeescalationCommand {
     /// Set the time limit for reflection before talking again, in minutes.
     Limit {
         /// Minutes.
-        #[arg(value_parser = clap::value_parser!(i64).range(1..=10_080))]
+        #[arg(value_parser = clap::value_parser!(i64).range(1..=crate::plan::schema::MAX_MINUTES))]
         minutes: i64,
     },
     /// Techniques.
@@ -440,7 +440,7 @@ pub enum ReviewCommand {
     /// if none is planned.
     Cadence {
         /// Days between reviews.
-        #[arg(value_parser = clap::value_parser!(i64).range(1..=366))]
+        #[arg(value_parser = clap::value_parser!(i64).range(1..=crate::plan::schema::MAX_CADENCE_DAYS))]
         days: i64,
     },
     /// List past reviews and who confirmed each.

@@ -140,6 +140,24 @@ async fn record(
     lessons: Option<String>,
     notes: Option<String>,
 ) -> anyhow::Result<()> {
+    let id = record_review(device, wins, lessons, notes).await?;
+    let what = format!(
+        "Recorded review [{}] and confirmed it. Your partner confirms with `cove review confirm`.",
+        short(&id)
+    );
+    saved(out, device, &id, &what).await;
+    Ok(())
+}
+
+/// Records a review today: the documents' heads now (what the next review
+/// compares with), wins, lessons and notes; moves the next review date on
+/// by the cadence; and confirms it for this device's partner. Returns its id.
+pub(crate) async fn record_review(
+    device: &mut Device,
+    wins: Option<String>,
+    lessons: Option<String>,
+    notes: Option<String>,
+) -> Result<String, DeviceError> {
     let plan = plan::current(device.docs());
     let day = today(unix_millis());
     let heads = |doc: DocId| format_heads(&device.docs().get(doc).get_heads());
@@ -166,12 +184,7 @@ async fn record(
     let doc = device.partner().doc();
     let who = author(device);
     device.edit(doc, |tx| write::confirm(tx, who, &id).map_err(DeviceError::from)).await?;
-    let what = format!(
-        "Recorded review [{}] and confirmed it. Your partner confirms with `cove review confirm`.",
-        short(&id)
-    );
-    saved(out, device, &id, &what).await;
-    Ok(())
+    Ok(id)
 }
 
 async fn confirm(out: &Printer, device: &mut Device, id: &str) -> anyhow::Result<()> {

@@ -12,6 +12,11 @@ use automerge::{AutomergeError, ObjType, ROOT, ScalarValue};
 /// read but not written (see `migrate`).
 pub const SCHEMA_VERSION: i64 = 1;
 
+/// The longest check-in window and time to reflect, in minutes: a week.
+pub const MAX_MINUTES: i64 = 10_080;
+/// The longest time between reviews, in days: a year.
+pub const MAX_CADENCE_DAYS: i64 = 366;
+
 /// Top-level keys of the shared document.
 pub mod shared {
     /// Plan metadata.

@@ -8,6 +8,7 @@ use super::fields;
 use super::pages::fresh;
 use super::{Note, Ui};
 use crate::cli::plan::resolve;
+use crate::cli::reviews;
 use crate::device::{Device, DeviceError, unix_millis};
 use crate::plan::keys::{format_day, parse_day, position_between, short, today};
 use crate::plan::model::{Choice, Preference, Status};
@@ -341,27 +342,24 @@ pub async fn move_step(State(ui): State<Arc<Ui>>, Path(id): Path<String>, body: 
 
 /// `POST /setting/{window|limit|cadence}`.
 pub async fn setting(State(ui): State<Arc<Ui>>, Path(name): Path<String>, body: Bytes) -> Response {
-    let (container, key, max, path, what) = match name.as_str() {
-        "window" => (s::CHECKIN, "window_minutes", 10_080, "/checkin", "Check-in window"),
-        "limit" => (
-            s::DEESCALATION,
-            "reflection_limit_minutes",
-            10_080,
-            "/deescalation",
-            "Time to reflect",
-        ),
-        "cadence" => (s::REVIEWS, "cadence_days", 366, "/reviews", "Review cadence"),
-        _ => return (StatusCode::NOT_FOUND, "No such setting.").into_response(),
+    let Some(setting) = fields::Setting::named(&name) else {
+        return (StatusCode::NOT_FOUND, "No such setting.").into_response();
     };
-    act(&ui, &body, path, async |device, form| {
+    let (container, key) = setting.at;
+    act(&ui, &body, setting.page, async |device, form| {
+        let max = setting.max;
         let Some(value) = form
             .get("value")
             .and_then(|v| v.trim().parse::<i64>().ok())
             .filter(|v| (1..=max).contains(v))
         else {
-            return Err(DeviceError::Invalid(format!("{what}: a whole number from 1 to {max}.")));
+            return Err(DeviceError::Invalid(format!(
+                "{}: a whole number from 1 to {max}.",
+                setting.label
+            )));
         };
         let plan = plan::current(device.docs());
+        // A first cadence plans the first review, as the command line does.
         let next = (key == "cadence_days" && plan.reviews.next_due.is_none())
             .then(|| format_day(today(unix_millis()) + value));
         device
@@ -373,7 +371,7 @@ pub async fn setting(State(ui): State<Arc<Ui>>, Path(name): Path<String>, body: 
                 Ok(())
             })
             .await?;
-        Ok(format!("{what}: {value}."))
+        Ok(format!("{}: {value}.", setting.label))
     })
     .await
 }
@@ -465,33 +463,8 @@ pub async fn debrief(
 /// `POST /reviews/record`.
 pub async fn record_review(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
     act(&ui, &body, "/reviews", async |device, form| {
-        let plan = plan::current(device.docs());
-        let day = today(unix_millis());
-        let heads = |doc: DocId| plan::review::format_heads(&device.docs().get(doc).get_heads());
-        let text = |k: &str| Field::Text(form.get(k).unwrap_or("").to_owned());
-        let fields = vec![
-            ("date", Field::Str(format_day(day))),
-            ("heads_shared", Field::Str(heads(DocId::Shared))),
-            ("heads_a", Field::Str(heads(DocId::PartnerA))),
-            ("heads_b", Field::Str(heads(DocId::PartnerB))),
-            ("wins", text("wins")),
-            ("lessons", text("lessons")),
-            ("notes", text("notes")),
-        ];
-        let next = plan.reviews.cadence_days.and_then(|d| day.checked_add(d)).map(format_day);
-        let who = author(device);
-        let id = device
-            .edit(DocId::Shared, |tx| {
-                let id = write::add(tx, who, Section::Reviews, fields)?;
-                if let Some(next) = next {
-                    write::set_setting(tx, s::REVIEWS, "next_due", Field::Str(next))?;
-                }
-                Ok(id)
-            })
-            .await?;
-        let doc = device.partner().doc();
-        let who = author(device);
-        device.edit(doc, |tx| write::confirm(tx, who, &id).map_err(DeviceError::from)).await?;
+        let text = |k: &str| form.get(k).map(str::to_owned);
+        reviews::record_review(device, text("wins"), text("lessons"), text("notes")).await?;
         Ok("Recorded the review, and confirmed it for you.".into())
     })
     .await

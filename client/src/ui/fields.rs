@@ -3,7 +3,10 @@
 //! command line).
 
 use super::html::{esc, select, text_input};
-use crate::plan::model::{Category, Choice, Domain, Firmness, ForWhom, Meaning, Scope, SignalKind};
+use crate::plan::model::{
+    Category, Choice, Domain, Firmness, ForWhom, Meaning, Plan, Scope, SignalKind,
+};
+use crate::plan::schema::{MAX_CADENCE_DAYS, MAX_MINUTES, shared as s};
 use crate::plan::write::{Field, Section};
 use std::collections::HashMap;
 
@@ -45,6 +48,62 @@ const fn text(key: &'static str, label: &'static str, required: bool) -> Spec {
 
 const fn choice(key: &'static str, label: &'static str, of: fn() -> Vec<&'static str>) -> Spec {
     Spec { key, json: key, label, kind: Kind::Choice(of), required: false }
+}
+
+/// A whole-number setting of the shared document, as a form sets it.
+pub struct Setting {
+    /// Its name in the form's address: `/setting/{name}`.
+    pub name: &'static str,
+    /// The map that holds it, and its key there.
+    pub at: (&'static str, &'static str),
+    /// The largest value (the smallest is 1).
+    pub max: i64,
+    /// The page it is set on.
+    pub page: &'static str,
+    /// What people see.
+    pub label: &'static str,
+}
+
+/// The settings: the check-in window, the time to reflect, the review
+/// cadence (the same bounds as the command line's).
+pub const SETTINGS: [Setting; 3] = [
+    Setting {
+        name: "window",
+        at: (s::CHECKIN, "window_minutes"),
+        max: MAX_MINUTES,
+        page: "/checkin",
+        label: "Check-in window after a session (minutes)",
+    },
+    Setting {
+        name: "limit",
+        at: (s::DEESCALATION, "reflection_limit_minutes"),
+        max: MAX_MINUTES,
+        page: "/deescalation",
+        label: "Time to reflect before talking again (minutes)",
+    },
+    Setting {
+        name: "cadence",
+        at: (s::REVIEWS, "cadence_days"),
+        max: MAX_CADENCE_DAYS,
+        page: "/reviews",
+        label: "Review every (days)",
+    },
+];
+
+impl Setting {
+    /// The setting called `name`.
+    pub fn named(name: &str) -> Option<&'static Setting> {
+        SETTINGS.iter().find(|s| s.name == name)
+    }
+
+    /// Its value in `plan`.
+    pub fn current(&self, plan: &Plan) -> Option<i64> {
+        match self.name {
+            "window" => plan.checkin.window_minutes,
+            "limit" => plan.deescalation.reflection_limit_minutes,
+            _ => plan.reviews.cadence_days,
+        }
+    }
 }
 
 /// The sections with item pages, by URL name.

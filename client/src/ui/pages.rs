@@ -334,53 +334,47 @@ pub async fn section(State(ui): State<Arc<Ui>>, Path(name): Path<String>, q: Fla
     render(title, &format!("/s/{name}"), &body, &q)
 }
 
-fn setting_form(csrf: &str, name: &str, label: &str, current: Option<i64>, max: i64) -> String {
+fn setting_form(csrf: &str, plan: &Plan, name: &str) -> String {
+    let Some(setting) = fields::Setting::named(name) else { return String::new() };
     let inner = format!(
-        "<label>{}<input type=\"number\" name=\"value\" min=\"1\" max=\"{max}\" value=\"{}\" required></label>",
-        esc(label),
-        current.map(|v| v.to_string()).unwrap_or_default()
+        "<label>{}<input type=\"number\" name=\"value\" min=\"1\" max=\"{}\" value=\"{}\" required></label>",
+        esc(setting.label),
+        setting.max,
+        setting.current(plan).map(|v| v.to_string()).unwrap_or_default()
     );
     form(&format!("/setting/{name}"), csrf, &inner, "Save")
 }
 
-/// `/checkin`.
-pub async fn checkin(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
-    let device = fresh(&ui).await;
+/// A page of one setting and two sections: the check-in, de-escalation.
+async fn settings_page(
+    ui: &Ui,
+    q: &Flash,
+    (title, path): (&str, &str),
+    setting: &str,
+    sections: [(&str, Section); 2],
+) -> Response {
+    let device = fresh(ui).await;
     let plan = plan::current(device.docs());
     let me = device.partner();
     drop(device);
-    let mut body = setting_form(
-        &ui.csrf,
-        "window",
-        "Check-in window after a session (minutes)",
-        plan.checkin.window_minutes,
-        10_080,
-    );
-    body.push_str("<h2>Debrief questions</h2>");
-    body.push_str(&items_html(&plan, me, Section::Questions, &ui.csrf));
-    body.push_str("<h2>Later check-ins</h2>");
-    body.push_str(&items_html(&plan, me, Section::Later, &ui.csrf));
-    render("Check-in", "/checkin", &body, &q)
+    let mut body = setting_form(&ui.csrf, &plan, setting);
+    for (heading, section) in sections {
+        let _ = write!(body, "<h2>{heading}</h2>");
+        body.push_str(&items_html(&plan, me, section, &ui.csrf));
+    }
+    render(title, path, &body, q)
+}
+
+/// `/checkin`.
+pub async fn checkin(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
+    let sections = [("Debrief questions", Section::Questions), ("Later check-ins", Section::Later)];
+    settings_page(&ui, &q, ("Check-in", "/checkin"), "window", sections).await
 }
 
 /// `/deescalation`.
 pub async fn deescalation(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
-    let device = fresh(&ui).await;
-    let plan = plan::current(device.docs());
-    let me = device.partner();
-    drop(device);
-    let mut body = setting_form(
-        &ui.csrf,
-        "limit",
-        "Time to reflect before talking again (minutes)",
-        plan.deescalation.reflection_limit_minutes,
-        10_080,
-    );
-    body.push_str("<h2>Techniques</h2>");
-    body.push_str(&items_html(&plan, me, Section::Techniques, &ui.csrf));
-    body.push_str("<h2>Neutral spaces</h2>");
-    body.push_str(&items_html(&plan, me, Section::Spaces, &ui.csrf));
-    render("De-escalation", "/deescalation", &body, &q)
+    let sections = [("Techniques", Section::Techniques), ("Neutral spaces", Section::Spaces)];
+    settings_page(&ui, &q, ("De-escalation", "/deescalation"), "limit", sections).await
 }
 
 /// The signals a button can send: the built-in ones and the agreed ones.
@@ -661,13 +655,7 @@ pub async fn reviews(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
         textarea("notes", "Notes", "")
     );
     body.push_str(&form("/reviews/record", csrf, &inner, "Record the review"));
-    body.push_str(&setting_form(
-        csrf,
-        "cadence",
-        "Review every (days)",
-        plan.reviews.cadence_days,
-        366,
-    ));
+    body.push_str(&setting_form(csrf, &plan, "cadence"));
     render("Reviews", "/reviews", &body, &q)
 }
 

@@ -63,11 +63,8 @@ const NOTES_KEPT: usize = 64;
 pub enum Link {
     /// Not connected yet.
     Connecting,
-    /// Connected and in sync (Unix seconds since).
-    Connected {
-        /// When the last pass finished.
-        since: i64,
-    },
+    /// Connected and in sync.
+    Connected,
     /// Not connected: why, and whether it will try again.
     Down {
         /// What went wrong, in one sentence.
@@ -273,7 +270,10 @@ pub async fn start(home: &Home, passphrase: &str, port: u16) -> Result<Running, 
 
 /// Each device's name for signal banners: "Sam".
 async fn device_labels(ui: &Ui) -> BTreeMap<DeviceId, String> {
-    let device = ui.device.lock().await;
+    labels_of(&*ui.device.lock().await)
+}
+
+fn labels_of(device: &Device) -> BTreeMap<DeviceId, String> {
     let plan = crate::plan::current(device.docs());
     device.membership().members().map(|m| (m.device, plan.name(m.partner))).collect()
 }
@@ -291,7 +291,7 @@ fn forward(ui: &Ui, labels: &BTreeMap<DeviceId, String>, event: &Event) {
     };
     let was = ui.link();
     match event {
-        Event::Synced(_) => ui.set_link(Link::Connected { since: crate::device::unix_now() }),
+        Event::Synced(_) => ui.set_link(Link::Connected),
         Event::Disconnected { error, .. } => {
             ui.set_link(Link::Down { error: error.clone(), retrying: true });
         }
@@ -301,7 +301,15 @@ fn forward(ui: &Ui, labels: &BTreeMap<DeviceId, String>, event: &Event) {
         let _ = events.send(LiveEvent { kind: "changed", data: "{}".into() });
     }
     let now = crate::device::unix_millis();
-    for signal in signals.iter().filter(|s| !s.expired(now)) {
+    let live: Vec<_> = signals.iter().filter(|s| !s.expired(now)).collect();
+    if live.is_empty() {
+        return;
+    }
+    // Names as the plan has them now, unless a request holds the device:
+    // then as they were when `cove ui` started.
+    let current = ui.device.try_lock().ok().map(|device| labels_of(&device));
+    let labels = current.as_ref().unwrap_or(labels);
+    for signal in live {
         let from = labels.get(&signal.from).cloned().unwrap_or_else(|| "your partner".into());
         let data = serde_json::json!({ "from": from, "text": signal.signal.signal }).to_string();
         let _ = events.send(LiveEvent { kind: "signal", data });

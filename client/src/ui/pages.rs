@@ -693,7 +693,7 @@ pub async fn status(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
     // relay itself.
     let reachable = match ui.link() {
         Link::Connecting => "connecting".to_owned(),
-        Link::Connected { .. } => "connected, and in sync".to_owned(),
+        Link::Connected => "connected, and in sync".to_owned(),
         Link::Down { error, retrying: true } => format!("not reachable ({error}); trying again"),
         Link::Down { error, retrying: false } => format!("not syncing ({error})"),
     };

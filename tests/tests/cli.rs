@@ -642,6 +642,13 @@ async fn the_starter_template_exports_to_markdown_and_json_and_an_import_reprodu
         "the reading chair",
         "more water",
         "ask-me",
+        // A session's options, notes and each partner's debrief answers;
+        // who confirmed a review.
+        "Options used: A glass of water",
+        "Notes: gentle",
+        "The blanket helped.",
+        "confirmed by Alex and Sam",
+        "the reading chair (Alex)",
     ] {
         assert!(md.contains(text), "{text} missing from:\n{md}");
     }
@@ -723,4 +730,88 @@ async fn the_starter_template_exports_to_markdown_and_json_and_an_import_reprodu
     let error = dana.fails(&["import", root.path().join("not.json").to_str().unwrap()], None);
     assert!(error.contains("this Cove reads 'cove-plan' version 1"), "{error}");
     drop(relay);
+}
+
+#[tokio::test]
+async fn conflicts_reviews_leaving_and_deleting_through_the_cove_binary() {
+    let root = TempDir::new("cli-uncouple");
+    let port = free_port();
+    let database = format!("sqlite://{}", root.path().join("relay.db").display());
+    let relay = RelayProcess::start(port, &database, &[]).await;
+    let mut alex = Cove::new(root.path().join("alex"));
+    let mut sam = Cove::new(root.path().join("sam"));
+    pair_couple(&mut alex, &mut sam, &relay.url);
+
+    // Alex's second device.
+    let mut tablet = Cove::new(root.path().join("alex-tablet"));
+    let mut pairing = alex.spawn_pair(&["pair", "--own-device", "--json"]);
+    let mut lines = BufReader::new(pairing.stdout.take().unwrap());
+    let code = next_json(&mut lines)["code"].as_str().unwrap().to_owned();
+    let joined = tablet.json(&["join", &relay.url, &code]);
+    assert_eq!(joined["safety_code"], next_json(&mut lines)["safety_code"]);
+    assert!(pairing.wait().unwrap().success());
+
+    // Alex's two devices, each offline from the other, disagree on how
+    // firm a boundary is: the harder value holds, and only Alex is asked.
+    let boundary = id_of(&alex.json(&[
+        "plan",
+        "boundary",
+        "add",
+        "--statement",
+        "No tickling",
+        "--firmness",
+        "soft",
+    ]));
+    tablet.json(&["sync"]);
+    alex.json(&["plan", "boundary", "edit", &boundary, "--firmness", "hard"]);
+    tablet.json(&["plan", "boundary", "edit", &boundary, "--firmness", "hard"]);
+    tablet.json(&["plan", "boundary", "edit", &boundary, "--firmness", "soft"]);
+    for device in [&mut alex, &mut tablet, &mut sam] {
+        device.json(&["sync"]);
+    }
+    let status = alex.json(&["status"]);
+    assert_eq!(status["conflicts"].as_array().unwrap().len(), 1, "{status}");
+    assert_eq!(status["conflicts"][0]["kept"], "hard");
+    let text = alex.output(&["status"], None);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("To resolve: 1 of your values"), "{text}");
+    let show = alex.output(&["plan", "show"], None);
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(show.contains("To resolve") && show.contains("Your firmness for ["), "{show}");
+    assert!(sam.json(&["status"])["conflicts"].as_array().unwrap().is_empty());
+    // Alex settles it: the conflict is gone everywhere.
+    alex.json(&["plan", "boundary", "edit", &boundary, "--firmness", "hard"]);
+    tablet.json(&["sync"]);
+    assert!(tablet.json(&["status"])["conflicts"].as_array().unwrap().is_empty());
+
+    // A review date in the past is due; a day that does not exist is refused.
+    assert!(sam.fails(&["review", "next", "2026-02-30"], None).contains("is not a day"));
+    sam.json(&["review", "next", "2026-01-05"]);
+    alex.json(&["sync"]);
+    assert_eq!(alex.json(&["status"])["review_due"], "2026-01-05");
+    let text = alex.output(&["status"], None);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("A review is due (since 2026-01-05)"));
+
+    // Alex leaves from the tablet: both of Alex's devices are removed.
+    let left = tablet.json(&["leave", "--yes"]);
+    assert_eq!(left["devices_removed"], 2, "{left}");
+    let refused = alex.fails(&["sync"], None);
+    assert!(refused.contains("removed from the plan"), "{refused}");
+    sam.json(&["sync"]);
+    let devices = sam.json(&["device", "list"]);
+    let active: Vec<&Value> =
+        devices.as_array().unwrap().iter().filter(|d| d["active"] == true).collect();
+    assert_eq!(active.len(), 1, "only Sam's device remains: {devices}");
+    assert_eq!(active[0]["this_device"], true);
+
+    // Sam deletes the plan from the relay: it is gone there, and says so.
+    let deleted = sam.json(&["relay", "delete-plan", "--yes"]);
+    assert!(deleted["deleted"].is_string(), "{deleted}");
+    let gone = sam.fails(&["sync"], None);
+    assert!(gone.contains("the relay no longer holds this plan"), "{gone}");
+    // Sam's own copy stays on Sam's device until Sam wipes it.
+    assert!(sam.json(&["plan", "show"])["a"]["boundaries"][0]["statement"] == "No tickling");
+    let wiped = sam.json(&["wipe", "--yes"]);
+    assert!(!wiped["removed"].as_array().unwrap().is_empty());
+    assert!(!root.path().join("sam").join("keystore.cove").exists());
 }

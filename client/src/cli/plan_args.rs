@@ -443,6 +443,12 @@ pub enum ReviewCommand {
         #[arg(value_parser = clap::value_parser!(i64).range(1..=crate::plan::schema::MAX_CADENCE_DAYS))]
         days: i64,
     },
+    /// Set the day of the next review (YYYY-MM-DD), for example to move it
+    /// to a day that suits you both.
+    Next {
+        /// The day.
+        date: String,
+    },
     /// List past reviews and who confirmed each.
     List,
 }

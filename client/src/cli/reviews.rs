@@ -53,6 +53,19 @@ pub async fn run(home: &Home, out: &Printer, command: ReviewCommand) -> anyhow::
             )
             .await;
         }
+        ReviewCommand::Next { date } => {
+            let Some(day) = parse_day(date.trim()) else {
+                anyhow::bail!("'{date}' is not a day; give it as YYYY-MM-DD, such as 2026-12-24");
+            };
+            let next = format_day(day);
+            let value = Field::Str(next.clone());
+            device
+                .edit(DocId::Shared, |tx| {
+                    write::set_setting(tx, s::REVIEWS, "next_due", value).map_err(Into::into)
+                })
+                .await?;
+            saved(out, &mut device, "", &format!("The next review is due {next}.")).await;
+        }
         ReviewCommand::Record { wins, lessons, notes } => {
             record(out, &mut device, wins, lessons, notes).await?
         }

@@ -459,7 +459,12 @@ pub fn to_markdown(plan: &Plan, now_ms: i64) -> String {
         line(format!("- **{}**{d}", t.title));
     }
     for sp in plan.deescalation.spaces.iter().filter(|x| !x.meta.archived()) {
-        line(format!("- Neutral space: {}", sp.place));
+        let whose = match sp.for_whom {
+            super::model::ForWhom::A => format!(" ({})", plan.name(Partner::A)),
+            super::model::ForWhom::B => format!(" ({})", plan.name(Partner::B)),
+            super::model::ForWhom::Both => String::new(),
+        };
+        line(format!("- Neutral space: {}{whose}", sp.place));
     }
     line(String::new());
     line("## Sessions".into());
@@ -470,9 +475,40 @@ pub fn to_markdown(plan: &Plan, now_ms: i64) -> String {
         sessions.len(),
         plan.name(plan.next_to_choose())
     ));
+    let titles = |ids: &[String], of: &dyn Fn(&str) -> Option<String>| -> String {
+        ids.iter().filter_map(|id| of(id)).collect::<Vec<_>>().join(", ")
+    };
+    let option = |id: &str| plan.menu.iter().find(|m| m.meta.id == id).map(|m| m.title.clone());
+    let step = |id: &str| plan.sequence.iter().find(|s| s.meta.id == id).map(|s| s.title.clone());
     for x in sessions {
         let chooser = x.chosen_by.map(|p| plan.name(p)).unwrap_or_default();
         line(format!("- {} [{}], chosen by {chooser}", x.date, short(&x.meta.id)));
+        let used = titles(&x.options, &option);
+        if !used.is_empty() {
+            line(format!("  - Options used: {used}"));
+        }
+        let done = titles(&x.steps, &step);
+        if !done.is_empty() {
+            line(format!("  - Steps done: {done}"));
+        }
+        if !x.notes.is_empty() {
+            line(format!("  - Notes: {}", x.notes));
+        }
+        for partner in [Partner::A, Partner::B] {
+            let Some(answers) = plan.partner(partner).and_then(|p| p.debriefs.get(&x.meta.id))
+            else {
+                continue;
+            };
+            for (question, answer) in answers {
+                let asked = plan
+                    .checkin
+                    .questions
+                    .iter()
+                    .find(|q| &q.meta.id == question)
+                    .map_or("A debrief question", |q| q.text.as_str());
+                line(format!("  - {} on \"{asked}\": {answer}", plan.name(partner)));
+            }
+        }
     }
     line(String::new());
     line("## Reviews".into());
@@ -484,7 +520,19 @@ pub fn to_markdown(plan: &Plan, now_ms: i64) -> String {
         ));
     }
     for r in plan.reviews.history.iter().filter(|r| !r.meta.archived()) {
-        line(format!("- {}", r.date));
+        let confirmed: Vec<String> = [Partner::A, Partner::B]
+            .into_iter()
+            .filter(|p| {
+                plan.partner(*p).is_some_and(|pp| pp.confirmations.contains_key(&r.meta.id))
+            })
+            .map(|p| plan.name(p))
+            .collect();
+        let confirmed = if confirmed.is_empty() {
+            "not confirmed yet".to_owned()
+        } else {
+            format!("confirmed by {}", confirmed.join(" and "))
+        };
+        line(format!("- {} ({confirmed})", r.date));
         for (label, text) in [("Wins", &r.wins), ("Lessons", &r.lessons), ("Notes", &r.notes)] {
             if !text.is_empty() {
                 line(format!("  - {label}: {text}"));

@@ -487,3 +487,49 @@ pub fn resolve<'a>(
         _ => Err(PlanError::Ambiguous { section: section.noun(), id: given.to_owned() }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::schema;
+    use automerge::Automerge;
+
+    fn author() -> Author {
+        Author { partner: Partner::A, now_ms: 1_700_000_000_000 }
+    }
+
+    fn menu_item(doc: &mut Automerge) -> Result<String, PlanError> {
+        let mut tx = doc.transaction();
+        match add(&mut tx, author(), Section::Menu, vec![("title", Field::Str("Tea".into()))]) {
+            Ok(id) => {
+                tx.commit();
+                Ok(id)
+            }
+            Err(error) => {
+                tx.rollback();
+                Err(error)
+            }
+        }
+    }
+
+    #[test]
+    fn a_document_from_a_newer_schema_is_read_but_never_written() {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        schema::genesis_shared(&mut tx, 0).unwrap();
+        tx.commit();
+        assert!(menu_item(&mut doc).is_ok(), "this version writes its own schema");
+
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "schema", SCHEMA_VERSION + 1).unwrap();
+        tx.commit();
+        let before = doc.get_heads();
+        match menu_item(&mut doc) {
+            Err(PlanError::NewerSchema(v)) => assert_eq!(v, SCHEMA_VERSION + 1),
+            other => panic!("expected NewerSchema, got {other:?}"),
+        }
+        assert_eq!(doc.get_heads(), before, "nothing was written");
+        let empty = Automerge::new();
+        assert_eq!(crate::plan::read::plan(&doc, &empty, &empty).menu.len(), 1, "still read");
+    }
+}

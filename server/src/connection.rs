@@ -179,22 +179,20 @@ async fn respond<S: Store>(
     session: &mut Session<'_, S>,
     frame: &[u8],
 ) -> Result<Vec<Bytes>, ApiError> {
+    // A fatal error is counted where the connection ends (`refuse`); a
+    // refused request here.
     let request = match wire::decode::<ClientToRelay>(frame) {
         Ok(request) => request,
-        Err(error) => {
-            let error = frame_error(&error);
-            session.relay.metrics.rejected(error.code);
-            return Err(error.fatal());
-        }
+        Err(error) => return Err(frame_error(&error).fatal()),
     };
     let id = request.request();
     let replies = match session.handle(request).await {
         Ok(replies) => replies,
         Err(error) => {
-            session.relay.metrics.rejected(error.code);
             if error.fatal {
                 return Err(error);
             }
+            session.relay.metrics.rejected(error.code);
             tracing::debug!(code = %error.code, "request refused");
             vec![error.frame(id)]
         }

@@ -1,6 +1,8 @@
 //! One error type for everything the relay tells a device or an HTTP
-//! client: a stable code and one sentence. Details go to the log, never to
-//! the peer.
+//! client: a stable code and one sentence. The details of the relay's own
+//! failures (storage, internals) go to the log, never to the peer; a
+//! refusal may say what was wrong with what the device itself sent (such as
+//! which rule a membership entry breaks).
 
 use crate::store::{AppendError, PairError, StoreError};
 use axum::http::StatusCode;

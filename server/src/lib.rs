@@ -13,6 +13,7 @@
 //! - [`relay`]: shared state and background tasks.
 //! - [`http`]: routes; [`connection`]: one WebSocket; [`requests`]: each request.
 //! - [`hub`]: in-process live delivery; [`batch`]: group commit.
+//! - [`tcp`]: every socket's handshake and idle deadlines, and their cap.
 //! - [`limits`], [`metrics`], [`error`].
 
 #![forbid(unsafe_code)]
@@ -30,6 +31,7 @@ pub mod relay;
 pub mod requests;
 pub mod settings;
 pub mod store;
+pub mod tcp;
 
 pub use settings::Settings;
 
@@ -70,7 +72,7 @@ pub async fn launch_with_listener(
     } else {
         let store = SqliteStore::connect(&url, settings.sqlite_synchronous)
             .await
-            .with_context(|| format!("cannot open {url}"))?;
+            .with_context(|| format!("cannot open {}", settings::redact_url(&url)))?;
         serve(settings, store, listener, shutdown).await
     }
 }
@@ -89,10 +91,20 @@ pub async fn serve<S: Store>(
     let address = listener.local_addr().ok();
     tracing::info!(?address, origins = ?relay.origins, "relay listening");
     let app = http::router(relay.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let limits = &relay.settings.limits;
+    let bounds = tcp::Bounds {
+        handshake_timeout: limits.handshake_timeout,
+        // Longer than the WebSocket's own, which closes with a reason.
+        idle_timeout: limits.idle_timeout.saturating_mul(2),
+        max_pending: limits.max_pending_connections,
+        max_open: limits.max_connections.saturating_add(limits.max_pending_connections),
+    };
+    let listener = tcp::GuardedListener::new(listener, bounds);
+    relay.metrics.watch_sockets(listener.counts());
     // Small frames must leave at once: with Nagle's algorithm, an answer
     // waits for the peer's delayed ACK (tens of milliseconds on Linux).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
+    let listener = listener.tap_io(|io| {
+        if let Err(error) = io.tcp().set_nodelay(true) {
             tracing::warn!(%error, "cannot disable Nagle's algorithm");
         }
     });

@@ -5,8 +5,8 @@
 
 use cove_shared::wire::ErrorCode;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Upper bounds of the store latency histogram, in seconds.
@@ -75,6 +75,8 @@ pub struct Metrics {
     batches: AtomicU64,
     rejections: Mutex<Vec<(ErrorCode, u64)>>,
     latency: [Histogram; 7],
+    /// The listener's socket counts, once it is listening.
+    sockets: OnceLock<Arc<crate::tcp::Counts>>,
 }
 
 impl Metrics {
@@ -83,6 +85,11 @@ impl Metrics {
         self.connections.fetch_add(1, Ordering::Relaxed);
         self.connections_total.fetch_add(1, Ordering::Relaxed);
         ConnectionGauge(self)
+    }
+
+    /// Reports the listener's socket counts from now on.
+    pub fn watch_sockets(&self, counts: Arc<crate::tcp::Counts>) {
+        let _ = self.sockets.set(counts);
     }
 
     /// Connections open now.
@@ -184,6 +191,15 @@ impl Metrics {
             "# HELP cove_connections Connections open now.\n# TYPE cove_connections gauge\ncove_connections {}",
             self.connections.load(Ordering::Relaxed)
         );
+        if let Some(sockets) = self.sockets.get() {
+            let _ = writeln!(
+                out,
+                "# HELP cove_sockets Sockets open now, WebSocket or not.\n# TYPE cove_sockets gauge\ncove_sockets {}\n\
+                 # HELP cove_sockets_pending Sockets still in their HTTP handshake.\n# TYPE cove_sockets_pending gauge\ncove_sockets_pending {}",
+                sockets.open(),
+                sockets.pending()
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP cove_rejections_total Requests and connections refused, by reason.\n# TYPE cove_rejections_total counter"

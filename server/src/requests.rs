@@ -19,7 +19,8 @@ use cove_shared::envelope::{self, Header};
 use cove_shared::membership::{Appended as EntryAppended, MembershipError};
 use cove_shared::wire::{
     self, Blob, ClientToRelay, Cursor, ErrorCode, MAX_MEMBERSHIP_PAGE, MAX_NAMEPLATE_LEN,
-    MAX_PAGE_ITEMS, MAX_PAIR_MESSAGE_LEN, PairOutcome, RelayToClient, RequestId, StoredEnvelope,
+    MAX_PAGE_ITEMS, MAX_PAIR_MESSAGE_LEN, MAX_PAIR_MESSAGES, PairOutcome, RelayToClient, RequestId,
+    StoredEnvelope,
 };
 use cove_shared::{DeviceId, Entry, EntryBody, EnvelopeHash, Kind, MembershipLog, PlanId};
 use std::collections::HashSet;
@@ -72,6 +73,15 @@ impl<'a, S: Store> Session<'a, S> {
             });
         }
         use ClientToRelay as C;
+        // Checked here, so that the store never meets a value it cannot hold
+        // (one such value would fail a whole group commit).
+        if let C::Fetch { after: cursor, .. }
+        | C::Ack { cursor, .. }
+        | C::PutSnapshot { covers: cursor, .. } = &request
+            && *cursor > Cursor::MAX
+        {
+            return Err(ApiError::with(ErrorCode::BadFrame, "a cursor is out of range"));
+        }
         match request {
             C::Authenticate { .. } => {
                 Err(ApiError::with(ErrorCode::BadFrame, "this connection is already authenticated")
@@ -465,10 +475,18 @@ impl<'a, S: Store> Session<'a, S> {
             ));
         }
         let side = self.my_side(&nameplate).await?;
-        let id = self
+        let Some(id) = self
             .relay
             .timed(StoreOp::Pairing, self.relay.store.pair_post(&nameplate, side, &body.0))
-            .await?;
+            .await?
+        else {
+            return Err(ApiError::with(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "a pairing mailbox takes at most {MAX_PAIR_MESSAGES} messages from each side"
+                ),
+            ));
+        };
         let to = side.other();
         let message = RelayToClient::PairMessage { nameplate: nameplate.clone(), body };
         let local = wire::encode(&message)

@@ -58,6 +58,11 @@ pub struct Limits {
     pub plan_max_envelopes: u64,
     /// Bytes of envelopes a plan may store.
     pub plan_max_bytes: u64,
+    /// Time a new socket has to finish its HTTP request (the WebSocket
+    /// upgrade, or a request for health or metrics).
+    pub handshake_timeout: Duration,
+    /// Sockets still in their HTTP handshake; more are closed at once.
+    pub max_pending_connections: usize,
     /// Time a new connection has to authenticate.
     pub auth_timeout: Duration,
     /// A connection with no traffic for this long is closed.
@@ -87,6 +92,8 @@ impl Default for Limits {
             device_rate_burst: 400,
             plan_max_envelopes: 100_000,
             plan_max_bytes: 256 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            max_pending_connections: 1024,
             auth_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
             max_connections: 20_000,
@@ -209,17 +216,23 @@ impl fmt::Debug for Settings {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:…@host/db`.
+/// `postgres://user:secret@host/db` → `postgres://user:…@host/db`; the
+/// same for a URL with a misspelt scheme, or none.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
     };
     let Some((auth, host)) = rest.rsplit_once('@') else {
         return url.to_owned();
     };
-    match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:…@{host}"),
-        None => url.to_owned(),
+    let auth = match auth.split_once(':') {
+        Some((user, _)) => format!("{user}:…"),
+        None => auth.to_owned(),
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{auth}@{host}"),
+        None => format!("{auth}@{host}"),
     }
 }
 
@@ -268,6 +281,8 @@ struct FileLimits {
     device_rate_burst: Option<u32>,
     plan_max_envelopes: Option<u64>,
     plan_max_bytes: Option<u64>,
+    handshake_timeout_secs: Option<u64>,
+    max_pending_connections: Option<usize>,
     auth_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
@@ -291,6 +306,8 @@ impl FileLimits {
             "device_rate_burst" => self.device_rate_burst = p(value)?,
             "plan_max_envelopes" => self.plan_max_envelopes = p(value)?,
             "plan_max_bytes" => self.plan_max_bytes = p(value)?,
+            "handshake_timeout_secs" => self.handshake_timeout_secs = p(value)?,
+            "max_pending_connections" => self.max_pending_connections = p(value)?,
             "auth_timeout_secs" => self.auth_timeout_secs = p(value)?,
             "idle_timeout_secs" => self.idle_timeout_secs = p(value)?,
             "max_connections" => self.max_connections = p(value)?,
@@ -333,6 +350,8 @@ impl FileSettings {
         t.plan_max_envelopes = l.plan_max_envelopes.unwrap_or(t.plan_max_envelopes);
         t.plan_max_bytes = l.plan_max_bytes.unwrap_or(t.plan_max_bytes);
         t.max_connections = l.max_connections.unwrap_or(t.max_connections);
+        t.max_pending_connections = l.max_pending_connections.unwrap_or(t.max_pending_connections);
+        t.handshake_timeout = l.handshake_timeout_secs.map_or(t.handshake_timeout, secs);
         t.pairing_attempts_per_address =
             l.pairing_attempts_per_address.unwrap_or(t.pairing_attempts_per_address);
         t.read_buffer_bytes = l.read_buffer_bytes.unwrap_or(t.read_buffer_bytes);
@@ -346,6 +365,12 @@ impl FileSettings {
             return Err(SettingsError::Toml(format!(
                 "limits.max_envelope_bytes cannot exceed the protocol's {} bytes",
                 cove_shared::envelope::MAX_ENVELOPE_LEN
+            )));
+        }
+        if t.max_frame_bytes > cove_shared::wire::MAX_FRAME_LEN {
+            return Err(SettingsError::Toml(format!(
+                "limits.max_frame_bytes cannot exceed the protocol's {} bytes",
+                cove_shared::wire::MAX_FRAME_LEN
             )));
         }
         Ok(())
@@ -389,8 +414,10 @@ device_rate_per_sec = {rate}             # sustained requests per second per dev
 device_rate_burst = {burst}               # burst above the sustained rate
 plan_max_envelopes = {plan_env}         # envelopes a plan may store
 plan_max_bytes = {plan_bytes}         # bytes a plan may store
+handshake_timeout_secs = {handshake}           # time a new socket has to finish its HTTP request
+max_pending_connections = {pending}       # sockets still in that handshake; more are closed
 auth_timeout_secs = {auth}                # time to authenticate after connecting
-idle_timeout_secs = {idle}                # close a connection silent for this long
+idle_timeout_secs = {idle}                # close a connection silent for this long (any socket: twice this)
 max_connections = {conns}              # simultaneous connections
 signal_ttl_secs = {signal}              # how long an undelivered signal is kept
 pairing_ttl_secs = {pairing}               # how long a pairing code stays open
@@ -407,6 +434,8 @@ drain_timeout_secs = {drain}               # time connections get to finish on s
         burst = l.device_rate_burst,
         plan_env = l.plan_max_envelopes,
         plan_bytes = l.plan_max_bytes,
+        handshake = l.handshake_timeout.as_secs(),
+        pending = l.max_pending_connections,
         auth = l.auth_timeout.as_secs(),
         idle = l.idle_timeout.as_secs(),
         conns = l.max_connections,
@@ -454,6 +483,7 @@ mod tests {
         assert!(err.to_string().contains("COVE_LISTEN"));
         assert!(s.apply_toml("unknown_key = 1").is_err());
         assert!(s.apply_toml("[limits]\nmax_envelope_bytes = 99999999").is_err());
+        assert!(s.apply_toml("[limits]\nmax_frame_bytes = 99999999").is_err());
     }
 
     #[test]
@@ -463,5 +493,9 @@ mod tests {
         let debug = format!("{s:?}");
         assert!(!debug.contains("hunter2"));
         assert!(debug.contains("postgres://cove:…@db/cove"));
+        for typo in ["postgress://cove:hunter2@db/cove", "cove:hunter2@db/cove"] {
+            let shown = redact_url(typo);
+            assert!(!shown.contains("hunter2") && shown.contains("cove:…@db/cove"), "{shown}");
+        }
     }
 }

@@ -10,7 +10,7 @@ use cove_server::store::{
     Quota, RegistryChange, Side, SnapshotStored, SqliteStore, Store, StoreError,
 };
 use cove_shared::random::SeededEntropy;
-use cove_shared::wire::{Cursor, PairOutcome};
+use cove_shared::wire::{Cursor, MAX_PAIR_MESSAGES, PairOutcome};
 use cove_shared::{DeviceId, DeviceSecret, DocId, EnvelopeHash, Kind, PlanId, Seq};
 
 const NOW: i64 = 1_800_000_000;
@@ -227,8 +227,15 @@ async fn store_story<S: Store>(store: S) {
     assert_eq!((mailbox.state, mailbox.joiner), (PairState::Joined, Some(b1)));
     assert_eq!(mailbox.side_of(a1), Some(Side::Opener));
     assert_eq!(mailbox.side_of(stranger), None);
-    let id = store.pair_post(&n1, Side::Joiner, b"spake-b").await.unwrap();
+    let id = store.pair_post(&n1, Side::Joiner, b"spake-b").await.unwrap().unwrap();
     assert_eq!(store.pair_message(id).await.unwrap(), Some(b"spake-b".to_vec()));
+    // Each side may post a bounded number of messages: a mailbox cannot
+    // become storage. The other side's count is its own.
+    for _ in 1..MAX_PAIR_MESSAGES {
+        assert!(store.pair_post(&n1, Side::Joiner, b"more").await.unwrap().is_some());
+    }
+    assert_eq!(store.pair_post(&n1, Side::Joiner, b"one too many").await.unwrap(), None);
+    assert!(store.pair_post(&n1, Side::Opener, b"confirm").await.unwrap().is_some());
     // A second join burns it.
     assert_eq!(store.pair_join(&n1, stranger, NOW).await, Err(PairError::Burned));
     assert_eq!(store.pair_get(&n1, NOW).await.unwrap().unwrap().state, PairState::Burned);

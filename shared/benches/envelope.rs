@@ -13,35 +13,26 @@ use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use cove_shared::envelope::{self, OVERHEAD, SIGNATURE_LEN, Seal};
 use cove_shared::{
-    DeviceSecret, DocId, Epoch, EpochKeys, Header, Kind, OpenPolicy, OsEntropy, PlanId, Seq,
+    DeviceSecret, DocId, Epoch, Keyring, Kind, MembershipLog, OsEntropy, PlanId, Recipient, Seq,
     SymmetricKey,
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::{Signer, SigningKey};
 use std::hint::black_box;
 
-/// Admits one sender whose key is decompressed once, as the membership
-/// state caches it.
-struct Everyone(EpochKeys, ed25519_dalek::VerifyingKey);
-
-impl OpenPolicy for Everyone {
-    fn plan(&self) -> PlanId {
-        self.0.plan()
-    }
-    fn admit(&self, _: &Header) -> Option<ed25519_dalek::VerifyingKey> {
-        Some(self.1)
-    }
-    fn keys(&self, epoch: Epoch) -> Option<&EpochKeys> {
-        (epoch == self.0.epoch()).then_some(&self.0)
-    }
-}
-
 fn bench(c: &mut Criterion) {
     let mut rng = OsEntropy;
     let device = DeviceSecret::generate(&mut rng);
     let plan = PlanId::random(&mut rng);
-    let keys = EpochKeys::derive(plan, Epoch(1), &SymmetricKey::random(&mut rng));
-    let policy = Everyone(keys.clone(), device.id().verifying_key().unwrap());
+    // A real plan of one device, opened as a receiving device opens it: the
+    // membership state admits the sender (with the key it decompressed once,
+    // at enrolment), the keyring holds the epoch's keys.
+    let first = SymmetricKey::random(&mut rng);
+    let genesis = MembershipLog::genesis(plan, &device, &first, &mut rng).unwrap();
+    let log = MembershipLog::from_genesis(genesis).unwrap();
+    let keyring = Keyring::from_log(&log, &device);
+    let keys = keyring.keys(Epoch(1)).unwrap().clone();
+    let policy = Recipient { membership: log.state(), keyring: &keyring };
     let signing = SigningKey::from_bytes(&[3; 32]);
     let verifying = signing.verifying_key();
     let cipher = XChaCha20Poly1305::new(&[5u8; 32].into());
@@ -54,7 +45,7 @@ fn bench(c: &mut Criterion) {
             doc: DocId::Shared,
             seq: Seq(1),
             prev: cove_shared::EnvelopeHash::GENESIS,
-            view: cove_shared::MembershipView { len: 1, head: cove_shared::EntryHash([1; 32]) },
+            view: log.state().view(),
             payload: &payload,
         };
         let sealed = envelope::seal(&keys, &device, request, &mut rng).unwrap();

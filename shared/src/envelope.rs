@@ -213,8 +213,9 @@ impl Header {
         let prev = EnvelopeHash(r.array()?);
         let view = MembershipView { len: r.u32()?, head: EntryHash(r.array()?) };
         r.finish()?;
-        // The last sequence number is reserved so that `seq + 1` never overflows.
-        if seq.0 == 0 || seq.0 == u64::MAX || epoch.0 == 0 || view.len == 0 {
+        // Sequence numbers stop at 2^63 − 1 (`Seq::MAX`): stores hold them
+        // as signed integers, and `seq + 1` never overflows.
+        if !seq.is_valid() || epoch.0 == 0 || view.len == 0 {
             return Err(DecodeError::Invalid { field: "sequence, epoch or view" });
         }
         if kind == Kind::Signal && doc != DocId::Shared {
@@ -301,7 +302,7 @@ pub fn seal(
     if request.kind == Kind::Signal && request.doc != DocId::Shared {
         return Err(SealError::SignalDoc);
     }
-    if request.seq.0 == 0 || request.seq.0 == u64::MAX {
+    if !request.seq.is_valid() {
         return Err(SealError::BadSeq);
     }
     let header = Header {

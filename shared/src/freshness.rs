@@ -91,8 +91,8 @@ impl Freshness {
         let tip = self.tip(header.stream());
         let (mark, head) = tip.map_or((0, EnvelopeHash::GENESIS), |t| (t.seq.0, t.hash));
         let seq = header.seq.0;
-        // `Header::decode` refuses u64::MAX, and marks only ever hold decoded
-        // sequence numbers, so `mark + 1` cannot overflow.
+        // `Header::decode` refuses anything above `Seq::MAX`, and marks only
+        // ever hold decoded sequence numbers, so `mark + 1` cannot overflow.
         let next = mark.saturating_add(1);
         if seq == mark {
             return if hash == head { Verdict::Duplicate } else { Verdict::Fork };

@@ -316,9 +316,18 @@ impl Seq {
     /// The sequence number of a stream's first envelope.
     pub const FIRST: Seq = Seq(1);
 
-    /// The next sequence number, if it fits.
+    /// The largest valid sequence number, 2^63 − 1: every store holds it in
+    /// a signed 64-bit integer, and `seq + 1` never overflows.
+    pub const MAX: Seq = Seq(i64::MAX as u64);
+
+    /// Whether this is a valid sequence number (1 to [`Seq::MAX`]).
+    pub fn is_valid(self) -> bool {
+        (Self::FIRST.0..=Self::MAX.0).contains(&self.0)
+    }
+
+    /// The next sequence number, if it is valid.
     pub fn next(self) -> Option<Seq> {
-        self.0.checked_add(1).map(Seq)
+        self.0.checked_add(1).map(Seq).filter(|s| s.is_valid())
     }
 }
 

@@ -42,6 +42,9 @@ pub const MAX_ORIGIN_LEN: usize = 255;
 pub const MAX_NAMEPLATE_LEN: usize = 16;
 /// The largest pairing message.
 pub const MAX_PAIR_MESSAGE_LEN: usize = 8 * 1024;
+/// Most messages one side may post to a pairing mailbox (the protocol needs
+/// five from the joiner and three from the inviter).
+pub const MAX_PAIR_MESSAGES: usize = 8;
 /// The longest human-readable error text.
 pub const MAX_ERROR_TEXT_LEN: usize = 512;
 /// Magic that starts the signed authentication message.
@@ -53,6 +56,13 @@ pub const AUTH_MAGIC: &[u8; 4] = b"CVAU";
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
 pub struct Cursor(pub u64);
+
+impl Cursor {
+    /// The largest cursor a device may name, 2^63 − 1: stores hold cursors
+    /// as signed 64-bit integers. A request naming a larger one is refused
+    /// as `bad_frame`.
+    pub const MAX: Cursor = Cursor(i64::MAX as u64);
+}
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -37,13 +37,12 @@ proptest! {
     fn seal_open_round_trips_for_every_kind_and_size(
         (kind, doc) in kind_and_doc(),
         len in prop_oneof![0usize..600, 4000usize..4200, 60_000usize..140_000],
-        seq in 1u64..u64::MAX,
+        seq in 1u64..=Seq::MAX.0,
         prev in any::<[u8; 32]>(),
         fill in any::<u8>(),
     ) {
         let mut plan = Plan::new(b"round trip");
         let payload = vec![fill; len];
-        let seq = seq.min(u64::MAX - 1);
         let ring = plan.ring(&plan.a1);
         let keys = ring.keys(Epoch(1)).unwrap();
         let view = plan.log.state().view();
@@ -277,6 +276,33 @@ fn the_senders_membership_view_must_be_a_prefix_of_the_receivers_log() {
     forked[VIEW_AT + 4] ^= 1;
     resign(&mut forked, &a1);
     assert!(envelope::open(&forked, &current).is_err());
+}
+
+#[test]
+fn a_sequence_number_beyond_the_last_is_never_sealed_nor_opened() {
+    let mut plan = Plan::new(b"last seq");
+    let a1 = copy(&plan.a1);
+    let last = plan.seal(&a1, Kind::Changes, DocId::Shared, Seq::MAX.0, b"x");
+    assert!(plan.open(&plan.b1, &last.bytes).is_ok(), "2^63 - 1 is the last valid one");
+    assert_eq!(Seq::MAX.next(), None);
+    for beyond in [Seq::MAX.0 + 1, u64::MAX] {
+        let mut bytes = last.bytes.clone();
+        bytes[SEQ_AT..SEQ_AT + 8].copy_from_slice(&beyond.to_be_bytes());
+        resign(&mut bytes, &a1);
+        assert!(envelope::inspect(&bytes).is_err(), "{beyond}");
+        assert!(plan.open(&plan.b1, &bytes).is_err(), "{beyond}");
+        let ring = plan.ring(&a1);
+        let request = Seal {
+            kind: Kind::Changes,
+            doc: DocId::Shared,
+            seq: Seq(beyond),
+            prev: EnvelopeHash::GENESIS,
+            view: plan.log.state().view(),
+            payload: b"x",
+        };
+        let keys = ring.keys(Epoch(1)).unwrap();
+        assert!(envelope::seal(keys, &a1, request, &mut plan.rng).is_err(), "{beyond}");
+    }
 }
 
 #[test]

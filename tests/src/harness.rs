@@ -264,6 +264,22 @@ impl RelayProcess {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM (as systemd or `docker stop` would) and waits up to
+    /// `within` for the process to exit; returns its exit status, if it did.
+    pub async fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "cannot send SIGTERM to {pid}");
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
     /// Resident memory of the process, in KiB (Linux).
     pub fn rss_kib(&self) -> Option<u64> {
         rss_kib(self.child.id())

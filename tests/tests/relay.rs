@@ -297,11 +297,29 @@ async fn bad_frames_end_only_their_own_connection() {
     let (a, _) = relay.connect(&plan.a).await;
     plan.register(&a).await;
 
-    // Random bytes.
-    let mut garbage = raw_auth(&relay, &plan.b).await;
     // A known message (push, 4) whose body is garbage.
+    let mut garbage = raw_auth(&relay, &plan.b).await;
     garbage.send(Message::Binary(vec![0x04, 0xff, 0xff, 0xff, 0x13].into())).await.unwrap();
     assert_eq!(error_code(read(&mut garbage).await), Some(ErrorCode::BadFrame));
+    // Random bytes, many times over: each gets an answer the protocol
+    // defines (almost always an error; now and then random bytes happen to
+    // spell a request), never a crash or a frame that does not decode.
+    use cove_shared::random::Entropy;
+    let mut rng = OsEntropy;
+    let mut errors = 0;
+    for _ in 0..64 {
+        let len = 1 + usize::from(rng.array::<1>()[0]);
+        let mut bytes = vec![0u8; len];
+        rng.fill(&mut bytes);
+        let mut random = raw_auth(&relay, &plan.b).await;
+        random.send(Message::Binary(bytes.into())).await.unwrap();
+        match read(&mut random).await {
+            Some(RelayToClient::Error { .. }) => errors += 1,
+            Some(_) => {}
+            None => panic!("the relay closed without a word"),
+        }
+    }
+    assert!(errors > 32, "random bytes should mostly be refused ({errors} of 64)");
     // A text frame.
     let mut text = raw_auth(&relay, &plan.b).await;
     text.send(Message::Text("hello".into())).await.unwrap();
@@ -314,12 +332,110 @@ async fn bad_frames_end_only_their_own_connection() {
     let mut big = raw_auth(&relay, &plan.b).await;
     let _ = big.send(Message::Binary(vec![0u8; 256 * 1024].into())).await;
     assert_eq!(error_code(read(&mut big).await), Some(ErrorCode::FrameTooLarge));
-    // A half-open connection: TCP, and nothing else.
-    let _half_open = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
 
     // Everyone else carries on.
     let e = plan.change_by_a(b"still here");
     a.push(plan.plan, &e).await.unwrap();
+}
+
+/// Reads until the peer closes the socket (`true`) or `within` passes.
+async fn closed_within(socket: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 512];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn sockets_that_never_finish_their_request_are_closed_and_capped() {
+    use tokio::io::AsyncWriteExt;
+    let relay = TestRelay::start_with(|s| {
+        s.limits.handshake_timeout = Duration::from_millis(600);
+        s.limits.max_pending_connections = 8;
+    })
+    .await;
+    let mut plan = TestPlan::new();
+    let (a, _) = relay.connect(&plan.a).await;
+    plan.register(&a).await;
+
+    // TCP and nothing else; a request that trickles in a byte at a time.
+    let mut silent = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    let mut trickle = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: relay\r\nX-Slow: ";
+    let dripping = async {
+        for byte in request.iter().chain(std::iter::repeat(&b'a')) {
+            if trickle.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), dripping).await;
+    assert!(closed_within(&mut silent, Duration::from_secs(3)).await, "a silent socket stays");
+    assert!(closed_within(&mut trickle, Duration::from_secs(3)).await, "a trickle stays");
+
+    // Past the cap of sockets in their handshake, new ones are closed at once.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(tokio::net::TcpStream::connect(relay.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut over = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    assert!(closed_within(&mut over, Duration::from_millis(400)).await, "over the cap");
+    // Once the held sockets have timed out, new ones are served again; the
+    // request for the metrics is then the only socket in its handshake.
+    for socket in &mut held {
+        assert!(closed_within(socket, Duration::from_secs(3)).await, "held past the timeout");
+    }
+    let metrics = http_get(&relay.addr.to_string(), "/metrics").await.unwrap();
+    assert!(metrics.contains("\ncove_sockets_pending 1\n"), "{metrics}");
+    assert!(metrics.contains("\ncove_sockets 2\n"), "A's WebSocket and this request: {metrics}");
+
+    // Authenticated devices never noticed.
+    let e = plan.change_by_a(b"still here");
+    a.push(plan.plan, &e).await.unwrap();
+}
+
+#[tokio::test]
+async fn values_a_store_cannot_hold_are_refused_and_others_are_stored() {
+    let relay = TestRelay::start().await;
+    let mut plan = TestPlan::new();
+    let (a, _) = relay.connect(&plan.a).await;
+    plan.register(&a).await;
+    let mut other = TestPlan::new();
+    let (x, _) = relay.connect(&other.a).await;
+    other.register(&x).await;
+
+    // A sequence number past 2^63 - 1, re-signed by the sender itself.
+    let mut beyond = plan.change_by_a(b"far");
+    beyond[91..99].copy_from_slice(&(1u64 << 63).to_be_bytes());
+    let at = beyond.len() - 64;
+    let signature = plan.a.sign(&beyond[..at]);
+    beyond[at..].copy_from_slice(&signature);
+    let unaffected = other.change_by_a(b"unaffected");
+    let (pushed, fine) = tokio::join!(a.push(plan.plan, &beyond), x.push(other.plan, &unaffected));
+    assert_eq!(refused(pushed), ErrorCode::InvalidEnvelope);
+    fine.unwrap();
+    // Cursors past 2^63 - 1.
+    let mut socket = raw_auth(&relay, &plan.a).await;
+    for message in [
+        ClientToRelay::Ack { request: 1, plan: plan.plan, cursor: Cursor(u64::MAX) },
+        ClientToRelay::Fetch { request: 2, plan: plan.plan, after: Cursor(1 << 63), limit: 1 },
+    ] {
+        send(&mut socket, &message).await;
+        assert_eq!(error_code(read(&mut socket).await), Some(ErrorCode::BadFrame));
+    }
+    send(&mut socket, &ClientToRelay::Ping { request: 3 }).await;
+    assert!(matches!(read(&mut socket).await, Some(RelayToClient::Pong { .. })));
+    // The plan's own next envelope is stored as usual.
+    a.push(plan.plan, &plan.change_by_a(b"next")).await.unwrap();
+    x.push(other.plan, &other.change_by_a(b"again")).await.unwrap();
 }
 
 #[tokio::test]
@@ -522,6 +638,7 @@ async fn health_and_metrics_are_served() {
 #[tokio::test]
 async fn shutdown_tells_connected_devices_and_drains() {
     let relay = TestRelay::start().await;
+    let (relay_url, addr) = (relay.url.clone(), relay.addr);
     let plan = TestPlan::new();
     let (a, mut pushes) = relay.connect(&plan.a).await;
     plan.register(&a).await;
@@ -532,5 +649,7 @@ async fn shutdown_tells_connected_devices_and_drains() {
     })
     .await;
     assert_eq!(closed.code(), Some(ErrorCode::ShuttingDown));
-    assert!(RelayConnection::connect(&format!("ws://{}", "127.0.0.1:1"), &plan.a).await.is_err());
+    // Drained and gone: the stopped relay's own address answers no more.
+    assert!(RelayConnection::connect(&relay_url, &plan.a).await.is_err());
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }

@@ -1,8 +1,8 @@
-//! The relay as a real process: SIGKILL durability, memory under a flood,
-//! and two processes sharing one PostgreSQL database.
+//! The relay as a real process: SIGKILL durability, a clean SIGTERM,
+//! memory under a flood, and two processes sharing one PostgreSQL database.
 
 use cove_client::transport::{Push, RelayConnection};
-use cove_shared::wire::{self, Blob, ClientToRelay, Cursor, PairOutcome};
+use cove_shared::wire::{self, Blob, ClientToRelay, Cursor, ErrorCode, PairOutcome};
 use cove_shared::{DeviceSecret, OsEntropy};
 use cove_tests::harness::{RelayProcess, TempDir, TestDatabase, TestPlan, free_port, next_push};
 use futures_util::SinkExt;
@@ -66,6 +66,33 @@ async fn every_acknowledged_envelope_survives_sigkill() {
     for (cursor, envelope) in &acked {
         assert_eq!(stored.get(cursor), Some(envelope), "acknowledged cursor {cursor} was lost");
     }
+}
+
+#[tokio::test]
+async fn sigterm_tells_devices_drains_and_exits_cleanly() {
+    let dir = TempDir::new("sigterm");
+    let database = format!("sqlite://{}", dir.path().join("relay.db").display());
+    let mut relay = RelayProcess::start(free_port(), &database, &[]).await;
+    let mut plan = TestPlan::new();
+    let (a, mut pushes) = RelayConnection::connect(&relay.url, &plan.a).await.unwrap();
+    plan.register(&a).await;
+    let (cursor, _) = a.push(plan.plan, &plan.change_by_a(b"before")).await.unwrap();
+
+    let status = relay.terminate(std::time::Duration::from_secs(15)).await;
+    let status = status.expect("cove-server did not exit within 15 s of SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    let closed = next_push(&mut pushes, |p| match p {
+        Push::Closed(error) => Some(error),
+        _ => None,
+    })
+    .await;
+    assert_eq!(closed.code(), Some(ErrorCode::ShuttingDown));
+
+    // What it acknowledged is there after a restart.
+    let relay = RelayProcess::start(free_port(), &database, &[]).await;
+    let (a, _) = RelayConnection::connect(&relay.url, &plan.a).await.unwrap();
+    let (items, _, _) = a.fetch(plan.plan, Cursor(0), 10).await.unwrap();
+    assert_eq!(items.last().map(|i| i.cursor), Some(cursor));
 }
 
 #[tokio::test]

@@ -404,13 +404,14 @@ pub trait Store: Clone + Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = Result<Vec<(i64, Vec<u8>)>, PairError>> + Send;
 
-    /// Stores a message from one side; returns its id.
+    /// Stores a message from one side and returns its id, unless that side
+    /// has already posted `wire::MAX_PAIR_MESSAGES` to this mailbox.
     fn pair_post(
         &self,
         nameplate: &str,
         from: Side,
         body: &[u8],
-    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 
     /// One stored pairing message.
     fn pair_message(

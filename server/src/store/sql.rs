@@ -778,16 +778,20 @@ macro_rules! store_methods {
             Ok(waiting)
         }
 
-        async fn pair_post(&self, nameplate: &str, from: Side, body: &[u8]) -> Result<i64, StoreError> {
-            let (id,): (i64,) = sqlx::query_as(
-                "INSERT INTO pairing_messages (nameplate, side, body) VALUES ($1, $2, $3) RETURNING id",
+        async fn pair_post(&self, nameplate: &str, from: Side, body: &[u8]) -> Result<Option<i64>, StoreError> {
+            // One statement, so that two posts at once cannot both pass the count.
+            let row: Option<(i64,)> = sqlx::query_as(
+                "INSERT INTO pairing_messages (nameplate, side, body) \
+                 SELECT $1, $2, $3 WHERE (SELECT COUNT(*) FROM pairing_messages \
+                 WHERE nameplate = $1 AND side = $2) < $4 RETURNING id",
             )
             .bind(nameplate)
             .bind(from.code())
             .bind(body)
-            .fetch_one(&self.writer)
+            .bind(cove_shared::wire::MAX_PAIR_MESSAGES as i64)
+            .fetch_optional(&self.writer)
             .await?;
-            Ok(id)
+            Ok(row.map(|(id,)| id))
         }
 
         async fn pair_message(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {

@@ -78,7 +78,7 @@ impl SqliteStore {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+            .ok_or_else(|| StoreError::UnsupportedUrl(crate::settings::redact_url(url)))?;
         Self::open(Path::new(path), sync).await
     }
 }

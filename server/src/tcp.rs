@@ -106,6 +106,7 @@ impl Listener for GuardedListener {
             let stream = GuardedStream {
                 inner: stream,
                 deadline,
+                last_read: Instant::now(),
                 idle: self.bounds.idle_timeout,
                 answered: false,
                 counts: Arc::clone(counts),
@@ -123,8 +124,10 @@ impl Listener for GuardedListener {
 pub struct GuardedStream {
     inner: TcpStream,
     /// When reading gives up: the handshake deadline until the first
-    /// answer, then the idle deadline, moved on by every byte read.
+    /// answer, then the idle deadline, moved on (lazily) by bytes read.
     deadline: Pin<Box<Sleep>>,
+    /// When the last byte was read after the first answer.
+    last_read: Instant,
     idle: Duration,
     /// Whether the relay has written to the socket.
     answered: bool,
@@ -141,7 +144,8 @@ impl GuardedStream {
         if !self.answered {
             self.answered = true;
             self.counts.pending.fetch_sub(1, Ordering::Relaxed);
-            self.deadline.as_mut().reset(Instant::now() + self.idle);
+            self.last_read = Instant::now();
+            self.deadline.as_mut().reset(self.last_read + self.idle);
         }
     }
 }
@@ -164,23 +168,30 @@ impl AsyncRead for GuardedStream {
         let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                // A trickle during the handshake does not buy more time.
+                // A trickle during the handshake does not buy more time. After
+                // it, only the time of the last byte is noted: moving the timer
+                // itself on every read would cost more than the read.
                 if self.answered && buf.filled().len() > before {
-                    let next = Instant::now() + self.idle;
-                    self.deadline.as_mut().reset(next);
+                    self.last_read = Instant::now();
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    let what = if self.answered { "idle" } else { "handshake" };
-                    Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("the connection's {what} timeout passed"),
-                    )))
+            Poll::Pending => loop {
+                if self.deadline.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
                 }
-                Poll::Pending => Poll::Pending,
+                let due = self.last_read + self.idle;
+                if self.answered && due > Instant::now() {
+                    // Bytes came since the timer was set: set it again.
+                    self.deadline.as_mut().reset(due);
+                    continue;
+                }
+                let what = if self.answered { "idle" } else { "handshake" };
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the connection's {what} timeout passed"),
+                )));
             },
         }
     }

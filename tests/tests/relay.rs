@@ -403,6 +403,25 @@ async fn sockets_that_never_finish_their_request_are_closed_and_capped() {
 }
 
 #[tokio::test]
+async fn an_answered_socket_is_closed_after_it_falls_silent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let relay = TestRelay::start_with(|s| s.limits.idle_timeout = Duration::from_millis(250)).await;
+    let request = b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n";
+    let mut buf = [0u8; 1024];
+    // A keep-alive socket that asks again every 200 ms stays open past the
+    // socket idle bound (twice the idle timeout: 500 ms)...
+    let mut busy = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    for _ in 0..6 {
+        busy.write_all(request).await.unwrap();
+        let n = busy.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // ...and is closed once it falls silent.
+    assert!(closed_within(&mut busy, Duration::from_secs(3)).await, "a silent socket stays");
+}
+
+#[tokio::test]
 async fn values_a_store_cannot_hold_are_refused_and_others_are_stored() {
     let relay = TestRelay::start().await;
     let mut plan = TestPlan::new();

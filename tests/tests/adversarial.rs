@@ -114,6 +114,21 @@ async fn replayed_envelopes_are_ignored() {
     let report = sync_now(&mut b).await;
     assert_eq!(report.applied[0], 1);
     assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
+
+    // An old envelope served under a real, new cursor (in place of the one
+    // stored there) reaches the freshness check, which knows it: a
+    // duplicate, ignored, neither quarantined nor taken for a fork.
+    put(&mut a, DocId::Shared, "next", "v").await;
+    sync_now(&mut a).await;
+    let stored = stored_from(&a).await;
+    let (newest, before) = (stored[stored.len() - 1].cursor.0, stored[stored.len() - 2].cursor.0);
+    proxy.set(Fault::DropAndCopy { drop: Vec::new(), copy: before, onto: vec![newest] });
+    let alarms_before = b.sync_state().alarms.len();
+    let report = sync_now(&mut b).await;
+    assert_eq!(report.applied, [0, 0, 0]);
+    assert_eq!(report.quarantined, 0);
+    assert_eq!(b.sync_state().alarms.len(), alarms_before, "{:?}", b.sync_state().alarms);
+    assert_eq!(get(&b, DocId::Shared, "next"), None, "the hidden change was not served");
 }
 
 #[tokio::test]

@@ -446,6 +446,18 @@ async fn a_signal_is_kept_only_while_it_is_current() {
     // What is stored is what was kept.
     let reopened = Device::open(b.home(), cove_tests::devices::PASSPHRASE).await.unwrap();
     assert_eq!(reopened.sync_state().signals.len(), 1);
+
+    // One that expires while it is stored goes when the device is next
+    // opened, without waiting for some other change to be written.
+    a.signal("space", 400).await.unwrap();
+    sync_now(&mut a).await;
+    sync_now(&mut b).await;
+    assert_eq!(b.sync_state().signals.len(), 2);
+    drop(b);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let b = Device::open(reopened.home(), cove_tests::devices::PASSPHRASE).await.unwrap();
+    let kept: Vec<&str> = b.sync_state().signals.iter().map(|s| s.signal.signal.as_str()).collect();
+    assert_eq!(kept, ["check-on-me"]);
 }
 
 #[tokio::test]

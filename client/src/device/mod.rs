@@ -259,6 +259,12 @@ impl Device {
             must_sync: false,
         };
         device.reload().await?;
+        // A signal is never kept past its time to live: one that expired
+        // since the last write goes now, not at the next one.
+        let now = unix_millis();
+        if device.sync.signals.iter().any(|s| s.expired(now)) {
+            device.update(|_| {}).await?;
+        }
         Ok(device)
     }
 

@@ -12,7 +12,7 @@ use crate::plan::review::{self, format_heads, parse_heads};
 use crate::plan::schema::shared as s;
 use crate::plan::write::{self, Field, Section};
 use crate::plan::{self};
-use cove_shared::{DocId, Partner};
+use cove_shared::DocId;
 use serde_json::json;
 
 /// Runs `cove review ...`.
@@ -88,11 +88,7 @@ fn active(plan: &Plan) -> Vec<&Review> {
 }
 
 fn review_line(plan: &Plan, r: &Review) -> String {
-    let confirmed: Vec<String> = [Partner::A, Partner::B]
-        .into_iter()
-        .filter(|p| plan.partner(*p).is_some_and(|pp| pp.confirmations.contains_key(&r.meta.id)))
-        .map(|p| plan.name(p))
-        .collect();
+    let confirmed = plan.confirmed_by(&r.meta.id);
     let confirmed = if confirmed.is_empty() {
         "not confirmed yet".to_owned()
     } else {

@@ -520,13 +520,7 @@ pub fn to_markdown(plan: &Plan, now_ms: i64) -> String {
         ));
     }
     for r in plan.reviews.history.iter().filter(|r| !r.meta.archived()) {
-        let confirmed: Vec<String> = [Partner::A, Partner::B]
-            .into_iter()
-            .filter(|p| {
-                plan.partner(*p).is_some_and(|pp| pp.confirmations.contains_key(&r.meta.id))
-            })
-            .map(|p| plan.name(p))
-            .collect();
+        let confirmed = plan.confirmed_by(&r.meta.id);
         let confirmed = if confirmed.is_empty() {
             "not confirmed yet".to_owned()
         } else {

@@ -552,6 +552,20 @@ impl Plan {
             .unwrap_or_else(|| format!("Partner {partner}"))
     }
 
+    /// Whether `partner` has confirmed review `review`.
+    pub fn confirmed(&self, partner: Partner, review: &str) -> bool {
+        self.partner(partner).is_some_and(|p| p.confirmations.contains_key(review))
+    }
+
+    /// The names of the partners who confirmed review `review`, A first.
+    pub fn confirmed_by(&self, review: &str) -> Vec<String> {
+        [Partner::A, Partner::B]
+            .into_iter()
+            .filter(|p| self.confirmed(*p, review))
+            .map(|p| self.name(p))
+            .collect()
+    }
+
     /// Whose turn it is to choose the aftercare next: the partner who did
     /// not choose last time (A if nobody has chosen yet). Derived from the
     /// log, never stored.

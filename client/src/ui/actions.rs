@@ -101,6 +101,9 @@ fn page_of(section: Section) -> String {
     }
 }
 
+/// Said when a step would be left without a name.
+const STEP_NEEDS_A_NAME: &str = "A step needs a name, or a menu option to take it from.";
+
 /// A step's menu option (form field `option`, when the form has one): the
 /// field to write, with the title taken from the option when none is given,
 /// as the command line does. An empty choice clears it.
@@ -151,9 +154,7 @@ pub async fn add(State(ui): State<Arc<Ui>>, Path(name): Path<String>, body: Byte
             }
             Section::Sequence => {
                 if !all.iter().any(|(k, _)| *k == "title") {
-                    return Err(DeviceError::Invalid(
-                        "A step needs a name, or a menu option to take it from.".into(),
-                    ));
+                    return Err(DeviceError::Invalid(STEP_NEEDS_A_NAME.into()));
                 }
                 let plan = plan::current(device.docs());
                 let last = plan.sequence.last().map(|s| s.position.clone());
@@ -199,9 +200,7 @@ pub async fn edit(
         let option = step_option(device, section, &mut map)?;
         let mut fields = fields::parse(section, &map, false).map_err(DeviceError::Invalid)?;
         if fields.iter().any(|(k, f)| *k == "title" && *f == Field::Clear) {
-            return Err(DeviceError::Invalid(
-                "A step needs a name, or a menu option to take it from.".into(),
-            ));
+            return Err(DeviceError::Invalid(STEP_NEEDS_A_NAME.into()));
         }
         fields.extend(option);
         let doc = section.doc(device.partner());

@@ -621,13 +621,7 @@ pub async fn reviews(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
         body.push_str("</ul>");
     }
     if let Some(r) = last {
-        let confirmed: Vec<String> = [Partner::A, Partner::B]
-            .into_iter()
-            .filter(|p| {
-                plan.partner(*p).is_some_and(|pp| pp.confirmations.contains_key(&r.meta.id))
-            })
-            .map(|p| plan.name(p))
-            .collect();
+        let confirmed = plan.confirmed_by(&r.meta.id);
         let _ = write!(
             body,
             "<h2>Last review: {}</h2><p>Confirmed by: {}</p>",
@@ -639,7 +633,7 @@ pub async fn reviews(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
                 let _ = write!(body, "<p><strong>{label}:</strong> {}</p>", esc(text));
             }
         }
-        if !plan.partner(me).is_some_and(|pp| pp.confirmations.contains_key(&r.meta.id)) {
+        if !plan.confirmed(me, &r.meta.id) {
             body.push_str(&button(
                 &format!("/reviews/{}/confirm", seg(&r.meta.id)),
                 csrf,

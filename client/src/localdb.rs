@@ -38,9 +38,24 @@ use zeroize::Zeroizing;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LocalError {
-    /// SQLite failed (including a full disk).
+    /// The disk that holds the state directory is full.
+    #[error(
+        "there is no room left on the disk that holds this device's state directory: this change was not saved, and everything saved before is intact; free some space and try again"
+    )]
+    NoSpace,
+    /// The state directory cannot be written.
+    #[error(
+        "this device's state directory is read-only: this change was not saved, and everything saved before is intact; make the directory writable and try again"
+    )]
+    ReadOnly,
+    /// Writing to the state directory failed.
+    #[error(
+        "this device's state directory could not be written (the disk may be full or failing): this change was not saved, and everything saved before is intact; free some space or check the disk, and try again"
+    )]
+    WriteFailed,
+    /// SQLite failed otherwise.
     #[error("the local database failed: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// Migrations failed.
     #[error("the local database could not be prepared: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -51,6 +66,37 @@ pub enum LocalError {
     /// Syncing the database to disk failed.
     #[error("the local database could not be written to disk: {0}")]
     Io(std::io::Error),
+}
+
+impl From<sqlx::Error> for LocalError {
+    /// A full disk or a read-only directory is said as such: those are
+    /// things a person can fix.
+    fn from(error: sqlx::Error) -> Self {
+        let code = error.as_database_error().and_then(|e| e.code()).and_then(|c| c.parse().ok());
+        // SQLite's primary result code is the low byte of the extended one.
+        match code.map(|c: i32| c & 0xff) {
+            Some(13) => Self::NoSpace,     // SQLITE_FULL
+            Some(8) => Self::ReadOnly,     // SQLITE_READONLY
+            Some(10) => Self::WriteFailed, // SQLITE_IOERR
+            _ => match &error {
+                sqlx::Error::Io(io) => Self::from(std::io::Error::new(io.kind(), io.to_string())),
+                _ => Self::Database(error),
+            },
+        }
+    }
+}
+
+impl From<std::io::Error> for LocalError {
+    fn from(error: std::io::Error) -> Self {
+        use std::io::ErrorKind;
+        match error.kind() {
+            ErrorKind::StorageFull | ErrorKind::FileTooLarge | ErrorKind::QuotaExceeded => {
+                Self::NoSpace
+            }
+            ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied => Self::ReadOnly,
+            _ => Self::Io(error),
+        }
+    }
 }
 
 /// Seals and opens local values with the storage key.
@@ -229,6 +275,7 @@ impl LocalDb {
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .test_before_acquire(false)
+            .after_release(|conn, _| Box::pin(still_usable(conn)))
             .connect_with(options)
             .await?;
         migrator().run(&pool).await?;
@@ -592,7 +639,21 @@ async fn sync_log(wal: Arc<PathBuf>) -> Result<(), LocalError> {
     })
     .await
     .map_err(|_| LocalError::Io(std::io::Error::other("the disk sync task stopped")))?;
-    synced.map_err(LocalError::Io)
+    synced.map_err(LocalError::from)
+}
+
+/// Whether a connection that goes back to the pool may be used again.
+///
+/// When a commit fails (a full disk, say), SQLite may already have rolled
+/// the transaction back by itself, while sqlx still counts it as open; its
+/// own rollback then fails, and every later transaction on that connection
+/// would be refused. So a connection is kept only once its pending
+/// rollback has run (the ping flushes it) and sqlx agrees that no
+/// transaction is open; otherwise the pool replaces it.
+async fn still_usable(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
 }
 
 /// A value's postcard encoding, wiped when dropped.
@@ -619,6 +680,25 @@ mod tests {
         flipped[30] ^= 1;
         assert!(matches!(sealer.open("kv", "sync", &flipped), Err(LocalError::Corrupt)));
         assert!(matches!(sealer.open("kv", "sync", &sealed[..20]), Err(LocalError::Corrupt)));
+    }
+
+    #[tokio::test]
+    async fn a_read_only_or_full_store_is_said_as_such() {
+        use sqlx::{ConnectOptions, Connection};
+        let mut conn = SqliteConnectOptions::new()
+            .in_memory(true)
+            .pragma("query_only", "1")
+            .connect()
+            .await
+            .unwrap();
+        let refused = sqlx::query("CREATE TABLE t (x)").execute(&mut conn).await.unwrap_err();
+        let error = LocalError::from(refused);
+        assert!(matches!(error, LocalError::ReadOnly), "{error:?}");
+        assert!(error.to_string().contains("read-only: this change was not saved"));
+        conn.close().await.unwrap();
+        let full = LocalError::from(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert!(matches!(full, LocalError::NoSpace), "{full:?}");
+        assert!(full.to_string().starts_with("there is no room left on the disk"));
     }
 
     #[tokio::test]

@@ -4,7 +4,9 @@
 //! the transaction that holds the envelope committed. While one batch
 //! commits, the next one gathers, so the batch size grows with the load
 //! and commits per second stay bounded by the disk, not by the request rate.
+//! A batch whose commit fails answers `unavailable` to every push in it.
 
+use crate::health::StoreHealth;
 use crate::metrics::{Metrics, StoreOp};
 use crate::store::{AppendError, Appended, NewEnvelope, Quota, Store};
 use std::sync::Arc;
@@ -24,7 +26,12 @@ pub struct Batcher {
 
 impl Batcher {
     /// Starts the committing task.
-    pub fn start<S: Store>(store: S, quota: Quota, metrics: Arc<Metrics>) -> Self {
+    pub fn start<S: Store>(
+        store: S,
+        quota: Quota,
+        metrics: Arc<Metrics>,
+        health: Arc<StoreHealth>,
+    ) -> Self {
         let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
         tokio::spawn(async move {
             let mut jobs = Vec::with_capacity(MAX_BATCH);
@@ -38,7 +45,17 @@ impl Batcher {
                 }
                 let envelopes: Vec<NewEnvelope> = jobs.iter().map(|(e, _)| e.clone()).collect();
                 let started = Instant::now();
-                let results = store.append(&envelopes, quota).await;
+                let results = match store.append(&envelopes, quota).await {
+                    Ok(results) => {
+                        health.writes.succeeded();
+                        results
+                    }
+                    Err(error) => {
+                        // Nothing of this batch committed: each push hears so.
+                        health.writes.failed(&error);
+                        vec![Err(AppendError::Unavailable); envelopes.len()]
+                    }
+                };
                 metrics.store_latency(StoreOp::Append, started.elapsed());
                 metrics.batch();
                 for ((_, reply), result) in jobs.drain(..).zip(results) {

@@ -50,6 +50,11 @@ impl From<StoreError> for ApiError {
             StoreError::PlanExists => Self::new(ErrorCode::PlanExists),
             StoreError::NoSuchPlan => Self::new(ErrorCode::NotFound),
             StoreError::Conflict => Self::new(ErrorCode::MembershipConflict),
+            // A store that fails is logged once, by `crate::health`.
+            StoreError::Unavailable(error) => {
+                tracing::debug!(%error, "storage failed");
+                Self::new(ErrorCode::Unavailable)
+            }
             other => {
                 tracing::warn!(error = %other, "storage failed");
                 Self::new(ErrorCode::Unavailable)

@@ -2,11 +2,12 @@
 
 use crate::connection;
 use crate::error::ApiError;
+use crate::metrics::StoreOp;
 use crate::relay::RelayState;
 use crate::store::Store;
 use axum::Router;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cove_shared::wire::ErrorCode;
@@ -57,16 +58,23 @@ fn peer_address<S: Store>(relay: &RelayState<S>, addr: SocketAddr, headers: &Hea
     addr.ip()
 }
 
+/// 200 when the relay can read and write its store; 503, with one line on
+/// what is wrong, when it cannot (or is shutting down).
 async fn healthz<S: Store>(State(relay): State<Arc<RelayState<S>>>) -> Response {
     if *relay.shutdown.borrow() {
         return ApiError::new(ErrorCode::ShuttingDown).into_response();
     }
-    match relay.store.ping().await {
-        Ok(()) => "ok\n".into_response(),
-        Err(error) => ApiError::from(error).into_response(),
+    // A ping shows whether reads work now; whether writes do, only the
+    // last write (or probe) can tell.
+    let _ = relay.read(StoreOp::Other, relay.store.ping()).await;
+    match relay.health.problem() {
+        None => "ok\n".into_response(),
+        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("{problem}\n")).into_response(),
     }
 }
 
 async fn metrics<S: Store>(State(relay): State<Arc<RelayState<S>>>) -> Response {
-    ([("content-type", "text/plain; version=0.0.4")], relay.metrics.render()).into_response()
+    let mut text = relay.metrics.render();
+    relay.health.render(&mut text);
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }

@@ -14,6 +14,7 @@
 //! - [`http`]: routes; [`connection`]: one WebSocket; [`requests`]: each request.
 //! - [`hub`]: in-process live delivery; [`batch`]: group commit.
 //! - [`tcp`]: every socket's handshake and idle deadlines, and their cap.
+//! - [`health`]: whether the store takes reads and writes.
 //! - [`limits`], [`metrics`], [`error`].
 
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod batch;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod http;
 pub mod hub;
 pub mod limits;
@@ -70,7 +72,11 @@ pub async fn launch_with_listener(
             .with_context(|| format!("cannot open {}", settings::redact_url(&url)))?;
         serve(settings, store, listener, shutdown).await
     } else {
-        let store = SqliteStore::connect(&url, settings.sqlite_synchronous)
+        let options = store::SqliteOptions {
+            synchronous: settings.sqlite_synchronous,
+            max_bytes: settings.sqlite_max_bytes,
+        };
+        let store = SqliteStore::connect(&url, options)
             .await
             .with_context(|| format!("cannot open {}", settings::redact_url(&url)))?;
         serve(settings, store, listener, shutdown).await

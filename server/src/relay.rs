@@ -4,11 +4,12 @@
 use crate::batch::Batcher;
 use crate::error::ApiError;
 use crate::events::Event;
+use crate::health::StoreHealth;
 use crate::hub::{Hub, Outbound};
 use crate::limits::{AddressWindows, DeviceLimiter};
 use crate::metrics::{Metrics, StoreOp};
 use crate::settings::Settings;
-use crate::store::{Quota, Store};
+use crate::store::{Quota, Store, StoreError};
 use bytes::Bytes;
 use cove_shared::wire::{self, Blob, ErrorCode, RelayToClient, StoredEnvelope};
 use cove_shared::{MembershipLog, MembershipState, PlanId};
@@ -21,6 +22,9 @@ use tokio::sync::watch;
 /// Plans whose verified membership is kept in memory before the cache is
 /// cleared and rebuilt on demand.
 const MEMBERSHIP_CACHE: usize = 10_000;
+
+/// How often failing store reads or writes are tried again.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How often expired signals and mailboxes are dropped.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
@@ -39,6 +43,8 @@ pub struct RelayState<S: Store> {
     pub batcher: Batcher,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Whether the store takes reads and writes.
+    pub health: Arc<StoreHealth>,
     /// Requests per device.
     pub device_limits: DeviceLimiter,
     /// Pairing attempts per address.
@@ -60,7 +66,8 @@ impl<S: Store> RelayState<S> {
         let limits = &settings.limits;
         let quota =
             Quota { max_envelopes: limits.plan_max_envelopes, max_bytes: limits.plan_max_bytes };
-        let batcher = Batcher::start(store.clone(), quota, metrics.clone());
+        let health = Arc::new(StoreHealth::default());
+        let batcher = Batcher::start(store.clone(), quota, metrics.clone(), health.clone());
         Arc::new(Self {
             origins: settings.accepted_origins(),
             device_limits: DeviceLimiter::new(limits.device_rate_per_sec, limits.device_rate_burst),
@@ -73,6 +80,7 @@ impl<S: Store> RelayState<S> {
             hub: Hub::default(),
             batcher,
             metrics,
+            health,
             shutdown,
             memberships: Mutex::new(HashMap::new()),
         })
@@ -84,6 +92,45 @@ impl<S: Store> RelayState<S> {
         let out = call.await;
         self.metrics.store_latency(op, started.elapsed());
         out
+    }
+
+    /// A store call that only reads: timed, and its failure noted.
+    pub async fn read<T>(
+        &self,
+        op: StoreOp,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, ApiError> {
+        let out = self.timed(op, call).await;
+        self.note(&self.health.reads, out)
+    }
+
+    /// A store call that writes: timed, and its outcome noted, so that
+    /// `/healthz` can say whether writes are failing.
+    pub async fn write<T>(
+        &self,
+        op: StoreOp,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, ApiError> {
+        let out = self.timed(op, call).await;
+        self.note(&self.health.writes, out)
+    }
+
+    fn note<T>(
+        &self,
+        condition: &crate::health::Condition,
+        out: Result<T, StoreError>,
+    ) -> Result<T, ApiError> {
+        match out {
+            Err(StoreError::Unavailable(error)) => {
+                condition.failed(&error);
+                Err(ApiError::new(ErrorCode::Unavailable))
+            }
+            Err(other) => Err(other.into()),
+            Ok(value) => {
+                condition.succeeded();
+                Ok(value)
+            }
+        }
     }
 
     /// The plan's verified membership, from the cache or the store.
@@ -103,7 +150,7 @@ impl<S: Store> RelayState<S> {
 
     /// The plan's whole membership log, verified from its stored entries.
     pub async fn load_log(&self, plan: PlanId) -> Result<MembershipLog, ApiError> {
-        let entries = self.timed(StoreOp::Membership, self.store.membership(plan, 0)).await?;
+        let entries = self.read(StoreOp::Membership, self.store.membership(plan, 0)).await?;
         if entries.is_empty() {
             return Err(ApiError::new(ErrorCode::NotFound));
         }
@@ -199,6 +246,8 @@ impl<S: Store> RelayState<S> {
             });
         }
         let relay = self.clone();
+        tokio::spawn(async move { relay.probe_while_failing().await });
+        let relay = self.clone();
         tokio::spawn(async move {
             let mut shutdown = relay.shutdown.clone();
             let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
@@ -207,11 +256,33 @@ impl<S: Store> RelayState<S> {
                     _ = tick.tick() => {}
                     _ = shutdown.changed() => return,
                 }
-                match relay.timed(StoreOp::Other, relay.store.expire(unix_now())).await {
-                    Ok(expired) => relay.metrics.expired(expired.signals),
-                    Err(error) => tracing::warn!(%error, "expiry failed"),
+                // A failure is noted (and logged once) by `write`.
+                if let Ok(expired) =
+                    relay.write(StoreOp::Other, relay.store.expire(unix_now())).await
+                {
+                    relay.metrics.expired(expired.signals);
                 }
             }
         });
+    }
+
+    /// While reads or writes fail, tries them now and then, so that the
+    /// relay notices by itself when space is freed or the database is back,
+    /// even if no device is sending.
+    async fn probe_while_failing(&self) {
+        let mut shutdown = self.shutdown.clone();
+        let mut tick = tokio::time::interval(PROBE_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            if self.health.writes.failing().is_some() {
+                let _ = self.write(StoreOp::Other, self.store.probe_write()).await;
+            }
+            if self.health.reads.failing().is_some() {
+                let _ = self.read(StoreOp::Other, self.store.ping()).await;
+            }
+        }
     }
 }

@@ -95,7 +95,7 @@ impl<'a, S: Store> Session<'a, S> {
                 self.require_active(plan).await?;
                 let entries = self
                     .relay
-                    .timed(StoreOp::Membership, self.relay.store.membership(plan, 0))
+                    .read(StoreOp::Membership, self.relay.store.membership(plan, 0))
                     .await?;
                 let len = entries.len() as u64;
                 let from = usize::try_from(from).unwrap_or(usize::MAX);
@@ -110,7 +110,7 @@ impl<'a, S: Store> Session<'a, S> {
                 let max_bytes = self.relay.settings.limits.max_frame_bytes.saturating_sub(4096);
                 let page = self
                     .relay
-                    .timed(
+                    .read(
                         StoreOp::Fetch,
                         self.relay.store.fetch(plan, after, limit, max_bytes, unix_now()),
                     )
@@ -132,7 +132,7 @@ impl<'a, S: Store> Session<'a, S> {
                 self.require_active(plan).await?;
                 let compacted = self
                     .relay
-                    .timed(StoreOp::Ack, self.relay.store.ack(plan, self.device, cursor))
+                    .write(StoreOp::Ack, self.relay.store.ack(plan, self.device, cursor))
                     .await?;
                 self.relay.metrics.compacted(compacted);
                 Ok(vec![RelayToClient::Done { request }])
@@ -144,13 +144,13 @@ impl<'a, S: Store> Session<'a, S> {
                 self.require_active(plan).await?;
                 let snapshot = self
                     .relay
-                    .timed(StoreOp::Snapshot, self.relay.store.snapshot(plan, doc))
+                    .read(StoreOp::Snapshot, self.relay.store.snapshot(plan, doc))
                     .await?;
                 Ok(vec![RelayToClient::Snapshot { request, plan, snapshot }])
             }
             C::DeletePlan { request, plan } => {
                 self.require_active(plan).await?;
-                self.relay.timed(StoreOp::Other, self.relay.store.delete_plan(plan)).await?;
+                self.relay.write(StoreOp::Other, self.relay.store.delete_plan(plan)).await?;
                 tracing::info!("plan deleted by a member device");
                 self.relay.forget(plan);
                 self.active.remove(&plan);
@@ -177,7 +177,7 @@ impl<'a, S: Store> Session<'a, S> {
         if self.active.contains(&plan) {
             return Ok(());
         }
-        match self.relay.timed(StoreOp::Other, self.relay.store.access(plan, self.device)).await? {
+        match self.relay.read(StoreOp::Other, self.relay.store.access(plan, self.device)).await? {
             Access::Active => {
                 self.active.insert(plan);
                 Ok(())
@@ -204,7 +204,7 @@ impl<'a, S: Store> Session<'a, S> {
         }
         let plan = log.state().plan();
         self.relay
-            .timed(
+            .write(
                 StoreOp::Membership,
                 self.relay.store.create_plan(plan, genesis, self.device, unix_now()),
             )
@@ -251,7 +251,7 @@ impl<'a, S: Store> Session<'a, S> {
             Err(error) => return Err(invalid(error)),
         }
         self.relay
-            .timed(
+            .write(
                 StoreOp::Membership,
                 self.relay.store.append_membership(plan, index, bytes, &change),
             )
@@ -365,7 +365,7 @@ impl<'a, S: Store> Session<'a, S> {
             hash,
             body: bytes,
         };
-        match self.relay.timed(StoreOp::Snapshot, self.relay.store.put_snapshot(&snapshot)).await? {
+        match self.relay.write(StoreOp::Snapshot, self.relay.store.put_snapshot(&snapshot)).await? {
             SnapshotStored::New { compacted } => {
                 self.relay.metrics.compacted(compacted);
                 Ok(vec![RelayToClient::Stored { request, cursor: covers, duplicate: false }])
@@ -397,7 +397,7 @@ impl<'a, S: Store> Session<'a, S> {
         let expires_at = unix_now() + self.relay.settings.limits.pairing_ttl.as_secs() as i64;
         let nameplate = self
             .relay
-            .timed(StoreOp::Pairing, self.relay.store.pair_open(self.device, expires_at))
+            .write(StoreOp::Pairing, self.relay.store.pair_open(self.device, expires_at))
             .await?;
         self.relay.hub.pair_attach(&nameplate, Side::Opener, self.conn);
         Ok(vec![RelayToClient::PairOpened { request, nameplate }])
@@ -424,8 +424,14 @@ impl<'a, S: Store> Session<'a, S> {
             )
             .await;
         let waiting = match joined {
-            Ok(waiting) => waiting,
+            Ok(waiting) => {
+                self.relay.health.writes.succeeded();
+                waiting
+            }
             Err(error) => {
+                if error == crate::store::PairError::Unavailable {
+                    self.relay.health.writes.failed(&"a pairing join could not be committed");
+                }
                 self.relay.hub.pair_detach(&nameplate, self.conn);
                 if error == crate::store::PairError::Burned {
                     // A second join burns the mailbox: tell the opener.
@@ -450,7 +456,7 @@ impl<'a, S: Store> Session<'a, S> {
     async fn my_side(&self, nameplate: &str) -> Result<Side, ApiError> {
         let mailbox = self
             .relay
-            .timed(StoreOp::Pairing, self.relay.store.pair_get(nameplate, unix_now()))
+            .read(StoreOp::Pairing, self.relay.store.pair_get(nameplate, unix_now()))
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::PairingUnknown))?;
         let side =
@@ -477,7 +483,7 @@ impl<'a, S: Store> Session<'a, S> {
         let side = self.my_side(&nameplate).await?;
         let Some(id) = self
             .relay
-            .timed(StoreOp::Pairing, self.relay.store.pair_post(&nameplate, side, &body.0))
+            .write(StoreOp::Pairing, self.relay.store.pair_post(&nameplate, side, &body.0))
             .await?
         else {
             return Err(ApiError::with(
@@ -512,7 +518,7 @@ impl<'a, S: Store> Session<'a, S> {
     ) -> Result<Vec<RelayToClient>, ApiError> {
         let side = self.my_side(&nameplate).await?;
         self.relay
-            .timed(StoreOp::Pairing, self.relay.store.pair_close(&nameplate, outcome))
+            .write(StoreOp::Pairing, self.relay.store.pair_close(&nameplate, outcome))
             .await?;
         self.relay.hub.pair_detach(&nameplate, self.conn);
         self.notify_closed(&nameplate, side.other(), outcome).await;

@@ -24,6 +24,11 @@ pub struct Settings {
     /// SQLite `synchronous`: `full` survives power loss, `normal` survives a
     /// killed process (both survive SIGKILL of the relay).
     pub sqlite_synchronous: SqliteSync,
+    /// The most bytes the SQLite database file may grow to; `None` for no
+    /// bound but the disk's. At the bound, writes are refused as
+    /// `unavailable` (and reported) until space is freed, exactly as on a
+    /// full disk.
+    pub sqlite_max_bytes: Option<u64>,
     /// Take the client's address from X-Forwarded-For (set by a trusted
     /// reverse proxy) for the pairing rate limit.
     pub trust_forwarded_for: bool,
@@ -114,6 +119,7 @@ impl Default for Settings {
             database: "sqlite://cove-relay.db".into(),
             origins: Vec::new(),
             sqlite_synchronous: SqliteSync::Full,
+            sqlite_max_bytes: None,
             trust_forwarded_for: false,
             limits: Limits::default(),
         }
@@ -161,6 +167,9 @@ impl Settings {
                 }
                 "TRUST_FORWARDED_FOR" => {
                     file.trust_forwarded_for = Some(value.parse().map_err(|_| bad())?)
+                }
+                "SQLITE_MAX_BYTES" => {
+                    file.sqlite_max_bytes = Some(value.parse().map_err(|_| bad())?)
                 }
                 "SQLITE_SYNCHRONOUS" => {
                     file.sqlite_synchronous = Some(match value.as_str() {
@@ -210,6 +219,7 @@ impl fmt::Debug for Settings {
             .field("database", &redact_url(&self.database))
             .field("origins", &self.origins)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("sqlite_max_bytes", &self.sqlite_max_bytes)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("limits", &self.limits)
             .finish()
@@ -268,6 +278,7 @@ struct FileSettings {
     database: Option<String>,
     origins: Option<Vec<String>>,
     sqlite_synchronous: Option<SqliteSync>,
+    sqlite_max_bytes: Option<u64>,
     trust_forwarded_for: Option<bool>,
     limits: Option<FileLimits>,
 }
@@ -337,6 +348,9 @@ impl FileSettings {
         if let Some(v) = self.sqlite_synchronous {
             s.sqlite_synchronous = v;
         }
+        if let Some(v) = self.sqlite_max_bytes {
+            s.sqlite_max_bytes = Some(v);
+        }
         if let Some(v) = self.trust_forwarded_for {
             s.trust_forwarded_for = v;
         }
@@ -385,7 +399,7 @@ pub fn default_config() -> String {
         r#"# cove-server.toml: settings for the Cove relay.
 # Precedence, lowest first: built-in defaults, this file, COVE_* environment
 # variables (COVE_LISTEN, COVE_DATABASE, COVE_ORIGINS, COVE_SQLITE_SYNCHRONOUS,
-# COVE_TRUST_FORWARDED_FOR, COVE_LIMIT_<NAME> for each limit below), then
+# COVE_SQLITE_MAX_BYTES, COVE_TRUST_FORWARDED_FOR, COVE_LIMIT_<NAME> for each limit below), then
 # command-line flags.
 
 # Address and port to listen on. Put a TLS reverse proxy in front of it.
@@ -402,6 +416,11 @@ database = "{database}"
 # SQLite durability: "full" fsyncs every commit (survives power loss);
 # "normal" survives a killed relay but may lose the last commits on power loss.
 sqlite_synchronous = "full"
+
+# The most bytes the SQLite file may grow to (unset: the disk is the bound).
+# At the bound, pushes are refused as "unavailable" and /healthz says so,
+# exactly as on a full disk, until space is freed.
+# sqlite_max_bytes = 1073741824
 
 # Behind a reverse proxy, take the client address for the pairing rate limit
 # from X-Forwarded-For. Only enable this if the proxy always sets it.

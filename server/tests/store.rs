@@ -5,6 +5,7 @@ mod common;
 
 use bytes::Bytes;
 use cove_server::settings::SqliteSync;
+use cove_server::store::SqliteOptions;
 use cove_server::store::{
     Access, AppendError, Appended, NewEnvelope, NewSnapshot, PairError, PairState, PostgresStore,
     Quota, RegistryChange, Side, SnapshotStored, SqliteStore, Store, StoreError,
@@ -43,7 +44,7 @@ fn envelope(
 }
 
 async fn append_one<S: Store>(store: &S, e: NewEnvelope) -> Result<Appended, AppendError> {
-    store.append(&[e], ROOMY).await.remove(0)
+    store.append(&[e], ROOMY).await.unwrap().remove(0)
 }
 
 /// Everything a backend must do, in one story.
@@ -87,7 +88,7 @@ async fn store_story<S: Store>(store: S) {
         envelope(x, b1, Kind::Changes, 1, DocId::PartnerB, b"x-b1-1"),
         envelope(x, a1, Kind::Changes, 2, DocId::Shared, b"x-a1-2"),
     ];
-    let results = store.append(&batch, ROOMY).await;
+    let results = store.append(&batch, ROOMY).await.unwrap();
     assert_eq!(
         results,
         vec![
@@ -109,13 +110,13 @@ async fn store_story<S: Store>(store: S) {
     let tight = Quota { max_envelopes: 4, max_bytes: 1 << 20 };
     let over = envelope(x, a1, Kind::Changes, 3, DocId::Shared, b"x-a1-3");
     assert_eq!(
-        store.append(std::slice::from_ref(&over), tight).await,
+        store.append(std::slice::from_ref(&over), tight).await.unwrap(),
         vec![Err(AppendError::QuotaExceeded)]
     );
     // 23 bytes are stored; six more would make 29.
     let tiny = Quota { max_envelopes: 100, max_bytes: 28 };
     assert_eq!(
-        store.append(std::slice::from_ref(&over), tiny).await,
+        store.append(std::slice::from_ref(&over), tiny).await.unwrap(),
         vec![Err(AppendError::QuotaExceeded)]
     );
     assert_eq!(append_one(&store, over).await, Ok(Appended::New(Cursor(5))));
@@ -127,7 +128,7 @@ async fn store_story<S: Store>(store: S) {
     let first = envelope(z, a1, Kind::Changes, 1, DocId::Shared, b"z-1");
     let other = envelope(z, a1, Kind::Changes, 1, DocId::Shared, b"z-1-other");
     let next = envelope(z, a1, Kind::Changes, 2, DocId::Shared, b"z-2");
-    let results = store.append(&[first.clone(), first, other, next], ROOMY).await;
+    let results = store.append(&[first.clone(), first, other, next], ROOMY).await.unwrap();
     assert_eq!(
         results,
         vec![
@@ -213,7 +214,7 @@ async fn store_story<S: Store>(store: S) {
     assert_eq!(page.items.iter().map(|i| i.cursor.0).collect::<Vec<_>>(), [2, 5]);
     let two_left = Quota { max_envelopes: 3, max_bytes: 1 << 20 };
     let next = envelope(x, a1, Kind::Changes, 4, DocId::Shared, b"x-a1-4");
-    assert_eq!(store.append(&[next], two_left).await, vec![Ok(Appended::New(Cursor(6)))]);
+    assert_eq!(store.append(&[next], two_left).await.unwrap(), vec![Ok(Appended::New(Cursor(6)))]);
 
     // Pairing mailboxes.
     let n1 = store.pair_open(a1, NOW + 600).await.unwrap();
@@ -273,7 +274,10 @@ async fn store_story<S: Store>(store: S) {
 #[tokio::test]
 async fn sqlite_store_story() {
     let dir = common::TempDir::new("store");
-    let store = SqliteStore::open(&dir.path().join("relay.db"), SqliteSync::Full).await.unwrap();
+    let store =
+        SqliteStore::open(&dir.path().join("relay.db"), SqliteOptions::new(SqliteSync::Full))
+            .await
+            .unwrap();
     store_story(store).await;
 }
 
@@ -283,12 +287,12 @@ async fn sqlite_store_reopens_with_its_data() {
     let path = dir.path().join("relay.db");
     let plan = PlanId::from_bytes([3; 16]);
     {
-        let store = SqliteStore::open(&path, SqliteSync::Normal).await.unwrap();
+        let store = SqliteStore::open(&path, SqliteOptions::new(SqliteSync::Normal)).await.unwrap();
         store.create_plan(plan, b"g", device("a"), NOW).await.unwrap();
         let e = envelope(plan, device("a"), Kind::Changes, 1, DocId::Shared, b"kept");
         assert_eq!(append_one(&store, e).await, Ok(Appended::New(Cursor(1))));
     }
-    let store = SqliteStore::open(&path, SqliteSync::Full).await.unwrap();
+    let store = SqliteStore::open(&path, SqliteOptions::new(SqliteSync::Full)).await.unwrap();
     let page = store.fetch(plan, Cursor(0), 10, 1 << 20, NOW).await.unwrap();
     assert_eq!(page.items[0].envelope.0, b"kept");
 }
@@ -302,5 +306,161 @@ async fn postgres_store_story() {
     let schema = common::fresh_schema("store");
     let store = PostgresStore::connect_in_schema(&url, Some(&schema)).await.unwrap();
     store_story(store).await;
+    common::drop_schema(&url, &schema).await;
+}
+
+/// The envelopes of `plan` that `store` holds: (cursor, first 8 bytes).
+async fn held<S: Store>(store: &S, plan: PlanId) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut after = Cursor(0);
+    loop {
+        let page = store.fetch(plan, after, 500, 64 << 20, NOW).await.unwrap();
+        let Some(last) = page.items.last().map(|i| i.cursor) else { return out };
+        out.extend(page.items.into_iter().map(|i| (i.cursor.0, i.envelope.0[..8].to_vec())));
+        after = last;
+    }
+}
+
+/// A 64 KiB body that starts with `seq` and shares no page with another.
+fn big_body(seq: u64) -> Vec<u8> {
+    let mut body = vec![0u8; 64 * 1024];
+    body[..8].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in body.iter_mut().enumerate().skip(8) {
+        *b = (i as u64).wrapping_mul(seq | 1).wrapping_mul(2_654_435_761) as u8;
+    }
+    body
+}
+
+/// Checks that every acknowledged (cursor, seq) is stored.
+async fn all_stored<S: Store>(store: &S, plan: PlanId, acknowledged: &[(u64, u64)]) {
+    let held = held(store, plan).await;
+    for (cursor, seq) in acknowledged {
+        let found = held.iter().find(|(c, _)| c == cursor).map(|(_, b)| b.clone());
+        assert_eq!(
+            found,
+            Some(seq.to_be_bytes().to_vec()),
+            "acknowledged envelope {seq} at cursor {cursor} is not stored ({} acknowledged, {} held)",
+            acknowledged.len(),
+            held.len()
+        );
+    }
+}
+
+/// The chapter on a store whose writes fail (a full disk): it acknowledges
+/// only what it really stored, fails the whole of a batch whose commit
+/// fails, and resumes by itself once `recover` has made room. After
+/// `start_failing`, appends must fail within 60 tries.
+async fn a_failing_store_acknowledges_only_what_it_stored<S: Store>(
+    store: &S,
+    reopen: impl AsyncFn() -> S,
+    start_failing: impl AsyncFn(&S),
+    recover: impl AsyncFn(&S),
+) {
+    let a = device("full-a");
+    let plan = PlanId::from_bytes([0x46; 16]);
+    store.create_plan(plan, b"genesis-full", a, NOW).await.unwrap();
+    let quota = Quota { max_envelopes: 1 << 20, max_bytes: 1 << 40 };
+    let mut acknowledged: Vec<(u64, u64)> = Vec::new();
+    let mut refused = 0;
+    let mut seq = 0;
+    let mut push = async |count: u64, acknowledged: &mut Vec<(u64, u64)>| {
+        let batch: Vec<NewEnvelope> = (seq + 1..=seq + count)
+            .map(|n| envelope(plan, a, Kind::Changes, n, DocId::Shared, &big_body(n)))
+            .collect();
+        seq += count;
+        match store.append(&batch, quota).await {
+            Ok(results) => {
+                for (e, result) in batch.iter().zip(results) {
+                    match result {
+                        Ok(Appended::New(cursor)) => acknowledged.push((cursor.0, e.seq.0)),
+                        other => panic!("unexpected outcome {other:?}"),
+                    }
+                }
+                0
+            }
+            Err(_) => count,
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(push(1, &mut acknowledged).await, 0, "a healthy store takes an append");
+    }
+    start_failing(store).await;
+    // Keep pushing well past the first failure, alone and in batches: the
+    // store must not acknowledge anything it does not commit.
+    for round in 0..40 {
+        refused += push(1 + round % 3, &mut acknowledged).await;
+    }
+    assert!(refused > 0, "the store never failed");
+    all_stored(store, plan, &acknowledged).await;
+    all_stored(&reopen().await, plan, &acknowledged).await;
+
+    // Room is made: writes resume without a restart.
+    recover(store).await;
+    assert_eq!(push(2, &mut acknowledged).await, 0, "writes did not resume");
+    assert!(store.probe_write().await.is_ok());
+    all_stored(store, plan, &acknowledged).await;
+    all_stored(&reopen().await, plan, &acknowledged).await;
+}
+
+#[tokio::test]
+async fn sqlite_at_its_size_bound_loses_no_acknowledged_append() {
+    let dir = common::TempDir::new("full");
+    let path = dir.path().join("relay.db");
+    let bounded = SqliteOptions { synchronous: SqliteSync::Normal, max_bytes: Some(2 << 20) };
+    let store = SqliteStore::open(&path, bounded).await.unwrap();
+    // Another plan's envelopes: the room that is freed later.
+    let other = PlanId::from_bytes([0x47; 16]);
+    let b = device("full-b");
+    store.create_plan(other, b"genesis-other", b, NOW).await.unwrap();
+    let filler: Vec<NewEnvelope> = (1..=8)
+        .map(|n| envelope(other, b, Kind::Changes, n, DocId::Shared, &big_body(1000 + n)))
+        .collect();
+    assert!(store.append(&filler, ROOMY_BIG).await.unwrap().iter().all(Result::is_ok));
+
+    let reopen =
+        async || SqliteStore::open(&path, SqliteOptions::new(SqliteSync::Normal)).await.unwrap();
+    // The bound fills up by itself.
+    let start_failing = async |_: &SqliteStore| {};
+    let recover = async |store: &SqliteStore| store.delete_plan(other).await.unwrap();
+    a_failing_store_acknowledges_only_what_it_stored(&store, reopen, start_failing, recover).await;
+}
+
+const ROOMY_BIG: Quota = Quota { max_envelopes: 1 << 20, max_bytes: 1 << 40 };
+
+#[tokio::test]
+async fn postgres_failing_commits_lose_no_acknowledged_append() {
+    let Some(url) = common::postgres_url() else {
+        eprintln!(
+            "COVE_TEST_POSTGRES_URL is not set: skipping the PostgreSQL failing-commit chapter"
+        );
+        return;
+    };
+    let schema = common::fresh_schema("failing");
+    let store = PostgresStore::connect_in_schema(&url, Some(&schema)).await.unwrap();
+    // While `failing_commits` has a row, every commit that stored an
+    // envelope fails, at COMMIT itself, the way a full disk fails it.
+    for sql in [
+        "CREATE TABLE failing_commits (on_purpose BOOLEAN)".to_owned(),
+        "CREATE FUNCTION fail_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF EXISTS (SELECT 1 FROM failing_commits) THEN RAISE EXCEPTION 'no space left (simulated)'; END IF; \
+           RETURN NULL; END $$"
+            .to_owned(),
+        "CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT ON envelopes \
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_commit()"
+            .to_owned(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(store.pool()).await.unwrap();
+    }
+    let reopen = async || PostgresStore::connect_in_schema(&url, Some(&schema)).await.unwrap();
+    let start_failing = async |store: &PostgresStore| {
+        sqlx::query("INSERT INTO failing_commits VALUES (true)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+    };
+    let recover = async |store: &PostgresStore| {
+        sqlx::query("DELETE FROM failing_commits").execute(store.pool()).await.unwrap();
+    };
+    a_failing_store_acknowledges_only_what_it_stored(&store, reopen, start_failing, recover).await;
     common::drop_schema(&url, &schema).await;
 }

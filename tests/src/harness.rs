@@ -220,6 +220,31 @@ impl RelayProcess {
         Self::spawn(binary, port, database, extra_env, Stdio::inherit()).await
     }
 
+    /// As [`Self::start`], ready for [`Self::limit_file_size`]: the
+    /// process ignores SIGXFSZ, so that a write past the limit fails the
+    /// way a write to a full disk does, instead of killing it.
+    pub async fn start_for_full_disk(port: u16, database: &str) -> Self {
+        let binary = workspace_binary("cove-server", "cove-server");
+        let mut command = Command::new("sh");
+        // An ignored signal stays ignored across exec.
+        command.args(["-c", "trap '' XFSZ; exec \"$0\" \"$@\""]).arg(&binary);
+        Self::spawn_command(command, port, database, &[], Stdio::inherit()).await
+    }
+
+    /// Bounds the size of every file the process writes, from now on
+    /// (`None`: no bound), as a disk with that much room would; through
+    /// `prlimit`, from util-linux.
+    pub fn limit_file_size(&self, bytes: Option<u64>) {
+        // The soft limit only: it can be raised again without privileges.
+        let limit = bytes.map_or_else(|| "unlimited:".to_owned(), |b| format!("{b}:"));
+        let pid = self.child.id().to_string();
+        let status = Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--fsize={limit}")])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run prlimit (util-linux): {e}"));
+        assert!(status.success(), "prlimit --pid {pid} --fsize={limit} failed");
+    }
+
     async fn spawn(
         binary: &Path,
         port: u16,
@@ -227,7 +252,16 @@ impl RelayProcess {
         extra_env: &[(&str, &str)],
         stderr: Stdio,
     ) -> Self {
-        let mut command = Command::new(binary);
+        Self::spawn_command(Command::new(binary), port, database, extra_env, stderr).await
+    }
+
+    async fn spawn_command(
+        mut command: Command,
+        port: u16,
+        database: &str,
+        extra_env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Self {
         command
             .args(["--listen", &format!("127.0.0.1:{port}"), "--database", database])
             .env("RUST_LOG", "warn")

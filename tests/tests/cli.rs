@@ -69,6 +69,29 @@ impl Cove {
             .join("\n")
     }
 
+    /// Runs a command whose files may not grow past `bytes`, as on a disk
+    /// with that much room left (see `RelayProcess::limit_file_size`).
+    fn output_on_full_disk(&mut self, args: &[&str], bytes: u64) -> Output {
+        let plain = self.command(args);
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", "trap '' XFSZ; exec prlimit --fsize=\"$0\": -- \"$@\""])
+            .arg(bytes.to_string())
+            .arg(plain.get_program())
+            .args(plain.get_args());
+        for (key, value) in plain.get_envs() {
+            if let Some(value) = value {
+                command.env(key, value);
+            }
+        }
+        let output = command
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run cove: {e}"));
+        self.log.extend_from_slice(&output.stderr);
+        output
+    }
+
     fn spawn_pair(&self, args: &[&str]) -> Child {
         self.command(args)
             .stdout(Stdio::piped())
@@ -814,4 +837,53 @@ async fn conflicts_reviews_leaving_and_deleting_through_the_cove_binary() {
     let wiped = sam.json(&["wipe", "--yes"]);
     assert!(!wiped["removed"].as_array().unwrap().is_empty());
     assert!(!root.path().join("sam").join("keystore.cove").exists());
+}
+
+/// The device's disk fills up: an edit that cannot be saved says so in
+/// one sentence, and nothing that was saved before is lost.
+#[tokio::test]
+async fn a_full_disk_on_the_device_is_said_plainly_and_loses_nothing_saved() {
+    let root = TempDir::new("cli-full");
+    let mut alex = Cove::new(root.path().join("alex"));
+    // No relay: everything stays on the device.
+    alex.json(&["init", "--relay", &format!("ws://127.0.0.1:{}", free_port()), "--name", "Alex"]);
+    let size =
+        |name: &str| std::fs::metadata(root.path().join("alex").join(name)).map_or(0, |m| m.len());
+    let (mut saved, mut refused) = (Vec::new(), Vec::new());
+    for i in 0..12 {
+        let text = format!("A need written while the disk filled up, number {i}");
+        let room = size("device.db").max(size("device.db-wal")) + 4096;
+        let args = ["plan", "need", "add", "--text", text.as_str(), "--domain", "physical"];
+        let output = alex.output_on_full_disk(&args, room);
+        if output.status.success() {
+            saved.push(text);
+        } else {
+            refused.push(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+    }
+    assert!(!refused.is_empty(), "the disk never filled up");
+    for error in &refused {
+        let said: Vec<&str> = error.lines().filter(|l| l.starts_with("cove: ")).collect();
+        assert_eq!(said.len(), 1, "one sentence: {error}");
+        assert!(
+            said[0].contains("this change was not saved, and everything saved before is intact"),
+            "{error}"
+        );
+    }
+
+    // With room again, every edit that said it was saved is there.
+    let plan = alex.json(&["plan", "show"]);
+    let needs = plan["a"]["needs"].to_string();
+    for text in &saved {
+        assert!(needs.contains(text.as_str()), "{text} was lost: {needs}");
+    }
+    alex.json(&[
+        "plan",
+        "need",
+        "add",
+        "--text",
+        "After the disk had room again",
+        "--domain",
+        "physical",
+    ]);
 }

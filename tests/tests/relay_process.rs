@@ -4,7 +4,9 @@
 use cove_client::transport::{Push, RelayConnection};
 use cove_shared::wire::{self, Blob, ClientToRelay, Cursor, ErrorCode, PairOutcome};
 use cove_shared::{DeviceSecret, OsEntropy};
-use cove_tests::harness::{RelayProcess, TempDir, TestDatabase, TestPlan, free_port, next_push};
+use cove_tests::harness::{
+    RelayProcess, TempDir, TestDatabase, TestPlan, free_port, http_get, next_push,
+};
 use futures_util::SinkExt;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -211,4 +213,102 @@ async fn two_relays_on_one_postgres_database_deliver_to_each_others_devices() {
     assert_eq!(revoked, plan.plan);
     drop((one, two));
     database.drop_now().await;
+}
+
+/// Every envelope the relay holds for `plan`, by cursor.
+async fn everything(
+    conn: &RelayConnection,
+    plan: cove_shared::PlanId,
+) -> BTreeMap<Cursor, Vec<u8>> {
+    let mut stored = BTreeMap::new();
+    let mut after = Cursor(0);
+    loop {
+        let (items, _, _) = conn.fetch(plan, after, 512).await.unwrap();
+        let Some(last) = items.last() else { return stored };
+        after = last.cursor;
+        stored.extend(items.into_iter().map(|i| (i.cursor, i.envelope.0)));
+    }
+}
+
+/// The relay's disk fills up (its files may not grow any more, as on a full
+/// disk): it refuses pushes as unavailable, acknowledges none that it did
+/// not commit, says so at /healthz and in its metrics, and takes pushes
+/// again once there is room, without a restart. Before the fix, a commit
+/// that failed left the writer connection inside a transaction that was
+/// never committed, and every later push was acknowledged and lost.
+#[tokio::test]
+async fn a_full_disk_loses_no_acknowledged_push_and_writes_resume_by_themselves() {
+    let dir = TempDir::new("full-disk");
+    let path = dir.path().join("relay.db");
+    let database = format!("sqlite://{}", path.display());
+    let port = free_port();
+    let relay = RelayProcess::start_for_full_disk(port, &database).await;
+    let mut plan = TestPlan::new();
+    let (a, _) = RelayConnection::connect(&relay.url, &plan.a).await.unwrap();
+    plan.register(&a).await;
+    let big = |plan: &mut TestPlan, n: u32| {
+        let mut payload = vec![0u8; 60_000];
+        for (i, byte) in payload.iter_mut().enumerate() {
+            *byte = (i as u32 ^ n.wrapping_mul(2_654_435_761)) as u8;
+        }
+        plan.change_by_a(&payload)
+    };
+    let mut acked: BTreeMap<Cursor, Vec<u8>> = BTreeMap::new();
+    for n in 0..4 {
+        let envelope = big(&mut plan, n);
+        let (cursor, _) = a.push(plan.plan, &envelope).await.unwrap();
+        acked.insert(cursor, envelope);
+    }
+
+    // The disk has room for about half a megabyte more.
+    let size = |suffix: &str| {
+        std::fs::metadata(format!("{}{suffix}", path.display())).map_or(0, |m| m.len())
+    };
+    relay.limit_file_size(Some(size("").max(size("-wal")) + 512 * 1024));
+    let mut refused = 0;
+    for n in 4..64 {
+        let envelope = big(&mut plan, n);
+        match a.push(plan.plan, &envelope).await {
+            Ok((cursor, _)) => {
+                acked.insert(cursor, envelope);
+            }
+            Err(cove_client::transport::TransportError::Refused {
+                code: ErrorCode::Unavailable,
+                ..
+            }) => refused += 1,
+            Err(other) => panic!("unexpected failure: {other}"),
+        }
+    }
+    assert!(refused >= 30, "only {refused} of 60 pushes were refused on a full disk");
+    let health = http_get(&relay.http, "/healthz").await.unwrap();
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+    assert!(health.contains("not accepting writes"), "{health}");
+    let metrics = http_get(&relay.http, "/metrics").await.unwrap();
+    assert!(metrics.contains("cove_store_writable 0\n"), "{metrics}");
+    let (reader, _) = RelayConnection::connect(&relay.url, &plan.a).await.unwrap();
+    let stored = everything(&reader, plan.plan).await;
+    for (cursor, envelope) in &acked {
+        assert_eq!(
+            stored.get(cursor),
+            Some(envelope),
+            "acknowledged cursor {cursor} is not stored"
+        );
+    }
+
+    // Room again: the next push is stored, and health follows.
+    relay.limit_file_size(None);
+    let envelope = big(&mut plan, 64);
+    let (cursor, _) = a.push(plan.plan, &envelope).await.unwrap();
+    acked.insert(cursor, envelope);
+    let health = http_get(&relay.http, "/healthz").await.unwrap();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+
+    // And all of it survives a restart.
+    drop((a, reader, relay));
+    let relay = RelayProcess::start(port, &database, &[]).await;
+    let (a, _) = RelayConnection::connect(&relay.url, &plan.a).await.unwrap();
+    let stored = everything(&a, plan.plan).await;
+    for (cursor, envelope) in &acked {
+        assert_eq!(stored.get(cursor), Some(envelope), "acknowledged cursor {cursor} was lost");
+    }
 }

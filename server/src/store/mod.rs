@@ -19,13 +19,17 @@ mod sql;
 mod sqlite;
 
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore};
 
 use crate::events::Event;
 use cove_shared::wire::{Cursor, PairOutcome, StoredEnvelope, StoredSnapshot};
 use cove_shared::{DeviceId, DocId, EnvelopeHash, Kind, PlanId, Seq};
+use sqlx::Connection;
 use std::future::Future;
 use tokio::sync::mpsc;
+
+/// The size of the row [`Store::probe_write`] writes: a typical envelope.
+pub const PROBE_BYTES: usize = 64 * 1024;
 
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -327,12 +331,17 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Access, StoreError>> + Send;
 
     /// Appends a batch of envelopes in one transaction (group commit).
-    /// Each item gets its own outcome; a store failure fails all of them.
+    /// Each item gets its own outcome; `Err` means the transaction did not
+    /// commit, and none of them is stored.
     fn append(
         &self,
         batch: &[NewEnvelope],
         quota: Quota,
-    ) -> impl Future<Output = Vec<Result<Appended, AppendError>>> + Send;
+    ) -> impl Future<Output = Result<Vec<Result<Appended, AppendError>>, StoreError>> + Send;
+
+    /// Writes, commits and deletes one row of [`PROBE_BYTES`]: whether the
+    /// store can take an envelope now, asked while its writes are failing.
+    fn probe_write(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Envelopes after `after`, at most `limit` and about `max_bytes`
     /// (always at least one if any), leaving out expired signals.
@@ -435,4 +444,67 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Checks that the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A migrator for one backend's `(version, name, SQL)` list.
+fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    *version,
+                    (*name).into(),
+                    MigrationType::Simple,
+                    (*sql).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Whether a connection that goes back to its pool may be used again.
+///
+/// When a commit fails (a full disk, say), SQLite may already have rolled
+/// the transaction back by itself; sqlx then still counts it as open, its
+/// own rollback fails, and the next "transaction" on that connection is a
+/// savepoint inside a transaction that nothing ever commits: every later
+/// commit would report success and store nothing. So a connection is kept
+/// only once its pending rollback has run (the ping flushes it) and sqlx
+/// agrees that no transaction is open; otherwise the pool replaces it.
+async fn still_usable<C: Connection>(conn: &mut C) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
+}
+
+#[cfg(test)]
+mod tests {
+    /// A migration file that is not registered would be silently ignored.
+    #[test]
+    fn migrations_are_all_registered() {
+        for (folder, registered) in
+            [("sqlite", super::sqlite::MIGRATIONS), ("postgres", super::postgres::MIGRATIONS)]
+        {
+            let dir =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(folder);
+            let mut files: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".sql"))
+                .collect();
+            files.sort();
+            let expected: Vec<String> = registered
+                .iter()
+                .map(|(version, name, _)| format!("{version:04}_{name}.sql"))
+                .collect();
+            assert_eq!(files, expected, "{folder}: every file in the folder, in order");
+            for (i, (version, _, sql)) in registered.iter().enumerate() {
+                assert_eq!(*version, i as i64 + 1);
+                assert_eq!(*sql, std::fs::read_to_string(dir.join(&files[i])).unwrap());
+            }
+        }
+    }
 }

@@ -14,9 +14,8 @@ use crate::settings;
 use cove_shared::random::Entropy;
 use cove_shared::wire::{Blob, Cursor, PairOutcome, StoredEnvelope, StoredSnapshot};
 use cove_shared::{DeviceId, DocId, PlanId};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, SqlSafeStr};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -36,15 +35,12 @@ pub struct PostgresStore {
     channel: String,
 }
 
-fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        include_str!("../../migrations/postgres/0001_init.sql").into_sql_str(),
-        false,
-    )])
-}
+/// Every migration, in order; `migrations_are_all_registered` checks that
+/// none in the folder is missing.
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, "write_probe", include_str!("../../migrations/postgres/0002_write_probe.sql")),
+];
 
 impl PostgresStore {
     /// Connects to `postgres://...` and migrates the database.
@@ -74,10 +70,11 @@ impl PostgresStore {
         }
         let pool = PgPoolOptions::new()
             .max_connections(16)
+            .after_release(|conn, _| Box::pin(super::still_usable(conn)))
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        migrator().run(&pool).await?;
+        super::migrator(MIGRATIONS).run(&pool).await?;
         let node = u64::from_be_bytes(cove_shared::OsEntropy.array());
         Ok(Self { writer: pool.clone(), reader: pool, node, channel })
     }

@@ -472,14 +472,21 @@ macro_rules! store_methods {
             &self,
             batch: &[NewEnvelope],
             quota: Quota,
-        ) -> Vec<Result<Appended, AppendError>> {
-            match self.append_batch(batch, quota).await {
-                Ok(results) => results,
-                Err(error) => {
-                    tracing::warn!(%error, items = batch.len(), "append batch failed");
-                    vec![Err(AppendError::Unavailable); batch.len()]
-                }
-            }
+        ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+            self.append_batch(batch, quota).await
+        }
+
+        async fn probe_write(&self) -> Result<(), StoreError> {
+            let body = vec![0u8; $crate::store::PROBE_BYTES];
+            sqlx::query(
+                "INSERT INTO write_probe (id, body) VALUES (1, $1)
+                 ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            )
+            .bind(body)
+            .execute(&self.writer)
+            .await?;
+            sqlx::query("DELETE FROM write_probe").execute(&self.writer).await?;
+            Ok(())
         }
 
         async fn fetch(
@@ -734,7 +741,8 @@ macro_rules! store_methods {
             now: i64,
         ) -> Result<Vec<(i64, Vec<u8>)>, PairError> {
             let unavailable = |e: sqlx::Error| {
-                tracing::warn!(error = %e, "pairing join failed in storage");
+                // Logged once, as the relay's store health.
+                tracing::debug!(error = %e, "pairing join failed in storage");
                 PairError::Unavailable
             };
             let mut tx = self.writer.begin().await.map_err(unavailable)?;

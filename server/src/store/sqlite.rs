@@ -14,14 +14,31 @@ use crate::events::Event;
 use crate::settings::SqliteSync;
 use cove_shared::wire::{Blob, Cursor, PairOutcome, StoredEnvelope, StoredSnapshot};
 use cove_shared::{DeviceId, DocId, PlanId};
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// How the SQLite store keeps its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// How durable each commit is.
+    pub synchronous: SqliteSync,
+    /// The most bytes the database file may grow to, if bounded.
+    pub max_bytes: Option<u64>,
+}
+
+impl SqliteOptions {
+    /// Unbounded, with the given durability.
+    pub fn new(synchronous: SqliteSync) -> Self {
+        Self { synchronous, max_bytes: None }
+    }
+}
+
+/// SQLite's page size, which `max_bytes` is counted in.
+const PAGE_BYTES: u64 = 4096;
 
 /// The relay's store in one SQLite file.
 #[derive(Debug, Clone)]
@@ -30,24 +47,22 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
-fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
-}
+/// Every migration, in order; `migrations_are_all_registered` checks that
+/// none in the folder is missing.
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, "write_probe", include_str!("../../migrations/sqlite/0002_write_probe.sql")),
+];
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `path` and migrates it.
-    pub async fn open(path: &Path, sync: SqliteSync) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
+    pub async fn open(path: &Path, store: SqliteOptions) -> Result<Self, StoreError> {
+        let mut options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match sync {
+            .page_size(PAGE_BYTES as u32)
+            .synchronous(match store.synchronous {
                 SqliteSync::Full => SqliteSynchronous::Full,
                 SqliteSync::Normal => SqliteSynchronous::Normal,
             })
@@ -60,9 +75,16 @@ impl SqliteStore {
             // Temporary tables (such as a RETURNING clause's results) in memory,
             // not in a file created and deleted per statement.
             .pragma("temp_store", "memory");
-        let writer =
-            SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        migrator().run(&writer).await?;
+        if let Some(max) = store.max_bytes {
+            // Every connection, the writer's replacements included.
+            options = options.pragma("max_page_count", (max / PAGE_BYTES).max(1).to_string());
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .after_release(|conn, _| Box::pin(super::still_usable(conn)))
+            .connect_with(options.clone())
+            .await?;
+        super::migrator(MIGRATIONS).run(&writer).await?;
         let checkpointer =
             SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         let reader = SqlitePoolOptions::new()
@@ -74,12 +96,12 @@ impl SqliteStore {
     }
 
     /// Opens `sqlite://PATH` (or `sqlite:PATH`).
-    pub async fn connect(url: &str, sync: SqliteSync) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, options: SqliteOptions) -> Result<Self, StoreError> {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .ok_or_else(|| StoreError::UnsupportedUrl(crate::settings::redact_url(url)))?;
-        Self::open(Path::new(path), sync).await
+        Self::open(Path::new(path), options).await
     }
 }
 

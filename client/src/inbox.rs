@@ -15,7 +15,8 @@
 //! truncated. Whatever is let go can be fetched again from an honest relay.
 
 use crate::device::{
-    Alarm, CursorMark, Device, DeviceError, ReceivedSignal, SIGNALS_KEPT, unix_millis, unix_now,
+    Alarm, CursorMark, Device, DeviceError, ReceivedSignal, SENT_KEPT, SIGNALS_KEPT, SentEnvelope,
+    unix_millis, unix_now,
 };
 use crate::docs::decode_changes;
 use crate::localdb::{ListTable, LocalTx};
@@ -126,6 +127,8 @@ impl Device {
             }
             report.cursor = report.cursor.max(last.cursor);
         }
+
+        self.confirm_own_in(tx, items).await?;
 
         // Held envelopes first (with their rows), then the new ones.
         let held: Vec<(i64, Held)> =
@@ -300,23 +303,46 @@ impl Device {
         runs
     }
 
-    /// This device's own envelope, back from the relay. After a rollback,
-    /// note what the relay still has of ours; and if the relay holds a newer
-    /// envelope from this device than the device itself remembers, its
-    /// state was restored from an older copy: stop sealing, or sequence
+    /// This device's own envelopes on a page confirm, byte for byte, what
+    /// the relay said it stored: the relay's "stored" alone is only a hint.
+    async fn confirm_own_in(
+        &mut self,
+        tx: &mut LocalTx,
+        items: &[StoredEnvelope],
+    ) -> Result<(), DeviceError> {
+        if tx.unconfirmed() == 0 {
+            return Ok(());
+        }
+        let me = self.id();
+        let own: Vec<&StoredEnvelope> = items
+            .iter()
+            .filter(|i| envelope::header_of(&i.envelope.0).is_ok_and(|h| h.sender == me))
+            .collect();
+        if own.is_empty() {
+            return Ok(());
+        }
+        let mut kept: Vec<(i64, SentEnvelope)> = self.db.unconfirmed().await?;
+        for item in own {
+            if let Some(at) = kept.iter().position(|(_, r)| r.envelope.0 == item.envelope.0) {
+                let (id, mut record) = kept.swap_remove(at);
+                record.cursor = item.cursor.0;
+                tx.set_sent(id, &record, true)?;
+            }
+        }
+        tx.prune_confirmed(SENT_KEPT);
+        Ok(())
+    }
+
+    /// This device's own envelope, back from the relay. If the relay holds
+    /// a newer envelope from this device than the device itself remembers,
+    /// its state was restored from an older copy: stop sealing, or sequence
     /// numbers would be reused. Only an envelope this device signed counts.
     fn receive_own(&mut self, header: &Header, bytes: &[u8]) -> Outcome {
         let (tip, _) = self.sync.tip(header.kind, header.doc);
         let ahead = header.seq > tip;
-        let noting = self.sync.resend_pending && header.kind == Kind::Changes;
-        if (ahead || noting) && envelope::inspect(bytes).is_ok() {
-            if noting {
-                self.sync.note_relay_own(header.doc, header.seq.0);
-            }
-            if ahead && header.kind != Kind::Snapshot {
-                self.sync.sealing_stopped = true;
-                self.sync.raise(Alarm::StateBehind);
-            }
+        if ahead && header.kind != Kind::Snapshot && envelope::inspect(bytes).is_ok() {
+            self.sync.sealing_stopped = true;
+            self.sync.raise(Alarm::StateBehind);
         }
         Outcome::Duplicate
     }

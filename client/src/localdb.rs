@@ -163,14 +163,28 @@ impl Sealer {
     }
 }
 
+/// Every migration, in order; `migrations_are_all_registered` checks that
+/// none in the folder is missing.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "sent_confirmed", include_str!("../migrations/0002_sent_confirmed.sql")),
+];
+
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    *version,
+                    (*name).into(),
+                    MigrationType::Simple,
+                    (*sql).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 /// The open local database. Cloning it is cheap and shares the pool.
@@ -201,6 +215,8 @@ struct Preamble {
     pending: u64,
     /// Rows in the outbox.
     outbox: u64,
+    /// Own envelopes not yet seen on a fetched page.
+    unconfirmed: u64,
     /// Chunks stored after each document's full save.
     chunks: [u64; 3],
 }
@@ -298,7 +314,7 @@ impl LocalDb {
     /// will need to know in one statement.
     pub async fn begin(&self) -> Result<LocalTx, LocalError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        type Row = (Option<Vec<u8>>, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
+        type Row = (Option<Vec<u8>>, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
         let row: Row = sqlx::query_as(
             "SELECT (SELECT value FROM kv WHERE key = 'generation'), \
              (SELECT COALESCE(MAX(id), 0) FROM pending), \
@@ -311,7 +327,8 @@ impl LocalDb {
              (SELECT COUNT(*) FROM outbox), \
              (SELECT COUNT(*) FROM doc_chunks WHERE doc = 0), \
              (SELECT COUNT(*) FROM doc_chunks WHERE doc = 1), \
-             (SELECT COUNT(*) FROM doc_chunks WHERE doc = 2)",
+             (SELECT COUNT(*) FROM doc_chunks WHERE doc = 2), \
+             (SELECT COUNT(*) FROM sent WHERE confirmed = 0)",
         )
         .fetch_one(&mut *tx)
         .await?;
@@ -322,6 +339,7 @@ impl LocalDb {
             pending: count(row.7),
             outbox: count(row.8),
             chunks: [count(row.9), count(row.10), count(row.11)],
+            unconfirmed: count(row.12),
         };
         Ok(LocalTx {
             tx,
@@ -383,6 +401,36 @@ impl LocalDb {
     pub async fn outbox_len(&self) -> Result<u64, LocalError> {
         let (n,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM outbox").fetch_one(&self.pool).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Own envelopes not yet seen on a fetched page, oldest first.
+    pub async fn unconfirmed<T: DeserializeOwned>(&self) -> Result<Vec<(i64, T)>, LocalError> {
+        let rows: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, value FROM sent WHERE confirmed = 0 ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(id, sealed)| {
+                let plain = self.sealer.open("sent", &id.to_string(), &sealed)?;
+                Ok((id, postcard::from_bytes(&plain).map_err(|_| LocalError::Corrupt)?))
+            })
+            .collect()
+    }
+
+    /// The newest row of kept own envelopes (0 if none): rows added later
+    /// have higher numbers.
+    pub async fn sent_watermark(&self) -> Result<i64, LocalError> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(MAX(id), 0) FROM sent").fetch_one(&self.pool).await?;
+        Ok(n)
+    }
+
+    /// How many own envelopes are not yet confirmed.
+    pub async fn unconfirmed_len(&self) -> Result<u64, LocalError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sent WHERE confirmed = 0")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -478,6 +526,11 @@ impl LocalTx {
         self.known.pending
     }
 
+    /// How many own envelopes are not yet confirmed.
+    pub fn unconfirmed(&self) -> u64 {
+        self.known.unconfirmed
+    }
+
     /// Chunks stored after a document's full save.
     pub fn chunks(&self, doc: DocId) -> u64 {
         self.known.chunks[usize::from(doc.code())]
@@ -564,6 +617,48 @@ impl LocalTx {
     pub fn remove_outbox(&mut self, id: i64) {
         self.statement("DELETE FROM outbox WHERE id = ?", [Arg::Int(id)]);
         self.known.outbox = self.known.outbox.saturating_sub(1);
+    }
+
+    /// Keeps one of this device's envelopes that the relay says it stored,
+    /// as unconfirmed until a fetched page shows it.
+    pub fn push_unconfirmed<T: Serialize>(&mut self, value: &T) -> Result<i64, LocalError> {
+        let id = self.next(ListTable::Sent.slot());
+        let sealed = self.sealer.seal("sent", &id.to_string(), &postcard_bytes(value)?)?;
+        self.statement(
+            "INSERT INTO sent (id, value, confirmed) VALUES (?, ?, 0)",
+            [Arg::Int(id), Arg::Blob(sealed)],
+        );
+        self.known.unconfirmed += 1;
+        Ok(id)
+    }
+
+    /// Replaces a kept own envelope's record, and sets whether a fetched
+    /// page has shown it.
+    pub fn set_sent<T: Serialize>(
+        &mut self,
+        id: i64,
+        value: &T,
+        confirmed: bool,
+    ) -> Result<(), LocalError> {
+        let sealed = self.sealer.seal("sent", &id.to_string(), &postcard_bytes(value)?)?;
+        self.statement(
+            "UPDATE sent SET value = ?, confirmed = ? WHERE id = ?",
+            [Arg::Blob(sealed), Arg::Int(i64::from(confirmed)), Arg::Int(id)],
+        );
+        Ok(())
+    }
+
+    /// Keeps only the newest `keep` confirmed own envelopes; unconfirmed
+    /// ones are never dropped here.
+    pub fn prune_confirmed(&mut self, keep: u64) {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        let oldest_kept = self.known.next[ListTable::Sent.slot()].saturating_sub(keep);
+        if oldest_kept > 1 {
+            self.statement(
+                "DELETE FROM sent WHERE confirmed = 1 AND id < ?",
+                [Arg::Int(oldest_kept)],
+            );
+        }
     }
 
     /// Appends a value to a list table.
@@ -680,6 +775,27 @@ mod tests {
         flipped[30] ^= 1;
         assert!(matches!(sealer.open("kv", "sync", &flipped), Err(LocalError::Corrupt)));
         assert!(matches!(sealer.open("kv", "sync", &sealed[..20]), Err(LocalError::Corrupt)));
+    }
+
+    /// A migration file that is not registered would be silently ignored.
+    #[test]
+    fn migrations_are_all_registered() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let expected: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|(version, name, _)| format!("{version:04}_{name}.sql"))
+            .collect();
+        assert_eq!(files, expected);
+        for (i, (version, _, sql)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version, i as i64 + 1);
+            assert_eq!(*sql, std::fs::read_to_string(dir.join(&files[i])).unwrap());
+        }
     }
 
     #[tokio::test]

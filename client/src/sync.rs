@@ -14,14 +14,13 @@
 //! The relay decides what it serves, so every loop here is bounded by what
 //! it said at the start: a relay cannot keep a device in a pass forever.
 
-use crate::device::{Alarm, Device, DeviceError, ReceivedSignal, SentEnvelope, unix_now};
+use crate::device::{Alarm, Device, DeviceError, ReceivedSignal, unix_millis, unix_now};
 use crate::inbox::Received;
-use crate::localdb::ListTable;
 use crate::transport::{Push, RelayConnection, TransportError};
 use cove_shared::membership::Entry;
 use cove_shared::random::Entropy;
 use cove_shared::wire::{Cursor, ErrorCode, MAX_PAGE_ITEMS, StoredEnvelope};
-use cove_shared::{DocId, OsEntropy, envelope};
+use cove_shared::{DocId, Kind, OsEntropy, envelope};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -42,8 +41,11 @@ pub struct SyncReport {
     pub snapshots: usize,
     /// Signals received.
     pub signals: Vec<ReceivedSignal>,
-    /// Own envelopes sent again because the relay had lost them.
+    /// Own envelopes sent again because the relay did not serve them where
+    /// it said it had stored them.
     pub resent: usize,
+    /// Own envelopes the relay said it stored that no page has shown yet.
+    pub unconfirmed: u64,
 }
 
 impl SyncReport {
@@ -162,7 +164,6 @@ pub async fn sync_once(
     }
     fetch_all(device, conn, &mut report).await?;
     refetch_gaps(device, conn, &mut report).await?;
-    report.resent = resend_lost(device, conn).await?;
     if device.sync.pending_name.is_some() {
         device.ensure_own_document().await?;
         report.sent += send_outbox(device, conn).await?;
@@ -179,7 +180,28 @@ pub async fn sync_once(
     }
     let now = unix_now();
     device.update(|s| s.last_sync = Some(now)).await?;
+    report.unconfirmed = device.unconfirmed_count().await?;
     Ok(report)
+}
+
+/// Sends the outbox, then looks at each position the relay named for this
+/// device's envelopes: only an envelope seen there is known to be stored.
+/// Nothing else is fetched or applied. Returns whether everything this
+/// device has sent is confirmed.
+pub async fn send_and_confirm(
+    device: &mut Device,
+    conn: &RelayConnection,
+) -> Result<bool, DeviceError> {
+    send_outbox(device, conn).await?;
+    // Every position is looked up; one not holding what the relay said
+    // is sent again, and the new position looked up once more.
+    for _ in 0..2 {
+        let answered = device.local().sent_watermark().await?;
+        if settle_own(device, conn, answered, Cursor::MAX).await? == 0 {
+            break;
+        }
+    }
+    Ok(device.local().outbox_len().await? == 0 && device.unconfirmed_count().await? == 0)
 }
 
 /// Moves every active device to a new key (after a device left).
@@ -242,7 +264,8 @@ async fn start_from_snapshots(
 }
 
 /// Fetches and applies everything after the stored cursor, up to the head
-/// the relay reported at the start.
+/// the relay reported at the start; then settles this device's own
+/// envelopes that the pages should have shown (see [`settle_own`]).
 pub async fn fetch_all(
     device: &mut Device,
     conn: &RelayConnection,
@@ -255,6 +278,11 @@ pub async fn fetch_all(
         device.sync.cursor_mark.clone().filter(|m| m.cursor == device.sync.cursor && m.cursor > 0);
     let mut limit: Option<Cursor> = None;
     let mut restarted = false;
+    // Everything after this is read in this pass.
+    let mut read_from = Cursor(device.sync.cursor);
+    // Own envelopes the relay had answered for before this pass began;
+    // another process may add more meanwhile.
+    let answered = device.local().sent_watermark().await?;
     loop {
         let after = Cursor(device.sync.cursor);
         let from = if probe.is_some() { Cursor(after.0 - 1) } else { after };
@@ -275,22 +303,24 @@ pub async fn fetch_all(
             // Nothing applied here is undone. Read everything the relay
             // holds again (what was applied comes back as duplicates): what
             // it stores next may carry cursors this device has read past.
+            // Whatever of this device's own the relay may have lost is
+            // checked again on the way, and sent again if it is missing.
             let alarm = if rewritten {
                 Alarm::Rewritten { cursor: after.0 }
             } else {
                 Alarm::Rollback { seen, served: head.0 }
             };
+            device.reopen_own(compacted.0).await?;
             device
                 .update(|s| {
                     s.raise(alarm);
-                    s.resend_pending = true;
-                    s.relay_own_seen.clear();
                     s.cursor = 0;
                     s.cursor_mark = None;
                     s.relay_head = head.0;
                 })
                 .await?;
             limit = None;
+            read_from = Cursor(0);
             continue;
         }
         let limit = *limit.get_or_insert(head);
@@ -313,43 +343,79 @@ pub async fn fetch_all(
         }
         let items: Vec<StoredEnvelope> =
             items.into_iter().filter(|i| i.cursor > after && i.cursor <= head).collect();
-        if items.is_empty() {
-            return Ok(());
-        }
-        apply_page(device, conn, items, report).await?;
-        if device.sync.cursor >= limit.0 {
+        let done = items.is_empty() || {
+            apply_page(device, conn, items, report).await?;
+            device.sync.cursor >= limit.0
+        };
+        if done {
+            report.resent += settle_own(device, conn, answered, read_from).await?;
             return Ok(());
         }
     }
 }
 
-/// After a rollback, once the relay's whole log has been read again: sends
-/// again this device's kept envelopes that the relay no longer has (a relay
-/// restored from an older backup lost them). They are the same bytes, so a
-/// device that already applied them ignores them as duplicates.
-async fn resend_lost(device: &mut Device, conn: &RelayConnection) -> Result<usize, DeviceError> {
-    if !device.sync.resend_pending {
-        return Ok(0);
-    }
+/// This device's own envelopes that the relay said it stored before this
+/// pass began (kept rows up to `answered`): a fetch pass that has just read
+/// the relay's log to its head should have shown each of them, so any still
+/// unconfirmed is not where the relay said.
+///
+/// Everything after `read_from` was read in this pass, up to a head the
+/// relay stated after it had answered for all of these: a position in that
+/// stretch that did not show the envelope, or one beyond the relay's own
+/// head, means it is missing. A position at or before `read_from` (the
+/// device had read past it before the relay answered, or the relay named an
+/// old position) is looked up once. What is missing is sent again, byte for
+/// byte: devices that already have it ignore it as a duplicate. Returns how
+/// many were sent again.
+pub async fn settle_own(
+    device: &mut Device,
+    conn: &RelayConnection,
+    answered: i64,
+    read_from: Cursor,
+) -> Result<usize, DeviceError> {
+    let plan = device.plan();
+    let now = unix_millis();
     let mut resent = 0;
-    // One at a time: kept envelopes may add up to a lot of memory.
-    for id in device.local().ids(ListTable::Sent).await? {
-        let Some(record) = device.local().row::<SentEnvelope>(ListTable::Sent, id).await? else {
+    let mut first_missing = None;
+    for (id, record) in device.unconfirmed().await? {
+        if id > answered {
+            continue;
+        }
+        let Ok(header) = envelope::header_of(&record.envelope.0) else {
+            device.forget_own(id).await?;
             continue;
         };
-        // What a snapshot replaced is gone on purpose.
-        let compacted = record.cursor <= device.sync.relay_compacted;
-        if !compacted && !device.sync.relay_serves_own(record.doc, record.seq) {
-            conn.push(device.plan(), &record.envelope.0).await?;
-            resent += 1;
+        if header.kind == Kind::Signal && device.own_signal_expired(&record.envelope.0, now) {
+            device.forget_own(id).await?;
+            continue;
+        }
+        if record.cursor <= read_from.0 && record.cursor > 0 {
+            let at = Cursor(record.cursor);
+            let (items, _, _) = conn.fetch(plan, Cursor(at.0 - 1), 1).await?;
+            if items.first().is_some_and(|i| i.cursor == at && i.envelope == record.envelope) {
+                device.confirm_own(id, record, at).await?;
+                continue;
+            }
+        }
+        first_missing.get_or_insert(record.cursor);
+        match conn.push(plan, &record.envelope.0).await {
+            Ok((cursor, _)) => {
+                device.sent_again(id, record, cursor).await?;
+                resent += 1;
+            }
+            Err(TransportError::Refused { code, message })
+                if matches!(code, ErrorCode::InvalidEnvelope | ErrorCode::Equivocation) =>
+            {
+                // Kept, and said: the relay's refusal alone never costs an edit.
+                tracing::warn!(%code, message, "the relay refused an envelope sent again");
+                device.alarm(Alarm::Fork { device: device.id() }).await?;
+            }
+            Err(error) => return Err(error.into()),
         }
     }
-    device
-        .update(|s| {
-            s.resend_pending = false;
-            s.relay_own_seen.clear();
-        })
-        .await?;
+    if let Some(cursor) = first_missing {
+        device.alarm(Alarm::Unconfirmed { cursor }).await?;
+    }
     Ok(resent)
 }
 
@@ -507,7 +573,7 @@ pub async fn run_daemon_nudged(
 async fn send_pending(device: &mut Device, conn: &RelayConnection) -> Result<(), DeviceError> {
     if device.local().outbox_len().await? > 0 {
         device.refresh().await?;
-        send_outbox(device, conn).await?;
+        send_and_confirm(device, conn).await?;
     }
     Ok(())
 }

@@ -57,6 +57,17 @@ pub enum Event {
     },
 }
 
+/// What the listener for other processes' events hands this relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    /// An event another process published.
+    Event(Event),
+    /// Events may have been missed: the listener's connection was lost and
+    /// made again, and whatever was published in between is gone. Every
+    /// device connected here must catch up from the database.
+    Gap,
+}
+
 fn side(s: Side) -> &'static str {
     match s {
         Side::Opener => "o",

@@ -170,6 +170,23 @@ impl Hub {
         }
     }
 
+    /// Ends every connection subscribed to a plan with "the connection fell
+    /// behind; reconnect to catch up": live delivery may have skipped
+    /// something, and a reconnecting device fetches from its cursor.
+    /// Returns how many were told.
+    pub fn fell_behind(&self) -> usize {
+        let inner = self.lock();
+        let mut told = std::collections::HashSet::new();
+        for id in inner.plans.values().flatten() {
+            if let Some(conn) = inner.conns.get(id)
+                && told.insert(*id)
+            {
+                let _ = conn.kick.send(Some(Kick::Error(ErrorCode::Overloaded)));
+            }
+        }
+        told.len()
+    }
+
     /// Ends every connection subscribed to `plan`: it was deleted.
     pub fn plan_deleted(&self, plan: PlanId) {
         let mut inner = self.lock();
@@ -256,6 +273,26 @@ mod tests {
         hub.unregister(rb.id);
         assert_eq!(hub.connections(), 0);
         assert_eq!(hub.deliver(plan, None, &frame), 0);
+    }
+
+    #[test]
+    fn after_a_gap_every_subscribed_connection_is_told_to_catch_up() {
+        let hub = Hub::default();
+        let (x, y) = (PlanId::from_bytes([1; 16]), PlanId::from_bytes([2; 16]));
+        let mut a = hub.register(device("a"));
+        let mut b = hub.register(device("b"));
+        let idle = hub.register(device("c"));
+        hub.subscribe(a.id, x);
+        hub.subscribe(a.id, y);
+        hub.subscribe(b.id, y);
+        assert_eq!(hub.fell_behind(), 2, "each subscribed connection once");
+        for r in [&mut a, &mut b] {
+            assert_eq!(*r.kick.borrow_and_update(), Some(Kick::Error(ErrorCode::Overloaded)));
+        }
+        assert!(
+            !idle.kick.has_changed().unwrap(),
+            "a connection that follows no plan is left alone"
+        );
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub struct Metrics {
     envelopes_compacted: AtomicU64,
     signals_expired: AtomicU64,
     batches: AtomicU64,
+    listener_gaps: AtomicU64,
     rejections: Mutex<Vec<(ErrorCode, u64)>>,
     latency: [Histogram; 7],
     /// The listener's socket counts, once it is listening.
@@ -121,6 +122,11 @@ impl Metrics {
     /// A group commit ran.
     pub fn batch(&self) {
         self.batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The listener for other relay processes lost its connection.
+    pub fn listener_gap(&self) {
+        self.listener_gaps.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A request or connection was refused with `code`.
@@ -186,6 +192,11 @@ impl Metrics {
             load(&self.signals_expired),
         );
         counter("cove_append_batches_total", "Group commits.", load(&self.batches));
+        counter(
+            "cove_notification_gaps_total",
+            "Times the listener for other relay processes lost its connection, and connected devices were told to catch up.",
+            load(&self.listener_gaps),
+        );
         let _ = writeln!(
             out,
             "# HELP cove_connections Connections open now.\n# TYPE cove_connections gauge\ncove_connections {}",

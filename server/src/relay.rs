@@ -3,7 +3,7 @@
 
 use crate::batch::Batcher;
 use crate::error::ApiError;
-use crate::events::Event;
+use crate::events::{Event, Heard};
 use crate::health::StoreHealth;
 use crate::hub::{Hub, Outbound};
 use crate::limits::{AddressWindows, DeviceLimiter};
@@ -240,8 +240,21 @@ impl<S: Store> RelayState<S> {
         if let Some(mut events) = self.store.listen() {
             let relay = self.clone();
             tokio::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    relay.apply_remote(event).await;
+                while let Some(heard) = events.recv().await {
+                    match heard {
+                        Heard::Event(event) => relay.apply_remote(event).await,
+                        Heard::Gap => {
+                            // Live deliveries from other processes may be
+                            // lost: every subscribed device reconnects and
+                            // fetches from its cursor.
+                            let told = relay.hub.fell_behind();
+                            relay.metrics.listener_gap();
+                            tracing::warn!(
+                                told,
+                                "told connected devices to catch up after a gap in notifications"
+                            );
+                        }
+                    }
                 }
             });
         }

@@ -1,11 +1,11 @@
 //! A misbehaving relay: a WebSocket proxy between a device and a real relay
 //! that alters what the relay serves, the way a compromised relay could.
 //!
-//! Requests pass through untouched. Pages and live deliveries pass through
-//! the current [`Fault`]. The relay must list the proxy's origin among the
+//! Requests pass through untouched, unless the fault answers them itself.
+//! Pages and live deliveries pass through the current [`Fault`]. The relay must list the proxy's origin among the
 //! origins it accepts, since the device signs the address it dialed.
 
-use cove_shared::wire::{self, Blob, Cursor, RelayToClient, StoredEnvelope};
+use cove_shared::wire::{self, Blob, ClientToRelay, Cursor, RelayToClient, StoredEnvelope};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::net::TcpListener;
@@ -60,6 +60,7 @@ pub struct Proxy {
     /// `ws://127.0.0.1:PORT`: give this to the device as its relay.
     pub url: String,
     fault: Arc<Mutex<Fault>>,
+    pushes: Arc<Mutex<Option<FakeStored>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -75,19 +76,26 @@ impl Proxy {
     /// Serves on `listener`, forwarding to the relay at `upstream`.
     pub fn start(listener: TcpListener, url: String, upstream: &str) -> Self {
         let fault = Arc::new(Mutex::new(Fault::None));
+        let pushes = Arc::new(Mutex::new(None));
         let upstream = format!("{upstream}/v1/ws");
-        let shared = Arc::clone(&fault);
+        let (shared, fakes) = (Arc::clone(&fault), Arc::clone(&pushes));
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                tokio::spawn(relay_one(tcp, upstream.clone(), Arc::clone(&shared)));
+                let (fault, pushes) = (Arc::clone(&shared), Arc::clone(&fakes));
+                tokio::spawn(relay_one(tcp, upstream.clone(), fault, pushes));
             }
         });
-        Self { url, fault, task }
+        Self { url, fault, pushes, task }
     }
 
-    /// Changes how the proxy misbehaves from now on.
+    /// Changes how the proxy alters what the relay serves from now on.
     pub fn set(&self, fault: Fault) {
         *self.fault.lock().unwrap_or_else(PoisonError::into_inner) = fault;
+    }
+
+    /// Answers pushes itself from now on (`None`: passes them on again).
+    pub fn fake_pushes(&self, fake: Option<FakeStored>) {
+        *self.pushes.lock().unwrap_or_else(PoisonError::into_inner) = fake;
     }
 }
 
@@ -97,7 +105,12 @@ impl Drop for Proxy {
     }
 }
 
-async fn relay_one(tcp: tokio::net::TcpStream, upstream: String, fault: Arc<Mutex<Fault>>) {
+async fn relay_one(
+    tcp: tokio::net::TcpStream,
+    upstream: String,
+    fault: Arc<Mutex<Fault>>,
+    pushes: Arc<Mutex<Option<FakeStored>>>,
+) {
     let Ok(client) = tokio_tungstenite::accept_async(tcp).await else { return };
     let Ok((relay, _)) = tokio_tungstenite::connect_async(upstream.as_str()).await else { return };
     let (mut to_client, mut from_client) = client.split();
@@ -106,7 +119,13 @@ async fn relay_one(tcp: tokio::net::TcpStream, upstream: String, fault: Arc<Mute
         tokio::select! {
             message = from_client.next() => match message {
                 Some(Ok(message)) => {
-                    if to_relay.send(message).await.is_err() {
+                    let fake = *pushes.lock().unwrap_or_else(PoisonError::into_inner);
+                    let faked = fake_answer(&message, fake);
+                    let sent = match faked {
+                        Some(answer) => to_client.send(Message::Binary(answer.into())).await,
+                        None => to_relay.send(message).await,
+                    };
+                    if sent.is_err() {
                         return;
                     }
                 }
@@ -138,6 +157,27 @@ async fn relay_one(tcp: tokio::net::TcpStream, upstream: String, fault: Arc<Mute
             },
         }
     }
+}
+
+/// How the proxy answers pushes itself: "stored" under a cursor it names,
+/// while the relay never sees the push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FakeStored {
+    /// The cursor claimed.
+    pub cursor: u64,
+    /// Whether to claim it was already stored.
+    pub duplicate: bool,
+}
+
+/// The answer the proxy gives itself, instead of passing `message` on.
+fn fake_answer(message: &Message, fake: Option<FakeStored>) -> Option<Vec<u8>> {
+    let FakeStored { cursor, duplicate } = fake?;
+    let Message::Binary(frame) = message else { return None };
+    let Ok(ClientToRelay::Push { request, .. }) = wire::decode::<ClientToRelay>(frame) else {
+        return None;
+    };
+    let answer = RelayToClient::Stored { request, cursor: Cursor(cursor), duplicate };
+    wire::encode(&answer).ok()
 }
 
 /// The frames the device gets instead of `frame`.

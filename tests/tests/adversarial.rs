@@ -9,7 +9,7 @@ use cove_shared::wire::{Cursor, StoredEnvelope};
 use cove_shared::{DocId, Kind, envelope};
 use cove_tests::devices::{couple, get, heads, put, sync_now};
 use cove_tests::harness::{TempDir, TestRelay};
-use cove_tests::proxy::{Fault, Proxy};
+use cove_tests::proxy::{FakeStored, Fault, Proxy};
 
 /// A couple whose device B reaches the relay only through the proxy.
 struct Setup {
@@ -291,5 +291,56 @@ async fn what_a_relay_can_make_a_device_hold_back_stays_bounded() {
     proxy.set(Fault::None);
     sync_now(&mut b).await;
     assert_eq!(b.local().count(ListTable::Pending).await.unwrap(), 0);
+    assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
+}
+
+/// A relay that answers "stored" and drops the push, before and after a
+/// rollback alarm, or claims the push was already stored at cursor 1: the
+/// edit stays on the device, unconfirmed, and is sent again until a page
+/// shows it; once the relay turns honest, the partner gets it.
+#[tokio::test]
+async fn a_relay_that_lies_about_storing_loses_no_edit() {
+    let Setup { proxy, mut a, mut b, _relay, _root } = setup("lying").await;
+    put(&mut a, DocId::Shared, "warm-up", "x").await;
+    sync_now(&mut a).await;
+    sync_now(&mut b).await;
+    let head = b.sync_state().relay_head;
+    let lost =
+        |b: &Device| b.sync_state().alarms.iter().any(|x| matches!(x, Alarm::Unconfirmed { .. }));
+
+    put(&mut b, DocId::Shared, "kept", "from sam").await;
+    proxy.fake_pushes(Some(FakeStored { cursor: head + 1, duplicate: false }));
+    let (conn, _pushes) = sync::connect(&b).await.unwrap();
+    assert!(
+        !sync::send_and_confirm(&mut b, &conn).await.unwrap(),
+        "a relay's word alone is not a confirmation"
+    );
+    drop(conn);
+    assert!(lost(&b), "{:?}", b.sync_state().alarms);
+    let report = sync_now(&mut b).await;
+    assert_eq!(report.unconfirmed, 1, "{report:?}");
+
+    // A rollback alarm in between, still dropping pushes; then a lie
+    // about an old position.
+    proxy.set(Fault::Rollback { head: 1, membership: 3 });
+    sync_now(&mut b).await;
+    proxy.set(Fault::None);
+    proxy.fake_pushes(Some(FakeStored { cursor: 1, duplicate: true }));
+    let report = sync_now(&mut b).await;
+    assert_eq!(report.unconfirmed, 1, "{report:?}");
+    sync_now(&mut a).await;
+    assert_eq!(get(&a, DocId::Shared, "kept"), None, "the relay never had it");
+
+    // Honest again: the edit is sent, shown, and reaches the partner.
+    proxy.fake_pushes(None);
+    let (conn, _pushes) = sync::connect(&b).await.unwrap();
+    assert!(sync::send_and_confirm(&mut b, &conn).await.unwrap());
+    drop(conn);
+    assert_eq!(b.unconfirmed_count().await.unwrap(), 0);
+    sync_now(&mut a).await;
+    assert_eq!(get(&a, DocId::Shared, "kept").as_deref(), Some("from sam"));
+    put(&mut b, DocId::Shared, "after", "more").await;
+    sync_now(&mut b).await;
+    sync_now(&mut a).await;
     assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
 }

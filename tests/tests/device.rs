@@ -451,6 +451,73 @@ async fn after_a_relay_restore_both_devices_raise_the_alarm_resend_what_it_lost_
     );
 }
 
+/// Sends the outbox and nothing else: what a device that has not read
+/// the relay's newest envelopes does when it sends an edit.
+async fn push_only(device: &mut Device) {
+    let (conn, _pushes) = sync::connect(device).await.unwrap();
+    sync::send_outbox(device, &conn).await.unwrap();
+}
+
+/// An honest restore from a backup, in the order that used to lose an
+/// edit: Sam's change, stored after the backup while Sam had not read
+/// Alex's newest, was never sent again, because after the restore the
+/// relay's head and Sam's read position looked unchanged. Now Sam's device
+/// keeps it unconfirmed until a page shows it, and sends it again when it
+/// reads past its position without seeing it.
+#[tokio::test]
+async fn after_a_restore_an_edit_the_device_never_read_back_is_sent_again() {
+    let root = TempDir::new("restore-unread");
+    let database = root.path().join("relay.db");
+    let backup = root.path().join("backup.db");
+    let relay = TestRelay::start_on_file(&database).await;
+    let addr = relay.addr;
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    sync_now(&mut b).await;
+
+    relay.stop().await;
+    copy_database(&database, &backup);
+    let relay = TestRelay::start_at(addr, &database).await;
+    put(&mut a, DocId::Shared, "a-1", "from alex, after the backup").await;
+    sync_now(&mut a).await;
+    // Sam has not read a-1, and only sends.
+    put(&mut b, DocId::Shared, "b-1", "from sam, after the backup").await;
+    push_only(&mut b).await;
+
+    relay.stop().await;
+    copy_database(&backup, &database);
+    let _relay = TestRelay::start_at(addr, &database).await;
+    // Alex notices first, sends a-1 again, and writes a-2 into the
+    // position b-1 had.
+    sync_now(&mut a).await;
+    put(&mut a, DocId::Shared, "a-2", "from alex, after the restore").await;
+    sync_now(&mut a).await;
+
+    let report = sync_now(&mut b).await;
+    assert!(report.resent >= 1, "sam sends b-1 again: {report:?}");
+    assert_eq!(report.unconfirmed, 1, "b-1 is back, and shows up on the next page: {report:?}");
+    assert!(
+        b.sync_state().alarms.iter().any(|x| matches!(x, Alarm::Unconfirmed { .. })),
+        "{:?}",
+        b.sync_state().alarms
+    );
+    let report = sync_now(&mut b).await;
+    assert_eq!(report.unconfirmed, 0, "{report:?}");
+    sync_now(&mut a).await;
+    assert_eq!(get(&a, DocId::Shared, "b-1").as_deref(), Some("from sam, after the backup"));
+
+    // Sam's later changes are not held back behind a gap.
+    put(&mut b, DocId::Shared, "b-2", "later").await;
+    sync_now(&mut b).await;
+    sync_now(&mut a).await;
+    assert_eq!(get(&a, DocId::Shared, "b-2").as_deref(), Some("later"));
+    assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
+    assert!(
+        !a.sync_state().alarms.iter().any(|x| matches!(x, Alarm::Gap { .. })),
+        "{:?}",
+        a.sync_state().alarms
+    );
+}
+
 #[tokio::test]
 async fn two_processes_on_one_state_directory_never_reuse_a_sequence_number() {
     let relay = TestRelay::start().await;

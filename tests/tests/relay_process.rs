@@ -215,6 +215,75 @@ async fn two_relays_on_one_postgres_database_deliver_to_each_others_devices() {
     database.drop_now().await;
 }
 
+/// Two relays on one database; relay two's connection for notifications
+/// from relay one is cut (as a PostgreSQL restart or a network blip would)
+/// while relay one stores envelopes. Whatever was published meanwhile never
+/// reaches relay two, so it tells its connected devices to catch up, and
+/// they fetch what live delivery skipped. Before, the listener reconnected
+/// silently and the envelope was simply never delivered.
+#[tokio::test]
+async fn a_lost_listener_connection_makes_the_devices_on_that_relay_catch_up() {
+    let Some(database) = TestDatabase::create().await else {
+        eprintln!("COVE_TEST_POSTGRES_URL is not set: skipping the listener test");
+        return;
+    };
+    let one = RelayProcess::start(free_port(), &database.url, &[]).await;
+    let two = RelayProcess::start(free_port(), &database.url, &[]).await;
+    let mut plan = TestPlan::new();
+    let (a, _) = RelayConnection::connect(&one.url, &plan.a).await.unwrap();
+    plan.register(&a).await;
+    let (b, mut b_pushes) = RelayConnection::connect(&two.url, &plan.b).await.unwrap();
+    b.subscribe(plan.plan).await.unwrap();
+    let mut seen: BTreeMap<Cursor, Vec<u8>> = BTreeMap::new();
+    let first = plan.change_by_a(b"before the cut");
+    a.push(plan.plan, &first).await.unwrap();
+    let item = next_push(&mut b_pushes, |p| match p {
+        Push::Deliver { item, .. } => Some(item),
+        _ => None,
+    })
+    .await;
+    seen.insert(item.cursor, item.envelope.0);
+
+    // Cut every listener on this database, and store envelopes meanwhile.
+    let admin = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let cut: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity          WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(!cut.is_empty(), "no listener was found to cut");
+    let mut pushed = vec![first];
+    for i in 0..20 {
+        let e = plan.change_by_a(format!("around the cut {i}").as_bytes());
+        a.push(plan.plan, &e).await.unwrap();
+        pushed.push(e);
+    }
+    // Relay two tells B to catch up ...
+    let closed = next_push(&mut b_pushes, |p| match p {
+        Push::Deliver { item, .. } => {
+            seen.insert(item.cursor, item.envelope.0);
+            None
+        }
+        Push::Closed(error) => Some(error),
+        _ => None,
+    })
+    .await;
+    assert_eq!(closed.code(), Some(ErrorCode::Overloaded), "{closed}");
+    // ... and B, reconnecting, fetches what it missed.
+    let (b, _) = RelayConnection::connect(&two.url, &plan.b).await.unwrap();
+    seen.extend(everything(&b, plan.plan).await);
+    let seen: Vec<Vec<u8>> = seen.into_values().collect();
+    for e in &pushed {
+        assert!(seen.contains(e), "an envelope never reached B");
+    }
+    let metrics = http_get(&two.http, "/metrics").await.unwrap();
+    assert!(!metrics.contains("cove_notification_gaps_total 0\n"), "{metrics}");
+    admin.close().await;
+    drop((one, two));
+    database.drop_now().await;
+}
+
 /// Every envelope the relay holds for `plan`, by cursor.
 async fn everything(
     conn: &RelayConnection,

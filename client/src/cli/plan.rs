@@ -684,10 +684,13 @@ fn place_position(
     Ok(position_between(before, after))
 }
 
-/// After a change: says what was saved, and tries once to send it.
+/// After a change: says what was saved, and tries once to send it. "Sent"
+/// means a page from the relay showed it stored, not merely that the relay
+/// said so.
 pub(crate) async fn saved(out: &Printer, device: &mut Device, id: &str, what: &str) {
     let sent = match tokio::time::timeout(SEND_TIMEOUT, send(device)).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => Err("the relay has not yet shown that it stored it".to_owned()),
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err("the relay did not answer in time".to_owned()),
     };
@@ -702,7 +705,7 @@ pub(crate) async fn saved(out: &Printer, device: &mut Device, id: &str, what: &s
     );
 }
 
-async fn send(device: &mut Device) -> Result<usize, DeviceError> {
+async fn send(device: &mut Device) -> Result<bool, DeviceError> {
     let (conn, _pushes) = sync::connect(device).await?;
-    sync::send_outbox(device, &conn).await
+    sync::send_and_confirm(device, &conn).await
 }

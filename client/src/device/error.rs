@@ -33,6 +33,16 @@ pub enum DeviceError {
         "this device was not set up completely; run `cove wipe` and then `cove init` or `cove join` again"
     )]
     Incomplete,
+    /// The local database was written by a version of Cove that keeps its
+    /// state in another layout.
+    #[error(
+        "this device's data was saved by another version of Cove (local format {found}; this version reads format {expected}), so this version cannot use it; nothing was changed. Use the version that saved it to export the plan and the journal",
+        expected = super::LOCAL_FORMAT
+    )]
+    OtherFormat {
+        /// The layout the database is in.
+        found: u32,
+    },
     /// This device has been removed from the plan.
     #[error(
         "this device has been removed from the plan; it can still show what it had, but can no longer sync or change anything"

@@ -37,13 +37,14 @@ use automerge::ChangeHash;
 use automerge::transaction::Transaction;
 use cove_shared::envelope::{self, Seal, Sealed};
 use cove_shared::freshness::Freshness;
-use cove_shared::wire::{Blob, Cursor, StoredEnvelope};
+use cove_shared::wire::{Blob, Cursor};
 use cove_shared::{
     DeviceId, DeviceSecret, DocId, Epoch, Keyring, Kind, MembershipLog, MembershipState, OsEntropy,
     Partner, PlanId, SymmetricKey,
 };
 use std::time::{SystemTime, UNIX_EPOCH};
-use store::{KV_MEMBERSHIP, KV_READY};
+pub use store::LOCAL_FORMAT;
+use store::{KV_FORMAT, KV_MEMBERSHIP, KV_READY};
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
@@ -241,6 +242,11 @@ impl Device {
         let db = LocalDb::open(&home.database(), keystore.storage_key()).await?;
         if db.get::<bool>(KV_READY).await? != Some(true) {
             return Err(DeviceError::Incomplete);
+        }
+        // Devices made before the layout was numbered wrote none: layout 1.
+        let found = db.get::<u32>(KV_FORMAT).await?.unwrap_or(1);
+        if found != LOCAL_FORMAT {
+            return Err(DeviceError::OtherFormat { found });
         }
         let entries: Vec<Blob> = db.get(KV_MEMBERSHIP).await?.ok_or(DeviceError::Incomplete)?;
         let log =
@@ -477,10 +483,11 @@ impl Device {
         .await
     }
 
-    /// Records that the relay stored outbox entry `id` (`envelope`) under
-    /// `cursor`. Stored `changes` envelopes are kept a while (the newest
-    /// [`SENT_KEPT`]), to send again if the relay is restored from a backup
-    /// that lacks them.
+    /// Records that the relay said it stored outbox entry `id` (`envelope`)
+    /// under `cursor`. That is a hint, not proof: the envelope is kept as
+    /// unconfirmed until a fetched page shows it (see [`Self::confirm_own`]
+    /// and `sync::settle_own`), and sent again if the device reads past
+    /// that position without seeing it.
     pub async fn sent(
         &mut self,
         id: i64,
@@ -489,25 +496,97 @@ impl Device {
     ) -> Result<(), DeviceError> {
         self.write(async |device, tx| {
             tx.remove_outbox(id);
-            if let Ok(header) = envelope::header_of(envelope)
-                && header.kind == Kind::Changes
-            {
+            if let Ok(header) = envelope::header_of(envelope) {
                 let record = SentEnvelope {
                     doc: header.doc.code(),
                     seq: header.seq.0,
                     cursor: cursor.0,
                     envelope: Blob(envelope.to_vec()),
                 };
-                tx.push(ListTable::Sent, &record)?;
-                tx.prune(ListTable::Sent, SENT_KEPT);
+                tx.push_unconfirmed(&record)?;
             }
             device.sync.own_cursor = device.sync.own_cursor.max(cursor.0);
-            if cursor.0 == device.sync.cursor + 1 {
-                // Nothing lies between what this device read and what it
-                // wrote: its cursor moves on over its own envelope.
-                device.sync.cursor = cursor.0;
-                let item = StoredEnvelope { cursor, envelope: Blob(envelope.to_vec()) };
-                device.sync.cursor_mark = Some(CursorMark::of(&item));
+            Ok(())
+        })
+        .await
+    }
+
+    /// This device's envelopes that no fetched page has shown yet, oldest
+    /// first.
+    pub async fn unconfirmed(&self) -> Result<Vec<(i64, SentEnvelope)>, DeviceError> {
+        Ok(self.db.unconfirmed().await?)
+    }
+
+    /// How many of this device's envelopes no fetched page has shown yet.
+    pub async fn unconfirmed_count(&self) -> Result<u64, DeviceError> {
+        Ok(self.db.unconfirmed_len().await?)
+    }
+
+    /// A page showed kept envelope `id` at `cursor`: it is confirmed.
+    pub(crate) async fn confirm_own(
+        &mut self,
+        id: i64,
+        mut record: SentEnvelope,
+        cursor: Cursor,
+    ) -> Result<(), DeviceError> {
+        self.write(async |_, tx| {
+            record.cursor = cursor.0;
+            tx.set_sent(id, &record, true)?;
+            tx.prune_confirmed(SENT_KEPT);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Kept envelope `id` was sent again, and the relay now says `cursor`;
+    /// it stays unconfirmed until a page shows it.
+    pub(crate) async fn sent_again(
+        &mut self,
+        id: i64,
+        mut record: SentEnvelope,
+        cursor: Cursor,
+    ) -> Result<(), DeviceError> {
+        self.write(async |device, tx| {
+            record.cursor = cursor.0;
+            tx.set_sent(id, &record, false)?;
+            device.sync.own_cursor = device.sync.own_cursor.max(cursor.0);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Whether one of this device's own signal envelopes is past its time
+    /// to live at `now` (Unix milliseconds); one it cannot read counts as
+    /// expired.
+    pub(crate) fn own_signal_expired(&self, bytes: &[u8], now: i64) -> bool {
+        let policy =
+            cove_shared::Recipient { membership: self.log.state(), keyring: &self.keyring };
+        let Ok(opened) = envelope::open(bytes, &policy) else { return true };
+        match Payload::decode(&opened.payload) {
+            Some(Payload::Signal(signal)) => now > signal.expires_at,
+            _ => true,
+        }
+    }
+
+    /// Drops kept envelope `id`: a signal past its time to live, which
+    /// sending again would serve nobody.
+    pub(crate) async fn forget_own(&mut self, id: i64) -> Result<(), DeviceError> {
+        self.write(async |_, tx| {
+            tx.remove(ListTable::Sent, id);
+            Ok(())
+        })
+        .await
+    }
+
+    /// After the relay was seen to roll back or rewrite its log: every kept
+    /// envelope it may have lost is unconfirmed again, to be checked as the
+    /// log is read again. What lies at or below the relay's compaction
+    /// point was replaced by a snapshot on purpose.
+    pub(crate) async fn reopen_own(&mut self, compacted: u64) -> Result<(), DeviceError> {
+        let rows: Vec<(i64, SentEnvelope)> = self.db.list(ListTable::Sent).await?;
+        self.write(async |_, tx| {
+            for (id, record) in rows.iter().filter(|(_, r)| r.cursor > compacted) {
+                tx.set_sent(*id, record, false)?;
             }
             Ok(())
         })

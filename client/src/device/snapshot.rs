@@ -15,7 +15,7 @@ impl Device {
     /// outbox (this device's own changes would be newer than the cursor),
     /// nothing may be held back or missing (the relay would drop what the
     /// snapshot claims, and later devices would never see it), and the
-    /// relay must have stored everything this device sent.
+    /// relay must have been seen to store everything this device sent.
     pub(crate) async fn snapshot_if_due(
         &mut self,
         doc: DocId,
@@ -26,6 +26,7 @@ impl Device {
         }
         self.write(async |device, tx| {
             let complete = tx.outbox_len() == 0
+                && tx.unconfirmed() == 0
                 && tx.pending() == 0
                 && device.sync.refetch_after.is_none()
                 && device.sync.unsealed.is_empty()

@@ -76,6 +76,13 @@ pub enum Alarm {
         /// The impossible cursor.
         cursor: u64,
     },
+    /// The relay said it stored envelopes from this device, but a page read
+    /// past the position it named without showing them. They were sent
+    /// again.
+    Unconfirmed {
+        /// The first such position.
+        cursor: u64,
+    },
     /// The relay holds envelopes from this very device that are newer than
     /// this device's own state: the state directory was restored from an
     /// older copy. Sealing stops, since it would reuse sequence numbers.
@@ -129,6 +136,9 @@ impl Alarm {
             Self::Inconsistent { cursor } => format!(
                 "the relay served an envelope numbered {cursor}, beyond the end of its own log; it was not used, and the relay may be misbehaving"
             ),
+            Self::Unconfirmed { cursor } => format!(
+                "the relay said it had stored changes from this device (at position {cursor} and perhaps later) but did not serve them there; they were sent again. The relay may have been restored from a backup, or it is misbehaving"
+            ),
             Self::StateBehind => "the relay holds newer changes from this very device than the device itself has: its state was restored from an older copy; it no longer sends anything, so that nothing is overwritten; remove it and pair it again".to_owned(),
             Self::PastCutoff { device, doc } => format!(
                 "{} was removed with a cutoff below changes this device had already applied (in the {doc} document); they stay here, but devices that had not received them will not apply them",
@@ -171,12 +181,6 @@ pub struct SyncState {
     /// A gap was seen: fetch again from this cursor, in case the relay now
     /// serves what it left out.
     pub refetch_after: Option<u64>,
-    /// After a rollback: the relay's log is being read again, and this
-    /// device's envelopes that it lost are to be sent again.
-    pub resend_pending: bool,
-    /// While `resend_pending`: (document code, sequence number) of each of
-    /// this device's own `changes` envelopes the relay still serves.
-    pub relay_own_seen: Vec<(u8, u64)>,
     /// The relay's compaction point, as its last page said.
     pub relay_compacted: u64,
     /// The envelope at `cursor`, as this device read it.
@@ -253,18 +257,21 @@ impl ReceivedSignal {
     }
 }
 
-/// How many of its own stored `changes` envelopes a device keeps, to send
-/// again after a relay restore.
+/// How many of its own confirmed envelopes a device keeps, to send again
+/// after a relay restore. Unconfirmed ones are all kept.
 pub const SENT_KEPT: u64 = 4096;
 
-/// One of this device's envelopes that the relay stored.
+/// One of this device's envelopes that the relay said it stored: kept as
+/// unconfirmed until a fetched page shows it, then kept a while longer in
+/// case the relay is restored from an older backup.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SentEnvelope {
     /// Its document's code.
     pub doc: u8,
-    /// Its sequence number in this device's `changes` stream of that document.
+    /// Its sequence number in its stream.
     pub seq: u64,
-    /// The cursor the relay stored it under.
+    /// The cursor the relay said it stored it under, or (once confirmed)
+    /// the cursor a page showed it at.
     pub cursor: u64,
     /// The envelope.
     pub envelope: Blob,
@@ -313,20 +320,6 @@ impl SyncState {
     pub fn stream_cursor(&self, stream: Stream) -> Option<u64> {
         let key = (stream.sender, stream.kind.code(), stream.doc.code());
         self.stream_cursors.iter().find(|(d, k, o, _)| (*d, *k, *o) == key).map(|e| e.3)
-    }
-
-    /// Records that the relay serves this device's own `changes` envelope
-    /// `seq` of `doc`.
-    pub fn note_relay_own(&mut self, doc: DocId, seq: u64) {
-        if let Err(at) = self.relay_own_seen.binary_search(&(doc.code(), seq)) {
-            self.relay_own_seen.insert(at, (doc.code(), seq));
-        }
-    }
-
-    /// Whether the relay was seen to serve this device's own `changes`
-    /// envelope `seq` of the document with code `doc`.
-    pub fn relay_serves_own(&self, doc: u8, seq: u64) -> bool {
-        self.relay_own_seen.binary_search(&(doc, seq)).is_ok()
     }
 
     /// When `device` was last heard from.

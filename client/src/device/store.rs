@@ -18,6 +18,13 @@ pub(super) const KV_FRESHNESS: &str = "freshness";
 pub(super) const KV_SYNC: &str = "sync";
 pub(super) const KV_GENERATION: &str = crate::localdb::GENERATION;
 pub(super) const KV_READY: &str = "ready";
+pub(super) const KV_FORMAT: &str = "format";
+
+/// The layout of the values this version keeps in the local database. A
+/// database written in another layout is refused with a sentence, never
+/// read as if it were damaged. Before Cove 1.0 the layout may change
+/// between versions; see `docs/device.md`.
+pub const LOCAL_FORMAT: u32 = 2;
 
 /// A value's stored encoding, wiped when dropped.
 fn encode<T: serde::Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, DeviceError> {
@@ -72,6 +79,7 @@ impl Device {
     /// Saves a new device's first state, into a database that holds none.
     pub(super) async fn save_new(&mut self) -> Result<(), DeviceError> {
         let mut tx = self.db.begin().await?;
+        tx.put(KV_FORMAT, &LOCAL_FORMAT)?;
         self.persist(&mut tx).await?;
         tx.commit().await?;
         Ok(())

@@ -21,7 +21,7 @@ mod sqlite;
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
-use crate::events::Event;
+use crate::events::{Event, Heard};
 use cove_shared::wire::{Cursor, PairOutcome, StoredEnvelope, StoredSnapshot};
 use cove_shared::{DeviceId, DocId, EnvelopeHash, Kind, PlanId, Seq};
 use sqlx::Connection;
@@ -439,8 +439,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// A no-op where there can be no other process.
     fn publish(&self, event: &Event) -> impl Future<Output = ()> + Send;
 
-    /// Events published by other relay processes, if there can be any.
-    fn listen(&self) -> Option<mpsc::Receiver<Event>>;
+    /// Events published by other relay processes, if there can be any, and
+    /// word of any stretch in which some may have been missed.
+    fn listen(&self) -> Option<mpsc::Receiver<Heard>>;
 
     /// Checks that the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -9,7 +9,7 @@ use super::{
     Access, AppendError, Appended, Expired, Mailbox, NewEnvelope, NewSnapshot, Page, PairError,
     PairState, Quota, RegistryChange, Side, SnapshotStored, Store, StoreError,
 };
-use crate::events::Event;
+use crate::events::{Event, Heard};
 use crate::settings;
 use cove_shared::random::Entropy;
 use cove_shared::wire::{Blob, Cursor, PairOutcome, StoredEnvelope, StoredSnapshot};
@@ -108,20 +108,22 @@ impl Store for PostgresStore {
         }
     }
 
-    fn listen(&self) -> Option<mpsc::Receiver<Event>> {
+    fn listen(&self) -> Option<mpsc::Receiver<Heard>> {
         let (tx, rx) = mpsc::channel(1024);
         let pool = self.writer.clone();
         let node = self.node;
         let channel = self.channel.clone();
         tokio::spawn(async move {
+            let mut first = true;
             loop {
-                match listen_once(&pool, &channel, node, &tx).await {
+                match listen_once(&pool, &channel, node, &tx, first).await {
                     Ok(()) => return, // the relay is shutting down
                     Err(error) => {
                         tracing::warn!(%error, "notification listener lost; reconnecting");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
+                first = false;
             }
         });
         Some(rx)
@@ -129,21 +131,36 @@ impl Store for PostgresStore {
 }
 
 /// Forwards notifications until the receiver is dropped (`Ok`) or the
-/// connection fails (`Err`).
+/// connection cannot be made again (`Err`). Whenever the connection was
+/// lost, what was published meanwhile is gone: that is passed on as a
+/// [`Heard::Gap`], once the listener hears again, so that nothing
+/// published after the gap is missed either.
 async fn listen_once(
     pool: &PgPool,
     channel: &str,
     node: u64,
-    tx: &mpsc::Sender<Event>,
+    tx: &mpsc::Sender<Heard>,
+    first: bool,
 ) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(channel).await?;
+    if !first && tx.send(Heard::Gap).await.is_err() {
+        return Ok(());
+    }
     loop {
-        let notification = listener.recv().await?;
+        // `None`: the connection was lost and has been made again (sqlx
+        // reconnects before it returns), and LISTEN is in force again.
+        let Some(notification) = listener.try_recv().await? else {
+            tracing::warn!("notification listener reconnected; notifications may have been missed");
+            if tx.send(Heard::Gap).await.is_err() {
+                return Ok(());
+            }
+            continue;
+        };
         match Event::from_notification(notification.payload()) {
             Some((from, _)) if from == node => {}
             Some((_, event)) => {
-                if tx.send(event).await.is_err() {
+                if tx.send(Heard::Event(event)).await.is_err() {
                     return Ok(());
                 }
             }

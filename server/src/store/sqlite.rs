@@ -10,7 +10,7 @@ use super::{
     Access, AppendError, Appended, Expired, Mailbox, NewEnvelope, NewSnapshot, Page, PairError,
     PairState, Quota, RegistryChange, Side, SnapshotStored, Store, StoreError,
 };
-use crate::events::Event;
+use crate::events::{Event, Heard};
 use crate::settings::SqliteSync;
 use cove_shared::wire::{Blob, Cursor, PairOutcome, StoredEnvelope, StoredSnapshot};
 use cove_shared::{DeviceId, DocId, PlanId};
@@ -153,7 +153,7 @@ impl Store for SqliteStore {
         // One SQLite file serves one relay process: nobody else to tell.
     }
 
-    fn listen(&self) -> Option<mpsc::Receiver<Event>> {
+    fn listen(&self) -> Option<mpsc::Receiver<Heard>> {
         None
     }
 }

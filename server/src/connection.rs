@@ -2,8 +2,10 @@
 //! order, with live deliveries interleaved.
 //!
 //! Every wait has a bound: authentication must finish within the auth
-//! timeout, a silent connection is closed after the idle timeout, and a
-//! device that keeps exceeding its rate is disconnected. Whatever ends a
+//! timeout, a silent connection is closed after the idle timeout, a device
+//! that keeps exceeding its rate is disconnected, and a peer that does not
+//! take what the relay writes within the write timeout is dropped (its
+//! frames would otherwise sit in the relay's memory). Whatever else ends a
 //! connection is reported to the device as one error frame first.
 
 use crate::error::ApiError;
@@ -19,6 +21,7 @@ use cove_shared::{DeviceId, OsEntropy};
 use futures_util::SinkExt;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::time::{Instant, sleep_until, timeout};
 
 /// Queued frames written before one flush.
@@ -49,10 +52,17 @@ pub async fn serve<S: Store>(relay: Arc<RelayState<S>>, mut socket: WebSocket, p
     for (nameplate, side) in relay.hub.unregister(id) {
         session.abandon_pairing(&nameplate, side).await;
     }
-    if let Some(error) = end {
-        refuse(&relay, &mut socket, error).await;
-    } else {
-        let _ = socket.send(Message::Close(None)).await;
+    match end {
+        End::Error(error) => refuse(&relay, &mut socket, error).await,
+        End::Quiet => {
+            let _ = timeout(relay.settings.limits.write_timeout, socket.send(Message::Close(None)))
+                .await;
+        }
+        End::Stalled => {
+            // Writing anything more would wait on the same peer: drop it.
+            relay.metrics.rejected(ErrorCode::Overloaded);
+            tracing::debug!("the peer stopped taking frames; dropped");
+        }
     }
     tracing::debug!("closed");
 }
@@ -93,38 +103,81 @@ async fn authenticate<S: Store>(
     }
 }
 
-/// The request loop. Returns the error that ended it, if any.
+/// How a connection's request loop ended.
+enum End {
+    /// With an error to report.
+    Error(ApiError),
+    /// Closed by the peer, or let go by the hub: nothing to say.
+    Quiet,
+    /// The peer stopped taking what the relay writes.
+    Stalled,
+}
+
+/// Why a write did not happen.
+enum WriteFailed {
+    /// The socket is gone.
+    Closed,
+    /// The peer did not take it within the write timeout.
+    Stalled,
+}
+
+impl From<WriteFailed> for End {
+    fn from(failed: WriteFailed) -> Self {
+        match failed {
+            WriteFailed::Closed => Self::Quiet,
+            WriteFailed::Stalled => Self::Stalled,
+        }
+    }
+}
+
+/// One write to the socket, within `limit`.
+async fn within(
+    limit: Duration,
+    write: impl Future<Output = Result<(), axum::Error>>,
+) -> Result<(), WriteFailed> {
+    match timeout(limit, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(WriteFailed::Closed),
+        Err(_) => Err(WriteFailed::Stalled),
+    }
+}
+
+/// The request loop, until something ends it.
 async fn run<S: Store>(
     relay: &RelayState<S>,
     socket: &mut WebSocket,
     session: &mut Session<'_, S>,
     mut registration: Registration,
-) -> Option<ApiError> {
+) -> End {
     let idle = relay.settings.limits.idle_timeout;
+    let write = relay.settings.limits.write_timeout;
     let mut deadline = Instant::now() + idle;
     let mut shutdown = relay.shutdown.clone();
     if *shutdown.borrow() {
-        return Some(ApiError::new(ErrorCode::ShuttingDown).fatal());
+        return End::Error(ApiError::new(ErrorCode::ShuttingDown).fatal());
     }
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.changed() => return Some(ApiError::new(ErrorCode::ShuttingDown).fatal()),
+            _ = shutdown.changed() => return End::Error(ApiError::new(ErrorCode::ShuttingDown).fatal()),
             _ = registration.kick.changed() => {
                 let kick = registration.kick.borrow_and_update().clone();
                 match kick {
                     Some(Kick::Revoked(plan)) => {
                         relay.metrics.rejected(ErrorCode::Revoked);
-                        let _ = send(socket, &RelayToClient::Revoked { plan }).await;
-                        return None;
+                        let frame = encoded(&RelayToClient::Revoked { plan });
+                        if let Err(failed) = within(write, socket.send(Message::Binary(frame))).await {
+                            return failed.into();
+                        }
+                        return End::Quiet;
                     }
-                    Some(Kick::Error(code)) => return Some(ApiError::new(code).fatal()),
+                    Some(Kick::Error(code)) => return End::Error(ApiError::new(code).fatal()),
                     None => {}
                 }
             }
-            out = registration.outbound.recv() => {
+            out = registration.outbound.next() => {
                 // The hub dropped this connection: end quietly.
-                let first = out?;
+                let Some(first) = out else { return End::Quiet };
                 // Write everything already queued, then flush once: under
                 // load this turns many small writes into one system call.
                 let mut next = Some(first);
@@ -135,15 +188,15 @@ async fn run<S: Store>(
                         Outbound::PairMessage { id, frame } => session.first_delivery(id).then_some(frame),
                     };
                     if let Some(frame) = frame {
-                        if socket.feed(Message::Binary(frame)).await.is_err() {
-                            return None;
+                        if let Err(failed) = within(write, socket.feed(Message::Binary(frame))).await {
+                            return failed.into();
                         }
                         written += 1;
                     }
-                    next = if written < MAX_COALESCED { registration.outbound.try_recv().ok() } else { None };
+                    next = if written < MAX_COALESCED { registration.outbound.try_next() } else { None };
                 }
-                if socket.flush().await.is_err() {
-                    return None;
+                if let Err(failed) = within(write, socket.flush()).await {
+                    return failed.into();
                 }
             }
             message = socket.recv() => {
@@ -151,27 +204,31 @@ async fn run<S: Store>(
                 let frame = match message {
                     Some(Ok(Message::Binary(frame))) => frame,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Text(_))) => return Some(ApiError::with(ErrorCode::BadFrame, "text frames are not part of the protocol").fatal()),
-                    Some(Ok(Message::Close(_))) | None => return None,
-                    Some(Err(error)) => return Some(socket_error(&error, relay.settings.limits.max_frame_bytes)),
+                    Some(Ok(Message::Text(_))) => return End::Error(ApiError::with(ErrorCode::BadFrame, "text frames are not part of the protocol").fatal()),
+                    Some(Ok(Message::Close(_))) | None => return End::Quiet,
+                    Some(Err(error)) => return End::Error(socket_error(&error, relay.settings.limits.max_frame_bytes)),
                 };
                 match respond(session, &frame).await {
                     Ok(replies) => {
                         for reply in replies {
-                            if socket.feed(Message::Binary(reply)).await.is_err() {
-                                return None;
+                            if let Err(failed) = within(write, socket.feed(Message::Binary(reply))).await {
+                                return failed.into();
                             }
                         }
-                        if socket.flush().await.is_err() {
-                            return None;
+                        if let Err(failed) = within(write, socket.flush()).await {
+                            return failed.into();
                         }
                     }
-                    Err(error) => return Some(error),
+                    Err(error) => return End::Error(error),
                 }
             }
-            _ = sleep_until(deadline) => return Some(ApiError::new(ErrorCode::IdleTimeout).fatal()),
+            _ = sleep_until(deadline) => return End::Error(ApiError::new(ErrorCode::IdleTimeout).fatal()),
         }
     }
+}
+
+fn encoded(message: &RelayToClient) -> Bytes {
+    wire::encode(message).map(Bytes::from).unwrap_or_default()
 }
 
 /// Handles one frame; `Err` only for an error that ends the connection.
@@ -221,14 +278,19 @@ fn socket_error(error: &axum::Error, max: usize) -> ApiError {
     }
 }
 
-/// Reports `error` to the peer and closes.
+/// Reports `error` to the peer and closes, giving up on a peer that does
+/// not take it within the write timeout.
 async fn refuse<S: Store>(relay: &RelayState<S>, socket: &mut WebSocket, error: ApiError) {
     relay.metrics.rejected(error.code);
     tracing::debug!(code = %error.code, "connection ended");
-    let _ = send(socket, &error.frame(None)).await;
+    let limit = relay.settings.limits.write_timeout;
+    let frame = Message::Binary(encoded(&error.frame(None)));
+    if within(limit, socket.send(frame)).await.is_err() {
+        return;
+    }
     let reason = error.code.name();
-    let _ =
-        socket.send(Message::Close(Some(CloseFrame { code: 1008, reason: reason.into() }))).await;
+    let close = Message::Close(Some(CloseFrame { code: 1008, reason: reason.into() }));
+    let _ = within(limit, socket.send(close)).await;
 }
 
 async fn send(socket: &mut WebSocket, message: &RelayToClient) -> Result<(), ()> {

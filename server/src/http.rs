@@ -42,20 +42,11 @@ async fn websocket<S: Store>(
         .on_upgrade(move |socket| connection::serve(relay, socket, peer))
 }
 
-/// The client's address: the TCP peer, or the first X-Forwarded-For entry
-/// when the operator says a trusted proxy sets it.
+/// The client's address: the TCP peer, or what a trusted proxy says it is
+/// (see [`crate::proxies`]).
 fn peer_address<S: Store>(relay: &RelayState<S>, addr: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    if relay.settings.trust_forwarded_for {
-        let forwarded = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok());
-        if let Some(ip) = forwarded {
-            return ip;
-        }
-    }
-    addr.ip()
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    crate::proxies::client_address(addr.ip(), forwarded, &relay.settings.trusted_proxies)
 }
 
 /// 200 when the relay can read and write its store; 503, with one line on

@@ -1,17 +1,18 @@
 //! The hub: which connection in this process wants which plan's live
 //! envelopes, and which side of which pairing mailbox.
 //!
-//! Every connection gets a bounded outbound queue. A frame that is pushed to
-//! many devices is encoded once and shared. A connection whose queue is full
-//! has fallen behind: it is told so and closed, and reconnects and fetches
-//! from its cursor; nothing is lost, and a slow reader cannot make the relay
-//! buffer without bound.
+//! Every connection gets an outbound queue bounded in frames and in bytes.
+//! A frame that is pushed to many devices is encoded once and shared. A
+//! connection whose queue is full has fallen behind: it is told so and
+//! closed, and reconnects and fetches from its cursor; nothing is lost, and
+//! a slow reader cannot make the relay buffer without bound.
 
 use crate::store::Side;
 use bytes::Bytes;
 use cove_shared::wire::ErrorCode;
 use cove_shared::{DeviceId, PlanId};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, watch};
 
@@ -20,6 +21,9 @@ pub const OUTBOUND_QUEUE: usize = 512;
 
 /// Identifies one connection within this process.
 pub type ConnId = u64;
+
+/// Bytes queued for one connection, unless the relay is told otherwise.
+pub const OUTBOUND_BYTES: usize = 4 * 1024 * 1024;
 
 /// What the hub tells a connection.
 #[derive(Debug, Clone)]
@@ -33,6 +37,20 @@ pub enum Outbound {
         /// The encoded `PairMessage` frame.
         frame: Bytes,
     },
+}
+
+impl Outbound {
+    /// The bytes it will put on the wire.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Frame(frame) | Self::PairMessage { frame, .. } => frame.len(),
+        }
+    }
+
+    /// Whether it is empty (never, for a real frame).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Why the hub ends a connection.
@@ -49,7 +67,32 @@ pub enum Kick {
 struct Conn {
     device: DeviceId,
     tx: mpsc::Sender<Outbound>,
+    /// Bytes in `tx`'s queue.
+    queued: Arc<AtomicUsize>,
     kick: watch::Sender<Option<Kick>>,
+}
+
+impl Conn {
+    /// Queues `message`, unless the queue is full in frames or in bytes;
+    /// then the connection is told it fell behind.
+    fn offer(&self, message: Outbound, max_bytes: usize) -> bool {
+        let len = message.len();
+        if self.queued.fetch_add(len, Ordering::AcqRel) + len > max_bytes {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            let _ = self.kick.send(Some(Kick::Error(ErrorCode::Overloaded)));
+            return false;
+        }
+        match self.tx.try_send(message) {
+            Ok(()) => true,
+            Err(error) => {
+                self.queued.fetch_sub(len, Ordering::AcqRel);
+                if matches!(error, mpsc::error::TrySendError::Full(_)) {
+                    let _ = self.kick.send(Some(Kick::Error(ErrorCode::Overloaded)));
+                }
+                false
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -66,15 +109,47 @@ pub struct Registration {
     /// Its id.
     pub id: ConnId,
     /// Frames to send.
-    pub outbound: mpsc::Receiver<Outbound>,
+    pub outbound: Queue,
     /// Set when the connection must end.
     pub kick: watch::Receiver<Option<Kick>>,
 }
 
+/// One connection's outbound queue, which counts the bytes in it.
+#[derive(Debug)]
+pub struct Queue {
+    rx: mpsc::Receiver<Outbound>,
+    /// Bytes queued.
+    queued: Arc<AtomicUsize>,
+}
+
+impl Queue {
+    /// The next frame to send, once there is one (`None`: the hub let go).
+    pub async fn next(&mut self) -> Option<Outbound> {
+        let out = self.rx.recv().await?;
+        self.queued.fetch_sub(out.len(), Ordering::AcqRel);
+        Some(out)
+    }
+
+    /// The next frame to send, if one is queued now.
+    pub fn try_next(&mut self) -> Option<Outbound> {
+        let out = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(out.len(), Ordering::AcqRel);
+        Some(out)
+    }
+}
+
 /// The process-wide routing table.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     inner: Mutex<Inner>,
+    /// Bytes queued for one connection before it counts as fallen behind.
+    max_queued: usize,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new(OUTBOUND_BYTES)
+    }
 }
 
 fn slot(side: Side) -> usize {
@@ -85,6 +160,11 @@ fn slot(side: Side) -> usize {
 }
 
 impl Hub {
+    /// A hub that queues at most `max_queued` bytes for one connection.
+    pub fn new(max_queued: usize) -> Self {
+        Self { inner: Mutex::default(), max_queued }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding this lock leaves plain routing data behind;
         // it stays usable.
@@ -95,11 +175,12 @@ impl Hub {
     pub fn register(&self, device: DeviceId) -> Registration {
         let (tx, outbound) = mpsc::channel(OUTBOUND_QUEUE);
         let (kick, kick_rx) = watch::channel(None);
+        let queued = Arc::new(AtomicUsize::new(0));
         let mut inner = self.lock();
         inner.next += 1;
         let id = inner.next;
-        inner.conns.insert(id, Conn { device, tx, kick });
-        Registration { id, outbound, kick: kick_rx }
+        inner.conns.insert(id, Conn { device, tx, queued: Arc::clone(&queued), kick });
+        Registration { id, outbound: Queue { rx: outbound, queued }, kick: kick_rx }
     }
 
     /// Forgets a connection, and every subscription and mailbox it held.
@@ -151,12 +232,8 @@ impl Hub {
             if Some(conn.device) == sender {
                 continue;
             }
-            match conn.tx.try_send(Outbound::Frame(frame.clone())) {
-                Ok(()) => sent += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    let _ = conn.kick.send(Some(Kick::Error(ErrorCode::Overloaded)));
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            if conn.offer(Outbound::Frame(frame.clone()), self.max_queued) {
+                sent += 1;
             }
         }
         sent
@@ -225,7 +302,7 @@ impl Hub {
         let Some(id) = inner.pairs.get(nameplate).and_then(|sides| sides[slot(to)]) else {
             return false;
         };
-        inner.conns.get(&id).is_some_and(|c| c.tx.try_send(message).is_ok())
+        inner.conns.get(&id).is_some_and(|c| c.offer(message, self.max_queued))
     }
 
     /// Connections registered now.
@@ -257,8 +334,8 @@ mod tests {
         hub.subscribe(rb.id, plan);
         let frame = Bytes::from_static(b"frame");
         assert_eq!(hub.deliver(plan, Some(a), &frame), 1);
-        assert!(matches!(rb.outbound.recv().await, Some(Outbound::Frame(f)) if f == frame));
-        assert!(ra.outbound.try_recv().is_err(), "the sender does not get its own envelope back");
+        assert!(matches!(rb.outbound.next().await, Some(Outbound::Frame(f)) if f == frame));
+        assert!(ra.outbound.try_next().is_none(), "the sender does not get its own envelope back");
 
         // One frame more than the queue holds.
         for _ in 0..=OUTBOUND_QUEUE {
@@ -273,6 +350,26 @@ mod tests {
         hub.unregister(rb.id);
         assert_eq!(hub.connections(), 0);
         assert_eq!(hub.deliver(plan, None, &frame), 0);
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_does_not_keep_up_is_bounded_in_bytes_too() {
+        let hub = Hub::new(10_000);
+        let plan = PlanId::from_bytes([1; 16]);
+        let mut slow = hub.register(device("slow"));
+        hub.subscribe(slow.id, plan);
+        let big = Bytes::from(vec![0u8; 4_000]);
+        assert_eq!(hub.deliver(plan, None, &big), 1);
+        assert_eq!(hub.deliver(plan, None, &big), 1);
+        assert!(!slow.kick.has_changed().unwrap());
+        // A third would make 12,000 bytes: over the bound, though the
+        // queue has room for hundreds of frames.
+        assert_eq!(hub.deliver(plan, None, &big), 0);
+        assert_eq!(*slow.kick.borrow_and_update(), Some(Kick::Error(ErrorCode::Overloaded)));
+        // What is taken off the queue frees its bytes.
+        assert!(slow.outbound.next().await.is_some());
+        assert!(slow.outbound.try_next().is_some());
+        assert_eq!(hub.deliver(plan, None, &big), 1);
     }
 
     #[test]

@@ -13,8 +13,10 @@
 //! - [`relay`]: shared state and background tasks.
 //! - [`http`]: routes; [`connection`]: one WebSocket; [`requests`]: each request.
 //! - [`hub`]: in-process live delivery; [`batch`]: group commit.
-//! - [`tcp`]: every socket's handshake and idle deadlines, and their cap.
+//! - [`serve`]: the accept loop, with a deadline on every request head.
+//! - [`tcp`]: every socket's handshake and idle deadlines, and their caps.
 //! - [`health`]: whether the store takes reads and writes.
+//! - [`proxies`]: which reverse proxies may name a client's address.
 //! - [`limits`], [`metrics`], [`error`].
 
 #![forbid(unsafe_code)]
@@ -29,8 +31,10 @@ pub mod http;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod proxies;
 pub mod relay;
 pub mod requests;
+pub mod serve;
 pub mod settings;
 pub mod store;
 pub mod tcp;
@@ -38,10 +42,8 @@ pub mod tcp;
 pub use settings::Settings;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use relay::RelayState;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 use store::{PostgresStore, SqliteStore, Store};
 use tokio::net::TcpListener;
@@ -96,7 +98,7 @@ pub async fn serve<S: Store>(
     relay.spawn_background();
     let address = listener.local_addr().ok();
     tracing::info!(?address, origins = ?relay.origins, "relay listening");
-    let app = http::router(relay.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::router(relay.clone());
     let limits = &relay.settings.limits;
     let bounds = tcp::Bounds {
         handshake_timeout: limits.handshake_timeout,
@@ -104,24 +106,18 @@ pub async fn serve<S: Store>(
         idle_timeout: limits.idle_timeout.saturating_mul(2),
         max_pending: limits.max_pending_connections,
         max_open: limits.max_connections.saturating_add(limits.max_pending_connections),
+        max_pending_per_address: limits.max_pending_per_address,
+        max_open_per_address: limits.max_connections_per_address,
+        exempt: relay.settings.trusted_proxies.clone(),
     };
     let listener = tcp::GuardedListener::new(listener, bounds);
     relay.metrics.watch_sockets(listener.counts());
-    // Small frames must leave at once: with Nagle's algorithm, an answer
-    // waits for the peer's delayed ACK (tens of milliseconds on Linux).
-    let listener = listener.tap_io(|io| {
-        if let Err(error) = io.tcp().set_nodelay(true) {
-            tracing::warn!(%error, "cannot disable Nagle's algorithm");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down; draining connections");
-            let _ = stop.send(true);
-        })
-        .await
-        .context("the HTTP server failed")?;
+    serve::serve(listener, app, limits.handshake_timeout, async move {
+        shutdown.await;
+        tracing::info!("shutting down; draining connections");
+        let _ = stop.send(true);
+    })
+    .await;
     // WebSocket connections run outside the HTTP server once upgraded: each
     // has been told to close; give them the drain timeout to finish.
     let deadline = tokio::time::Instant::now() + drain;

@@ -66,6 +66,7 @@ impl<S: Store> RelayState<S> {
         let limits = &settings.limits;
         let quota =
             Quota { max_envelopes: limits.plan_max_envelopes, max_bytes: limits.plan_max_bytes };
+        let hub = Hub::new(limits.send_queue_bytes);
         let health = Arc::new(StoreHealth::default());
         let batcher = Batcher::start(store.clone(), quota, metrics.clone(), health.clone());
         Arc::new(Self {
@@ -77,7 +78,7 @@ impl<S: Store> RelayState<S> {
             ),
             settings,
             store,
-            hub: Hub::default(),
+            hub,
             batcher,
             metrics,
             health,

@@ -1,11 +1,15 @@
 //! Relay settings, layered in increasing precedence: built-in defaults, then
 //! `cove-server.toml`, then `COVE_*` environment variables, then flags.
 
+use crate::proxies::IpNet;
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
+
+/// What `trust_forwarded_for`, which trusted the header from anyone, became.
+const REPLACED_TRUST: &str = "trust_forwarded_for (COVE_TRUST_FORWARDED_FOR) was replaced by trusted_proxies (COVE_TRUSTED_PROXIES): list the addresses of your reverse proxies, such as trusted_proxies = [\"127.0.0.1\"]";
 
 /// The port the relay listens on by default ("COVE" on a phone keypad).
 pub const DEFAULT_PORT: u16 = 2683;
@@ -29,9 +33,10 @@ pub struct Settings {
     /// `unavailable` (and reported) until space is freed, exactly as on a
     /// full disk.
     pub sqlite_max_bytes: Option<u64>,
-    /// Take the client's address from X-Forwarded-For (set by a trusted
-    /// reverse proxy) for the pairing rate limit.
-    pub trust_forwarded_for: bool,
+    /// Reverse proxies (addresses or networks) whose X-Forwarded-For names
+    /// the client, for the per-address limits. Sockets from them are exempt
+    /// from the per-address socket caps: every client arrives through them.
+    pub trusted_proxies: Vec<IpNet>,
     /// Limits.
     pub limits: Limits,
 }
@@ -68,6 +73,16 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Sockets still in their HTTP handshake; more are closed at once.
     pub max_pending_connections: usize,
+    /// Sockets from one address still in their handshake.
+    pub max_pending_per_address: usize,
+    /// Sockets from one address in all.
+    pub max_connections_per_address: usize,
+    /// Time a peer has to take one frame the relay writes, before the
+    /// connection is closed as not keeping up.
+    pub write_timeout: Duration,
+    /// Bytes of live deliveries queued for one connection before it counts
+    /// as fallen behind and is closed (it reconnects and fetches).
+    pub send_queue_bytes: usize,
     /// Time a new connection has to authenticate.
     pub auth_timeout: Duration,
     /// A connection with no traffic for this long is closed.
@@ -99,6 +114,10 @@ impl Default for Limits {
             plan_max_bytes: 256 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
             max_pending_connections: 1024,
+            max_pending_per_address: 32,
+            max_connections_per_address: 256,
+            write_timeout: Duration::from_secs(30),
+            send_queue_bytes: 4 * 1024 * 1024,
             auth_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
             max_connections: 20_000,
@@ -120,7 +139,7 @@ impl Default for Settings {
             origins: Vec::new(),
             sqlite_synchronous: SqliteSync::Full,
             sqlite_max_bytes: None,
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
             limits: Limits::default(),
         }
     }
@@ -165,9 +184,16 @@ impl Settings {
                 "ORIGINS" => {
                     file.origins = Some(value.split(',').map(|s| s.trim().to_owned()).collect())
                 }
-                "TRUST_FORWARDED_FOR" => {
-                    file.trust_forwarded_for = Some(value.parse().map_err(|_| bad())?)
+                "TRUSTED_PROXIES" => {
+                    file.trusted_proxies = Some(
+                        value
+                            .split(',')
+                            .filter(|s| !s.trim().is_empty())
+                            .map(|s| s.parse().map_err(|_| bad()))
+                            .collect::<Result<_, _>>()?,
+                    )
                 }
+                "TRUST_FORWARDED_FOR" => return Err(SettingsError::Replaced(REPLACED_TRUST)),
                 "SQLITE_MAX_BYTES" => {
                     file.sqlite_max_bytes = Some(value.parse().map_err(|_| bad())?)
                 }
@@ -220,7 +246,7 @@ impl fmt::Debug for Settings {
             .field("origins", &self.origins)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("sqlite_max_bytes", &self.sqlite_max_bytes)
-            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("limits", &self.limits)
             .finish()
     }
@@ -261,6 +287,9 @@ pub enum SettingsError {
     /// The configuration file is not valid.
     #[error("invalid cove-server.toml: {0}")]
     Toml(String),
+    /// A setting was replaced by another.
+    #[error("{0}")]
+    Replaced(&'static str),
     /// An environment variable has a value that does not parse.
     #[error("environment variable {name} has an invalid value {value:?}")]
     Env {
@@ -279,7 +308,8 @@ struct FileSettings {
     origins: Option<Vec<String>>,
     sqlite_synchronous: Option<SqliteSync>,
     sqlite_max_bytes: Option<u64>,
-    trust_forwarded_for: Option<bool>,
+    trusted_proxies: Option<Vec<IpNet>>,
+    trust_forwarded_for: Option<toml::Value>,
     limits: Option<FileLimits>,
 }
 
@@ -294,6 +324,10 @@ struct FileLimits {
     plan_max_bytes: Option<u64>,
     handshake_timeout_secs: Option<u64>,
     max_pending_connections: Option<usize>,
+    max_pending_per_address: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    write_timeout_secs: Option<u64>,
+    send_queue_bytes: Option<usize>,
     auth_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
@@ -319,6 +353,10 @@ impl FileLimits {
             "plan_max_bytes" => self.plan_max_bytes = p(value)?,
             "handshake_timeout_secs" => self.handshake_timeout_secs = p(value)?,
             "max_pending_connections" => self.max_pending_connections = p(value)?,
+            "max_pending_per_address" => self.max_pending_per_address = p(value)?,
+            "max_connections_per_address" => self.max_connections_per_address = p(value)?,
+            "write_timeout_secs" => self.write_timeout_secs = p(value)?,
+            "send_queue_bytes" => self.send_queue_bytes = p(value)?,
             "auth_timeout_secs" => self.auth_timeout_secs = p(value)?,
             "idle_timeout_secs" => self.idle_timeout_secs = p(value)?,
             "max_connections" => self.max_connections = p(value)?,
@@ -351,8 +389,11 @@ impl FileSettings {
         if let Some(v) = self.sqlite_max_bytes {
             s.sqlite_max_bytes = Some(v);
         }
-        if let Some(v) = self.trust_forwarded_for {
-            s.trust_forwarded_for = v;
+        if self.trust_forwarded_for.is_some() {
+            return Err(SettingsError::Replaced(REPLACED_TRUST));
+        }
+        if let Some(v) = self.trusted_proxies {
+            s.trusted_proxies = v;
         }
         let Some(l) = self.limits else { return Ok(()) };
         let t = &mut s.limits;
@@ -365,6 +406,11 @@ impl FileSettings {
         t.plan_max_bytes = l.plan_max_bytes.unwrap_or(t.plan_max_bytes);
         t.max_connections = l.max_connections.unwrap_or(t.max_connections);
         t.max_pending_connections = l.max_pending_connections.unwrap_or(t.max_pending_connections);
+        t.max_pending_per_address = l.max_pending_per_address.unwrap_or(t.max_pending_per_address);
+        t.max_connections_per_address =
+            l.max_connections_per_address.unwrap_or(t.max_connections_per_address);
+        t.write_timeout = l.write_timeout_secs.map_or(t.write_timeout, secs);
+        t.send_queue_bytes = l.send_queue_bytes.unwrap_or(t.send_queue_bytes);
         t.handshake_timeout = l.handshake_timeout_secs.map_or(t.handshake_timeout, secs);
         t.pairing_attempts_per_address =
             l.pairing_attempts_per_address.unwrap_or(t.pairing_attempts_per_address);
@@ -379,6 +425,12 @@ impl FileSettings {
             return Err(SettingsError::Toml(format!(
                 "limits.max_envelope_bytes cannot exceed the protocol's {} bytes",
                 cove_shared::envelope::MAX_ENVELOPE_LEN
+            )));
+        }
+        if t.send_queue_bytes < t.max_frame_bytes {
+            return Err(SettingsError::Toml(format!(
+                "limits.send_queue_bytes must hold at least one frame of limits.max_frame_bytes ({} bytes)",
+                t.max_frame_bytes
             )));
         }
         if t.max_frame_bytes > cove_shared::wire::MAX_FRAME_LEN {
@@ -399,7 +451,7 @@ pub fn default_config() -> String {
         r#"# cove-server.toml: settings for the Cove relay.
 # Precedence, lowest first: built-in defaults, this file, COVE_* environment
 # variables (COVE_LISTEN, COVE_DATABASE, COVE_ORIGINS, COVE_SQLITE_SYNCHRONOUS,
-# COVE_SQLITE_MAX_BYTES, COVE_TRUST_FORWARDED_FOR, COVE_LIMIT_<NAME> for each limit below), then
+# COVE_SQLITE_MAX_BYTES, COVE_TRUSTED_PROXIES, COVE_LIMIT_<NAME> for each limit below), then
 # command-line flags.
 
 # Address and port to listen on. Put a TLS reverse proxy in front of it.
@@ -422,9 +474,11 @@ sqlite_synchronous = "full"
 # exactly as on a full disk, until space is freed.
 # sqlite_max_bytes = 1073741824
 
-# Behind a reverse proxy, take the client address for the pairing rate limit
-# from X-Forwarded-For. Only enable this if the proxy always sets it.
-trust_forwarded_for = false
+# Reverse proxies in front of the relay (addresses or networks). Only from
+# them is X-Forwarded-For believed, and its rightmost address that is not
+# one of them taken as the client's; their sockets are exempt from the
+# per-address socket caps. Empty: no proxy, the TCP peer is the client.
+trusted_proxies = []
 
 [limits]
 max_frame_bytes = {max_frame}            # largest WebSocket message
@@ -435,6 +489,10 @@ plan_max_envelopes = {plan_env}         # envelopes a plan may store
 plan_max_bytes = {plan_bytes}         # bytes a plan may store
 handshake_timeout_secs = {handshake}           # time a new socket has to finish its HTTP request
 max_pending_connections = {pending}       # sockets still in that handshake; more are closed
+max_pending_per_address = {pending_addr}         # of those, from one address (trusted proxies exempt)
+max_connections_per_address = {open_addr}    # sockets from one address in all (trusted proxies exempt)
+write_timeout_secs = {write}              # time a peer has to take a frame before it is closed as too slow
+send_queue_bytes = {queue}         # live deliveries queued for one connection before it is told to catch up
 auth_timeout_secs = {auth}                # time to authenticate after connecting
 idle_timeout_secs = {idle}                # close a connection silent for this long (any socket: twice this)
 max_connections = {conns}              # simultaneous connections
@@ -455,6 +513,10 @@ drain_timeout_secs = {drain}               # time connections get to finish on s
         plan_bytes = l.plan_max_bytes,
         handshake = l.handshake_timeout.as_secs(),
         pending = l.max_pending_connections,
+        pending_addr = l.max_pending_per_address,
+        open_addr = l.max_connections_per_address,
+        write = l.write_timeout.as_secs(),
+        queue = l.send_queue_bytes,
         auth = l.auth_timeout.as_secs(),
         idle = l.idle_timeout.as_secs(),
         conns = l.max_connections,
@@ -503,6 +565,17 @@ mod tests {
         assert!(s.apply_toml("unknown_key = 1").is_err());
         assert!(s.apply_toml("[limits]\nmax_envelope_bytes = 99999999").is_err());
         assert!(s.apply_toml("[limits]\nmax_frame_bytes = 99999999").is_err());
+        assert!(s.apply_toml("[limits]\nsend_queue_bytes = 1000").is_err());
+        let replaced = s.apply_toml("trust_forwarded_for = true").unwrap_err();
+        assert!(replaced.to_string().contains("trusted_proxies"), "{replaced}");
+        let env = [("COVE_TRUST_FORWARDED_FOR".to_owned(), "true".to_owned())];
+        assert!(s.apply_env(env).unwrap_err().to_string().contains("trusted_proxies"));
+        let mut s = Settings::default();
+        let env = [("COVE_TRUSTED_PROXIES".to_owned(), "127.0.0.1, 10.0.0.0/8".to_owned())];
+        s.apply_env(env).unwrap();
+        assert_eq!(s.trusted_proxies.len(), 2);
+        let env = [("COVE_TRUSTED_PROXIES".to_owned(), "not an address".to_owned())];
+        assert!(s.apply_env(env).is_err());
     }
 
     #[test]

@@ -10,15 +10,23 @@
 //! before a request's headers are complete, so the first write ends the
 //! handshake. After it, the socket carries either further HTTP requests or,
 //! once upgraded, the WebSocket, whose own (shorter) idle timeout closes it
-//! with a reason first.
+//! with a reason first. (Each later request head has its own deadline,
+//! kept by hyper: see [`crate::serve`].)
+//!
+//! One address may hold only so many sockets, and so many in their
+//! handshake, so that one peer cannot take the whole budget from everyone
+//! else. Trusted reverse proxies are exempt: every client arrives through
+//! them.
 
+use crate::proxies::{IpNet, is_trusted};
 use axum::serve::Listener;
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -26,7 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 
 /// The bounds a [`GuardedListener`] applies.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Bounds {
     /// Time from accepting a socket to the relay's first answer on it.
     pub handshake_timeout: Duration,
@@ -36,6 +44,12 @@ pub struct Bounds {
     pub max_pending: usize,
     /// Sockets in all; more are closed as they arrive.
     pub max_open: usize,
+    /// Sockets from one address not answered yet.
+    pub max_pending_per_address: usize,
+    /// Sockets from one address in all.
+    pub max_open_per_address: usize,
+    /// Addresses the per-address caps do not apply to.
+    pub exempt: Vec<IpNet>,
 }
 
 /// How many sockets are open, and how many of them are still in their
@@ -44,6 +58,8 @@ pub struct Bounds {
 pub struct Counts {
     open: AtomicUsize,
     pending: AtomicUsize,
+    /// Per address: (open, pending). Only addresses with a socket open.
+    by_address: Mutex<HashMap<IpAddr, (usize, usize)>>,
 }
 
 impl Counts {
@@ -55,6 +71,64 @@ impl Counts {
     /// Sockets not answered yet.
     pub fn pending(&self) -> usize {
         self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Sockets open now from `address`, and how many of them are pending.
+    pub fn from(&self, address: IpAddr) -> (usize, usize) {
+        self.by_address().get(&address).copied().unwrap_or_default()
+    }
+
+    fn by_address(&self) -> MutexGuard<'_, HashMap<IpAddr, (usize, usize)>> {
+        // Plain counts: usable after a panic elsewhere.
+        self.by_address.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a new socket from `address` (`None`: exempt from the
+    /// per-address caps), unless that would cross a bound.
+    fn admit(&self, address: Option<IpAddr>, bounds: &Bounds) -> bool {
+        if self.open() >= bounds.max_open || self.pending() >= bounds.max_pending {
+            return false;
+        }
+        if let Some(address) = address {
+            let mut by_address = self.by_address();
+            let (open, pending) = by_address.entry(address).or_default();
+            if *open >= bounds.max_open_per_address || *pending >= bounds.max_pending_per_address {
+                if *open == 0 {
+                    by_address.remove(&address);
+                }
+                return false;
+            }
+            *open += 1;
+            *pending += 1;
+        }
+        self.open.fetch_add(1, Ordering::Relaxed);
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    fn answered(&self, address: Option<IpAddr>) {
+        self.pending.fetch_sub(1, Ordering::Relaxed);
+        if let Some(address) = address
+            && let Some((_, pending)) = self.by_address().get_mut(&address)
+        {
+            *pending = pending.saturating_sub(1);
+        }
+    }
+
+    fn closed(&self, address: Option<IpAddr>, answered: bool) {
+        if !answered {
+            self.answered(address);
+        }
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(address) = address {
+            let mut by_address = self.by_address();
+            if let Some((open, _)) = by_address.get_mut(&address) {
+                *open = open.saturating_sub(1);
+                if *open == 0 {
+                    by_address.remove(&address);
+                }
+            }
+        }
     }
 }
 
@@ -93,15 +167,13 @@ impl Listener for GuardedListener {
                 }
             };
             let counts = &self.counts;
-            if counts.open() >= self.bounds.max_open || counts.pending() >= self.bounds.max_pending
-            {
+            let address = Some(addr.ip()).filter(|ip| !is_trusted(&self.bounds.exempt, *ip));
+            if !counts.admit(address, &self.bounds) {
                 // Closed at once: nothing is read, so nothing is spent.
-                tracing::debug!("a connection over the socket bounds was closed");
+                tracing::debug!(peer = %addr.ip(), "a connection over the socket bounds was closed");
                 drop(stream);
                 continue;
             }
-            counts.open.fetch_add(1, Ordering::Relaxed);
-            counts.pending.fetch_add(1, Ordering::Relaxed);
             let deadline = Box::pin(tokio::time::sleep(self.bounds.handshake_timeout));
             let stream = GuardedStream {
                 inner: stream,
@@ -109,6 +181,7 @@ impl Listener for GuardedListener {
                 last_read: Instant::now(),
                 idle: self.bounds.idle_timeout,
                 answered: false,
+                address,
                 counts: Arc::clone(counts),
             };
             return (stream, addr);
@@ -131,6 +204,8 @@ pub struct GuardedStream {
     idle: Duration,
     /// Whether the relay has written to the socket.
     answered: bool,
+    /// The peer, as counted against the per-address caps (`None`: exempt).
+    address: Option<IpAddr>,
     counts: Arc<Counts>,
 }
 
@@ -143,7 +218,7 @@ impl GuardedStream {
     fn answer(&mut self) {
         if !self.answered {
             self.answered = true;
-            self.counts.pending.fetch_sub(1, Ordering::Relaxed);
+            self.counts.answered(self.address);
             self.last_read = Instant::now();
             self.deadline.as_mut().reset(self.last_read + self.idle);
         }
@@ -152,10 +227,7 @@ impl GuardedStream {
 
 impl Drop for GuardedStream {
     fn drop(&mut self) {
-        if !self.answered {
-            self.counts.pending.fetch_sub(1, Ordering::Relaxed);
-        }
-        self.counts.open.fetch_sub(1, Ordering::Relaxed);
+        self.counts.closed(self.address, self.answered);
     }
 }
 
@@ -226,5 +298,52 @@ impl AsyncWrite for GuardedStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds() -> Bounds {
+        Bounds {
+            handshake_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            max_pending: 100,
+            max_open: 100,
+            max_pending_per_address: 2,
+            max_open_per_address: 3,
+            exempt: vec!["127.0.0.9".parse().unwrap()],
+        }
+    }
+
+    #[test]
+    fn one_address_cannot_take_the_whole_budget() {
+        let counts = Counts::default();
+        let b = bounds();
+        let (one, two): (IpAddr, IpAddr) =
+            ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        assert!(counts.admit(Some(one), &b));
+        assert!(counts.admit(Some(one), &b));
+        assert!(!counts.admit(Some(one), &b), "two pending from one address at most");
+        assert!(counts.admit(Some(two), &b), "another address is not held up");
+        counts.answered(Some(one));
+        assert!(counts.admit(Some(one), &b));
+        counts.answered(Some(one));
+        counts.answered(Some(one));
+        assert!(!counts.admit(Some(one), &b), "three open from one address at most");
+        assert_eq!(counts.from(one), (3, 0));
+        counts.closed(Some(one), true);
+        assert!(counts.admit(Some(one), &b));
+        for _ in 0..50 {
+            assert!(counts.admit(None, &b), "a trusted proxy is exempt");
+        }
+        assert_eq!(counts.open(), 54);
+        assert_eq!(counts.from(one), (3, 1));
+        counts.closed(Some(one), true);
+        counts.closed(Some(one), true);
+        counts.closed(Some(one), false);
+        assert_eq!(counts.from(one), (0, 0));
+        assert!(counts.by_address().get(&one).is_none(), "a closed address is forgotten");
     }
 }

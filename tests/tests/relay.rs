@@ -421,6 +421,133 @@ async fn an_answered_socket_is_closed_after_it_falls_silent() {
     assert!(closed_within(&mut busy, Duration::from_secs(3)).await, "a silent socket stays");
 }
 
+/// A TCP socket to the relay from another loopback address than the
+/// devices' 127.0.0.1: another client, as far as the relay can tell.
+async fn from_elsewhere(relay: &TestRelay) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    socket.connect(relay.addr).await.unwrap()
+}
+
+/// One address that holds many silent sockets takes only its own share:
+/// everyone else still connects. Before, it took every place for sockets
+/// in their handshake, and honest devices were turned away.
+#[tokio::test]
+async fn one_address_cannot_lock_out_the_others() {
+    let relay = TestRelay::start_with(|s| {
+        s.limits.max_pending_connections = 32;
+        s.limits.max_pending_per_address = 8;
+    })
+    .await;
+    let mut hogs = Vec::new();
+    for _ in 0..64 {
+        hogs.push(from_elsewhere(&relay).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let metrics = http_get(&relay.addr.to_string(), "/metrics").await.unwrap();
+    assert!(
+        metrics.contains("\ncove_sockets_pending 9\n"),
+        "eight of theirs and this one: {metrics}"
+    );
+    // An honest device from another address gets through, over and over.
+    let mut plan = TestPlan::new();
+    let (a, _) = relay.connect(&plan.a).await;
+    plan.register(&a).await;
+    for _ in 0..10 {
+        let (a, _) = relay.connect(&plan.a).await;
+        a.push(plan.plan, &plan.change_by_a(b"honest")).await.unwrap();
+    }
+    // The hog's extra sockets were closed at once.
+    let mut closed = 0;
+    for hog in &mut hogs {
+        if closed_within(hog, Duration::from_millis(20)).await {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 56, "only {closed} of the 56 sockets over the cap were closed");
+}
+
+/// After one answered request, a second one on the same socket that
+/// trickles in a byte at a time is closed once the handshake timeout has
+/// passed. Before, every byte moved the socket's idle timer on, and such a
+/// socket was never closed.
+#[tokio::test]
+async fn a_later_request_on_a_kept_socket_must_arrive_within_the_handshake_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let relay =
+        TestRelay::start_with(|s| s.limits.handshake_timeout = Duration::from_millis(600)).await;
+    let mut socket = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = socket.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let (mut reading, mut writing) = socket.into_split();
+    let dripping = tokio::spawn(async move {
+        for byte in b"GET /healthz HTTP/1.1\r\nX-Slow: ".iter().chain(std::iter::repeat(&b'a')) {
+            if writing.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match reading.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    dripping.abort();
+    assert!(closed.is_ok(), "a trickled second request kept its socket");
+}
+
+/// Devices that ask for large pages and never read the answers are
+/// dropped once the write timeout passes, rather than holding the relay's
+/// memory; others carry on. Before, they stayed until the relay restarted.
+#[tokio::test]
+async fn a_reader_that_never_reads_is_dropped() {
+    let relay = TestRelay::start_with(|s| {
+        s.limits.write_timeout = Duration::from_millis(500);
+        s.limits.idle_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut plan = TestPlan::new();
+    let (a, _) = relay.connect(&plan.a).await;
+    plan.register(&a).await;
+    for _ in 0..4 {
+        a.push(plan.plan, &plan.change_by_a(&vec![9u8; 900_000])).await.unwrap();
+    }
+    let fetch = ClientToRelay::Fetch { request: 1, plan: plan.plan, after: Cursor(0), limit: 512 };
+    let mut stalled = Vec::new();
+    for _ in 0..6 {
+        let mut socket = raw_auth(&relay, &plan.a).await;
+        for _ in 0..8 {
+            // Sent without waiting: the answers are never read.
+            let frame = Message::Binary(wire::encode(&fetch).unwrap().into());
+            if tokio::time::timeout(Duration::from_millis(200), socket.send(frame)).await.is_err() {
+                break;
+            }
+        }
+        stalled.push(socket);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = http_get(&relay.addr.to_string(), "/metrics").await.unwrap();
+        if metrics.contains("\ncove_connections 1\n") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stalled readers are still connected: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.push(plan.plan, &plan.change_by_a(b"still served")).await.unwrap();
+    drop(stalled);
+}
+
 #[tokio::test]
 async fn values_a_store_cannot_hold_are_refused_and_others_are_stored() {
     let relay = TestRelay::start().await;
@@ -595,7 +722,8 @@ async fn an_unjoined_mailbox_expires() {
     loop {
         match o.pair_send(&nameplate, b"still there?").await {
             Err(TransportError::Refused { code: ErrorCode::PairingUnknown, .. }) => break,
-            Ok(()) => {}
+            // Still there, and full: it takes a few messages from each side.
+            Ok(()) | Err(TransportError::Refused { code: ErrorCode::QuotaExceeded, .. }) => {}
             other => panic!("unexpected {other:?}"),
         }
         assert!(tokio::time::Instant::now() < deadline, "the mailbox outlived its time");

@@ -1,0 +1,81 @@
+//! The accept loop: every socket from [`crate::tcp::GuardedListener`] is
+//! served by hyper (HTTP/1.1, upgradable to the WebSocket) with a deadline
+//! on each request head, until shutdown.
+//!
+//! axum's own `serve` gives hyper no timer, so hyper could not time a
+//! request head: a peer that was answered once could keep its socket by
+//! trickling the next request a byte at a time. Here each head, the first
+//! and every later one on a kept-alive socket, must arrive whole within the
+//! handshake timeout, counted from when hyper starts waiting for it.
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::serve::Listener;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tower_service::Service;
+
+use crate::tcp::GuardedListener;
+
+/// Serves `app` on `listener` until `shutdown` resolves; then stops
+/// accepting, lets each socket finish the request it is in, and returns
+/// once they have. (Upgraded WebSockets are no longer hyper's by then; the
+/// relay drains them itself.)
+pub async fn serve(
+    mut listener: GuardedListener,
+    app: Router,
+    head_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop, stopped) = watch::channel(false);
+    let mut sockets = JoinSet::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        // Small frames must leave at once: with Nagle's algorithm, an answer
+        // waits for the peer's delayed ACK (tens of milliseconds on Linux).
+        if let Err(error) = stream.tcp().set_nodelay(true) {
+            tracing::warn!(%error, "cannot disable Nagle's algorithm");
+        }
+        // Reap finished sockets as we go, so the set stays small.
+        while sockets.try_join_next().is_some() {}
+        let app = app.clone();
+        let mut stopped = stopped.clone();
+        sockets.spawn(async move {
+            let service =
+                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    let mut app = app.clone();
+                    async move {
+                        Ok::<_, Infallible>(app.call(request).await.unwrap_or_else(|e| match e {}))
+                    }
+                });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(head_timeout);
+            let mut connection =
+                pin!(builder.serve_connection(TokioIo::new(stream), service).with_upgrades());
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::trace!(%error, "socket ended");
+                    }
+                    return;
+                }
+                _ = stopped.wait_for(|s| *s) => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        });
+    }
+    let _ = stop.send(true);
+    while sockets.join_next().await.is_some() {}
+}

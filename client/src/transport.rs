@@ -65,6 +65,17 @@ pub enum TransportError {
         /// The relay's sentence.
         message: String,
     },
+    /// The relay refused to sign this device in at the address it dialed,
+    /// and names another address it expects.
+    #[error(
+        "the relay at {dialed} expects to be reached as {expected}, so it refused this device's sign-in; use {expected} as the relay address, or ask the relay's operator to add {dialed} to its origins"
+    )]
+    WrongOrigin {
+        /// The address this device dialed (and signed).
+        dialed: String,
+        /// The address the relay announced.
+        expected: String,
+    },
     /// The relay revoked this device from a plan.
     #[error("this device has been removed from the plan")]
     Revoked,
@@ -198,11 +209,11 @@ impl RelayConnection {
             tokio_tungstenite::connect_async_with_config(endpoint, Some(config), true)
                 .await
                 .map_err(|e| unreachable(e.to_string()))?;
-        let nonce = match read(&mut socket).await? {
-            RelayToClient::Challenge { version, nonce, .. }
+        let (nonce, announced) = match read(&mut socket).await? {
+            RelayToClient::Challenge { version, nonce, origin: announced }
                 if version == wire::PROTOCOL_VERSION =>
             {
-                nonce
+                (nonce, announced)
             }
             RelayToClient::Challenge { .. } => {
                 return Err(TransportError::Refused {
@@ -222,6 +233,16 @@ impl RelayConnection {
         write(&mut socket, &answer).await?;
         match read(&mut socket).await? {
             RelayToClient::Authenticated { device: id } if id == device.id() => {}
+            // The relay names the address it expects (unauthenticated, but
+            // only shown to the person, never signed or trusted).
+            RelayToClient::Error { code: ErrorCode::AuthFailed, .. }
+                if !announced.is_empty() && announced != origin =>
+            {
+                return Err(TransportError::WrongOrigin {
+                    dialed: origin.to_owned(),
+                    expected: printable(&announced),
+                });
+            }
             RelayToClient::Error { code, message, .. } => {
                 return Err(TransportError::Refused { code, message });
             }

@@ -29,14 +29,19 @@ const MAX_COALESCED: usize = 64;
 
 /// Serves one upgraded connection until it ends.
 #[tracing::instrument(skip_all, fields(peer = %peer, device = tracing::field::Empty))]
-pub async fn serve<S: Store>(relay: Arc<RelayState<S>>, mut socket: WebSocket, peer: IpAddr) {
+pub async fn serve<S: Store>(
+    relay: Arc<RelayState<S>>,
+    mut socket: WebSocket,
+    peer: IpAddr,
+    host: Option<String>,
+) {
     let _gauge = relay.metrics.connection();
     // The gauge counts this connection already, authenticated or not.
     if relay.metrics.open_connections() > relay.settings.limits.max_connections as i64 {
         refuse(&relay, &mut socket, ApiError::new(ErrorCode::TooManyConnections)).await;
         return;
     }
-    let device = match authenticate(&relay, &mut socket).await {
+    let device = match authenticate(&relay, &mut socket, host.as_deref()).await {
         Ok(device) => device,
         Err(error) => {
             refuse(&relay, &mut socket, error).await;
@@ -67,10 +72,13 @@ pub async fn serve<S: Store>(relay: Arc<RelayState<S>>, mut socket: WebSocket, p
     tracing::debug!("closed");
 }
 
-/// Sends the challenge and checks the answer.
+/// Sends the challenge and checks the answer. `host` is the Host the
+/// upgrade request named, used only to tell the operator which address a
+/// refused device used.
 async fn authenticate<S: Store>(
     relay: &RelayState<S>,
     socket: &mut WebSocket,
+    host: Option<&str>,
 ) -> Result<DeviceId, ApiError> {
     let nonce = Nonce32(OsEntropy.array());
     let origin = relay.origins.first().cloned().unwrap_or_default();
@@ -95,6 +103,9 @@ async fn authenticate<S: Store>(
                     .map_err(|()| ApiError::new(ErrorCode::Internal).fatal())?;
                 Ok(device)
             } else {
+                if let Some(host) = host {
+                    relay.note_unaccepted_origin(host, &nonce, &device, &signature);
+                }
                 Err(ApiError::new(ErrorCode::AuthFailed).fatal())
             }
         }

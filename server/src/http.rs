@@ -30,6 +30,12 @@ async fn websocket<S: Store>(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let peer = peer_address(&relay, addr, &headers);
+    // Only to say, when a device's sign-in fails, which address it used.
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| h.len() <= 255)
+        .map(str::to_ascii_lowercase);
     let limits = &relay.settings.limits;
     // tungstenite allocates its buffers per connection; the defaults (about
     // 128 KiB) would dominate an idle relay's memory.
@@ -39,7 +45,7 @@ async fn websocket<S: Store>(
         .max_write_buffer_size(limits.max_frame_bytes.saturating_mul(2))
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
-        .on_upgrade(move |socket| connection::serve(relay, socket, peer))
+        .on_upgrade(move |socket| connection::serve(relay, socket, peer, host))
 }
 
 /// The client's address: the TCP peer, or what a trusted proxy says it is

@@ -13,7 +13,7 @@ use crate::store::{Quota, Store, StoreError};
 use bytes::Bytes;
 use cove_shared::wire::{self, Blob, ErrorCode, RelayToClient, StoredEnvelope};
 use cove_shared::{MembershipLog, MembershipState, PlanId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -52,7 +52,13 @@ pub struct RelayState<S: Store> {
     /// Becomes true when the relay shuts down.
     pub shutdown: watch::Receiver<bool>,
     memberships: Mutex<HashMap<PlanId, Arc<MembershipState>>>,
+    /// Origins devices signed in for that this relay does not accept,
+    /// already logged.
+    unaccepted: Mutex<HashSet<String>>,
 }
+
+/// Different unaccepted origins logged, at most: a stranger could try many.
+const UNACCEPTED_LOGGED: usize = 16;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
@@ -84,6 +90,7 @@ impl<S: Store> RelayState<S> {
             health,
             shutdown,
             memberships: Mutex::new(HashMap::new()),
+            unaccepted: Mutex::new(HashSet::new()),
         })
     }
 
@@ -173,6 +180,34 @@ impl<S: Store> RelayState<S> {
                 cache.clear();
             }
             cache.insert(plan, state);
+        }
+    }
+
+    /// A device's sign-in failed. If its answer verifies for the address it
+    /// reached the relay by (`ws://` or `wss://` and the request's Host),
+    /// the device is fine and the relay is not configured for that address:
+    /// say so once, with both addresses, so the operator can fix it.
+    pub fn note_unaccepted_origin(
+        &self,
+        host: &str,
+        nonce: &wire::Nonce32,
+        device: &cove_shared::DeviceId,
+        signature: &wire::Signature64,
+    ) {
+        let Some(origin) = ["ws://", "wss://"]
+            .iter()
+            .map(|scheme| format!("{scheme}{host}"))
+            .find(|origin| wire::verify_challenge(origin, nonce, device, signature))
+        else {
+            return;
+        };
+        let Ok(mut logged) = self.unaccepted.lock() else { return };
+        if logged.len() < UNACCEPTED_LOGGED && logged.insert(origin.clone()) {
+            tracing::warn!(
+                signed = %origin,
+                accepted = ?self.origins,
+                "a device signed in for an address this relay does not accept; if devices should reach it there, add it to `origins` (COVE_ORIGINS)"
+            );
         }
     }
 

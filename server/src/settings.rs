@@ -146,15 +146,28 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The origins to accept: the configured ones, or `ws://` plus the
-    /// listen address (and `localhost` for a loopback address).
+    /// The origins to accept: the configured ones, or else those the
+    /// listen address implies: `ws://` and the address itself, with
+    /// `localhost` beside a loopback address; and for an address that
+    /// listens everywhere (`0.0.0.0`, as in a container), the loopback
+    /// names, which is how a published port is reached on its host. Any
+    /// other name must be configured.
     pub fn accepted_origins(&self) -> Vec<String> {
         if !self.origins.is_empty() {
             return self.origins.clone();
         }
+        let port = self.listen.port();
+        let ip = self.listen.ip();
+        if ip.is_unspecified() {
+            return vec![
+                format!("ws://127.0.0.1:{port}"),
+                format!("ws://localhost:{port}"),
+                format!("ws://[::1]:{port}"),
+            ];
+        }
         let mut out = vec![format!("ws://{}", self.listen)];
-        if self.listen.ip().is_loopback() {
-            out.push(format!("ws://localhost:{}", self.listen.port()));
+        if ip.is_loopback() {
+            out.push(format!("ws://localhost:{port}"));
         }
         out
     }
@@ -462,7 +475,8 @@ database = "{database}"
 
 # The public addresses devices connect to; their authentication response
 # signs this, so a response is useless at any other relay. Empty: derived
-# from `listen` (ws://ADDRESS, plus ws://localhost:PORT on loopback).
+# from `listen` (ws://ADDRESS, plus ws://localhost:PORT on loopback; for
+# 0.0.0.0, the loopback names only).
 # origins = ["wss://relay.example.org"]
 
 # SQLite durability: "full" fsyncs every commit (survives power loss);
@@ -576,6 +590,25 @@ mod tests {
         assert_eq!(s.trusted_proxies.len(), 2);
         let env = [("COVE_TRUSTED_PROXIES".to_owned(), "not an address".to_owned())];
         assert!(s.apply_env(env).is_err());
+    }
+
+    #[test]
+    fn origins_follow_the_listen_address_unless_configured() {
+        let at = |listen: &str| Settings { listen: listen.parse().unwrap(), ..Settings::default() };
+        assert_eq!(
+            at("127.0.0.1:2683").accepted_origins(),
+            ["ws://127.0.0.1:2683", "ws://localhost:2683"]
+        );
+        assert_eq!(
+            at("0.0.0.0:2683").accepted_origins(),
+            ["ws://127.0.0.1:2683", "ws://localhost:2683", "ws://[::1]:2683"],
+            "never ws://0.0.0.0, which no device dials"
+        );
+        assert_eq!(at("[::]:9").accepted_origins()[1], "ws://localhost:9");
+        assert_eq!(at("192.0.2.4:2683").accepted_origins(), ["ws://192.0.2.4:2683"]);
+        let configured =
+            Settings { origins: vec!["wss://relay.example.org".into()], ..at("0.0.0.0:2683") };
+        assert_eq!(configured.accepted_origins(), ["wss://relay.example.org"]);
     }
 
     #[test]

@@ -210,6 +210,41 @@ impl RelayProcess {
         Self::spawn(&binary, port, database, &env, Stdio::from(file)).await
     }
 
+    /// As [`Self::start_logged`], with more environment.
+    pub async fn start_logged_with(
+        port: u16,
+        database: &str,
+        log: &Path,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let binary = workspace_binary("cove-server", "cove-server");
+        let file = std::fs::File::create(log)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let mut env = vec![("RUST_LOG", "debug")];
+        env.extend_from_slice(extra_env);
+        Self::spawn(&binary, port, database, &env, Stdio::from(file)).await
+    }
+
+    /// As [`Self::start`], listening on `listen` (reached on 127.0.0.1 at
+    /// `port`).
+    pub async fn start_listening(
+        listen: &str,
+        port: u16,
+        database: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let binary = workspace_binary("cove-server", "cove-server");
+        Self::spawn_command(
+            Command::new(binary),
+            listen,
+            port,
+            database,
+            extra_env,
+            Stdio::inherit(),
+        )
+        .await
+    }
+
     /// As [`Self::start`], with a given `cove-server` binary.
     pub async fn start_binary(
         binary: &Path,
@@ -228,7 +263,8 @@ impl RelayProcess {
         let mut command = Command::new("sh");
         // An ignored signal stays ignored across exec.
         command.args(["-c", "trap '' XFSZ; exec \"$0\" \"$@\""]).arg(&binary);
-        Self::spawn_command(command, port, database, &[], Stdio::inherit()).await
+        let listen = format!("127.0.0.1:{port}");
+        Self::spawn_command(command, &listen, port, database, &[], Stdio::inherit()).await
     }
 
     /// Bounds the size of every file the process writes, from now on
@@ -252,18 +288,20 @@ impl RelayProcess {
         extra_env: &[(&str, &str)],
         stderr: Stdio,
     ) -> Self {
-        Self::spawn_command(Command::new(binary), port, database, extra_env, stderr).await
+        let listen = format!("127.0.0.1:{port}");
+        Self::spawn_command(Command::new(binary), &listen, port, database, extra_env, stderr).await
     }
 
     async fn spawn_command(
         mut command: Command,
+        listen: &str,
         port: u16,
         database: &str,
         extra_env: &[(&str, &str)],
         stderr: Stdio,
     ) -> Self {
         command
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--database", database])
+            .args(["--listen", listen, "--database", database])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -889,3 +889,26 @@ async fn a_full_disk_on_the_device_is_said_plainly_and_loses_nothing_saved() {
         "physical",
     ]);
 }
+
+/// `cove init` against a relay that expects another address says so, and
+/// which, rather than that the relay could not be reached.
+#[tokio::test]
+async fn init_names_the_address_a_relay_expects() {
+    let root = TempDir::new("cli-origin");
+    let port = free_port();
+    let database = format!("sqlite://{}", root.path().join("relay.db").display());
+    let relay =
+        RelayProcess::start(port, &database, &[("COVE_ORIGINS", "wss://relay.example.org")]).await;
+    let mut alex = Cove::new(root.path().join("alex"));
+    let output = alex.output(&["init", "--relay", &relay.url, "--name", "Alex"], None);
+    assert!(output.status.success(), "the device is made anyway");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains(&format!(
+            "the relay at {} expects to be reached as wss://relay.example.org",
+            relay.url
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("could not be reached"), "{said}");
+}

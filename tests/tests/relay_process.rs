@@ -284,6 +284,56 @@ async fn a_lost_listener_connection_makes_the_devices_on_that_relay_catch_up() {
     database.drop_now().await;
 }
 
+/// An operator's first run: a relay that listens on every interface (as in
+/// a container) takes devices that dial it by its loopback names, and a
+/// relay configured for another address tells a device, in one sentence,
+/// which address it expects, and logs the mismatch once with both.
+#[tokio::test]
+async fn a_relay_at_an_address_it_does_not_expect_says_which_one_it_does() {
+    use cove_client::transport::TransportError;
+    let dir = TempDir::new("origins");
+    let database = format!("sqlite://{}", dir.path().join("relay.db").display());
+    let port = free_port();
+    let everywhere =
+        RelayProcess::start_listening(&format!("0.0.0.0:{port}"), port, &database, &[]).await;
+    let device = DeviceSecret::generate(&mut OsEntropy);
+    for url in [format!("ws://127.0.0.1:{port}"), format!("ws://localhost:{port}")] {
+        RelayConnection::connect(&url, &device).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+    drop(everywhere);
+
+    let log = dir.path().join("relay.log");
+    let port = free_port();
+    let relay = RelayProcess::start_logged_with(
+        port,
+        &database,
+        &log,
+        &[("COVE_ORIGINS", "wss://relay.example.org")],
+    )
+    .await;
+    for _ in 0..3 {
+        let refused = RelayConnection::connect(&relay.url, &device).await.unwrap_err();
+        assert_eq!(
+            refused,
+            TransportError::WrongOrigin {
+                dialed: relay.url.clone(),
+                expected: "wss://relay.example.org".into()
+            }
+        );
+        let sentence = refused.to_string();
+        assert!(
+            sentence.contains("expects to be reached as wss://relay.example.org"),
+            "{sentence}"
+        );
+    }
+    drop(relay);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = logged.lines().filter(|l| l.contains("does not accept")).collect();
+    assert_eq!(lines.len(), 1, "once, however often: {logged}");
+    assert!(lines[0].contains(&format!("ws://127.0.0.1:{port}")), "{}", lines[0]);
+    assert!(lines[0].contains("wss://relay.example.org"), "{}", lines[0]);
+}
+
 /// Every envelope the relay holds for `plan`, by cursor.
 async fn everything(
     conn: &RelayConnection,

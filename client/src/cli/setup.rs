@@ -47,7 +47,7 @@ pub async fn init(home: &Home, out: &Printer, args: InitArgs) -> anyhow::Result<
             match &registered {
                 Ok(_) => text.push_str(&format!("The relay at {} now holds the plan, encrypted.\n", device.relay())),
                 Err(error) => text.push_str(&format!(
-                    "The relay could not be reached yet ({error}); the plan is registered at the next `cove sync`.\n"
+                    "The plan is not on the relay yet: {error}. It is registered at the next `cove sync`.\n"
                 )),
             }
             text.push_str("Next: run `cove pair` and read the code it shows to your partner.");

@@ -191,7 +191,7 @@ pub async fn import(home: &Home, out: &Printer, args: ImportArgs) -> anyhow::Res
         let synced = super::syncing::sync_now(&mut device).await;
         out.emit(&json!({ "registered": synced.is_ok(), "items": items }), || match &synced {
             Ok(_) => format!("{what}\nThe relay at {} now holds the plan, encrypted.", device.relay()),
-            Err(error) => format!("{what}\nThe relay could not be reached yet ({error}); the plan is registered at the next `cove sync`."),
+            Err(error) => format!("{what}\nThe plan is not on the relay yet: {error}. It is registered at the next `cove sync`."),
         });
     } else {
         saved(out, &mut device, "", &what).await;

@@ -49,7 +49,7 @@ pub struct Quarantined {
     pub reason: String,
     /// Its relay cursor.
     pub cursor: u64,
-    /// When (Unix seconds).
+    /// When (Unix milliseconds).
     pub at: i64,
     /// Its length.
     pub len: u64,
@@ -200,13 +200,13 @@ impl Device {
             }
             queue = still_held.into_iter().map(|(row, item, _)| (row, item)).collect();
         }
-        // Gaps that closed are no longer alarms.
+        // Gaps that closed end by themselves.
         let freshness = &self.freshness;
-        self.sync.alarms.retain(|a| match a {
+        self.sync.alarm_log.resolve(unix_millis(), |a| match a {
             Alarm::Gap { device, doc, missing_from } => freshness
                 .tip(Stream { sender: *device, kind: Kind::Changes, doc: *doc })
-                .is_none_or(|t| t.seq.0 < *missing_from),
-            _ => true,
+                .is_some_and(|t| t.seq.0 >= *missing_from),
+            _ => false,
         });
 
         for doc in DocId::ALL {
@@ -260,7 +260,7 @@ impl Device {
         let record = Quarantined {
             reason: reason.to_owned(),
             cursor: item.cursor.0,
-            at: unix_now(),
+            at: unix_millis(),
             len: bytes.len() as u64,
             envelope: Blob(bytes[..bytes.len().min(QUARANTINE_BYTES)].to_vec()),
         };

@@ -474,6 +474,13 @@ impl LocalDb {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
+    /// The newest row of a list table (0 if it is empty).
+    pub async fn newest(&self, table: ListTable) -> Result<i64, LocalError> {
+        let sql = format!("SELECT COALESCE(MAX(id), 0) FROM {}", table.name());
+        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(&self.pool).await?;
+        Ok(n)
+    }
+
     /// How many rows a list table holds.
     pub async fn count(&self, table: ListTable) -> Result<u64, LocalError> {
         let sql = format!("SELECT COUNT(*) FROM {}", table.name());

@@ -49,7 +49,7 @@ async fn stored_from(a: &Device) -> Vec<StoredEnvelope> {
 }
 
 fn gaps(device: &Device) -> Vec<&Alarm> {
-    device.sync_state().alarms.iter().filter(|a| matches!(a, Alarm::Gap { .. })).collect()
+    device.sync_state().alarms().into_iter().filter(|a| matches!(a, Alarm::Gap { .. })).collect()
 }
 
 #[tokio::test]
@@ -64,6 +64,19 @@ async fn a_flipped_bit_is_quarantined_and_the_honest_copy_is_taken_later() {
     assert_eq!(report.quarantined, 1);
     assert_eq!(b.quarantined(), 1);
     assert_eq!(get(&b, DocId::Shared, "x"), None, "nothing of a tampered envelope is applied");
+    // A person is told which device it claims to come from, why, and when.
+    let attention = b.attention().await.unwrap();
+    assert_eq!(attention.quarantined.len(), 1, "{attention:?}");
+    let note = &attention.quarantined[0];
+    assert_eq!(note.reason, "failed verification");
+    assert_eq!(note.claimed_sender.as_deref(), Some(b.device_label(&a.id()).as_str()));
+    assert!(note.claimed_sender.as_deref().unwrap().starts_with("alex's device ("), "{note:?}");
+    assert!(cove_client::device::unix_millis() - note.at < 60_000);
+    assert_eq!(note.cursor, x);
+    b.acknowledge(&[]).await.unwrap();
+    let attention = b.attention().await.unwrap();
+    assert!(attention.quarantined.is_empty(), "acknowledged: {attention:?}");
+    assert_eq!(attention.quarantined_total, 1, "but still counted");
 
     // Once the relay serves honestly again, the device notices the hole in
     // A's stream, fetches that stretch again, and converges.
@@ -74,7 +87,7 @@ async fn a_flipped_bit_is_quarantined_and_the_honest_copy_is_taken_later() {
     assert_eq!(get(&b, DocId::Shared, "x").as_deref(), Some("first"));
     assert_eq!(get(&b, DocId::Shared, "y").as_deref(), Some("second"));
     assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
-    assert!(gaps(&b).is_empty(), "{:?}", b.sync_state().alarms);
+    assert!(gaps(&b).is_empty(), "{:?}", b.sync_state().alarms());
     assert_eq!(b.quarantined(), 1, "the tampered copy stays in quarantine");
 }
 
@@ -105,7 +118,7 @@ async fn replayed_envelopes_are_ignored() {
     assert_eq!(report.quarantined, 0);
     // The made-up cursors lie beyond the head the relay itself states: the
     // device says so and does not move its cursor onto them.
-    let alarms = &b.sync_state().alarms;
+    let alarms = &b.sync_state().alarms();
     assert!(matches!(alarms.as_slice(), [Alarm::Inconsistent { .. }]), "{alarms:?}");
 
     // Nothing stored afterwards is missed.
@@ -123,11 +136,11 @@ async fn replayed_envelopes_are_ignored() {
     let stored = stored_from(&a).await;
     let (newest, before) = (stored[stored.len() - 1].cursor.0, stored[stored.len() - 2].cursor.0);
     proxy.set(Fault::DropAndCopy { drop: Vec::new(), copy: before, onto: vec![newest] });
-    let alarms_before = b.sync_state().alarms.len();
+    let alarms_before = b.sync_state().alarms().len();
     let report = sync_now(&mut b).await;
     assert_eq!(report.applied, [0, 0, 0]);
     assert_eq!(report.quarantined, 0);
-    assert_eq!(b.sync_state().alarms.len(), alarms_before, "{:?}", b.sync_state().alarms);
+    assert_eq!(b.sync_state().alarms().len(), alarms_before, "{:?}", b.sync_state().alarms());
     assert_eq!(get(&b, DocId::Shared, "next"), None, "the hidden change was not served");
 }
 
@@ -145,7 +158,7 @@ async fn reordered_envelopes_converge() {
     assert_eq!(report.applied[0], 5);
     assert_eq!(report.quarantined, 0);
     assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
-    assert!(b.sync_state().alarms.is_empty(), "{:?}", b.sync_state().alarms);
+    assert!(b.sync_state().alarms().is_empty(), "{:?}", b.sync_state().alarms());
 }
 
 #[tokio::test]
@@ -165,7 +178,7 @@ async fn a_dropped_envelope_is_reported_as_a_gap_until_it_arrives() {
     assert_eq!(get(&b, DocId::Shared, "two"), None);
     assert_eq!(get(&b, DocId::Shared, "three"), None);
     let gap = gaps(&b);
-    assert_eq!(gap.len(), 1, "{:?}", b.sync_state().alarms);
+    assert_eq!(gap.len(), 1, "{:?}", b.sync_state().alarms());
     let a_id = a.id();
     let text = gap[0].describe(|d| if *d == a_id { "alex's device".into() } else { "?".into() });
     assert!(text.starts_with("missing changes from alex's device since "), "{text}");
@@ -175,7 +188,7 @@ async fn a_dropped_envelope_is_reported_as_a_gap_until_it_arrives() {
     assert_eq!(report.held, 0);
     assert_eq!(get(&b, DocId::Shared, "three").as_deref(), Some("three"));
     assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
-    assert!(gaps(&b).is_empty(), "{:?}", b.sync_state().alarms);
+    assert!(gaps(&b).is_empty(), "{:?}", b.sync_state().alarms());
 }
 
 #[tokio::test]
@@ -190,7 +203,7 @@ async fn a_rollback_raises_the_alarm_and_nothing_regresses() {
 
     proxy.set(Fault::Rollback { head: seen - 2, membership: 1 });
     sync_now(&mut b).await;
-    let alarms = &b.sync_state().alarms;
+    let alarms = &b.sync_state().alarms();
     assert!(
         alarms.iter().any(|a| matches!(a, Alarm::Rollback { served, .. } if *served == seen - 2)),
         "{alarms:?}"
@@ -220,8 +233,8 @@ async fn a_log_rewritten_under_the_devices_cursor_is_noticed() {
     // The relay now serves something else where the device last read.
     proxy.set(Fault::FlipBit(vec![read]));
     sync_now(&mut b).await;
-    let alarms = &b.sync_state().alarms;
-    assert!(alarms.contains(&Alarm::Rewritten { cursor: read }), "{alarms:?}");
+    let alarms = &b.sync_state().alarms();
+    assert!(alarms.contains(&&Alarm::Rewritten { cursor: read }), "{alarms:?}");
     assert_eq!(get(&b, DocId::Shared, "x").as_deref(), Some("kept"));
 
     proxy.set(Fault::None);
@@ -269,7 +282,7 @@ async fn a_live_delivery_that_never_came_is_fetched_before_the_cursor_moves_past
     result.unwrap();
     assert_eq!(get(&b, DocId::Shared, "x").as_deref(), Some("lost on the way"));
     assert_eq!(get(&b, DocId::Shared, "y").as_deref(), Some("arrives"));
-    assert!(gaps(&b).is_empty(), "{:?}", b.sync_state().alarms);
+    assert!(gaps(&b).is_empty(), "{:?}", b.sync_state().alarms());
 }
 
 #[tokio::test]
@@ -306,7 +319,7 @@ async fn a_relay_that_lies_about_storing_loses_no_edit() {
     sync_now(&mut b).await;
     let head = b.sync_state().relay_head;
     let lost =
-        |b: &Device| b.sync_state().alarms.iter().any(|x| matches!(x, Alarm::Unconfirmed { .. }));
+        |b: &Device| b.sync_state().alarms().iter().any(|x| matches!(x, Alarm::Unconfirmed { .. }));
 
     put(&mut b, DocId::Shared, "kept", "from sam").await;
     proxy.fake_pushes(Some(FakeStored { cursor: head + 1, duplicate: false }));
@@ -316,7 +329,7 @@ async fn a_relay_that_lies_about_storing_loses_no_edit() {
         "a relay's word alone is not a confirmation"
     );
     drop(conn);
-    assert!(lost(&b), "{:?}", b.sync_state().alarms);
+    assert!(lost(&b), "{:?}", b.sync_state().alarms());
     let report = sync_now(&mut b).await;
     assert_eq!(report.unconfirmed, 1, "{report:?}");
 

@@ -196,7 +196,9 @@ async fn two_devices_through_the_cove_binary_and_the_plan_stays_private() {
     assert_eq!(status["reachable"], true, "{status}");
     assert_eq!(status["devices"].as_array().unwrap().len(), 2);
     assert_eq!(status["alarms"].as_array().unwrap().len(), 0, "{status}");
-    assert_eq!(status["quarantined"], 0);
+    assert_eq!(status["quarantined"].as_array().unwrap().len(), 0, "{status}");
+    assert_eq!(status["quarantined_total"], 0);
+    assert_eq!(status["unconfirmed"], 0, "{status}");
     let devices = sam.json(&["device", "list"]);
     let rows = devices.as_array().unwrap();
     assert_eq!(rows.len(), 2);
@@ -911,4 +913,70 @@ async fn init_names_the_address_a_relay_expects() {
         "{said}"
     );
     assert!(!said.contains("could not be reached"), "{said}");
+}
+
+/// Copies the relay's SQLite files from `from` to `to`.
+fn copy_relay_database(from: &Path, to: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let source = PathBuf::from(format!("{}{suffix}", from.display()));
+        let target = PathBuf::from(format!("{}{suffix}", to.display()));
+        let _ = std::fs::remove_file(&target);
+        if source.exists() {
+            std::fs::copy(&source, &target).unwrap();
+        }
+    }
+}
+
+/// An alarm through the binary: `cove status` names it with a number and
+/// when it happened, `cove alarms ack` acknowledges it, and `cove alarms
+/// list --history` still shows it.
+#[tokio::test]
+async fn an_alarm_is_listed_acknowledged_and_kept_in_the_history() {
+    let root = TempDir::new("cli-alarms");
+    let port = free_port();
+    let path = root.path().join("relay.db");
+    let backup = root.path().join("backup.db");
+    let database = format!("sqlite://{}", path.display());
+    let mut relay = RelayProcess::start(port, &database, &[]).await;
+    let mut alex = Cove::new(root.path().join("alex"));
+    let mut sam = Cove::new(root.path().join("sam"));
+    pair_couple(&mut alex, &mut sam, &relay.url);
+    alex.json(&["sync"]);
+    relay.kill();
+    copy_relay_database(&path, &backup);
+    let mut relay = RelayProcess::start(port, &database, &[]).await;
+    alex.json(&["plan", "need", "add", "--text", "A steady hand", "--domain", "physical"]);
+    alex.json(&["sync"]);
+    // The operator restores the backup: a rollback, as far as Alex can tell.
+    relay.kill();
+    copy_relay_database(&backup, &path);
+    let _relay = RelayProcess::start(port, &database, &[]).await;
+    alex.json(&["sync"]);
+
+    let status = alex.json(&["status"]);
+    let alarms = status["alarms"].as_array().unwrap();
+    assert!(!alarms.is_empty(), "{status}");
+    let id = alarms[0]["id"].as_u64().unwrap();
+    assert!(alarms[0]["first_at"].as_i64().unwrap() > 0, "{status}");
+    let text = String::from_utf8_lossy(&alex.output(&["status"], None).stdout).into_owned();
+    assert!(text.contains(&format!("! [{id}] ")), "{text}");
+    assert!(text.contains("cove alarms ack"), "{text}");
+
+    let acked = alex.json(&["alarms", "ack", &id.to_string()]);
+    assert_eq!(acked["acknowledged"], 1, "{acked}");
+    let status = alex.json(&["status"]);
+    assert!(
+        status["alarms"].as_array().unwrap().iter().all(|a| a["id"].as_u64() != Some(id)),
+        "{status}"
+    );
+    let listed = alex.json(&["alarms", "list", "--history"]);
+    let past = listed["history"].as_array().unwrap();
+    assert!(
+        past.iter().any(|a| a["id"].as_u64() == Some(id) && a["acknowledged_at"].is_i64()),
+        "{listed}"
+    );
+    let again = alex.fails(&["alarms", "ack", &id.to_string()], None);
+    assert!(again.contains(&format!("no open alarm number {id}")), "{again}");
+    alex.json(&["alarms", "ack", "--all"]);
+    assert!(alex.json(&["alarms"])["alarms"].as_array().unwrap().is_empty());
 }

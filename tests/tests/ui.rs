@@ -620,3 +620,32 @@ async fn a_change_made_while_the_relay_is_away_is_kept_and_sent_when_it_returns(
     assert_eq!(plan.a.unwrap().boundaries[0].statement, "Lights stay low afterwards");
     page.running.stop().await;
 }
+
+/// The status page lists each open alarm with when it happened, offers to
+/// acknowledge it, and keeps it in a history once acknowledged.
+#[tokio::test]
+async fn alarms_are_shown_with_their_time_and_can_be_acknowledged() {
+    use cove_client::device::Alarm;
+    let (_relay, _root, mut a, b) = setup("ui-alarms").await;
+    a.alarm(Alarm::Inconsistent { cursor: 77 }).await.unwrap();
+    a.alarm(Alarm::Fork { device: b.id() }).await.unwrap();
+    let ids: Vec<u64> = a.sync_state().alarm_log.open().map(|r| r.id).collect();
+    let page = Page::open(a.home()).await;
+    let status = page.get("/status").await.body;
+    assert!(status.contains("numbered 77, beyond the end of its own log"), "{status}");
+    assert!(status.contains("sent two different versions of the same change"), "{status}");
+    assert!(status.contains("just now"), "{status}");
+    assert!(status.contains(&format!("action=\"/alarms/{}/ack\"", ids[0])), "{status}");
+
+    let after = page.submit(&format!("/alarms/{}/ack", ids[0]), &[]).await.body;
+    assert!(after.contains("Alarm acknowledged."), "{after}");
+    let open = after.split("Earlier alarms").next().unwrap();
+    assert!(!open.contains("numbered 77"), "acknowledged, so no longer open: {after}");
+    assert!(after.contains("Earlier alarms"), "{after}");
+    assert!(after.contains("acknowledged just now"), "{after}");
+
+    let cleared = page.submit("/alarms/all/ack", &[]).await.body;
+    assert!(cleared.contains("No alarms."), "{cleared}");
+    let unknown = page.submit("/alarms/999/ack", &[]).await.body;
+    assert!(unknown.contains("no open alarm number 999"), "{unknown}");
+}

@@ -36,6 +36,13 @@ pub enum Command {
     Join(JoinArgs),
     /// Show the relay, the last sync with each device, alarms and quarantine.
     Status,
+    /// Alarms and envelopes that failed verification: list them, or
+    /// acknowledge them.
+    Alarms {
+        /// What to do [default: list].
+        #[command(subcommand)]
+        command: Option<AlarmsCommand>,
+    },
     /// Send local changes, receive the partner's, and exit.
     Sync,
     /// Stay connected and apply changes as they arrive.
@@ -105,6 +112,25 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+    },
+}
+
+/// `cove alarms`.
+#[derive(Debug, Subcommand)]
+pub enum AlarmsCommand {
+    /// What needs attention now.
+    List {
+        /// Also the alarms acknowledged, or ended, before.
+        #[arg(long)]
+        history: bool,
+    },
+    /// Acknowledge alarms by number, or everything at once.
+    Ack {
+        /// The alarms' numbers, as `cove alarms` shows them.
+        ids: Vec<u64>,
+        /// Every open alarm, and every quarantined envelope so far.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
     },
 }
 

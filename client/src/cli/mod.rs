@@ -18,6 +18,7 @@
 //! - [`transfer`]: `export`, `import`.
 //! - [`sessions`]: `session log|list|notes|archive|restore`, `debrief`.
 
+pub mod alarms;
 pub mod args;
 pub mod devices;
 pub mod journal;
@@ -53,6 +54,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Join(args) => setup::join(&home, &out, args).await,
         Command::Status => syncing::status(&home, &out).await,
         Command::Sync => syncing::sync(&home, &out).await,
+        Command::Alarms { command } => match command {
+            None => alarms::list(&home, &out, false).await,
+            Some(args::AlarmsCommand::List { history }) => alarms::list(&home, &out, history).await,
+            Some(args::AlarmsCommand::Ack { ids, all }) => {
+                alarms::ack(&home, &out, &ids, all).await
+            }
+        },
         Command::Daemon => syncing::daemon(&home, &out).await,
         Command::Device(args::DeviceCommand::List) => devices::list(&home, &out).await,
         Command::Device(args::DeviceCommand::Revoke { device, yes }) => {

@@ -2,7 +2,7 @@
 
 use super::output::{Printer, ago};
 use super::unlock;
-use crate::device::{Device, DeviceError, ReceivedSignal, unix_millis, unix_now};
+use crate::device::{Attention, Device, DeviceError, ReceivedSignal, unix_millis, unix_now};
 use crate::home::Home;
 use crate::localdb::ListTable;
 use crate::plan::display_name;
@@ -64,11 +64,7 @@ pub fn device_rows(device: &Device) -> Vec<DeviceRow> {
 
 /// Names for devices, for messages: "Sam's device (k7q2-...)".
 pub fn device_label(device: &Device, id: &DeviceId) -> String {
-    let owner = device.membership().member(id).map(|m| m.partner);
-    match owner.and_then(|p| display_name(device.docs(), p)) {
-        Some(name) => format!("{name}'s device ({})", id.fingerprint()),
-        None => format!("device {}", id.fingerprint()),
-    }
+    device.device_label(id)
 }
 
 #[derive(Debug, Serialize)]
@@ -83,9 +79,15 @@ struct Status {
     active: bool,
     last_sync: Option<i64>,
     devices: Vec<DeviceRow>,
-    alarms: Vec<String>,
-    quarantined: u64,
+    /// Open alarms.
+    alarms: Vec<crate::device::AlarmNote>,
+    /// Quarantined envelopes not yet acknowledged.
+    quarantined: Vec<crate::device::QuarantineNote>,
+    /// Envelopes that failed verification, ever.
+    quarantined_total: u64,
     outbox: usize,
+    /// Own changes the relay said it stored that no page has shown yet.
+    unconfirmed: u64,
     held: u64,
     /// This partner's consent-bearing values set differently on two of
     /// their devices at once (see docs/plan.md).
@@ -111,6 +113,7 @@ pub async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
     };
     let state = device.sync_state();
     let plan = crate::plan::current(device.docs());
+    let attention = device.attention().await?;
     let status = Status {
         plan: device.plan().to_string(),
         device: device.id().to_string(),
@@ -122,9 +125,11 @@ pub async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
         active: device.is_active(),
         last_sync: state.last_sync,
         devices: device_rows(&device),
-        alarms: state.alarms.iter().map(|a| a.describe(|id| device_label(&device, id))).collect(),
-        quarantined: device.quarantined(),
+        alarms: attention.alarms,
+        quarantined: attention.quarantined,
+        quarantined_total: attention.quarantined_total,
         outbox: device.outbox().await?.len(),
+        unconfirmed: device.unconfirmed_count().await?,
         held: device.local().count(ListTable::Pending).await?,
         conflicts: plan.conflicts.iter().filter(|c| c.owner == device.partner()).cloned().collect(),
         review_due: super::reviews::due(&plan, unix_millis()),
@@ -157,6 +162,12 @@ fn human_status(s: &Status) -> String {
     if s.outbox > 0 {
         lines.push(format!("Waiting to send: {} change(s)", s.outbox));
     }
+    if s.unconfirmed > 0 {
+        lines.push(format!(
+            "Sent, not yet confirmed by the relay: {} (checked, and sent again if missing, at each sync)",
+            s.unconfirmed
+        ));
+    }
     lines.push("Devices:".into());
     for d in &s.devices {
         let who = d.name.clone().unwrap_or_else(|| format!("partner {}", d.partner));
@@ -173,16 +184,25 @@ fn human_status(s: &Status) -> String {
         }
         lines.push(line);
     }
-    if s.alarms.is_empty() {
+    let attention = Attention {
+        alarms: s.alarms.clone(),
+        quarantined: s.quarantined.clone(),
+        quarantined_total: s.quarantined_total,
+        history: Vec::new(),
+    };
+    if attention.is_clear() {
         lines.push("Alarms: none".into());
-    } else {
-        lines.push("Alarms:".into());
-        lines.extend(s.alarms.iter().map(|a| format!("  ! {a}")));
     }
+    lines.extend(super::alarms::lines(&attention));
     if s.held > 0 {
         lines.push(format!("Held back until missing changes arrive: {}", s.held));
     }
-    lines.push(format!("Quarantined (failed verification): {}", s.quarantined));
+    if s.quarantined_total > 0 {
+        lines.push(format!(
+            "Envelopes that failed verification since this device was set up: {}",
+            s.quarantined_total
+        ));
+    }
     if let Some(day) = &s.review_due {
         lines.push(format!("A review is due (since {day}): `cove review` shows what changed."));
     }
@@ -210,10 +230,15 @@ struct SyncSummary {
     quarantined: usize,
     snapshots: usize,
     signals: usize,
-    alarms: Vec<String>,
+    /// Own changes sent again because the relay did not show them.
+    resent: usize,
+    /// Own changes the relay said it stored that no page has shown yet.
+    unconfirmed: u64,
+    /// What needs attention after the sync.
+    attention: Attention,
 }
 
-fn summary(report: &SyncReport, alarms: Vec<String>) -> SyncSummary {
+fn summary(report: &SyncReport, attention: Attention) -> SyncSummary {
     SyncSummary {
         sent: report.sent,
         received: report.applied.iter().sum(),
@@ -222,7 +247,9 @@ fn summary(report: &SyncReport, alarms: Vec<String>) -> SyncSummary {
         quarantined: report.quarantined,
         snapshots: report.snapshots,
         signals: report.signals.len(),
-        alarms,
+        resent: report.resent,
+        unconfirmed: report.unconfirmed,
+        attention,
     }
 }
 
@@ -230,24 +257,21 @@ fn summary(report: &SyncReport, alarms: Vec<String>) -> SyncSummary {
 pub async fn sync(home: &Home, out: &Printer) -> anyhow::Result<()> {
     let mut device = unlock(home).await?;
     let report = sync_now(&mut device).await?;
-    let alarms: Vec<String> = device
-        .sync_state()
-        .alarms
-        .iter()
-        .map(|a| a.describe(|id| device_label(&device, id)))
-        .collect();
-    let summary = summary(&report, alarms);
+    let mut attention = device.attention().await?;
+    attention.history.clear();
+    let summary = summary(&report, attention);
     out.emit(&summary, || {
         let mut text =
             format!("Synced: sent {} change(s), received {}.", summary.sent, summary.received);
-        if summary.quarantined > 0 {
+        if summary.unconfirmed > 0 {
             text.push_str(&format!(
-                "\n{} envelope(s) failed verification and were quarantined.",
-                summary.quarantined
+                "\n{} change(s) the relay said it stored have not shown up on it yet; they are checked again, and sent again if missing, at the next sync.",
+                summary.unconfirmed
             ));
         }
-        for alarm in &summary.alarms {
-            text.push_str(&format!("\n! {alarm}"));
+        for line in super::alarms::lines(&summary.attention) {
+            text.push('\n');
+            text.push_str(&line);
         }
         text
     });
@@ -276,10 +300,10 @@ pub async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
     };
     let events = |event: &Event| match event {
         Event::Synced(report) => {
-            let s = summary(report, Vec::new());
+            let received: usize = report.applied.iter().sum();
             printer.emit(
-                &serde_json::json!({ "event": "synced", "sent": s.sent, "received": s.received }),
-                || format!("In sync (sent {}, received {}).", s.sent, s.received),
+                &serde_json::json!({ "event": "synced", "sent": report.sent, "received": received }),
+                || format!("In sync (sent {}, received {received}).", report.sent),
             );
             print_signals(&printer, &report.signals, &describe);
         }

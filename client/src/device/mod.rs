@@ -9,22 +9,28 @@
 //! lock and reloads what the other process wrote since.
 //!
 //! # Layout
-//! - [`state`]: the sync state and the alarms.
+//! - [`state`]: the sync state.
+//! - [`alarms`]: what a person should know, and what they acknowledged.
+//! - [`attention`]: alarms and quarantined envelopes, as a person reads them.
 //! - [`error`]: what can go wrong.
 //! - [`store`]: the write discipline, loading and saving.
 //! - [`members`]: the membership log: enrol, revoke, rotate.
 //! - [`snapshot`]: sealed snapshots.
 
+mod alarms;
+mod attention;
 mod error;
 mod members;
 mod snapshot;
 mod state;
 mod store;
 
+pub use alarms::{ALARM_HISTORY, Alarm, AlarmLog, AlarmRecord};
+pub use attention::{AlarmNote, Attention, QuarantineNote};
 pub use error::DeviceError;
 pub use state::{
-    Alarm, CursorMark, OwnTip, ReceivedSignal, SENT_KEPT, SIGNALS_KEPT, SNAPSHOT_EVERY,
-    SentEnvelope, SyncState,
+    CursorMark, OwnTip, ReceivedSignal, SENT_KEPT, SIGNALS_KEPT, SNAPSHOT_EVERY, SentEnvelope,
+    SyncState,
 };
 
 use crate::docs::Docs;
@@ -613,9 +619,26 @@ impl Device {
         self.update(|sync| sync.raise(alarm)).await
     }
 
-    /// Clears the alarms a person has seen.
-    pub async fn clear_alarms(&mut self) -> Result<(), DeviceError> {
-        self.update(|sync| sync.alarms.clear()).await
+    /// Acknowledges the open alarms `ids` (all of them, and every quarantined
+    /// envelope so far, if `ids` is empty). Returns how many alarms were
+    /// acknowledged; an id that is not open is an error, and then nothing
+    /// is acknowledged.
+    pub async fn acknowledge(&mut self, ids: &[u64]) -> Result<usize, DeviceError> {
+        let open: Vec<u64> = self.sync.alarm_log.open().map(|r| r.id).collect();
+        if let Some(unknown) = ids.iter().find(|id| !open.contains(id)) {
+            return Err(DeviceError::Invalid(format!("there is no open alarm number {unknown}")));
+        }
+        let newest_quarantined = self.db.newest(ListTable::Quarantine).await?;
+        self.update(|sync| {
+            let now = unix_millis();
+            if ids.is_empty() {
+                sync.quarantine_seen = sync.quarantine_seen.max(newest_quarantined);
+                sync.alarm_log.acknowledge_all(now)
+            } else {
+                ids.iter().filter(|id| sync.alarm_log.acknowledge(**id, now)).count()
+            }
+        })
+        .await
     }
 
     /// How many envelopes failed verification since this device was set up.

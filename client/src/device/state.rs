@@ -1,152 +1,16 @@
-//! What a device keeps about the sync, and the alarms it raises.
+//! What a device keeps about the sync.
 
 use cove_shared::envelope;
 use cove_shared::wire::{Blob, Cursor, StoredEnvelope};
 use cove_shared::{DeviceId, DocId, EnvelopeHash, Kind, Seq, Stream};
 use serde::{Deserialize, Serialize};
 
+use super::alarms::{Alarm, AlarmLog};
 use crate::payload::SignalPayload;
 
 /// After this many changes to a document since its last snapshot, the
 /// device uploads a new one.
 pub const SNAPSHOT_EVERY: u64 = 200;
-
-/// Something a person should know about the sync.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Alarm {
-    /// Envelopes from a device are missing; later ones are held back.
-    Gap {
-        /// The sender.
-        device: DeviceId,
-        /// The document.
-        doc: DocId,
-        /// The first missing sequence number.
-        missing_from: u64,
-    },
-    /// A device's stream contradicts what this device already holds.
-    Fork {
-        /// The sender.
-        device: DeviceId,
-    },
-    /// The relay served older state than this device has seen.
-    Rollback {
-        /// What this device had seen.
-        seen: u64,
-        /// What the relay served.
-        served: u64,
-    },
-    /// This device has been removed from the plan.
-    Revoked,
-    /// A key wrapped for this device did not match the plan's key.
-    UnusableKey {
-        /// The epoch.
-        epoch: u32,
-    },
-    /// A snapshot claimed to hold more than it did.
-    BadSnapshot {
-        /// The document.
-        doc: DocId,
-    },
-    /// The membership log the relay serves conflicts with this device's.
-    MembershipFork,
-    /// The relay no longer holds what this device read at a cursor: its log
-    /// was rewritten (restored from a backup, or altered).
-    Rewritten {
-        /// The cursor.
-        cursor: u64,
-    },
-    /// A device was revoked with a cutoff below changes from it that this
-    /// device had already applied.
-    PastCutoff {
-        /// The revoked device.
-        device: DeviceId,
-        /// The document.
-        doc: DocId,
-    },
-    /// The relay served a shorter membership log than it served before.
-    MembershipRollback {
-        /// The length this device had seen.
-        seen: u64,
-        /// The length the relay served.
-        served: u64,
-    },
-    /// The relay's answers contradict each other: it served an envelope
-    /// numbered beyond the end of its own log.
-    Inconsistent {
-        /// The impossible cursor.
-        cursor: u64,
-    },
-    /// The relay said it stored envelopes from this device, but a page read
-    /// past the position it named without showing them. They were sent
-    /// again.
-    Unconfirmed {
-        /// The first such position.
-        cursor: u64,
-    },
-    /// The relay holds envelopes from this very device that are newer than
-    /// this device's own state: the state directory was restored from an
-    /// older copy. Sealing stops, since it would reuse sequence numbers.
-    StateBehind,
-}
-
-impl Alarm {
-    /// Whether two alarms are about the same thing.
-    fn same_subject(&self, other: &Self) -> bool {
-        use Alarm as A;
-        match (self, other) {
-            (A::Gap { device: a, doc: x, .. }, A::Gap { device: b, doc: y, .. })
-            | (A::PastCutoff { device: a, doc: x }, A::PastCutoff { device: b, doc: y }) => {
-                a == b && x == y
-            }
-            (A::Fork { device: a }, A::Fork { device: b }) => a == b,
-            (A::UnusableKey { epoch: a }, A::UnusableKey { epoch: b }) => a == b,
-            (A::BadSnapshot { doc: a }, A::BadSnapshot { doc: b }) => a == b,
-            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
-        }
-    }
-
-    /// One sentence for a person; `label` names a device.
-    pub fn describe(&self, label: impl Fn(&DeviceId) -> String) -> String {
-        match self {
-            Self::Gap { device, doc, missing_from } => format!(
-                "missing changes from {} since {missing_from} (in the {doc} document); later ones are held back until they arrive",
-                label(device)
-            ),
-            Self::Fork { device } => format!(
-                "{} sent two different versions of the same change; the second was refused",
-                label(device)
-            ),
-            Self::Rollback { seen, served } => format!(
-                "the relay served older state than this device had already seen ({served} after {seen}); nothing was undone here, but the relay may have been restored from a backup or tampered with"
-            ),
-            Self::Revoked => "this device has been removed from the plan".to_owned(),
-            Self::UnusableKey { epoch } => format!(
-                "a key sent to this device for period {epoch} does not match the plan's key; ask your partner to remove and re-pair this device"
-            ),
-            Self::BadSnapshot { doc } => format!(
-                "a snapshot of the {doc} document did not check out and was not used"
-            ),
-            Self::MembershipFork => "the relay's list of devices contradicts this device's; the relay may be misbehaving".to_owned(),
-            Self::Rewritten { cursor } => format!(
-                "the relay no longer holds what this device read at position {cursor}; it may have been restored from a backup or tampered with, so this device read its log again and sent what it had lost"
-            ),
-            Self::MembershipRollback { seen, served } => format!(
-                "the relay served a shorter list of devices than before ({served} entries after {seen}); nothing was undone here, but the relay may have been restored from a backup or tampered with"
-            ),
-            Self::Inconsistent { cursor } => format!(
-                "the relay served an envelope numbered {cursor}, beyond the end of its own log; it was not used, and the relay may be misbehaving"
-            ),
-            Self::Unconfirmed { cursor } => format!(
-                "the relay said it had stored changes from this device (at position {cursor} and perhaps later) but did not serve them there; they were sent again. The relay may have been restored from a backup, or it is misbehaving"
-            ),
-            Self::StateBehind => "the relay holds newer changes from this very device than the device itself has: its state was restored from an older copy; it no longer sends anything, so that nothing is overwritten; remove it and pair it again".to_owned(),
-            Self::PastCutoff { device, doc } => format!(
-                "{} was removed with a cutoff below changes this device had already applied (in the {doc} document); they stay here, but devices that had not received them will not apply them",
-                label(device)
-            ),
-        }
-    }
-}
 
 /// This device's sequence positions and sync progress, persisted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -171,8 +35,10 @@ pub struct SyncState {
     pub last_seen: Vec<(DeviceId, i64)>,
     /// When this device last finished a sync (Unix seconds).
     pub last_sync: Option<i64>,
-    /// Open alarms.
-    pub alarms: Vec<Alarm>,
+    /// Alarms, open and past.
+    pub alarm_log: AlarmLog,
+    /// The newest quarantine row a person has acknowledged.
+    pub quarantine_seen: i64,
     /// Signals received, newest last (bounded).
     pub signals: Vec<ReceivedSignal>,
     /// For each stream of another device: (sender, kind, doc) and the relay
@@ -295,12 +161,14 @@ impl SyncState {
         self.tips.push((key, (seq.0, hash.0)));
     }
 
-    /// Raises an alarm. An open alarm about the same thing (the same kind,
-    /// for the same device and document) is replaced, so that a relay that
-    /// keeps misbehaving cannot grow the list.
+    /// Raises an alarm now; see [`AlarmLog::raise`].
     pub fn raise(&mut self, alarm: Alarm) {
-        self.alarms.retain(|open| !open.same_subject(&alarm));
-        self.alarms.push(alarm);
+        self.alarm_log.raise(alarm, super::unix_millis());
+    }
+
+    /// The alarms no person has acknowledged yet, oldest first.
+    pub fn alarms(&self) -> Vec<&Alarm> {
+        self.alarm_log.open().map(|r| &r.alarm).collect()
     }
 
     /// Records that `device` was heard from.

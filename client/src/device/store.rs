@@ -86,15 +86,11 @@ impl Device {
     }
 
     /// Changes the sync state, as one local transaction.
-    pub(crate) async fn update(
+    pub(crate) async fn update<T>(
         &mut self,
-        change: impl FnOnce(&mut SyncState),
-    ) -> Result<(), DeviceError> {
-        self.write(async |device, _| {
-            change(&mut device.sync);
-            Ok(())
-        })
-        .await
+        change: impl FnOnce(&mut SyncState) -> T,
+    ) -> Result<T, DeviceError> {
+        self.write(async |device, _| Ok(change(&mut device.sync))).await
     }
 
     /// Inside a write transaction: reloads if another process wrote since.

@@ -485,6 +485,37 @@ pub async fn confirm_review(
     .await
 }
 
+/// `/alarms/{id}/ack`: acknowledges one alarm; `/alarms/all/ack` every open
+/// alarm and every quarantined envelope so far. Nothing to send.
+pub async fn acknowledge(
+    State(ui): State<Arc<Ui>>,
+    Path(which): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    if !genuine(&ui, &form) {
+        return forged();
+    }
+    let ids: Vec<u64> = match which.as_str() {
+        "all" => Vec::new(),
+        id => match id.parse() {
+            Ok(id) => vec![id],
+            Err(_) => return back(&ui, "/status", Err("There is no such alarm.".to_owned())),
+        },
+    };
+    let mut device = fresh(&ui).await;
+    let outcome = device.acknowledge(&ids).await;
+    drop(device);
+    ui.changed();
+    let outcome = outcome
+        .map(|n| match (ids.is_empty(), n) {
+            (true, _) => "Acknowledged every alarm and set-aside envelope.".to_owned(),
+            (false, _) => "Alarm acknowledged.".to_owned(),
+        })
+        .map_err(|e| e.to_string());
+    back(&ui, "/status", outcome)
+}
+
 /// `POST /journal` with `text`.
 pub async fn journal(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
     let form = Form::parse(&body);

@@ -344,6 +344,7 @@ fn router(ui: Arc<Ui>) -> Router {
         .route("/reviews/record", post(actions::record_review))
         .route("/reviews/{id}/confirm", post(actions::confirm_review))
         .route("/journal", post(actions::journal))
+        .route("/alarms/{which}/ack", post(actions::acknowledge))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&ui), guard::guard))
         .with_state(ui)
 }

@@ -6,7 +6,7 @@ use super::html::{button, esc, form, page, seg, select, textarea};
 use super::{Link, LiveEvent, Note, Ui};
 use crate::cli::plan::{Row, rows};
 use crate::cli::views;
-use crate::device::{Device, unix_millis};
+use crate::device::{Attention, Device, unix_millis};
 use crate::plan::keys::{format_day, is_id, short, today};
 use crate::plan::model::{Choice, Plan, Preference, Status};
 use crate::plan::write::Section;
@@ -718,23 +718,106 @@ pub async fn status(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
         };
         let _ = write!(body, "<li>{} · {} · {}</li>", esc(&row.fingerprint), esc(&who), esc(&what));
     }
-    body.push_str("</ul><h2>Alarms</h2>");
-    let alarms: Vec<String> = state
-        .alarms
-        .iter()
-        .map(|a| a.describe(|id| crate::cli::syncing::device_label(&device, id)))
-        .collect();
-    if alarms.is_empty() {
-        body.push_str("<p>No alarms.</p>");
-    } else {
-        list(&mut body, alarms.into_iter());
+    body.push_str("</ul>");
+    match device.attention().await {
+        Ok(attention) => attention_html(&mut body, &attention, &ui.csrf, now_s),
+        Err(error) => {
+            let _ = write!(body, "<p class=\"error\">{}</p>", esc(&error.to_string()));
+        }
     }
-    let _ = write!(body, "<p>Quarantined (failed verification): {}.</p>", device.quarantined());
     if let Some(day) = crate::cli::reviews::due(&plan, unix_millis()) {
         let _ = write!(body, "<p class=\"flash\">A review is due (since {}).</p>", esc(&day));
     }
     drop(device);
     render("Status", "/status", &body, &q)
+}
+
+/// When something happened, for a person: `first_at` and `last_at` in
+/// Unix milliseconds.
+fn when(first_at: i64, last_at: i64, times: u32, now_s: i64) -> String {
+    let first = crate::cli::output::ago(first_at / 1000, now_s);
+    if times > 1 {
+        format!(
+            "first {first}, {times} times, last {}",
+            crate::cli::output::ago(last_at / 1000, now_s)
+        )
+    } else {
+        first
+    }
+}
+
+/// Open alarms and set-aside envelopes, each with a way to acknowledge it,
+/// and what was acknowledged before.
+fn attention_html(body: &mut String, attention: &Attention, csrf: &str, now_s: i64) {
+    body.push_str("<h2>Alarms</h2>");
+    if attention.alarms.is_empty() {
+        body.push_str("<p>No alarms.</p>");
+    } else {
+        body.push_str("<ul class=\"items\">");
+        for note in &attention.alarms {
+            let _ = write!(
+                body,
+                "<li><p>{}</p><span class=\"meta\">{}</span>{}</li>",
+                esc(&note.text),
+                esc(&when(note.first_at, note.last_at, note.times, now_s)),
+                button(&format!("/alarms/{}/ack", note.id), csrf, "Acknowledge")
+            );
+        }
+        body.push_str("</ul>");
+    }
+    if !attention.quarantined.is_empty() {
+        let _ = write!(
+            body,
+            "<h2>Set aside</h2><p>{} envelope(s) failed verification and were set aside; nothing in them was used.</p><ul class=\"items\">",
+            attention.quarantined.len()
+        );
+        for q in &attention.quarantined {
+            let from = q.claimed_sender.as_deref().map_or_else(
+                || "not readable as an envelope".to_owned(),
+                |s| format!("claiming to be from {s}"),
+            );
+            let _ = write!(
+                body,
+                "<li><p>{}: {}</p><span class=\"meta\">{}</span></li>",
+                esc(&from),
+                esc(&q.reason),
+                esc(&crate::cli::output::ago(q.at / 1000, now_s))
+            );
+        }
+        body.push_str("</ul>");
+    }
+    if !attention.is_clear() {
+        body.push_str(&button("/alarms/all/ack", csrf, "Acknowledge all"));
+    }
+    if !attention.history.is_empty() {
+        body.push_str("<details><summary>Earlier alarms</summary><ul class=\"items\">");
+        for note in &attention.history {
+            let how = match (note.acknowledged_at, note.resolved_at) {
+                (Some(at), _) => {
+                    format!("acknowledged {}", crate::cli::output::ago(at / 1000, now_s))
+                }
+                (None, Some(at)) => {
+                    format!("ended by itself {}", crate::cli::output::ago(at / 1000, now_s))
+                }
+                (None, None) => String::new(),
+            };
+            let _ = write!(
+                body,
+                "<li><p>{}</p><span class=\"meta\">{}; {}</span></li>",
+                esc(&note.text),
+                esc(&when(note.first_at, note.last_at, note.times, now_s)),
+                esc(&how)
+            );
+        }
+        body.push_str("</ul></details>");
+    }
+    if attention.quarantined_total > 0 {
+        let _ = write!(
+            body,
+            "<p>Envelopes that failed verification since this device was set up: {}.</p>",
+            attention.quarantined_total
+        );
+    }
 }
 
 /// `/events`: live events for the page's script.

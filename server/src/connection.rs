@@ -219,7 +219,9 @@ async fn run<S: Store>(
                     Some(Ok(Message::Close(_))) | None => return End::Quiet,
                     Some(Err(error)) => return End::Error(socket_error(&error, relay.settings.limits.max_frame_bytes)),
                 };
-                match respond(session, &frame).await {
+                // Boxed: a request's future (the store's calls) is large, and
+                // would otherwise be part of every idle connection's memory.
+                match Box::pin(respond(session, &frame)).await {
                     Ok(replies) => {
                         for reply in replies {
                             if let Err(failed) = within(write, socket.feed(Message::Binary(reply))).await {

@@ -112,10 +112,13 @@ async fn relay(args: &Args) -> anyhow::Result<Relay> {
     let server = workspace_binary_in("cove-server", "cove-server", true);
     let dir = TempDir::new("load");
     let database = format!("sqlite://{}", dir.path().join("relay.db").display());
-    // Measure capacity, not the per-device limits.
+    // Measure capacity, not the per-device limits, nor the per-address
+    // ones: every simulated device connects from 127.0.0.1.
     let mut env = vec![
         ("COVE_LIMIT_DEVICE_RATE_PER_SEC", "1000000"),
         ("COVE_LIMIT_DEVICE_RATE_BURST", "1000000"),
+        ("COVE_LIMIT_MAX_CONNECTIONS_PER_ADDRESS", "1000000"),
+        ("COVE_LIMIT_MAX_PENDING_PER_ADDRESS", "1000000"),
         ("COVE_SQLITE_SYNCHRONOUS", args.sqlite_synchronous.as_str()),
     ];
     for pair in &args.relay_env {

@@ -306,11 +306,11 @@ impl<S: Store> RelayState<S> {
                     _ = shutdown.changed() => return,
                 }
                 // A failure is noted (and logged once) by `write`.
-                if let Ok(expired) =
-                    relay.write(StoreOp::Other, relay.store.expire(unix_now())).await
-                {
-                    relay.metrics.expired(expired.signals);
+                let now = unix_now();
+                if let Ok(n) = relay.write(StoreOp::Other, relay.store.expire_signals(now)).await {
+                    relay.metrics.expired(n);
                 }
+                let _ = relay.write(StoreOp::Pairing, relay.store.expire_mailboxes(now)).await;
             }
         });
     }

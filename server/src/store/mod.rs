@@ -1,11 +1,20 @@
-//! Storage: one [`Store`] trait, one module per backend.
+//! Storage: what the relay keeps, split by concern into [`EnvelopeLog`],
+//! [`Mailboxes`], [`Events`] and [`Health`], which together make a
+//! [`Store`].
 //!
-//! Both backends run the same SQL (see [`sql`]): numbered `$N` parameters,
-//! integers as 64-bit, byte strings as BLOB / BYTEA. What differs lives in
-//! each backend's module: connection set-up, migrations (in
+//! Both backends run the same SQL, written once over the small
+//! [`dialect::Backend`] trait (how a value is bound, how a column is read,
+//! how run-time statements number their parameters). What else differs lives
+//! in each backend's module: connection set-up, migrations (in
 //! `server/migrations/{sqlite,postgres}/`), and how other relay processes
 //! hear about new data (SQLite serves one process; PostgreSQL uses
 //! LISTEN/NOTIFY).
+//!
+//! # Layout
+//! - [`dialect`]: the `Backend` trait, values, rows, placeholders.
+//! - `log`: the envelope log; `append`: its group commit.
+//! - `mailboxes`: pairing mailboxes.
+//! - `sqlite`, `postgres`: the two backends.
 //!
 //! # Invariants
 //! - Every method that reports success has committed.
@@ -14,8 +23,11 @@
 //! - The store never sees a key or a plaintext: it keeps what the relay
 //!   receives, byte for byte.
 
+mod append;
+pub mod dialect;
+mod log;
+mod mailboxes;
 mod postgres;
-mod sql;
 mod sqlite;
 
 pub use postgres::PostgresStore;
@@ -24,11 +36,12 @@ pub use sqlite::{SqliteOptions, SqliteStore};
 use crate::events::{Event, Heard};
 use cove_shared::wire::{Cursor, PairOutcome, StoredEnvelope, StoredSnapshot};
 use cove_shared::{DeviceId, DocId, EnvelopeHash, Kind, PlanId, Seq};
+use dialect::{Arg, Backend};
 use sqlx::Connection;
 use std::future::Future;
 use tokio::sync::mpsc;
 
-/// The size of the row [`Store::probe_write`] writes: a typical envelope.
+/// The size of the row [`Health::probe_write`] writes: a typical envelope.
 pub const PROBE_BYTES: usize = 64 * 1024;
 
 /// A storage operation failed.
@@ -200,7 +213,7 @@ impl Side {
         }
     }
 
-    fn code(self) -> i64 {
+    pub(crate) fn code(self) -> i64 {
         match self {
             Self::Opener => 0,
             Self::Joiner => 1,
@@ -222,7 +235,7 @@ pub enum PairState {
 }
 
 impl PairState {
-    fn code(self) -> i64 {
+    pub(crate) fn code(self) -> i64 {
         match self {
             Self::Open => 0,
             Self::Joined => 1,
@@ -231,7 +244,7 @@ impl PairState {
         }
     }
 
-    fn from_code(code: i64) -> Option<Self> {
+    pub(crate) fn from_code(code: i64) -> Option<Self> {
         match code {
             0 => Some(Self::Open),
             1 => Some(Self::Joined),
@@ -285,18 +298,10 @@ pub enum PairError {
     Unavailable,
 }
 
-/// What expiry removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Expired {
-    /// Signals past their time to live.
-    pub signals: u64,
-    /// Pairing mailboxes past their time.
-    pub mailboxes: u64,
-}
-
-/// Storage for the relay. Implemented once per backend; the conformance
-/// story in `tests/store.rs` runs against each.
-pub trait Store: Clone + Send + Sync + 'static {
+/// The envelope log: plans and their membership, the envelopes devices
+/// push, snapshots and compaction. Implemented once, in [`log`], for every
+/// [`dialect::Backend`].
+pub trait EnvelopeLog: Clone + Send + Sync + 'static {
     /// Registers a plan, its genesis entry and its creator.
     fn create_plan(
         &self,
@@ -338,10 +343,6 @@ pub trait Store: Clone + Send + Sync + 'static {
         batch: &[NewEnvelope],
         quota: Quota,
     ) -> impl Future<Output = Result<Vec<Result<Appended, AppendError>>, StoreError>> + Send;
-
-    /// Writes, commits and deletes one row of [`PROBE_BYTES`]: whether the
-    /// store can take an envelope now, asked while its writes are failing.
-    fn probe_write(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Envelopes after `after`, at most `limit` and about `max_bytes`
     /// (always at least one if any), leaving out expired signals.
@@ -387,9 +388,13 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Deletes the plan and everything stored for it.
     fn delete_plan(&self, plan: PlanId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Drops expired signals and pairing mailboxes.
-    fn expire(&self, now: i64) -> impl Future<Output = Result<Expired, StoreError>> + Send;
+    /// Drops signals past their time to live; returns how many.
+    fn expire_signals(&self, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
 
+/// Pairing mailboxes. Implemented once, in [`mailboxes`], for every
+/// [`dialect::Backend`].
+pub trait Mailboxes: Clone + Send + Sync + 'static {
     /// Opens a pairing mailbox under the smallest free nameplate.
     fn pair_open(
         &self,
@@ -435,6 +440,14 @@ pub trait Store: Clone + Send + Sync + 'static {
         outcome: PairOutcome,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Drops mailboxes past their time (and a grace period); returns how
+    /// many.
+    fn expire_mailboxes(&self, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// What relay processes sharing one database tell each other. Each backend
+/// implements it: SQLite serves one process, PostgreSQL uses LISTEN/NOTIFY.
+pub trait Events: Clone + Send + Sync + 'static {
     /// Tells other relay processes sharing this database about an event.
     /// A no-op where there can be no other process.
     fn publish(&self, event: &Event) -> impl Future<Output = ()> + Send;
@@ -442,9 +455,43 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Events published by other relay processes, if there can be any, and
     /// word of any stretch in which some may have been missed.
     fn listen(&self) -> Option<mpsc::Receiver<Heard>>;
+}
 
+/// Whether the database answers and takes writes.
+pub trait Health: Clone + Send + Sync + 'static {
     /// Checks that the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes, commits and deletes one row of [`PROBE_BYTES`]: whether the
+    /// store can take an envelope now, asked while its writes are failing.
+    fn probe_write(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Storage for the relay: every concern above. The conformance story in
+/// `tests/store.rs` runs against each backend.
+pub trait Store: EnvelopeLog + Mailboxes + Events + Health {}
+
+impl<T: EnvelopeLog + Mailboxes + Events + Health> Store for T {}
+
+impl<B: Backend> Health for B {
+    async fn ping(&self) -> Result<(), StoreError> {
+        dialect::read(self, "SELECT 1", &[], &[]).await?;
+        Ok(())
+    }
+
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        let body = vec![0u8; PROBE_BYTES];
+        dialect::write(
+            self,
+            "INSERT INTO write_probe (id, body) VALUES (1, $1)
+             ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            &[Arg::Bytes(&body)],
+            &[],
+        )
+        .await?;
+        dialect::write(self, "DELETE FROM write_probe", &[], &[]).await?;
+        Ok(())
+    }
 }
 
 /// A migrator for one backend's `(version, name, SQL)` list.

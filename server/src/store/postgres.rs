@@ -4,18 +4,13 @@
 //! pairing messages with `NOTIFY cove_events`, and listens on the same
 //! channel; see [`crate::events`].
 
-use super::sql::{store_helpers, store_methods};
-use super::{
-    Access, AppendError, Appended, Expired, Mailbox, NewEnvelope, NewSnapshot, Page, PairError,
-    PairState, Quota, RegistryChange, Side, SnapshotStored, Store, StoreError,
-};
+use super::dialect::{self, Arg, Backend, Col, Placeholders, Row};
+use super::{Events, StoreError};
 use crate::events::{Event, Heard};
 use crate::settings;
 use cove_shared::random::Entropy;
-use cove_shared::wire::{Blob, Cursor, PairOutcome, StoredEnvelope, StoredSnapshot};
-use cove_shared::{DeviceId, DocId, PlanId};
 use sqlx::AssertSqlSafe;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, Postgres};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -85,15 +80,40 @@ impl PostgresStore {
     }
 }
 
-impl PostgresStore {
-    const PLACEHOLDERS: super::sql::Placeholders = super::sql::Placeholders::Numbered;
+impl Backend for PostgresStore {
+    type Db = Postgres;
+    const PLACEHOLDERS: Placeholders = Placeholders::Numbered;
+
+    fn writer(&self) -> &PgPool {
+        &self.writer
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.reader
+    }
+
+    async fn rows<'a>(
+        conn: &'a mut PgConnection,
+        sql: &'a str,
+        args: &'a [Arg<'a>],
+        cols: &'a [Col],
+    ) -> Result<Vec<Row>, sqlx::Error> {
+        let query = dialect::bind_all(sqlx::query(AssertSqlSafe(sql)), args);
+        let rows = query.fetch_all(conn).await?;
+        rows.iter().map(|row| dialect::read_row(row, cols)).collect()
+    }
+
+    async fn execute<'a>(
+        conn: &'a mut PgConnection,
+        sql: &'a str,
+        args: &'a [Arg<'a>],
+    ) -> Result<u64, sqlx::Error> {
+        let query = dialect::bind_all(sqlx::query(AssertSqlSafe(sql)), args);
+        Ok(query.execute(conn).await?.rows_affected())
+    }
 }
 
-store_helpers!(PostgresStore, sqlx::Postgres);
-
-impl Store for PostgresStore {
-    store_methods!();
-
+impl Events for PostgresStore {
     async fn publish(&self, event: &Event) {
         let payload = event.to_notification(self.node);
         if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")

@@ -5,17 +5,14 @@
 //! and a few reader connections, in WAL mode so that readers never block the
 //! writer.
 
-use super::sql::{store_helpers, store_methods};
-use super::{
-    Access, AppendError, Appended, Expired, Mailbox, NewEnvelope, NewSnapshot, Page, PairError,
-    PairState, Quota, RegistryChange, Side, SnapshotStored, Store, StoreError,
-};
+use super::dialect::{self, Arg, Backend, Col, Placeholders, Row};
+use super::{Events, StoreError};
 use crate::events::{Event, Heard};
 use crate::settings::SqliteSync;
-use cove_shared::wire::{Blob, Cursor, PairOutcome, StoredEnvelope, StoredSnapshot};
-use cove_shared::{DeviceId, DocId, PlanId};
+use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
 use std::path::Path;
 use std::time::Duration;
@@ -105,12 +102,6 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    const PLACEHOLDERS: super::sql::Placeholders = super::sql::Placeholders::Positional;
-}
-
-store_helpers!(SqliteStore, sqlx::Sqlite);
-
 /// How often the write-ahead log is copied back into the database.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -146,9 +137,40 @@ async fn checkpoints(checkpointer: SqlitePool, writer: SqlitePool) {
     checkpointer.close().await;
 }
 
-impl Store for SqliteStore {
-    store_methods!();
+impl Backend for SqliteStore {
+    type Db = Sqlite;
+    const PLACEHOLDERS: Placeholders = Placeholders::Positional;
 
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    async fn rows<'a>(
+        conn: &'a mut SqliteConnection,
+        sql: &'a str,
+        args: &'a [Arg<'a>],
+        cols: &'a [Col],
+    ) -> Result<Vec<Row>, sqlx::Error> {
+        let query = dialect::bind_all(sqlx::query(AssertSqlSafe(sql)), args);
+        let rows = query.fetch_all(conn).await?;
+        rows.iter().map(|row| dialect::read_row(row, cols)).collect()
+    }
+
+    async fn execute<'a>(
+        conn: &'a mut SqliteConnection,
+        sql: &'a str,
+        args: &'a [Arg<'a>],
+    ) -> Result<u64, sqlx::Error> {
+        let query = dialect::bind_all(sqlx::query(AssertSqlSafe(sql)), args);
+        Ok(query.execute(conn).await?.rows_affected())
+    }
+}
+
+impl Events for SqliteStore {
     async fn publish(&self, _event: &Event) {
         // One SQLite file serves one relay process: nobody else to tell.
     }

@@ -7,10 +7,10 @@
 //! `cargo test` on a machine without them skips it, and says so.
 
 use cove_client::plan::write::{self, Author, Field, Section};
-use cove_client::ui;
 use cove_tests::devices::{PASSPHRASE, couple, sync_now};
 use cove_tests::harness::{TempDir, TestRelay};
 use cove_tests::web::{Browser, Driver, chromedriver};
+use cove_web as ui;
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -21,7 +21,7 @@ impl Cove {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(workspace_binary("cove-client", "cove"));
+        let mut command = Command::new(workspace_binary("cove-cli", "cove"));
         command
             .args(args)
             .env("COVE_HOME", &self.home)

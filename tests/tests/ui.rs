@@ -3,11 +3,11 @@
 //! rules (ownership) behind the forms.
 
 use cove_client::device::Device;
-use cove_client::ui::{self, Running};
 use cove_shared::DocId;
 use cove_tests::devices::{PASSPHRASE, couple, sync_now};
 use cove_tests::harness::{TempDir, TestRelay};
 use cove_tests::web::{HttpResponse, form_body, http};
+use cove_web::{self as ui, Running};
 
 /// A running page server, its session cookie, and the forms' value.
 struct Page {

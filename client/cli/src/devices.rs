@@ -1,0 +1,185 @@
+//! `cove device list|revoke`, `cove leave`, `cove relay delete-plan` and
+//! `cove wipe`: each says plainly what it can and cannot erase.
+
+use crate::output::Printer;
+use crate::syncing::device_label;
+use crate::{prompt, unlock};
+use anyhow::bail;
+use cove_client::device::unix_now;
+use cove_client::home::Home;
+use cove_client::human::ago;
+use cove_client::sync;
+use cove_shared::{DeviceId, MembershipState};
+use serde_json::json;
+
+/// `cove device list`.
+pub(crate) async fn list(home: &Home, out: &Printer) -> anyhow::Result<()> {
+    let device = unlock(home).await?;
+    let rows = device.device_rows();
+    out.emit(&rows, || {
+        let now = unix_now();
+        rows.iter()
+            .map(|d| {
+                let who = d.name.clone().unwrap_or_else(|| format!("partner {}", d.partner));
+                let state = if d.this_device {
+                    "this device".to_owned()
+                } else if !d.active {
+                    "removed".to_owned()
+                } else {
+                    format!(
+                        "last heard from {}",
+                        d.last_heard.map_or_else(|| "never".into(), |t| ago(t, now))
+                    )
+                };
+                format!("{}  {who}  {state}", d.fingerprint)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+/// Finds a device by fingerprint (with or without dashes, or a unique
+/// prefix of at least four characters) or by its hex id.
+pub(crate) fn find_device(state: &MembershipState, text: &str) -> anyhow::Result<DeviceId> {
+    let wanted: String = text.trim().to_ascii_lowercase().chars().filter(|c| *c != '-').collect();
+    if wanted.len() < 4 {
+        bail!(
+            "{text:?} is too short to name a device; use the fingerprint `cove device list` shows"
+        );
+    }
+    let matches: Vec<DeviceId> = state
+        .members()
+        .filter(|m| {
+            let fingerprint: String =
+                m.device.fingerprint().chars().filter(|c| *c != '-').collect();
+            fingerprint.starts_with(&wanted) || m.device.to_string() == wanted
+        })
+        .map(|m| m.device)
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(*one),
+        [] => bail!("no device of this plan matches {text:?}; `cove device list` shows them"),
+        _ => bail!("{text:?} matches more than one device; give more of the fingerprint"),
+    }
+}
+
+/// `cove device revoke`.
+pub(crate) async fn revoke(
+    home: &Home,
+    out: &Printer,
+    text: &str,
+    yes: bool,
+) -> anyhow::Result<()> {
+    let mut device = unlock(home).await?;
+    let target = find_device(device.membership(), text)?;
+    if target == device.id() {
+        bail!(
+            "this is the device you are using; to remove it, run `cove device revoke` from another device, or `cove leave`"
+        );
+    }
+    if !device.membership().is_active(&target) {
+        bail!("{} has already been removed", device_label(&device, &target));
+    }
+    let label = device_label(&device, &target);
+    prompt::confirm(
+        &format!(
+            "This removes {label} from the plan. It will be refused by the relay and unable to read anything written afterwards."
+        ),
+        "revoke",
+        yes,
+    )?;
+    let (conn, _pushes) = sync::connect(&device).await?;
+    // Take in everything it sent before now, so that no honest edit is lost.
+    sync::sync_once(&mut device, &conn).await?;
+    sync::publish_entry(&mut device, &conn, |d| d.revocation(target)).await?;
+    out.emit(&json!({ "revoked": target.to_string(), "fingerprint": target.fingerprint(), "epoch": device.membership().epoch().0 }), || {
+        format!(
+            "Removed {label}. The relay now refuses it, and everything written from now on uses a new key it does not have.\n\
+             What it had already received stays on it: Cove cannot erase another device."
+        )
+    });
+    Ok(())
+}
+
+/// `cove leave`.
+pub(crate) async fn leave(home: &Home, out: &Printer, yes: bool) -> anyhow::Result<()> {
+    let mut device = unlock(home).await?;
+    if !device.is_active() {
+        bail!("this device has already been removed from the plan; `cove wipe` removes its copy");
+    }
+    prompt::confirm(
+        "This removes all of your devices from the plan. Your partner keeps their copy of the plan; yours stays on this device until you run `cove wipe`.",
+        "leave",
+        yes,
+    )?;
+    let (conn, _pushes) = sync::connect(&device).await?;
+    sync::sync_once(&mut device, &conn).await?;
+    let me = device.id();
+    let mine: Vec<DeviceId> = device
+        .membership()
+        .active_of(device.partner())
+        .map(|m| m.device)
+        .filter(|d| *d != me)
+        .collect();
+    for other in &mine {
+        sync::publish_entry(&mut device, &conn, |d| d.revocation(*other)).await?;
+    }
+    sync::publish_entry(&mut device, &conn, |d| d.revocation(me)).await?;
+    out.emit(&json!({ "left": true, "devices_removed": mine.len() + 1 }), || {
+        "You have left the plan, with all of your devices. Your partner's devices move to a new key at their next sync, \
+         so nothing written afterwards can be read here.\n\
+         This device still holds the plan as it was: `cove wipe` removes it. Your partner's copy is theirs; Cove cannot erase it."
+            .to_owned()
+    });
+    Ok(())
+}
+
+/// `cove relay delete-plan`.
+pub(crate) async fn delete_plan(home: &Home, out: &Printer, yes: bool) -> anyhow::Result<()> {
+    let device = unlock(home).await?;
+    prompt::confirm(
+        &format!(
+            "This deletes the plan and everything stored for it from the relay at {}, for both partners. \
+             Neither device can sync it afterwards.",
+            device.relay()
+        ),
+        "delete",
+        yes,
+    )?;
+    let (conn, _pushes) = sync::connect(&device).await?;
+    conn.delete_plan(device.plan()).await?;
+    out.emit(&json!({ "deleted": device.plan().to_string() }), || {
+        "The relay no longer holds this plan. Each partner's device keeps its own copy: `cove wipe` removes the one on this device, \
+         and only your partner can remove theirs. A backup of the relay's database made earlier still holds the encrypted data."
+            .to_owned()
+    });
+    Ok(())
+}
+
+/// `cove wipe`.
+pub(crate) fn wipe(home: &Home, out: &Printer, yes: bool) -> anyhow::Result<()> {
+    let dir = home.root().display().to_string();
+    prompt::confirm(
+        &format!(
+            "This removes this device's keys and its copy of the plan from {dir}. It does not touch the relay \
+             (run `cove relay delete-plan` first for that) or your partner's devices."
+        ),
+        "wipe",
+        yes,
+    )?;
+    let removed =
+        home.wipe().map_err(|e| anyhow::anyhow!("cannot remove Cove's files from {dir}: {e}"))?;
+    out.emit(&json!({ "removed": removed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>() }), || {
+        if removed.is_empty() {
+            format!("There was nothing of Cove's in {dir}.")
+        } else {
+            format!(
+                "Removed this device's keys and its copy of the plan from {dir}; the keys were overwritten first. \
+                 Copies of these files in backups (or blocks a flash drive keeps) stay protected by the passphrase. \
+                 The relay's copy and your partner's copy are unaffected."
+            )
+        }
+    });
+    Ok(())
+}

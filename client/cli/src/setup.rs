@@ -1,0 +1,182 @@
+//! `cove init`, `cove pair` and `cove join`.
+
+use crate::args::{InitArgs, JoinArgs, PairArgs};
+use crate::output::Printer;
+use crate::{prompt, unlock};
+use anyhow::bail;
+use cove_client::device::Device;
+use cove_client::home::Home;
+use cove_client::keystore::KdfParams;
+use cove_client::pairing::{self, Invite};
+use serde_json::json;
+
+/// The prefix of the text a pairing QR code holds: `cove-join:CODE@RELAY`.
+pub(crate) const QR_PREFIX: &str = "cove-join:";
+
+/// `cove init`.
+pub(crate) async fn init(home: &Home, out: &Printer, args: InitArgs) -> anyhow::Result<()> {
+    if home.exists() {
+        return Err(cove_client::device::DeviceError::AlreadyExists(
+            home.root().display().to_string(),
+        )
+        .into());
+    }
+    let passphrase = prompt::passphrase(true)?;
+    let mut device =
+        Device::init(home, &passphrase, &args.relay, &args.name, KdfParams::default()).await?;
+    if args.template.is_some() {
+        let who = cove_client::plan::items::author(&device);
+        device
+            .edit(cove_shared::DocId::Shared, |tx| {
+                cove_client::plan::template::starter(tx, who).map_err(Into::into)
+            })
+            .await?;
+    }
+    let registered = super::syncing::sync_now(&mut device).await;
+    let fingerprint = device.id().fingerprint();
+    out.emit(
+        &json!({
+            "plan": device.plan().to_string(),
+            "device": device.id().to_string(),
+            "fingerprint": fingerprint,
+            "relay": device.relay(),
+            "registered": registered.is_ok(),
+            "error": registered.as_ref().err().map(ToString::to_string),
+        }),
+        || {
+            let mut text = format!("This device is ready ({fingerprint}), with a new plan.\n");
+            match &registered {
+                Ok(_) => text.push_str(&format!("The relay at {} now holds the plan, encrypted.\n", device.relay())),
+                Err(error) => text.push_str(&format!(
+                    "The plan is not on the relay yet: {error}. It is registered at the next `cove sync`.\n"
+                )),
+            }
+            text.push_str("Next: run `cove pair` and read the code it shows to your partner.");
+            text
+        },
+    );
+    Ok(())
+}
+
+/// `cove pair`.
+pub(crate) async fn pair(home: &Home, out: &Printer, args: PairArgs) -> anyhow::Result<()> {
+    let mut device = unlock(home).await?;
+    let invite = Invite::open(&device, args.own_device).await?;
+    let code = invite.code().to_owned();
+    let qr_text = format!("{QR_PREFIX}{code}@{}", device.relay());
+    let whose = if args.own_device { "your other device" } else { "your partner's device" };
+    out.emit(&json!({ "code": code, "qr": qr_text, "relay": device.relay() }), || {
+        let mut text = format!("Pairing code: {code}\n\n");
+        if let Some(qr) = qr(&qr_text) {
+            text.push_str(&qr);
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "On {whose}, run:\n  cove join {} {code}{}\nor scan the code above. Waiting up to 10 minutes...",
+            device.relay(),
+            if args.own_device { "" } else { " --name THEIR-NAME" },
+        ));
+        text
+    });
+    let paired = invite.complete(&mut device).await?;
+    let fingerprint = paired.device.fingerprint();
+    out.emit(
+        &json!({
+            "device": paired.device.to_string(),
+            "fingerprint": fingerprint,
+            "partner": paired.partner.to_string(),
+            "safety_code": paired.safety_code,
+        }),
+        || {
+            format!(
+                "Paired with {fingerprint}.\nSafety code: {}\nCheck that the other screen shows the same six digits. If it does not, \
+                 run `cove device revoke {fingerprint}` now.",
+                spaced(&paired.safety_code)
+            )
+        },
+    );
+    Ok(())
+}
+
+/// `cove join`.
+pub(crate) async fn join(home: &Home, out: &Printer, args: JoinArgs) -> anyhow::Result<()> {
+    let (relay, code) = match (args.relay.strip_prefix(QR_PREFIX), args.code) {
+        (Some(rest), None) => match rest.split_once('@') {
+            Some((code, relay)) => (relay.to_owned(), code.to_owned()),
+            None => bail!("{:?} is not the text of a Cove pairing code", args.relay),
+        },
+        (None, Some(code)) => (args.relay, code),
+        (Some(_), Some(_)) => {
+            bail!("give either the QR code's text, or the relay address and the code, not both")
+        }
+        (None, None) => bail!(
+            "the pairing code is missing: cove join RELAY CODE, such as cove join ws://127.0.0.1:2683 7-lantern-river"
+        ),
+    };
+    pairing::parse_code(&code)?;
+    if home.exists() {
+        return Err(cove_client::device::DeviceError::AlreadyExists(
+            home.root().display().to_string(),
+        )
+        .into());
+    }
+    let passphrase = prompt::passphrase(true)?;
+    let name = args.name.as_deref().unwrap_or("Partner B");
+    let joined =
+        pairing::join(home, &passphrase, &relay, &code, name, KdfParams::default()).await?;
+    let paired = &joined.paired;
+    out.emit(
+        &json!({
+            "plan": joined.device.plan().to_string(),
+            "device": paired.device.to_string(),
+            "fingerprint": paired.device.fingerprint(),
+            "partner": paired.partner.to_string(),
+            "safety_code": paired.safety_code,
+            "synced": joined.sync_error.is_none(),
+            "error": joined.sync_error.as_ref().map(ToString::to_string),
+        }),
+        || {
+            let mut text = format!(
+                "This device has joined the plan ({}).\nSafety code: {}\nCheck that the other screen shows the same six digits. \
+                 If it does not, stop and run `cove wipe`: someone else may have taken part.",
+                paired.device.fingerprint(),
+                spaced(&paired.safety_code)
+            );
+            if let Some(error) = &joined.sync_error {
+                text.push_str(&format!("\nThe first sync did not finish ({error}); run `cove sync` to bring the plan over."));
+            }
+            text
+        },
+    );
+    Ok(())
+}
+
+/// `123456` as `123 456`, easier to read aloud.
+fn spaced(code: &str) -> String {
+    if code.len() == 6 { format!("{} {}", &code[..3], &code[3..]) } else { code.to_owned() }
+}
+
+/// A QR code for the terminal, two rows per line.
+fn qr(text: &str) -> Option<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    Some(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safety_codes_are_spaced_and_qr_codes_render() {
+        assert_eq!(spaced("012345"), "012 345");
+        let qr = qr("cove-join:7-lantern-river@ws://127.0.0.1:2683").unwrap();
+        assert!(qr.lines().count() > 10);
+    }
+}

@@ -1,0 +1,347 @@
+//! `cove status`, `cove sync` and `cove daemon`.
+
+use crate::output::Printer;
+use crate::unlock;
+use cove_client::device::{Attention, Device, DeviceError, ReceivedSignal, unix_millis, unix_now};
+use cove_client::home::Home;
+use cove_client::human::ago;
+use cove_client::sync::{self, Event, SyncReport};
+use cove_shared::DeviceId;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long `cove status` waits for the relay.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects and runs one sync pass.
+pub(crate) async fn sync_now(device: &mut Device) -> Result<SyncReport, DeviceError> {
+    let (conn, _pushes) = sync::connect(device).await?;
+    sync::sync_once(device, &conn).await
+}
+
+/// Names for devices, for messages: "Sam's device (k7q2-...)".
+pub(crate) fn device_label(device: &Device, id: &DeviceId) -> String {
+    device.device_label(id)
+}
+
+#[derive(Debug, Serialize)]
+struct Status {
+    plan: String,
+    device: String,
+    fingerprint: String,
+    partner: String,
+    relay: String,
+    reachable: bool,
+    relay_error: Option<String>,
+    active: bool,
+    last_sync: Option<i64>,
+    devices: Vec<cove_client::device::DeviceRow>,
+    /// Open alarms.
+    alarms: Vec<cove_client::device::AlarmNote>,
+    /// Quarantined envelopes not yet acknowledged.
+    quarantined: Vec<cove_client::device::QuarantineNote>,
+    /// Envelopes that failed verification, ever.
+    quarantined_total: u64,
+    outbox: usize,
+    /// Own changes the relay said it stored that no page has shown yet.
+    unconfirmed: u64,
+    held: u64,
+    /// This partner's consent-bearing values set differently on two of
+    /// their devices at once (see docs/plan.md).
+    conflicts: Vec<cove_client::plan::model::Conflict>,
+    /// The day a review fell due, if one is due.
+    review_due: Option<String>,
+    /// This partner's preferences for options changed since they were given.
+    changed_options: Vec<cove_client::plan::model::ChangedOption>,
+}
+
+/// `cove status`.
+pub(crate) async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
+    let device = unlock(home).await?;
+    let reach = match tokio::time::timeout(STATUS_TIMEOUT, sync::check_relay(&device)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("it did not answer within 5 seconds".to_owned()),
+    };
+    let state = device.sync_state();
+    let plan = cove_client::plan::current(device.docs());
+    let attention = device.attention().await?;
+    let status = Status {
+        plan: device.plan().to_string(),
+        device: device.id().to_string(),
+        fingerprint: device.id().fingerprint(),
+        partner: device.partner().to_string(),
+        relay: device.relay().to_owned(),
+        reachable: reach.is_ok(),
+        relay_error: reach.clone().err(),
+        active: device.is_active(),
+        last_sync: state.last_sync,
+        devices: device.device_rows(),
+        alarms: attention.alarms,
+        quarantined: attention.quarantined,
+        quarantined_total: attention.quarantined_total,
+        outbox: device.outbox().await?.len(),
+        unconfirmed: device.unconfirmed_count().await?,
+        held: device.held_count().await?,
+        conflicts: plan.conflicts.iter().filter(|c| c.owner == device.partner()).cloned().collect(),
+        review_due: cove_client::plan::review::due(&plan, unix_millis()),
+        changed_options: plan
+            .changed_options
+            .iter()
+            .filter(|c| c.owner == device.partner())
+            .cloned()
+            .collect(),
+    };
+    out.emit(&status, || human_status(&status));
+    Ok(())
+}
+
+fn human_status(s: &Status) -> String {
+    let now = unix_now();
+    let mut lines = Vec::new();
+    lines.push(format!("This device: {} (partner {})", s.fingerprint, s.partner));
+    if !s.active {
+        lines.push("This device has been removed from the plan: it shows what it had, and no longer syncs.".into());
+    }
+    match &s.relay_error {
+        None => lines.push(format!("Relay: {} (reachable)", s.relay)),
+        Some(error) => lines.push(format!("Relay: {} (not reachable: {error})", s.relay)),
+    }
+    lines.push(format!(
+        "Last sync: {}",
+        s.last_sync.map_or_else(|| "never".to_owned(), |t| ago(t, now))
+    ));
+    if s.outbox > 0 {
+        lines.push(format!("Waiting to send: {} change(s)", s.outbox));
+    }
+    if s.unconfirmed > 0 {
+        lines.push(format!(
+            "Sent, not yet confirmed by the relay: {} (checked, and sent again if missing, at each sync)",
+            s.unconfirmed
+        ));
+    }
+    lines.push("Devices:".into());
+    for d in &s.devices {
+        let who = d.name.clone().unwrap_or_else(|| format!("partner {}", d.partner));
+        let mut line = format!("  {}  {who}", d.fingerprint);
+        if d.this_device {
+            line.push_str("  (this device)");
+        } else if !d.active {
+            line.push_str("  (removed)");
+        } else {
+            line.push_str(&format!(
+                "  last heard from {}",
+                d.last_heard.map_or_else(|| "never".to_owned(), |t| ago(t, now))
+            ));
+        }
+        lines.push(line);
+    }
+    let attention = Attention {
+        alarms: s.alarms.clone(),
+        quarantined: s.quarantined.clone(),
+        quarantined_total: s.quarantined_total,
+        history: Vec::new(),
+    };
+    if attention.is_clear() {
+        lines.push("Alarms: none".into());
+    }
+    lines.extend(super::alarms::lines(&attention));
+    if s.held > 0 {
+        lines.push(format!("Held back until missing changes arrive: {}", s.held));
+    }
+    if s.quarantined_total > 0 {
+        lines.push(format!(
+            "Envelopes that failed verification since this device was set up: {}",
+            s.quarantined_total
+        ));
+    }
+    if let Some(day) = &s.review_due {
+        lines.push(format!("A review is due (since {day}): `cove review` shows what changed."));
+    }
+    if !s.changed_options.is_empty() {
+        lines.push(format!(
+            "To resolve: {} of your preferences were given before their option changed; `cove plan show` lists them.",
+            s.changed_options.len()
+        ));
+    }
+    if !s.conflicts.is_empty() {
+        lines.push(format!(
+            "To resolve: {} of your values were set differently on two of your devices at once; `cove plan show` lists them.",
+            s.conflicts.len()
+        ));
+    }
+    lines.join("\n")
+}
+
+#[derive(Debug, Serialize)]
+struct SyncSummary {
+    sent: usize,
+    received: usize,
+    membership: usize,
+    held: usize,
+    quarantined: usize,
+    snapshots: usize,
+    signals: usize,
+    /// Own changes sent again because the relay did not show them.
+    resent: usize,
+    /// Own changes the relay said it stored that no page has shown yet.
+    unconfirmed: u64,
+    /// What needs attention after the sync.
+    attention: Attention,
+}
+
+fn summary(report: &SyncReport, attention: Attention) -> SyncSummary {
+    SyncSummary {
+        sent: report.sent,
+        received: report.applied.iter().sum(),
+        membership: report.membership,
+        held: report.held,
+        quarantined: report.quarantined,
+        snapshots: report.snapshots,
+        signals: report.signals.len(),
+        resent: report.resent,
+        unconfirmed: report.unconfirmed,
+        attention,
+    }
+}
+
+/// `cove sync`.
+pub(crate) async fn sync(home: &Home, out: &Printer) -> anyhow::Result<()> {
+    let mut device = unlock(home).await?;
+    let report = sync_now(&mut device).await?;
+    let mut attention = device.attention().await?;
+    attention.history.clear();
+    let summary = summary(&report, attention);
+    out.emit(&summary, || {
+        let mut text =
+            format!("Synced: sent {} change(s), received {}.", summary.sent, summary.received);
+        if summary.unconfirmed > 0 {
+            text.push_str(&format!(
+                "\n{} change(s) the relay said it stored have not shown up on it yet; they are checked again, and sent again if missing, at the next sync.",
+                summary.unconfirmed
+            ));
+        }
+        for line in super::alarms::lines(&summary.attention) {
+            text.push('\n');
+            text.push_str(&line);
+        }
+        text
+    });
+    Ok(())
+}
+
+/// `cove daemon`.
+pub(crate) async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
+    let mut device = unlock(home).await?;
+    let labels: BTreeMap<DeviceId, String> = device
+        .membership()
+        .members()
+        .map(|m| (m.device, device_label(&device, &m.device)))
+        .collect();
+    let label = |id: &DeviceId| {
+        labels.get(id).cloned().unwrap_or_else(|| format!("device {}", id.fingerprint()))
+    };
+    out.say(&format!("Connecting to {}. Stop with Ctrl-C.", device.relay()));
+    let printer = *out;
+    // What each signal means, from the plan as it was when the daemon began.
+    let plan = cove_client::plan::current(device.docs());
+    let label = |id: &DeviceId| label(id);
+    let describe =
+        |id: &DeviceId, name: &str| match cove_client::plan::signals::meaning(&plan, name) {
+            Some(m) => format!("{}: {name} ({m})", label(id)),
+            None => format!("{}: {name}", label(id)),
+        };
+    let events = |event: &Event| match event {
+        Event::Synced(report) => {
+            let received: usize = report.applied.iter().sum();
+            printer.emit(
+                &serde_json::json!({ "event": "synced", "sent": report.sent, "received": received }),
+                || format!("In sync (sent {}, received {received}).", report.sent),
+            );
+            print_signals(&printer, &report.signals, &describe);
+        }
+        Event::Applied(received) => {
+            let n: usize = received.applied.iter().sum();
+            if n > 0 {
+                printer.emit(&serde_json::json!({ "event": "received", "changes": n }), || {
+                    format!("Received {n} change(s).")
+                });
+            }
+            print_signals(&printer, &received.signals, &describe);
+            if received.quarantined > 0 {
+                printer.emit(
+                    &serde_json::json!({ "event": "quarantined", "count": received.quarantined }),
+                    || {
+                        format!(
+                            "! {} envelope(s) failed verification and were quarantined.",
+                            received.quarantined
+                        )
+                    },
+                );
+            }
+        }
+        Event::Disconnected { error, retry } => {
+            printer.emit(
+                &serde_json::json!({ "event": "disconnected", "error": error, "retry_ms": retry.as_millis() as u64 }),
+                || format!("Disconnected ({error}); trying again in {:.1} s.", retry.as_secs_f64()),
+            );
+        }
+        _ => {}
+    };
+    sync::run_daemon(&mut device, events, Box::pin(shutdown())).await?;
+    out.say("Stopped.");
+    Ok(())
+}
+
+/// Prints signals as they arrive: a live one with the terminal's bell; one
+/// past its time to live plainly, with its age, since it is history now.
+fn print_signals(
+    printer: &Printer,
+    signals: &[ReceivedSignal],
+    describe: &impl Fn(&DeviceId, &str) -> String,
+) {
+    let now = unix_millis();
+    for signal in signals {
+        let expired = signal.expired(now);
+        let age_s = (now - signal.signal.sent_at).max(0) / 1000;
+        printer.emit(
+            &serde_json::json!({
+                "event": "signal",
+                "from": signal.from.to_string(),
+                "signal": signal.signal.signal,
+                "sent_at": signal.signal.sent_at,
+                "expired": expired,
+                "after_gap": signal.after_gap,
+            }),
+            || {
+                let what = describe(&signal.from, &signal.signal.signal);
+                let mut line = if expired {
+                    format!("Signal from {what} (sent {age_s} s ago; no longer current)")
+                } else {
+                    format!("\x07Signal from {what}")
+                };
+                if signal.after_gap {
+                    line.push_str(" (earlier signals from this device did not arrive)");
+                }
+                line
+            },
+        );
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,46 @@
+//! The aftercare plan: its schema over the three Automerge documents, typed
+//! reads and writes, and the merge rules.
+//!
+//! # Layout
+//! - [`schema`]: document shapes and genesis.
+//! - [`model`]: the plan as typed values (what `--json` prints).
+//! - [`read`]: documents to [`model::Plan`], with the most-restrictive rule.
+//! - [`write`]: one function per action a person takes.
+//! - [`review`]: what changed since a review, and who changed it; when a
+//!   review is due; recording one.
+//! - [`items`]: items as lists show them; finding one by a short id, with
+//!   the ownership rule.
+//! - [`text`]: how items read in a sentence, in either face.
+//! - [`signals`]: the built-in signals, and what a signal means.
+//! - [`template`]: the starter template.
+//! - [`export`]: Markdown and JSON export, JSON import.
+//! - [`keys`]: ULIDs, sequence positions, calendar days.
+
+pub mod export;
+pub mod items;
+pub mod keys;
+pub mod model;
+pub mod read;
+pub mod review;
+pub mod schema;
+pub mod signals;
+pub mod template;
+pub mod text;
+pub mod write;
+
+use crate::docs::Docs;
+use automerge::{ROOT, ReadDoc};
+use cove_shared::{DocId, Partner};
+
+/// A partner's display name, as their own document holds it.
+pub fn display_name(docs: &Docs, partner: Partner) -> Option<String> {
+    let doc = docs.get(partner.doc());
+    let (_, profile) = doc.get(ROOT, schema::partner::PROFILE).ok()??;
+    let (value, _) = doc.get(&profile, "display_name").ok()??;
+    value.as_str().map(str::to_owned)
+}
+
+/// The whole plan as this device holds it.
+pub fn current(docs: &Docs) -> model::Plan {
+    read::plan(docs.get(DocId::Shared), docs.get(DocId::PartnerA), docs.get(DocId::PartnerB))
+}

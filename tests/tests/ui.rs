@@ -218,9 +218,13 @@ async fn forms_validate_follow_the_plan_rules_and_reach_the_partner() {
 
     // Clear errors for bad input; nothing is written.
     let missing = page.submit("/s/boundaries/add", &[("statement", "  ")]).await;
-    assert!(missing.body.contains("The boundary, in your words is needed."), "{}", missing.body);
+    assert!(
+        missing.body.contains("\u{201c}The boundary, in your words\u{201d} is needed"),
+        "{}",
+        missing.body
+    );
     let closeness = page.submit("/s/needs/add", &[("text", "Quiet"), ("closeness", "9")]).await;
-    assert!(closeness.body.contains("a whole number from 0 to 4"));
+    assert!(closeness.body.contains("takes a whole number from 0 to 4"), "{}", closeness.body);
     let choice =
         page.submit("/s/boundaries/add", &[("statement", "x"), ("firmness", "extreme")]).await;
     assert!(choice.body.contains("choose one of the listed values"));
@@ -396,7 +400,11 @@ async fn sessions_reviews_settings_steps_and_signals_from_the_page() {
         html[start..html[start..].find('"').unwrap() + start].to_owned()
     };
     let nameless = page.submit("/s/sequence/add", &[("title", "")]).await;
-    assert!(flash(&nameless).unwrap().contains("A step needs a name"), "{}", nameless.body);
+    assert!(
+        flash(&nameless).unwrap().contains("\u{201c}Name of the step\u{201d} is needed"),
+        "{}",
+        nameless.body
+    );
     page.submit("/s/sequence/add", &[("title", "Lie down"), ("for", "b")]).await;
     let added = page.submit("/s/sequence/add", &[("option", &tea), ("optional", "true")]).await;
     assert!(flash(&added).unwrap().contains("Added step"), "{}", added.body);

@@ -80,6 +80,14 @@ fn pairing(error: &PairError) -> Option<String> {
 }
 
 fn plan(error: &PlanError) -> Option<String> {
+    if let PlanError::Required { section, key, .. } = error {
+        return Some(match (*section, *key) {
+            ("step", "title") => {
+                "give it with --title, or --option to use a menu option's title".into()
+            }
+            _ => format!("give it with --{key}"),
+        });
+    }
     let PlanError::NotFound { section, .. } = error else { return None };
     let list = match *section {
         "need" => "cove plan need list",

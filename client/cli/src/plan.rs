@@ -15,6 +15,9 @@ use crate::views;
 use clap::Args;
 use cove_client::device::{Device, DeviceError};
 use cove_client::home::Home;
+use cove_client::plan::fields::{
+    Spec, boundary, later, menu, need, question, signal, space, step, technique, term,
+};
 use cove_client::plan::items::{Row, author, resolve, rows};
 use cove_client::plan::keys::{position_between, short};
 use cove_client::plan::model::{Choice, Plan, Status};
@@ -69,183 +72,123 @@ pub(crate) async fn run(home: &Home, out: &Printer, command: PlanCommand) -> any
     }
 }
 
-/// A section's flags, as fields to write.
+/// A section's flags, as fields to write. What an item needs, its
+/// defaults and how values are normalised are the engine's (see
+/// `cove_client::plan::fields`).
 pub(crate) trait SectionFields: Args {
     /// The section.
     const SECTION: Section;
-    /// The flag an item cannot be added without.
-    const REQUIRED: &'static str;
-    /// That flag's value.
-    fn required(&self) -> Option<&str>;
-    /// Whether that flag was given, and not blank.
-    fn has_required(&self) -> bool {
-        self.required().is_some_and(|t| !t.trim().is_empty())
-    }
     /// The fields given, to write.
     fn fields(self) -> Vec<(&'static str, Field)>;
 }
 
-fn push_str(fields: &mut Vec<(&'static str, Field)>, key: &'static str, value: Option<String>) {
+fn push_str(fields: &mut Vec<(&'static str, Field)>, spec: Spec, value: Option<String>) {
     if let Some(v) = value {
-        fields.push((key, if v.trim().is_empty() { Field::Clear } else { Field::Str(v) }));
+        fields.push((spec.key, Field::Str(v)));
     }
 }
 
-fn push_choice<C: Choice>(
-    fields: &mut Vec<(&'static str, Field)>,
-    key: &'static str,
-    v: Option<C>,
-) {
+fn push_choice<C: Choice>(fields: &mut Vec<(&'static str, Field)>, spec: Spec, v: Option<C>) {
     if let Some(v) = v {
-        fields.push((key, Field::choice(v)));
+        fields.push((spec.key, Field::choice(v)));
     }
 }
 
 impl SectionFields for NeedFields {
     const SECTION: Section = Section::Needs;
-    const REQUIRED: &'static str = "--text";
-    fn required(&self) -> Option<&str> {
-        self.text.as_deref()
-    }
     fn fields(self) -> Vec<(&'static str, Field)> {
         let mut f = Vec::new();
-        push_str(&mut f, "text", self.text);
-        push_choice(&mut f, "domain", self.domain);
-        push_str(&mut f, "environment", self.environment);
+        push_str(&mut f, need::TEXT, self.text);
+        push_choice(&mut f, need::DOMAIN, self.domain);
+        push_str(&mut f, need::ENVIRONMENT, self.environment);
         if let Some(c) = self.closeness {
-            f.push(("closeness", Field::Int(c)));
+            f.push((need::CLOSENESS.key, Field::Int(c)));
         }
-        push_str(&mut f, "communication", self.communication);
+        push_str(&mut f, need::COMMUNICATION, self.communication);
         f
     }
 }
 
 impl SectionFields for BoundaryFields {
     const SECTION: Section = Section::Boundaries;
-    const REQUIRED: &'static str = "--statement";
-    fn required(&self) -> Option<&str> {
-        self.statement.as_deref()
-    }
     fn fields(self) -> Vec<(&'static str, Field)> {
         let mut f = Vec::new();
-        push_str(&mut f, "statement", self.statement);
-        push_choice(&mut f, "firmness", self.firmness);
-        push_choice(&mut f, "scope", self.scope);
+        push_str(&mut f, boundary::STATEMENT, self.statement);
+        push_choice(&mut f, boundary::FIRMNESS, self.firmness);
+        push_choice(&mut f, boundary::SCOPE, self.scope);
         f
     }
 }
 
 impl SectionFields for MenuFields {
     const SECTION: Section = Section::Menu;
-    const REQUIRED: &'static str = "--title";
-    fn required(&self) -> Option<&str> {
-        self.title.as_deref()
-    }
     fn fields(self) -> Vec<(&'static str, Field)> {
         let mut f = Vec::new();
-        push_str(&mut f, "title", self.title);
-        push_choice(&mut f, "category", self.category);
-        push_str(&mut f, "description", self.description);
+        push_str(&mut f, menu::TITLE, self.title);
+        push_choice(&mut f, menu::CATEGORY, self.category);
+        push_str(&mut f, menu::DESCRIPTION, self.description);
         f
     }
 }
 
 impl SectionFields for SignalFields {
     const SECTION: Section = Section::Signals;
-    const REQUIRED: &'static str = "--name";
-    fn required(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
     fn fields(self) -> Vec<(&'static str, Field)> {
         let mut f = Vec::new();
-        push_str(&mut f, "name", self.name.map(|n| n.trim().to_lowercase()));
-        push_choice(&mut f, "kind", self.kind);
-        push_choice(&mut f, "meaning", self.meaning);
-        push_str(&mut f, "response", self.response);
+        push_str(&mut f, signal::NAME, self.name);
+        push_choice(&mut f, signal::KIND, self.kind);
+        push_choice(&mut f, signal::MEANING, self.meaning);
+        push_str(&mut f, signal::RESPONSE, self.response);
         f
     }
 }
 
 impl SectionFields for TermFields {
     const SECTION: Section = Section::Vocabulary;
-    const REQUIRED: &'static str = "--term";
-    fn required(&self) -> Option<&str> {
-        self.term.as_deref()
-    }
     fn fields(self) -> Vec<(&'static str, Field)> {
         let mut f = Vec::new();
-        push_str(&mut f, "term", self.term);
-        push_str(&mut f, "meaning", self.meaning);
+        push_str(&mut f, term::TERM, self.term);
+        push_str(&mut f, term::MEANING, self.meaning);
         f
     }
 }
 
 impl SectionFields for QuestionFields {
     const SECTION: Section = Section::Questions;
-    const REQUIRED: &'static str = "--text";
-    fn required(&self) -> Option<&str> {
-        self.text.as_deref()
-    }
     fn fields(self) -> Vec<(&'static str, Field)> {
         let mut f = Vec::new();
-        push_str(&mut f, "text", self.text);
+        push_str(&mut f, question::TEXT, self.text);
         f
     }
 }
 
 impl SectionFields for LaterFields {
     const SECTION: Section = Section::Later;
-    const REQUIRED: &'static str = "--when";
-    fn required(&self) -> Option<&str> {
-        self.when.as_deref()
-    }
     fn fields(self) -> Vec<(&'static str, Field)> {
         let mut f = Vec::new();
-        push_str(&mut f, "when", self.when);
-        push_str(&mut f, "note", self.note);
+        push_str(&mut f, later::WHEN, self.when);
+        push_str(&mut f, later::NOTE, self.note);
         f
     }
 }
 
 impl SectionFields for TechniqueFields {
     const SECTION: Section = Section::Techniques;
-    const REQUIRED: &'static str = "--title";
-    fn required(&self) -> Option<&str> {
-        self.title.as_deref()
-    }
     fn fields(self) -> Vec<(&'static str, Field)> {
         let mut f = Vec::new();
-        push_str(&mut f, "title", self.title);
-        push_str(&mut f, "description", self.description);
+        push_str(&mut f, technique::TITLE, self.title);
+        push_str(&mut f, technique::DESCRIPTION, self.description);
         f
     }
 }
 
 impl SectionFields for SpaceFields {
     const SECTION: Section = Section::Spaces;
-    const REQUIRED: &'static str = "--place";
-    fn required(&self) -> Option<&str> {
-        self.place.as_deref()
-    }
     fn fields(self) -> Vec<(&'static str, Field)> {
         let mut f = Vec::new();
-        push_str(&mut f, "place", self.place);
-        push_choice(&mut f, "for", self.for_whom);
+        push_str(&mut f, space::PLACE, self.place);
+        push_choice(&mut f, space::FOR, self.for_whom);
         f
-    }
-}
-
-/// Defaults an added item gets when a flag is left out, so that every
-/// consent-bearing field has a value from the start.
-fn defaults(section: Section) -> Vec<(&'static str, Field)> {
-    match section {
-        Section::Boundaries => vec![
-            ("firmness", Field::choice(model::Firmness::Hard)),
-            ("scope", Field::choice(model::Scope::Always)),
-            ("status", Field::choice(Status::Active)),
-        ],
-        Section::Spaces => vec![("for", Field::choice(model::ForWhom::Both))],
-        _ => Vec::new(),
     }
 }
 
@@ -263,11 +206,7 @@ async fn items<F: SectionFields>(
             return Ok(());
         }
         ItemCommand::Add(fields) => {
-            if !fields.has_required() {
-                anyhow::bail!("a {} needs {}", section.noun(), F::REQUIRED);
-            }
-            let mut all = defaults(section);
-            all.extend(fields.fields());
+            let all = fields.fields();
             let who = author(&device);
             let id = device
                 .edit(doc, |tx| write::add(tx, who, section, all).map_err(DeviceError::from))
@@ -278,9 +217,6 @@ async fn items<F: SectionFields>(
         ItemCommand::Edit { id, fields } => {
             let id = resolve(&device, section, &id)?;
             let fields = fields.fields();
-            if fields.iter().any(|(k, f)| *f == Field::Clear && is_required(section, k)) {
-                anyhow::bail!("a {} needs {}", section.noun(), F::REQUIRED);
-            }
             if fields.is_empty() {
                 anyhow::bail!("nothing to change; `cove plan ... edit --help` lists the fields");
             }
@@ -294,19 +230,6 @@ async fn items<F: SectionFields>(
         ItemCommand::Restore { id } => restore(out, &mut device, section, &id).await?,
     }
     Ok(())
-}
-
-fn is_required(section: Section, key: &str) -> bool {
-    matches!(
-        (section, key),
-        (Section::Needs | Section::Questions, "text")
-            | (Section::Boundaries, "statement")
-            | (Section::Menu | Section::Sequence | Section::Techniques, "title")
-            | (Section::Signals, "name")
-            | (Section::Vocabulary, "term")
-            | (Section::Later, "when")
-            | (Section::Spaces, "place")
-    )
 }
 
 pub(crate) async fn archive(
@@ -447,15 +370,8 @@ async fn steps(home: &Home, out: &Printer, command: StepCommand) -> anyhow::Resu
         StepCommand::Add { fields, place } => {
             let mut fields = fields;
             let option = step_option(&device, &mut fields)?;
-            if fields.title.as_deref().is_none_or(|t| t.trim().is_empty()) {
-                anyhow::bail!("a step needs --title (or --option, to use the option's title)");
-            }
             let position = place_position(&device, &place, None)?;
-            let mut all = vec![
-                ("for", Field::choice(model::ForWhom::Both)),
-                ("optional", Field::Bool(false)),
-                ("position", Field::Str(position)),
-            ];
+            let mut all = vec![(step::POSITION.key, Field::Str(position))];
             all.extend(step_fields(fields, option));
             let who = author(&device);
             let id = device
@@ -467,9 +383,6 @@ async fn steps(home: &Home, out: &Printer, command: StepCommand) -> anyhow::Resu
             let id = resolve(&device, section, &id)?;
             let option = step_option(&device, &mut fields)?;
             let all = step_fields(fields, option);
-            if all.iter().any(|(k, f)| *k == "title" && *f == Field::Clear) {
-                anyhow::bail!("a step needs --title");
-            }
             if all.is_empty() {
                 anyhow::bail!("nothing to change; `cove plan step edit --help` lists the fields");
             }
@@ -484,7 +397,7 @@ async fn steps(home: &Home, out: &Printer, command: StepCommand) -> anyhow::Resu
                 anyhow::bail!("say where: --after ID, --before ID, --first or --last");
             }
             let position = place_position(&device, &place, Some(&id))?;
-            let all = vec![("position", Field::Str(position))];
+            let all = vec![(step::POSITION.key, Field::Str(position))];
             device
                 .edit(doc, |tx| write::update(tx, section, &id, all).map_err(DeviceError::from))
                 .await?;
@@ -509,13 +422,13 @@ fn step_option(device: &Device, fields: &mut StepFields) -> Result<Option<String
 
 fn step_fields(fields: StepFields, option: Option<String>) -> Vec<(&'static str, Field)> {
     let mut f = Vec::new();
-    push_str(&mut f, "title", fields.title);
+    push_str(&mut f, step::TITLE, fields.title);
     if let Some(option) = option {
-        f.push(("option", Field::Str(option)));
+        f.push((step::OPTION.key, Field::Str(option)));
     }
-    push_choice(&mut f, "for", fields.for_whom);
+    push_choice(&mut f, step::FOR, fields.for_whom);
     if let Some(optional) = fields.optional {
-        f.push(("optional", Field::Bool(optional)));
+        f.push((step::OPTIONAL.key, Field::Bool(optional)));
     }
     f
 }

@@ -101,9 +101,6 @@ fn page_of(section: Section) -> String {
     }
 }
 
-/// Said when a step would be left without a name.
-const STEP_NEEDS_A_NAME: &str = "A step needs a name, or a menu option to take it from.";
-
 /// A step's menu option (form field `option`, when the form has one): the
 /// field to write, with the title taken from the option when none is given,
 /// as the command line does. An empty choice clears it.
@@ -141,41 +138,12 @@ pub async fn add(State(ui): State<Arc<Ui>>, Path(name): Path<String>, body: Byte
         let option = step_option(device, section, &mut map)?;
         let mut all = fields::parse(section, &map, true).map_err(DeviceError::Invalid)?;
         all.extend(option);
-        // The same defaults as the command line.
-        match section {
-            Section::Boundaries => {
-                if !all.iter().any(|(k, _)| *k == "firmness") {
-                    all.push(("firmness", Field::Choice("hard")));
-                }
-                if !all.iter().any(|(k, _)| *k == "scope") {
-                    all.push(("scope", Field::Choice("always")));
-                }
-                all.push(("status", Field::choice(Status::Active)));
-            }
-            Section::Sequence => {
-                if !all.iter().any(|(k, _)| *k == "title") {
-                    return Err(DeviceError::Invalid(STEP_NEEDS_A_NAME.into()));
-                }
-                let plan = plan::current(device.docs());
-                let last = plan.sequence.last().map(|s| s.position.clone());
-                all.push(("position", Field::Str(position_between(last.as_deref(), None))));
-                if !all.iter().any(|(k, _)| *k == "for") {
-                    all.push(("for", Field::Choice("both")));
-                }
-            }
-            Section::Spaces if !all.iter().any(|(k, _)| *k == "for") => {
-                all.push(("for", Field::Choice("both")))
-            }
-            Section::Signals => {
-                for (k, f) in &mut all {
-                    if *k == "name"
-                        && let Field::Str(n) = f
-                    {
-                        *n = n.trim().to_lowercase();
-                    }
-                }
-            }
-            _ => {}
+        if section == Section::Sequence {
+            // A new step goes last.
+            let plan = plan::current(device.docs());
+            let last = plan.sequence.last().map(|s| s.position.clone());
+            let position = position_between(last.as_deref(), None);
+            all.push((plan::fields::step::POSITION.key, Field::Str(position)));
         }
         let who = author(device);
         let doc = section.doc(device.partner());
@@ -199,9 +167,6 @@ pub async fn edit(
         let mut map = form.map();
         let option = step_option(device, section, &mut map)?;
         let mut fields = fields::parse(section, &map, false).map_err(DeviceError::Invalid)?;
-        if fields.iter().any(|(k, f)| *k == "title" && *f == Field::Clear) {
-            return Err(DeviceError::Invalid(STEP_NEEDS_A_NAME.into()));
-        }
         fields.extend(option);
         let doc = section.doc(device.partner());
         device

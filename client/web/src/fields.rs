@@ -3,52 +3,11 @@
 //! command line).
 
 use crate::html::{esc, select, text_input};
-use cove_client::plan::model::{
-    Category, Choice, Domain, Firmness, ForWhom, Meaning, Plan, Scope, SignalKind,
-};
+use cove_client::plan::fields::{self, Kind, Spec};
+use cove_client::plan::model::Plan;
 use cove_client::plan::schema::{MAX_CADENCE_DAYS, MAX_MINUTES, shared as s};
 use cove_client::plan::write::{Field, Section};
 use std::collections::HashMap;
-
-/// How a field is entered.
-#[derive(Clone, Copy)]
-pub enum Kind {
-    /// Free text (one value).
-    Text,
-    /// One of a closed set.
-    Choice(fn() -> Vec<&'static str>),
-    /// A whole number in a range.
-    Int(i64, i64),
-    /// Yes or no.
-    Bool,
-}
-
-/// One field of a section's form.
-#[derive(Clone, Copy)]
-pub struct Spec {
-    /// The document key (and form field name).
-    pub key: &'static str,
-    /// The key in the item's JSON, where it differs.
-    pub json: &'static str,
-    /// The label people see.
-    pub label: &'static str,
-    /// How it is entered.
-    pub kind: Kind,
-    /// Whether an item needs it.
-    pub required: bool,
-}
-
-fn names<C: Choice>() -> Vec<&'static str> {
-    C::ALL.iter().map(|c| c.as_str()).collect()
-}
-
-const fn text(key: &'static str, label: &'static str, required: bool) -> Spec {
-    Spec { key, json: key, label, kind: Kind::Text, required }
-}
-
-const fn choice(key: &'static str, label: &'static str, of: fn() -> Vec<&'static str>) -> Spec {
-    Spec { key, json: key, label, kind: Kind::Choice(of), required: false }
-}
 
 /// A whole-number setting of the shared document, as a form sets it.
 pub struct Setting {
@@ -141,78 +100,10 @@ pub fn url_name(section: Section) -> &'static str {
     }
 }
 
-/// The form fields of a section.
-pub fn specs(section: Section) -> Vec<Spec> {
-    match section {
-        Section::Needs => vec![
-            text("text", "The need, in your words", true),
-            choice("domain", "About", names::<Domain>),
-            text("environment", "Surroundings (light, sound, warmth, place)", false),
-            Spec {
-                key: "closeness",
-                json: "closeness",
-                label: "Closeness (0 = space, 4 = full contact)",
-                kind: Kind::Int(0, 4),
-                required: false,
-            },
-            text("communication", "How you like to communicate then", false),
-        ],
-        Section::Boundaries => vec![
-            text("statement", "The boundary, in your words", true),
-            choice("firmness", "Firmness", names::<Firmness>),
-            choice("scope", "When it applies", names::<Scope>),
-        ],
-        Section::Menu => vec![
-            text("title", "Title", true),
-            choice("category", "Kind", names::<Category>),
-            text("description", "Description", false),
-        ],
-        Section::Sequence => vec![
-            // Or taken from the menu option the step uses (see `actions`).
-            text("title", "Step", false),
-            Spec {
-                key: "for",
-                json: "for_whom",
-                label: "For",
-                kind: Kind::Choice(names::<ForWhom>),
-                required: false,
-            },
-            Spec {
-                key: "optional",
-                json: "optional",
-                label: "Optional",
-                kind: Kind::Bool,
-                required: false,
-            },
-        ],
-        Section::Signals => vec![
-            text("name", "Word, gesture or button name", true),
-            choice("kind", "How it is given", names::<SignalKind>),
-            choice("meaning", "What it means", names::<Meaning>),
-            text("response", "What the other partner does", false),
-        ],
-        Section::Vocabulary => {
-            vec![text("term", "Term", true), text("meaning", "What we mean by it", false)]
-        }
-        Section::Questions => vec![text("text", "Question", true)],
-        Section::Later => {
-            vec![text("when", "When", true), text("note", "What to ask or do", false)]
-        }
-        Section::Techniques => {
-            vec![text("title", "Technique", true), text("description", "How it goes", false)]
-        }
-        Section::Spaces => vec![
-            text("place", "Place", true),
-            Spec {
-                key: "for",
-                json: "for_whom",
-                label: "Whose space",
-                kind: Kind::Choice(names::<ForWhom>),
-                required: false,
-            },
-        ],
-        Section::Sessions | Section::Reviews => Vec::new(),
-    }
+/// The form fields of a section: the engine's table, less what the engine
+/// sets itself.
+fn specs(section: Section) -> impl Iterator<Item = &'static Spec> {
+    fields::of(section).iter().filter(|spec| spec.shown())
 }
 
 /// The inputs of a form, filled from `item` (an item's JSON) if given.
@@ -227,9 +118,11 @@ pub fn inputs(section: Section, item: Option<&serde_json::Value>) -> String {
             _ => String::new(),
         };
         out.push_str(&match spec.kind {
-            Kind::Text => text_input(spec.key, spec.label, &value, spec.required && item.is_none()),
+            Kind::Text | Kind::Internal => {
+                text_input(spec.key, spec.label, &value, spec.required && item.is_none())
+            }
             Kind::Choice(of) => select(spec.key, spec.label, &of(), &value, Some("(not set)")),
-            Kind::Int(lo, hi) => format!(
+            Kind::Int { min: lo, max: hi } => format!(
                 "<label>{}<input type=\"number\" name=\"{}\" min=\"{lo}\" max=\"{hi}\" value=\"{}\"></label>",
                 esc(spec.label),
                 spec.key,
@@ -247,8 +140,9 @@ pub fn inputs(section: Section, item: Option<&serde_json::Value>) -> String {
     out
 }
 
-/// A submitted form, as fields to write. An empty input leaves a field out
-/// when adding, and clears it when editing (never a required one).
+/// A submitted form, as fields to write: the engine checks and normalises
+/// them (see `cove_client::plan::fields`). An empty input leaves a field
+/// out when adding, and clears it when editing.
 pub fn parse(
     section: Section,
     form: &HashMap<String, String>,
@@ -264,25 +158,21 @@ pub fn parse(
             continue;
         }
         if given.is_empty() {
-            if spec.required {
-                return Err(format!("{} is needed.", spec.label));
-            }
             if !adding && form.contains_key(spec.key) {
                 out.push((spec.key, Field::Clear));
             }
             continue;
         }
         let field = match spec.kind {
-            Kind::Text => Field::Str(given.to_owned()),
             Kind::Choice(of) => match of().into_iter().find(|c| *c == given) {
                 Some(c) => Field::Choice(c),
                 None => return Err(format!("{}: choose one of the listed values.", spec.label)),
             },
-            Kind::Int(lo, hi) => match given.parse::<i64>() {
-                Ok(n) if (lo..=hi).contains(&n) => Field::Int(n),
-                _ => return Err(format!("{}: a whole number from {lo} to {hi}.", spec.label)),
+            Kind::Int { .. } => match given.parse::<i64>() {
+                Ok(n) => Field::Int(n),
+                Err(_) => return Err(format!("{}: a whole number.", spec.label)),
             },
-            Kind::Bool => continue,
+            _ => Field::Str(given.to_owned()),
         };
         out.push((spec.key, field));
     }

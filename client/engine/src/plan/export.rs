@@ -6,6 +6,7 @@
 //! Import keeps each item's id and history, so that preferences, sessions
 //! and steps still point at the right menu options.
 
+use super::fields::{boundary, later, menu, need, question, signal, space, step, technique, term};
 use super::keys::{self, format_day, short, today};
 use super::model::{
     Boundary, Choice, ItemMeta, LaterCheckin, MenuOption, Need, PartnerPlan, Plan, Question,
@@ -116,53 +117,53 @@ fn item(section: Section, meta: &ItemMeta, fields: Vec<(&'static str, Field)>) -
 pub fn shared_items(plan: &Plan) -> Vec<ImportItem> {
     let mut out = Vec::new();
     for MenuOption { meta, title, category, description } in &plan.menu {
-        let mut f = vec![str_field("title", title)];
-        opt_choice(&mut f, "category", *category);
-        opt_str(&mut f, "description", description);
+        let mut f = vec![str_field(menu::TITLE.key, title)];
+        opt_choice(&mut f, menu::CATEGORY.key, *category);
+        opt_str(&mut f, menu::DESCRIPTION.key, description);
         out.push(item(Section::Menu, meta, f));
     }
     for Step { meta, title, option, for_whom, optional, position } in &plan.sequence {
         let mut f = vec![
-            str_field("title", title),
-            ("for", Field::choice(*for_whom)),
-            ("optional", Field::Bool(*optional)),
-            str_field("position", position),
+            str_field(step::TITLE.key, title),
+            (step::FOR.key, Field::choice(*for_whom)),
+            (step::OPTIONAL.key, Field::Bool(*optional)),
+            str_field(step::POSITION.key, position),
         ];
-        opt_str(&mut f, "option", option);
+        opt_str(&mut f, step::OPTION.key, option);
         out.push(item(Section::Sequence, meta, f));
     }
     for Signal { meta, name, kind, meaning, response } in &plan.signals {
-        let mut f = vec![str_field("name", name)];
-        opt_choice(&mut f, "kind", *kind);
-        opt_choice(&mut f, "meaning", *meaning);
-        opt_str(&mut f, "response", response);
+        let mut f = vec![str_field(signal::NAME.key, name)];
+        opt_choice(&mut f, signal::KIND.key, *kind);
+        opt_choice(&mut f, signal::MEANING.key, *meaning);
+        opt_str(&mut f, signal::RESPONSE.key, response);
         out.push(item(Section::Signals, meta, f));
     }
     for Term { meta, term, meaning } in &plan.vocabulary {
         out.push(item(
             Section::Vocabulary,
             meta,
-            vec![str_field("term", term), str_field("meaning", meaning)],
+            vec![str_field(term::TERM.key, term), str_field(term::MEANING.key, meaning)],
         ));
     }
     for Question { meta, text } in &plan.checkin.questions {
-        out.push(item(Section::Questions, meta, vec![str_field("text", text)]));
+        out.push(item(Section::Questions, meta, vec![str_field(question::TEXT.key, text)]));
     }
     for LaterCheckin { meta, when, note } in &plan.checkin.later {
-        let mut f = vec![str_field("when", when)];
-        opt_str(&mut f, "note", note);
+        let mut f = vec![str_field(later::WHEN.key, when)];
+        opt_str(&mut f, later::NOTE.key, note);
         out.push(item(Section::Later, meta, f));
     }
     for Technique { meta, title, description } in &plan.deescalation.techniques {
-        let mut f = vec![str_field("title", title)];
-        opt_str(&mut f, "description", description);
+        let mut f = vec![str_field(technique::TITLE.key, title)];
+        opt_str(&mut f, technique::DESCRIPTION.key, description);
         out.push(item(Section::Techniques, meta, f));
     }
     for Space { meta, place, for_whom } in &plan.deescalation.spaces {
         out.push(item(
             Section::Spaces,
             meta,
-            vec![str_field("place", place), ("for", Field::choice(*for_whom))],
+            vec![str_field(space::PLACE.key, place), (space::FOR.key, Field::choice(*for_whom))],
         ));
     }
     for Session { meta, date, chosen_by, options, steps, notes } in &plan.sessions {
@@ -249,21 +250,21 @@ pub fn shared_settings(tx: &mut Transaction<'_>, plan: &Plan) -> Result<(), Plan
 pub fn partner_items(part: &PartnerPlan) -> Vec<ImportItem> {
     let mut out = Vec::new();
     for Need { meta, domain, text, environment, closeness, communication } in &part.needs {
-        let mut f = vec![str_field("text", text)];
-        opt_choice(&mut f, "domain", *domain);
-        opt_str(&mut f, "environment", environment);
+        let mut f = vec![str_field(need::TEXT.key, text)];
+        opt_choice(&mut f, need::DOMAIN.key, *domain);
+        opt_str(&mut f, need::ENVIRONMENT.key, environment);
         if let Some(c) = closeness {
-            f.push(("closeness", Field::Int(*c)));
+            f.push((need::CLOSENESS.key, Field::Int(*c)));
         }
-        opt_str(&mut f, "communication", communication);
+        opt_str(&mut f, need::COMMUNICATION.key, communication);
         out.push(item(Section::Needs, meta, f));
     }
     for Boundary { meta, statement, firmness, scope, status } in &part.boundaries {
         let f = vec![
-            str_field("statement", statement),
-            ("firmness", Field::choice(*firmness)),
-            ("scope", Field::choice(*scope)),
-            ("status", Field::choice(*status)),
+            str_field(boundary::STATEMENT.key, statement),
+            (boundary::FIRMNESS.key, Field::choice(*firmness)),
+            (boundary::SCOPE.key, Field::choice(*scope)),
+            (boundary::STATUS.key, Field::choice(*status)),
         ];
         out.push(item(Section::Boundaries, meta, f));
     }

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`schema`]: document shapes and genesis.
+//! - [`fields`]: one table per section: every field's key, label, kind,
+//!   whether it is needed, its default and its normalisation.
 //! - [`model`]: the plan as typed values (what `--json` prints).
 //! - [`read`]: documents to [`model::Plan`], with the most-restrictive rule.
 //! - [`write`]: one function per action a person takes.
@@ -17,6 +19,7 @@
 //! - [`keys`]: ULIDs, sequence positions, calendar days.
 
 pub mod export;
+pub mod fields;
 pub mod items;
 pub mod keys;
 pub mod model;

@@ -4,6 +4,7 @@
 //! malformed field reads as absent, and a consent-bearing value that cannot
 //! be read counts as its most restrictive value.
 
+use super::fields::{boundary, later, menu, need, question, signal, space, step, technique, term};
 use super::keys;
 use super::model::{
     Boundary, ChangedOption, Checkin, Choice, Conflict, Deescalation, ItemMeta, LaterCheckin,
@@ -131,14 +132,15 @@ fn partner_plan(
     r.int(&ROOT, "schema")?;
     let mut boundaries = Vec::new();
     for (id, obj) in r.entries(r.map(&ROOT, p::BOUNDARIES)) {
-        let Some(statement) = r.str(&obj, "statement") else { continue };
-        let firmness = r.consent(&obj, "firmness", partner, "boundaries", &id, conflicts);
-        let status = r.consent(&obj, "status", partner, "boundaries", &id, conflicts);
+        let Some(statement) = r.str(&obj, boundary::STATEMENT.key) else { continue };
+        let firmness =
+            r.consent(&obj, boundary::FIRMNESS.key, partner, "boundaries", &id, conflicts);
+        let status = r.consent(&obj, boundary::STATUS.key, partner, "boundaries", &id, conflicts);
         boundaries.push(Boundary {
             meta: r.meta(&obj, &id),
             statement,
             firmness,
-            scope: r.choice(&obj, "scope").unwrap_or(super::model::Scope::Always),
+            scope: r.choice(&obj, boundary::SCOPE.key).unwrap_or(super::model::Scope::Always),
             status,
         });
     }
@@ -186,69 +188,77 @@ fn partner_plan(
 fn need(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<Need> {
     Some(Need {
         meta,
-        domain: r.choice(obj, "domain"),
-        text: r.str(obj, "text")?,
-        environment: r.str(obj, "environment"),
-        closeness: r.int(obj, "closeness"),
-        communication: r.str(obj, "communication"),
+        domain: r.choice(obj, need::DOMAIN.key),
+        text: r.str(obj, need::TEXT.key)?,
+        environment: r.str(obj, need::ENVIRONMENT.key),
+        closeness: r.int(obj, need::CLOSENESS.key),
+        communication: r.str(obj, need::COMMUNICATION.key),
     })
 }
 
 fn menu_option(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<MenuOption> {
     Some(MenuOption {
         meta,
-        title: r.str(obj, "title")?,
-        category: r.choice(obj, "category"),
-        description: r.str(obj, "description"),
+        title: r.str(obj, menu::TITLE.key)?,
+        category: r.choice(obj, menu::CATEGORY.key),
+        description: r.str(obj, menu::DESCRIPTION.key),
     })
 }
 
 fn step(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<Step> {
     Some(Step {
         meta,
-        title: r.str(obj, "title")?,
-        option: r.str(obj, "option").filter(|o| keys::is_id(o)),
-        for_whom: r.choice(obj, "for").unwrap_or(super::model::ForWhom::Both),
-        optional: r.bool(obj, "optional").unwrap_or(false),
-        position: r.str(obj, "position").unwrap_or_default(),
+        title: r.str(obj, step::TITLE.key)?,
+        option: r.str(obj, step::OPTION.key).filter(|o| keys::is_id(o)),
+        for_whom: r.choice(obj, step::FOR.key).unwrap_or(super::model::ForWhom::Both),
+        optional: r.bool(obj, step::OPTIONAL.key).unwrap_or(false),
+        position: r.str(obj, step::POSITION.key).unwrap_or_default(),
     })
 }
 
 fn signal(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<Signal> {
     Some(Signal {
         meta,
-        name: r.str(obj, "name")?,
-        kind: r.choice(obj, "kind"),
-        meaning: r.choice(obj, "meaning"),
-        response: r.str(obj, "response"),
+        name: r.str(obj, signal::NAME.key)?,
+        kind: r.choice(obj, signal::KIND.key),
+        meaning: r.choice(obj, signal::MEANING.key),
+        response: r.str(obj, signal::RESPONSE.key),
     })
 }
 
 fn term(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<Term> {
     Some(Term {
         meta,
-        term: r.str(obj, "term")?,
-        meaning: r.str(obj, "meaning").unwrap_or_default(),
+        term: r.str(obj, term::TERM.key)?,
+        meaning: r.str(obj, term::MEANING.key).unwrap_or_default(),
     })
 }
 
 fn question(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<Question> {
-    Some(Question { meta, text: r.str(obj, "text")? })
+    Some(Question { meta, text: r.str(obj, question::TEXT.key)? })
 }
 
 fn later(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<LaterCheckin> {
-    Some(LaterCheckin { meta, when: r.str(obj, "when")?, note: r.str(obj, "note") })
+    Some(LaterCheckin {
+        meta,
+        when: r.str(obj, later::WHEN.key)?,
+        note: r.str(obj, later::NOTE.key),
+    })
 }
 
 fn technique(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<Technique> {
-    Some(Technique { meta, title: r.str(obj, "title")?, description: r.str(obj, "description") })
+    Some(Technique {
+        meta,
+        title: r.str(obj, technique::TITLE.key)?,
+        description: r.str(obj, technique::DESCRIPTION.key),
+    })
 }
 
 fn space(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<Space> {
     Some(Space {
         meta,
-        place: r.str(obj, "place")?,
-        for_whom: r.choice(obj, "for").unwrap_or(super::model::ForWhom::Both),
+        place: r.str(obj, space::PLACE.key)?,
+        for_whom: r.choice(obj, space::FOR.key).unwrap_or(super::model::ForWhom::Both),
     })
 }
 

@@ -43,6 +43,34 @@ pub enum PlanError {
         /// What was given.
         id: String,
     },
+    /// An item would be without a field it cannot do without.
+    #[error("\u{201c}{label}\u{201d} is needed: a {section} cannot be without it")]
+    Required {
+        /// The section, singular.
+        section: &'static str,
+        /// The field's label.
+        label: &'static str,
+        /// The field's key.
+        key: &'static str,
+    },
+    /// A number outside what a field takes.
+    #[error("\u{201c}{label}\u{201d} takes a whole number from {min} to {max}")]
+    OutOfRange {
+        /// The field's label.
+        label: &'static str,
+        /// The smallest allowed.
+        min: i64,
+        /// The largest allowed.
+        max: i64,
+    },
+    /// A choice that is not one of a field's.
+    #[error("\u{201c}{label}\u{201d} takes one of: {choices}")]
+    NotAChoice {
+        /// The field's label.
+        label: &'static str,
+        /// The choices, listed.
+        choices: String,
+    },
     /// A value is out of range or empty.
     #[error("{field}: {reason}")]
     Invalid {
@@ -249,7 +277,8 @@ fn write_field(
             tx.put(obj, key, v)?;
         }
         Field::Int(v) => {
-            let range = if key == "closeness" { 0..=4 } else { 0..=i64::from(u32::MAX) };
+            // Ranges of a section's fields are checked by `fields::prepare`.
+            let range = 0..=i64::from(u32::MAX);
             if !range.contains(&v) {
                 return Err(PlanError::Invalid {
                     field: key,
@@ -297,6 +326,7 @@ pub fn add(
     fields: Vec<(&'static str, Field)>,
 ) -> Result<String, PlanError> {
     migrate(tx)?;
+    let fields = super::fields::prepare(section, fields, true)?;
     let map = container(tx, section)?;
     let id = keys::new_id(author.now_ms, &mut OsEntropy);
     let item = tx.put_object(&map, id.as_str(), ObjType::Map)?;
@@ -317,6 +347,7 @@ pub fn put_item(
     fields: Vec<(&'static str, Field)>,
 ) -> Result<(), PlanError> {
     migrate(tx)?;
+    let fields = super::fields::prepare(section, fields, true)?;
     if !keys::is_id(&meta.id) {
         return Err(PlanError::Invalid {
             field: "id",
@@ -366,6 +397,7 @@ pub fn update(
     fields: Vec<(&'static str, Field)>,
 ) -> Result<(), PlanError> {
     migrate(tx)?;
+    let fields = super::fields::prepare(section, fields, false)?;
     let obj = item(tx, section, id)?;
     for (key, value) in fields {
         write_field(tx, &obj, key, value)?;

@@ -95,7 +95,10 @@ async fn a_second_device_of_the_same_partner_joins_and_syncs() {
     assert_eq!(get(&b, DocId::PartnerA, "water").as_deref(), Some("a glass of water"));
     // And it cannot write the other partner's.
     let refused = try_put(&mut a2, DocId::PartnerB, "x", "y").await;
-    assert!(matches!(refused, Err(DeviceError::NotYours(Partner::B))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(DeviceError::NotYours { partner: Partner::B, .. })),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

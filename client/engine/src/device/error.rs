@@ -47,8 +47,15 @@ pub enum DeviceError {
     )]
     Revoked,
     /// The edit would change the other partner's document.
-    #[error("only {0}'s own devices can change their needs, boundaries, preferences and answers")]
-    NotYours(Partner),
+    #[error(
+        "this is {name}'s: only {name}'s own devices can change their needs, boundaries, preferences and answers"
+    )]
+    NotYours {
+        /// Whose it is.
+        partner: Partner,
+        /// Their name, as the plan has it.
+        name: String,
+    },
     /// A document operation failed.
     #[error(transparent)]
     Doc(Box<DocError>),

@@ -349,9 +349,15 @@ impl Device {
             return Err(DeviceError::Revoked);
         }
         match doc.owner() {
-            Some(owner) if owner != self.partner() => Err(DeviceError::NotYours(owner)),
+            Some(owner) if owner != self.partner() => Err(self.not_yours(owner)),
             _ => Ok(()),
         }
+    }
+
+    /// The refusal to change what is `owner`'s.
+    pub fn not_yours(&self, owner: Partner) -> DeviceError {
+        let name = crate::plan::current(&self.docs).name(owner);
+        DeviceError::NotYours { partner: owner, name }
     }
 
     /// Seals the next envelope of this device's (`kind`, `doc`) stream,

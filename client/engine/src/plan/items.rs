@@ -120,11 +120,7 @@ pub fn resolve(device: &Device, section: Section, given: &str) -> Result<String,
             )
             .is_ok() =>
         {
-            let name = plan.name(me.other());
-            Err(DeviceError::Invalid(format!(
-                "this {} is {name}'s: only {name}'s own devices can change their needs, boundaries, preferences and answers",
-                section.noun()
-            )))
+            Err(device.not_yours(me.other()))
         }
         Err(error) => Err(error.into()),
     }

@@ -42,6 +42,7 @@ pub mod tcp;
 pub use settings::Settings;
 
 use anyhow::Context;
+use cove_shared::clock::{self, SharedClock};
 use relay::RelayState;
 use std::future::Future;
 use std::time::Duration;
@@ -57,14 +58,16 @@ pub async fn launch(settings: Settings) -> anyhow::Result<()> {
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    launch_with_listener(settings, listener, shutdown_signal()).await
+    launch_with_listener(settings, listener, clock::system(), shutdown_signal()).await
 }
 
 /// Serves on `listener` until `shutdown` resolves, then lets connections
-/// finish (up to the drain timeout) and returns.
+/// finish (up to the drain timeout) and returns. The relay reads the time
+/// (for signals' time to live and pairing mailboxes) from `clock`.
 pub async fn launch_with_listener(
     settings: Settings,
     listener: TcpListener,
+    clock: SharedClock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let url = settings.database.clone();
@@ -72,7 +75,7 @@ pub async fn launch_with_listener(
         let store = PostgresStore::connect(&url)
             .await
             .with_context(|| format!("cannot open {}", settings::redact_url(&url)))?;
-        serve(settings, store, listener, shutdown).await
+        serve(settings, store, listener, clock, shutdown).await
     } else {
         let options = store::SqliteOptions {
             synchronous: settings.sqlite_synchronous,
@@ -81,7 +84,7 @@ pub async fn launch_with_listener(
         let store = SqliteStore::connect(&url, options)
             .await
             .with_context(|| format!("cannot open {}", settings::redact_url(&url)))?;
-        serve(settings, store, listener, shutdown).await
+        serve(settings, store, listener, clock, shutdown).await
     }
 }
 
@@ -90,11 +93,12 @@ pub async fn serve<S: Store>(
     settings: Settings,
     store: S,
     listener: TcpListener,
+    clock: SharedClock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let drain = settings.limits.drain_timeout;
     let (stop, stopped) = watch::channel(false);
-    let relay = RelayState::new(settings, store, stopped);
+    let relay = RelayState::new(settings, store, clock, stopped);
     relay.spawn_background();
     let address = listener.local_addr().ok();
     tracing::info!(?address, origins = ?relay.origins, "relay listening");

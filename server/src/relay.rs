@@ -11,12 +11,13 @@ use crate::metrics::{Metrics, StoreOp};
 use crate::settings::Settings;
 use crate::store::{Quota, Store, StoreError};
 use bytes::Bytes;
+use cove_shared::clock::SharedClock;
 use cove_shared::wire::{self, Blob, ErrorCode, RelayToClient, StoredEnvelope};
 use cove_shared::{MembershipLog, MembershipState, PlanId};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Plans whose verified membership is kept in memory before the cache is
@@ -51,6 +52,8 @@ pub struct RelayState<S: Store> {
     pub pairing_limits: AddressWindows,
     /// Becomes true when the relay shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Where the time comes from.
+    pub clock: SharedClock,
     memberships: Mutex<HashMap<PlanId, Arc<MembershipState>>>,
     /// Origins devices signed in for that this relay does not accept,
     /// already logged.
@@ -60,14 +63,14 @@ pub struct RelayState<S: Store> {
 /// Different unaccepted origins logged, at most: a stranger could try many.
 const UNACCEPTED_LOGGED: usize = 16;
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
 impl<S: Store> RelayState<S> {
     /// Builds the state and starts the group-commit task.
-    pub fn new(settings: Settings, store: S, shutdown: watch::Receiver<bool>) -> Arc<Self> {
+    pub fn new(
+        settings: Settings,
+        store: S,
+        clock: SharedClock,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<Self> {
         let metrics = Arc::new(Metrics::default());
         let limits = &settings.limits;
         let quota =
@@ -89,9 +92,15 @@ impl<S: Store> RelayState<S> {
             metrics,
             health,
             shutdown,
+            clock,
             memberships: Mutex::new(HashMap::new()),
             unaccepted: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Now, in Unix seconds, by the relay's clock.
+    pub fn now_s(&self) -> i64 {
+        self.clock.now_s()
     }
 
     /// Times a store call for the latency histogram.
@@ -306,7 +315,7 @@ impl<S: Store> RelayState<S> {
                     _ = shutdown.changed() => return,
                 }
                 // A failure is noted (and logged once) by `write`.
-                let now = unix_now();
+                let now = relay.now_s();
                 if let Ok(n) = relay.write(StoreOp::Other, relay.store.expire_signals(now)).await {
                     relay.metrics.expired(n);
                 }

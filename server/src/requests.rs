@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::events::Event;
 use crate::hub::{ConnId, Outbound};
 use crate::metrics::StoreOp;
-use crate::relay::{RelayState, unix_now};
+use crate::relay::RelayState;
 use crate::store::{
     Access, Appended, NewEnvelope, NewSnapshot, RegistryChange, Side, SnapshotStored, Store,
 };
@@ -112,7 +112,7 @@ impl<'a, S: Store> Session<'a, S> {
                     .relay
                     .read(
                         StoreOp::Fetch,
-                        self.relay.store.fetch(plan, after, limit, max_bytes, unix_now()),
+                        self.relay.store.fetch(plan, after, limit, max_bytes, self.relay.now_s()),
                     )
                     .await?;
                 Ok(vec![RelayToClient::Page {
@@ -206,7 +206,7 @@ impl<'a, S: Store> Session<'a, S> {
         self.relay
             .write(
                 StoreOp::Membership,
-                self.relay.store.create_plan(plan, genesis, self.device, unix_now()),
+                self.relay.store.create_plan(plan, genesis, self.device, self.relay.now_s()),
             )
             .await?;
         tracing::info!("plan created");
@@ -325,7 +325,7 @@ impl<'a, S: Store> Session<'a, S> {
             seq: header.seq,
             doc: header.doc,
             hash,
-            expires_at: (header.kind == Kind::Signal).then(|| unix_now() + ttl),
+            expires_at: (header.kind == Kind::Signal).then(|| self.relay.now_s() + ttl),
             body: body.clone(),
         };
         match self.relay.batcher.append(new).await? {
@@ -394,7 +394,8 @@ impl<'a, S: Store> Session<'a, S> {
 
     async fn pair_open(&mut self, request: RequestId) -> Result<Vec<RelayToClient>, ApiError> {
         self.pairing_allowed()?;
-        let expires_at = unix_now() + self.relay.settings.limits.pairing_ttl.as_secs() as i64;
+        let expires_at =
+            self.relay.now_s() + self.relay.settings.limits.pairing_ttl.as_secs() as i64;
         let nameplate = self
             .relay
             .write(StoreOp::Pairing, self.relay.store.pair_open(self.device, expires_at))
@@ -420,7 +421,7 @@ impl<'a, S: Store> Session<'a, S> {
             .relay
             .timed(
                 StoreOp::Pairing,
-                self.relay.store.pair_join(&nameplate, self.device, unix_now()),
+                self.relay.store.pair_join(&nameplate, self.device, self.relay.now_s()),
             )
             .await;
         let waiting = match joined {
@@ -456,7 +457,7 @@ impl<'a, S: Store> Session<'a, S> {
     async fn my_side(&self, nameplate: &str) -> Result<Side, ApiError> {
         let mailbox = self
             .relay
-            .read(StoreOp::Pairing, self.relay.store.pair_get(nameplate, unix_now()))
+            .read(StoreOp::Pairing, self.relay.store.pair_get(nameplate, self.relay.now_s()))
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::PairingUnknown))?;
         let side =

@@ -23,11 +23,13 @@
 //! - [`wire`]: `ClientToRelay` / `RelayToClient` messages and error codes.
 //! - [`codec`]: byte readers and hex.
 //! - [`random`]: where randomness comes from.
+//! - [`clock`]: where the time comes from.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod clock;
 pub mod codec;
 pub mod envelope;
 pub mod freshness;
@@ -45,6 +47,7 @@ pub mod wrap;
 /// cipher suite and one version; anything else is rejected, never negotiated.
 pub const VERSION: u8 = 1;
 
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use envelope::{
     EnvelopeHash, Header, IntegrityError, Kind, OpenPolicy, Opened, Seal, Sealed, Stream,
 };

@@ -4,6 +4,7 @@
 
 use cove_client::transport::{Push, RelayConnection};
 use cove_server::Settings;
+use cove_shared::clock::SharedClock;
 use cove_shared::envelope::{self, Seal};
 use cove_shared::random::{Entropy, OsEntropy};
 use cove_shared::{
@@ -67,6 +68,12 @@ impl TestRelay {
 
     /// A relay with settings adjusted by `tweak`.
     pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        Self::start_with_clock(cove_shared::clock::system(), tweak).await
+    }
+
+    /// A relay that reads the time from `clock` (a test's manual clock),
+    /// with settings adjusted by `tweak`.
+    pub async fn start_with_clock(clock: SharedClock, tweak: impl FnOnce(&mut Settings)) -> Self {
         let dir = TempDir::new("relay");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -78,7 +85,7 @@ impl TestRelay {
             ..Settings::default()
         };
         tweak(&mut settings);
-        Self::launch(settings, listener, Some(dir))
+        Self::launch(settings, listener, clock, Some(dir))
     }
 
     /// A relay on a free port with the SQLite database at `database`; start
@@ -93,7 +100,7 @@ impl TestRelay {
             database: format!("sqlite://{}", database.display()),
             ..Settings::default()
         };
-        Self::launch(settings, listener, None)
+        Self::launch(settings, listener, cove_shared::clock::system(), None)
     }
 
     /// A relay on `addr` with the SQLite database at `database`: starting
@@ -116,15 +123,21 @@ impl TestRelay {
             database: format!("sqlite://{}", database.display()),
             ..Settings::default()
         };
-        Self::launch(settings, listener, None)
+        Self::launch(settings, listener, cove_shared::clock::system(), None)
     }
 
-    fn launch(settings: Settings, listener: tokio::net::TcpListener, dir: Option<TempDir>) -> Self {
+    fn launch(
+        settings: Settings,
+        listener: tokio::net::TcpListener,
+        clock: SharedClock,
+        dir: Option<TempDir>,
+    ) -> Self {
         let addr = settings.listen;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(cove_server::launch_with_listener(settings, listener, async {
-            let _ = stopped.await;
-        }));
+        let task =
+            tokio::spawn(cove_server::launch_with_listener(settings, listener, clock, async {
+                let _ = stopped.await;
+            }));
         Self { url: format!("ws://{addr}"), addr, stop: Some(stop), task: Some(task), _dir: dir }
     }
 

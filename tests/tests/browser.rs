@@ -44,7 +44,7 @@ async fn a_partners_change_and_signal_reach_the_other_page_live() {
     let root = TempDir::new("browser");
     let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
     // A menu option for A to give a preference for.
-    let who = Author { partner: b.partner(), now_ms: cove_client::device::unix_millis() };
+    let who = Author { partner: b.partner(), now_ms: b.now_ms() };
     let water = b
         .edit(cove_shared::DocId::Shared, |tx| {
             write::add(

@@ -532,7 +532,7 @@ async fn two_processes_on_one_state_directory_never_reuse_a_sequence_number() {
     put(&mut other, DocId::Shared, "from the other process", "1").await;
     // The first handle's memory is stale; whatever it writes next must not
     // roll back the other's stream position.
-    a.alarm(Alarm::Revoked).await.unwrap();
+    a.raise_alarm(Alarm::Revoked).await.unwrap();
     a.acknowledge(&[]).await.unwrap();
     put(&mut a, DocId::Shared, "from the first process", "2").await;
     put(&mut other, DocId::Shared, "from the other process again", "3").await;

@@ -4,20 +4,21 @@
 
 use automerge::ReadDoc;
 use automerge::transaction::Transactable;
-use cove_client::device::{Device, unix_millis};
-use cove_client::docs::actor_of;
+use cove_client::device::Device;
+use cove_client::documents::actor_of;
 use cove_client::plan::model::{
     Category, Domain, Firmness, ForWhom, Plan, Preference, Scope, Status,
 };
 use cove_client::plan::write::{self, Author, Field, Section};
 use cove_client::plan::{self, keys};
 use cove_shared::wire::{Cursor, StoredEnvelope};
-use cove_shared::{DocId, Partner};
-use cove_tests::devices::{couple, pair, sync_now};
+use cove_shared::{DocId, ManualClock, Partner};
+use cove_tests::devices::{PASSPHRASE, couple, pair, sync_now};
 use cove_tests::harness::{TempDir, TestRelay};
+use std::sync::Arc;
 
 fn author(device: &Device) -> Author {
-    Author { partner: device.partner(), now_ms: unix_millis() }
+    Author { partner: device.partner(), now_ms: device.now_ms() }
 }
 
 async fn add(device: &mut Device, section: Section, fields: Vec<(&'static str, Field)>) -> String {
@@ -366,7 +367,7 @@ async fn a_change_to_the_other_partners_document_is_refused_on_every_receiving_d
     for device in [&mut a1, &mut b2] {
         let before = device.quarantined();
         let item = StoredEnvelope {
-            cursor: Cursor(device.sync_state().cursor + 1),
+            cursor: Cursor(device.cursor().0 + 1),
             envelope: sealed[0].clone().into(),
         };
         let received = device.receive(vec![item]).await.unwrap();
@@ -434,29 +435,44 @@ async fn a_signal_is_kept_only_while_it_is_current() {
     let relay = TestRelay::start().await;
     let root = TempDir::new("plan-signal");
     let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    // Both devices read one clock that moves only when the test says.
+    let clock = ManualClock::now();
+    a.set_clock(Arc::new(clock.clone()));
+    b.set_clock(Arc::new(clock.clone()));
     // One that has expired by the time it arrives, one that has not.
     a.signal("pause", 1).await.unwrap();
     a.signal("check-on-me", 600_000).await.unwrap();
     sync_now(&mut a).await;
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    clock.advance(5);
     let report = sync_now(&mut b).await;
     assert_eq!(report.signals.len(), 2, "both are delivered, and reported");
-    let kept: Vec<&str> = b.sync_state().signals.iter().map(|s| s.signal.signal.as_str()).collect();
+    let kept: Vec<&str> =
+        b.sync_state().signals().iter().map(|s| s.signal.signal.as_str()).collect();
     assert_eq!(kept, ["check-on-me"], "only the current one is stored");
     // What is stored is what was kept.
-    let reopened = Device::open(b.home(), cove_tests::devices::PASSPHRASE).await.unwrap();
-    assert_eq!(reopened.sync_state().signals.len(), 1);
+    let reopened =
+        Device::open_with_clock(b.home(), PASSPHRASE, Arc::new(clock.clone())).await.unwrap();
+    assert_eq!(reopened.sync_state().signals().len(), 1);
 
     // One that expires while it is stored goes when the device is next
     // opened, without waiting for some other change to be written.
     a.signal("space", 400).await.unwrap();
     sync_now(&mut a).await;
     sync_now(&mut b).await;
-    assert_eq!(b.sync_state().signals.len(), 2);
+    assert_eq!(b.sync_state().signals().len(), 2);
     drop(b);
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let b = Device::open(reopened.home(), cove_tests::devices::PASSPHRASE).await.unwrap();
-    let kept: Vec<&str> = b.sync_state().signals.iter().map(|s| s.signal.signal.as_str()).collect();
+    clock.advance(400);
+    let b = Device::open_with_clock(reopened.home(), PASSPHRASE, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    assert_eq!(b.sync_state().signals().len(), 2, "not yet past its time to live");
+    drop(b);
+    clock.advance(1);
+    let b = Device::open_with_clock(reopened.home(), PASSPHRASE, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let kept: Vec<&str> =
+        b.sync_state().signals().iter().map(|s| s.signal.signal.as_str()).collect();
     assert_eq!(kept, ["check-on-me"]);
 }
 

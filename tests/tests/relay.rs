@@ -4,9 +4,10 @@
 
 use cove_client::transport::{Push, RelayConnection, TransportError};
 use cove_shared::wire::{self, ClientToRelay, Cursor, ErrorCode, PairOutcome, RelayToClient};
-use cove_shared::{DeviceSecret, DocId, Kind, OsEntropy, PlanId};
+use cove_shared::{DeviceSecret, DocId, Kind, ManualClock, OsEntropy, PlanId};
 use cove_tests::harness::{TestPlan, TestRelay, http_get, next_push};
 use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -269,7 +270,12 @@ async fn a_snapshot_replaces_envelopes_only_after_every_device_acknowledged() {
 
 #[tokio::test]
 async fn signals_expire_after_their_time_to_live() {
-    let relay = TestRelay::start_with(|s| s.limits.signal_ttl = Duration::from_secs(1)).await;
+    // On a second boundary, so that the relay's seconds are exact.
+    let clock = ManualClock::at(1_900_000_000_000);
+    let relay = TestRelay::start_with_clock(Arc::new(clock.clone()), |s| {
+        s.limits.signal_ttl = Duration::from_secs(1)
+    })
+    .await;
     let mut plan = TestPlan::new();
     let (a, _) = relay.connect(&plan.a).await;
     plan.register(&a).await;
@@ -278,16 +284,12 @@ async fn signals_expire_after_their_time_to_live() {
     a.push(plan.plan, &signal).await.unwrap();
     let (items, _, _) = a.fetch(plan.plan, Cursor(0), 10).await.unwrap();
     assert_eq!(items.len(), 1, "kept for a device that is offline");
-    // Poll until the time to live has passed (the relay's clock is the wall clock).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let (items, _, _) = a.fetch(plan.plan, Cursor(0), 10).await.unwrap();
-        if items.is_empty() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the signal outlived its time to live");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    clock.advance(999);
+    let (items, _, _) = a.fetch(plan.plan, Cursor(0), 10).await.unwrap();
+    assert_eq!(items.len(), 1, "still within its time to live");
+    clock.advance(1);
+    let (items, _, _) = a.fetch(plan.plan, Cursor(0), 10).await.unwrap();
+    assert!(items.is_empty(), "the signal outlived its time to live");
 }
 
 #[tokio::test]
@@ -711,23 +713,22 @@ async fn pairing_mailboxes_relay_work_once_burn_and_expire() {
 
 #[tokio::test]
 async fn an_unjoined_mailbox_expires() {
-    let relay = TestRelay::start_with(|s| s.limits.pairing_ttl = Duration::from_secs(1)).await;
+    let clock = ManualClock::at(1_900_000_000_000);
+    let relay = TestRelay::start_with_clock(Arc::new(clock.clone()), |s| {
+        s.limits.pairing_ttl = Duration::from_secs(1)
+    })
+    .await;
     let opener = DeviceSecret::generate(&mut OsEntropy);
     let joiner = DeviceSecret::generate(&mut OsEntropy);
     let (o, _) = relay.connect(&opener).await;
     let (j, _) = relay.connect(&joiner).await;
     let nameplate = o.pair_open().await.unwrap();
-    // Poll (without joining) until the relay says it no longer exists.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match o.pair_send(&nameplate, b"still there?").await {
-            Err(TransportError::Refused { code: ErrorCode::PairingUnknown, .. }) => break,
-            // Still there, and full: it takes a few messages from each side.
-            Ok(()) | Err(TransportError::Refused { code: ErrorCode::QuotaExceeded, .. }) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the mailbox outlived its time");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    clock.advance(999);
+    o.pair_send(&nameplate, b"still there?").await.unwrap();
+    clock.advance(1);
+    match o.pair_send(&nameplate, b"still there?").await {
+        Err(TransportError::Refused { code: ErrorCode::PairingUnknown, .. }) => {}
+        other => panic!("the mailbox outlived its time: {other:?}"),
     }
     assert_eq!(refused(j.pair_join(&nameplate).await), ErrorCode::PairingUnknown);
 }

@@ -475,7 +475,7 @@ async fn a_conflict_is_shown_to_its_owner_until_they_settle_it_on_the_page() {
     let (relay, root, mut a1, mut b) = setup("ui-conflict").await;
     let (mut a2, _, _) =
         cove_tests::devices::pair(&mut a1, &root, "alex-tablet", &relay.url, true).await;
-    let who = Author { partner: a1.partner(), now_ms: cove_client::device::unix_millis() };
+    let who = Author { partner: a1.partner(), now_ms: a1.now_ms() };
     let boundary = a1
         .edit(DocId::PartnerA, |tx| {
             write::add(
@@ -541,7 +541,7 @@ async fn an_item_whose_key_is_not_an_id_never_reaches_the_page() {
     use automerge::{ObjType, ROOT, ReadDoc, ScalarValue};
     use cove_client::plan::write::{self, Author, Field, Section};
     let (_relay, _root, mut a, mut b) = setup("ui-hostile-key").await;
-    let who = Author { partner: a.partner(), now_ms: cove_client::device::unix_millis() };
+    let who = Author { partner: a.partner(), now_ms: a.now_ms() };
     let boundary = a
         .edit(DocId::PartnerA, |tx| {
             write::add(
@@ -561,7 +561,7 @@ async fn an_item_whose_key_is_not_an_id_never_reaches_the_page() {
     // to turn its Archive button into "withdraw A's boundary", beside an
     // honest one.
     let hostile = format!("x/../../../boundary/{boundary}/withdraw?");
-    let who = Author { partner: b.partner(), now_ms: cove_client::device::unix_millis() };
+    let who = Author { partner: b.partner(), now_ms: b.now_ms() };
     b.edit(DocId::Shared, |tx| {
         let menu = match tx.get(ROOT, "menu")? {
             Some((_, id)) => id,
@@ -635,9 +635,9 @@ async fn a_change_made_while_the_relay_is_away_is_kept_and_sent_when_it_returns(
 async fn alarms_are_shown_with_their_time_and_can_be_acknowledged() {
     use cove_client::device::Alarm;
     let (_relay, _root, mut a, b) = setup("ui-alarms").await;
-    a.alarm(Alarm::Inconsistent { cursor: 77 }).await.unwrap();
-    a.alarm(Alarm::Fork { device: b.id() }).await.unwrap();
-    let ids: Vec<u64> = a.sync_state().alarm_log.open().map(|r| r.id).collect();
+    a.raise_alarm(Alarm::Inconsistent { cursor: 77 }).await.unwrap();
+    a.raise_alarm(Alarm::Fork { device: b.id() }).await.unwrap();
+    let ids: Vec<u64> = a.sync_state().alarm_log().open().map(|r| r.id).collect();
     let page = Page::open(a.home()).await;
     let status = page.get("/status").await.body;
     assert!(status.contains("numbered 77, beyond the end of its own log"), "{status}");

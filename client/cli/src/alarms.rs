@@ -3,7 +3,7 @@
 
 use crate::output::Printer;
 use crate::unlock;
-use cove_client::device::{AlarmNote, Attention, unix_now};
+use cove_client::device::{AlarmNote, Attention};
 use cove_client::home::Home;
 use cove_client::human::ago;
 use serde_json::json;
@@ -13,13 +13,13 @@ use serde_json::json;
 pub(crate) async fn list(home: &Home, out: &Printer, history: bool) -> anyhow::Result<()> {
     let device = unlock(home).await?;
     let attention = device.attention().await?;
+    let now = device.now_s();
     out.emit(&attention, || {
-        let mut lines = lines(&attention);
+        let mut lines = lines(&attention, now);
         if attention.is_clear() {
             lines.push("Nothing needs attention.".into());
         }
         if history {
-            let now = unix_now();
             lines.push(if attention.history.is_empty() {
                 "No earlier alarms.".into()
             } else {
@@ -71,8 +71,7 @@ fn when(note: &AlarmNote, now: i64) -> String {
 
 /// The lines `cove status`, `cove sync` and `cove alarms` print for what
 /// needs attention; nothing when nothing does.
-pub(crate) fn lines(attention: &Attention) -> Vec<String> {
-    let now = unix_now();
+pub(crate) fn lines(attention: &Attention, now: i64) -> Vec<String> {
     let mut lines = Vec::new();
     if !attention.alarms.is_empty() {
         lines.push("Alarms:".into());

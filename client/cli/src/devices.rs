@@ -5,7 +5,6 @@ use crate::output::Printer;
 use crate::syncing::device_label;
 use crate::{prompt, unlock};
 use anyhow::bail;
-use cove_client::device::unix_now;
 use cove_client::home::Home;
 use cove_client::human::ago;
 use cove_client::sync;
@@ -17,7 +16,7 @@ pub(crate) async fn list(home: &Home, out: &Printer) -> anyhow::Result<()> {
     let device = unlock(home).await?;
     let rows = device.device_rows();
     out.emit(&rows, || {
-        let now = unix_now();
+        let now = device.now_s();
         rows.iter()
             .map(|d| {
                 let who = d.name.clone().unwrap_or_else(|| format!("partner {}", d.partner));

@@ -202,7 +202,7 @@ async fn items<F: SectionFields>(
     let doc = section.doc(device.partner());
     match command {
         ItemCommand::List { all } => {
-            list(out, &plan::current(device.docs()), section, all);
+            list(out, &device.current_plan(), section, all);
             return Ok(());
         }
         ItemCommand::Add(fields) => {
@@ -315,7 +315,7 @@ async fn prefer(
     let id = resolve(&device, Section::Menu, given)?;
     let doc = device.partner().doc();
     // The option as this partner sees it now (see `read::option_basis`).
-    let plan = plan::current(device.docs());
+    let plan = device.current_plan();
     let option = plan.menu.iter().find(|m| m.meta.id == id).ok_or_else(|| {
         DeviceError::Invalid(format!("there is no menu option with the id '{given}'"))
     })?;
@@ -366,7 +366,7 @@ async fn steps(home: &Home, out: &Printer, command: StepCommand) -> anyhow::Resu
     let mut device = unlock(home).await?;
     let doc = cove_shared::DocId::Shared;
     match command {
-        StepCommand::List { all } => list(out, &plan::current(device.docs()), section, all),
+        StepCommand::List { all } => list(out, &device.current_plan(), section, all),
         StepCommand::Add { fields, place } => {
             let mut fields = fields;
             let option = step_option(&device, &mut fields)?;
@@ -414,7 +414,7 @@ fn step_option(device: &Device, fields: &mut StepFields) -> Result<Option<String
     let Some(given) = fields.option.take() else { return Ok(None) };
     let id = resolve(device, Section::Menu, &given)?;
     if fields.title.is_none() {
-        let plan = plan::current(device.docs());
+        let plan = device.current_plan();
         fields.title = plan.menu.iter().find(|m| m.meta.id == id).map(|m| m.title.clone());
     }
     Ok(Some(id))
@@ -439,7 +439,7 @@ fn place_position(
     place: &super::plan_args::Place,
     moving: Option<&str>,
 ) -> Result<String, DeviceError> {
-    let plan = plan::current(device.docs());
+    let plan = device.current_plan();
     // Every step, archived too, so that a restored step keeps its place.
     let order: Vec<(&str, &str)> = plan
         .sequence

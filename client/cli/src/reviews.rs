@@ -4,7 +4,7 @@ use crate::output::Printer;
 use crate::plan::saved;
 use crate::plan_args::ReviewCommand;
 use crate::unlock;
-use cove_client::device::{Device, DeviceError, unix_millis};
+use cove_client::device::{Device, DeviceError};
 use cove_client::home::Home;
 use cove_client::plan::items::{author, resolve};
 use cove_client::plan::keys::{format_day, parse_day, short, today};
@@ -12,7 +12,6 @@ use cove_client::plan::model::{Plan, Review};
 use cove_client::plan::review::{self, parse_heads};
 use cove_client::plan::schema::shared as s;
 use cove_client::plan::write::{self, Field, Section};
-use cove_client::plan::{self};
 use cove_shared::DocId;
 use serde_json::json;
 
@@ -22,7 +21,7 @@ pub(crate) async fn run(home: &Home, out: &Printer, command: ReviewCommand) -> a
     match command {
         ReviewCommand::Show => show(out, &device),
         ReviewCommand::List => {
-            let plan = plan::current(device.docs());
+            let plan = device.current_plan();
             let history = active(&plan);
             out.emit(&history, || {
                 if history.is_empty() {
@@ -32,9 +31,9 @@ pub(crate) async fn run(home: &Home, out: &Printer, command: ReviewCommand) -> a
             });
         }
         ReviewCommand::Cadence { days } => {
-            let plan = plan::current(device.docs());
+            let plan = device.current_plan();
             let next =
-                plan.reviews.next_due.is_none().then(|| format_day(today(unix_millis()) + days));
+                plan.reviews.next_due.is_none().then(|| format_day(today(device.now_ms()) + days));
             device
                 .edit(DocId::Shared, |tx| {
                     write::set_setting(tx, s::REVIEWS, "cadence_days", Field::Int(days))?;
@@ -44,7 +43,7 @@ pub(crate) async fn run(home: &Home, out: &Printer, command: ReviewCommand) -> a
                     Ok(())
                 })
                 .await?;
-            let plan = plan::current(device.docs());
+            let plan = device.current_plan();
             let next = plan.reviews.next_due.unwrap_or_default();
             saved(
                 out,
@@ -71,7 +70,7 @@ pub(crate) async fn run(home: &Home, out: &Printer, command: ReviewCommand) -> a
             record(out, &mut device, wins, lessons, notes).await?
         }
         ReviewCommand::Confirm { id } => {
-            let plan = plan::current(device.docs());
+            let plan = device.current_plan();
             let id = match id {
                 Some(given) => resolve(&device, Section::Reviews, &given)?,
                 None => active(&plan).last().map(|r| r.meta.id.clone()).ok_or_else(|| {
@@ -105,7 +104,7 @@ fn review_line(plan: &Plan, r: &Review) -> String {
 }
 
 fn show(out: &Printer, device: &Device) {
-    let plan = plan::current(device.docs());
+    let plan = device.current_plan();
     let last = active(&plan).last().copied();
     let since = last.map_or_else(Default::default, |r| {
         [parse_heads(&r.heads[0]), parse_heads(&r.heads[1]), parse_heads(&r.heads[2])]

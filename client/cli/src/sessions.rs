@@ -4,13 +4,12 @@ use crate::output::Printer;
 use crate::plan::{archive, restore, saved};
 use crate::plan_args::{DebriefArgs, SessionCommand};
 use crate::unlock;
-use cove_client::device::{DeviceError, unix_millis};
+use cove_client::device::DeviceError;
 use cove_client::home::Home;
 use cove_client::plan::items::{author, resolve};
 use cove_client::plan::keys::{format_day, parse_day, short, today};
 use cove_client::plan::model::Plan;
 use cove_client::plan::write::{self, Field, Section};
-use cove_client::plan::{self};
 use cove_shared::{DocId, Partner};
 use serde_json::json;
 
@@ -20,12 +19,12 @@ pub(crate) async fn run(home: &Home, out: &Printer, command: SessionCommand) -> 
     let section = Section::Sessions;
     match command {
         SessionCommand::Log { date, chosen_by, options, steps, notes } => {
-            let plan = plan::current(device.docs());
+            let plan = device.current_plan();
             let day = match date {
                 Some(d) => parse_day(&d).ok_or_else(|| {
                     DeviceError::Invalid(format!("'{d}' is not a day; write it as YYYY-MM-DD"))
                 })?,
-                None => today(unix_millis()),
+                None => today(device.now_ms()),
             };
             let chooser = chosen_by
                 .map_or_else(|| plan.next_to_choose(), |who| who.partner(device.partner()));
@@ -50,7 +49,7 @@ pub(crate) async fn run(home: &Home, out: &Printer, command: SessionCommand) -> 
                     write::add(tx, who, section, fields).map_err(DeviceError::from)
                 })
                 .await?;
-            let plan = plan::current(device.docs());
+            let plan = device.current_plan();
             let what = format!(
                 "Logged session [{}] on {}, chosen by {}. Next time it is {}'s turn to choose.",
                 short(&id),
@@ -61,7 +60,7 @@ pub(crate) async fn run(home: &Home, out: &Printer, command: SessionCommand) -> 
             saved(out, &mut device, &id, &what).await;
         }
         SessionCommand::List { all } => {
-            let plan = plan::current(device.docs());
+            let plan = device.current_plan();
             let sessions: Vec<_> =
                 plan.sessions.iter().filter(|s| all || !s.meta.archived()).collect();
             let value = json!({ "sessions": sessions, "next_to_choose": plan.next_to_choose() });
@@ -129,7 +128,7 @@ pub(crate) async fn debrief(home: &Home, out: &Printer, args: DebriefArgs) -> an
         }
         (Some(_), None) => anyhow::bail!("give the answer after the question's id"),
         _ => {
-            let plan = plan::current(device.docs());
+            let plan = device.current_plan();
             let answers = |p: Partner| {
                 plan.partner(p)
                     .and_then(|pp| pp.debriefs.get(&session).cloned())

@@ -4,9 +4,8 @@ use crate::output::Printer;
 use crate::plan::saved;
 use crate::syncing::device_label;
 use crate::unlock;
-use cove_client::device::unix_millis;
 use cove_client::home::Home;
-use cove_client::plan::{self, signals};
+use cove_client::plan::signals;
 use serde_json::json;
 
 /// `cove signal NAME`.
@@ -17,7 +16,7 @@ pub(crate) async fn send(
     ttl_minutes: i64,
 ) -> anyhow::Result<()> {
     let mut device = unlock(home).await?;
-    let plan = plan::current(device.docs());
+    let plan = device.current_plan();
     let name = signals::normalize(name);
     if !signals::known(&plan, &name) {
         let mut known: Vec<&str> = signals::BUILT_IN.to_vec();
@@ -37,9 +36,9 @@ pub(crate) async fn send(
 /// `cove signals`.
 pub(crate) async fn list(home: &Home, out: &Printer) -> anyhow::Result<()> {
     let device = unlock(home).await?;
-    let plan = plan::current(device.docs());
-    let now = unix_millis();
-    let live: Vec<_> = device.sync_state().signals.iter().filter(|s| !s.expired(now)).collect();
+    let plan = device.current_plan();
+    let now = device.now_ms();
+    let live: Vec<_> = device.sync_state().signals().iter().filter(|s| !s.expired(now)).collect();
     let rows: Vec<_> = live
         .iter()
         .map(|s| {

@@ -2,7 +2,7 @@
 
 use crate::output::Printer;
 use crate::unlock;
-use cove_client::device::{Attention, Device, DeviceError, ReceivedSignal, unix_millis, unix_now};
+use cove_client::device::{Attention, Device, DeviceError, ReceivedSignal};
 use cove_client::home::Home;
 use cove_client::human::ago;
 use cove_client::sync::{self, Event, SyncReport};
@@ -65,7 +65,7 @@ pub(crate) async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
         Err(_) => Err("it did not answer within 5 seconds".to_owned()),
     };
     let state = device.sync_state();
-    let plan = cove_client::plan::current(device.docs());
+    let plan = device.current_plan();
     let attention = device.attention().await?;
     let status = Status {
         plan: device.plan().to_string(),
@@ -76,7 +76,7 @@ pub(crate) async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
         reachable: reach.is_ok(),
         relay_error: reach.clone().err(),
         active: device.is_active(),
-        last_sync: state.last_sync,
+        last_sync: state.last_sync(),
         devices: device.device_rows(),
         alarms: attention.alarms,
         quarantined: attention.quarantined,
@@ -85,7 +85,7 @@ pub(crate) async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
         unconfirmed: device.unconfirmed_count().await?,
         held: device.held_count().await?,
         conflicts: plan.conflicts.iter().filter(|c| c.owner == device.partner()).cloned().collect(),
-        review_due: cove_client::plan::review::due(&plan, unix_millis()),
+        review_due: cove_client::plan::review::due(&plan, device.now_ms()),
         changed_options: plan
             .changed_options
             .iter()
@@ -93,12 +93,12 @@ pub(crate) async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
             .cloned()
             .collect(),
     };
-    out.emit(&status, || human_status(&status));
+    let now = device.now_s();
+    out.emit(&status, || human_status(&status, now));
     Ok(())
 }
 
-fn human_status(s: &Status) -> String {
-    let now = unix_now();
+fn human_status(s: &Status, now: i64) -> String {
     let mut lines = Vec::new();
     lines.push(format!("This device: {} (partner {})", s.fingerprint, s.partner));
     if !s.active {
@@ -146,7 +146,7 @@ fn human_status(s: &Status) -> String {
     if attention.is_clear() {
         lines.push("Alarms: none".into());
     }
-    lines.extend(super::alarms::lines(&attention));
+    lines.extend(super::alarms::lines(&attention, now));
     if s.held > 0 {
         lines.push(format!("Held back until missing changes arrive: {}", s.held));
     }
@@ -213,6 +213,7 @@ pub(crate) async fn sync(home: &Home, out: &Printer) -> anyhow::Result<()> {
     let mut attention = device.attention().await?;
     attention.history.clear();
     let summary = summary(&report, attention);
+    let now = device.now_s();
     out.emit(&summary, || {
         let mut text =
             format!("Synced: sent {} change(s), received {}.", summary.sent, summary.received);
@@ -222,7 +223,7 @@ pub(crate) async fn sync(home: &Home, out: &Printer) -> anyhow::Result<()> {
                 summary.unconfirmed
             ));
         }
-        for line in super::alarms::lines(&summary.attention) {
+        for line in super::alarms::lines(&summary.attention, now) {
             text.push('\n');
             text.push_str(&line);
         }
@@ -244,8 +245,9 @@ pub(crate) async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
     };
     out.say(&format!("Connecting to {}. Stop with Ctrl-C.", device.relay()));
     let printer = *out;
+    let clock = device.clock().clone();
     // What each signal means, from the plan as it was when the daemon began.
-    let plan = cove_client::plan::current(device.docs());
+    let plan = device.current_plan();
     let label = |id: &DeviceId| label(id);
     let describe =
         |id: &DeviceId, name: &str| match cove_client::plan::signals::meaning(&plan, name) {
@@ -259,7 +261,7 @@ pub(crate) async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
                 &serde_json::json!({ "event": "synced", "sent": report.sent, "received": received }),
                 || format!("In sync (sent {}, received {received}).", report.sent),
             );
-            print_signals(&printer, &report.signals, &describe);
+            print_signals(&printer, &report.signals, &describe, clock.now_ms());
         }
         Event::Applied(received) => {
             let n: usize = received.applied.iter().sum();
@@ -268,7 +270,7 @@ pub(crate) async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
                     format!("Received {n} change(s).")
                 });
             }
-            print_signals(&printer, &received.signals, &describe);
+            print_signals(&printer, &received.signals, &describe, clock.now_ms());
             if received.quarantined > 0 {
                 printer.emit(
                     &serde_json::json!({ "event": "quarantined", "count": received.quarantined }),
@@ -300,8 +302,8 @@ fn print_signals(
     printer: &Printer,
     signals: &[ReceivedSignal],
     describe: &impl Fn(&DeviceId, &str) -> String,
+    now: i64,
 ) {
-    let now = unix_millis();
     for signal in signals {
         let expired = signal.expired(now);
         let age_s = (now - signal.signal.sent_at).max(0) / 1000;

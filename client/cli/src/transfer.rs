@@ -5,12 +5,12 @@ use crate::output::Printer;
 use crate::plan::saved;
 use crate::{prompt, unlock};
 use anyhow::Context;
-use cove_client::device::{Device, DeviceError, unix_millis};
+use cove_client::device::{Device, DeviceError};
 use cove_client::home::Home;
 use cove_client::keystore::KdfParams;
 use cove_client::plan::export::{self, Export, ImportItem, MAX_IMPORT_BYTES};
 use cove_client::plan::model::Plan;
-use cove_client::plan::{self, write};
+use cove_client::plan::write;
 use cove_shared::{DocId, Partner};
 use serde_json::json;
 use std::io::Write;
@@ -19,8 +19,8 @@ use std::path::Path;
 /// `cove export`.
 pub(crate) async fn export(home: &Home, out: &Printer, args: ExportArgs) -> anyhow::Result<()> {
     let device = unlock(home).await?;
-    let plan = plan::current(device.docs());
-    let now = unix_millis();
+    let plan = device.current_plan();
+    let now = device.now_ms();
     match args.format {
         ExportFormat::Md | ExportFormat::Json => {
             let text = if args.format == ExportFormat::Md {
@@ -223,7 +223,7 @@ async fn bring_in(
     }
     let mine = device.partner().doc();
     let Some(own) = plan.partner(part) else { return Ok(items) };
-    let existing = plan::current(device.docs());
+    let existing = device.current_plan();
     let existing = existing.partner(device.partner()).cloned();
     let have: Vec<&str> = existing
         .iter()
@@ -243,7 +243,7 @@ async fn bring_in(
             .await?;
         items += 1;
     }
-    let menu = plan::current(device.docs()).menu;
+    let menu = device.current_plan().menu;
     device
         .edit(mine, |tx| {
             export::partner_values(tx, own, &menu, existing.as_ref()).map_err(DeviceError::from)

@@ -10,14 +10,13 @@ use cove_client::plan::text::{
     boundaries_now, boundary_line, later_line, need_line, option_line, picked, signal_line,
     space_line, step_line, titled,
 };
-use cove_client::plan::{self};
 use cove_shared::Partner;
 use serde_json::json;
 
 /// `cove plan show`.
 pub(crate) async fn show(home: &Home, out: &Printer, all: bool) -> anyhow::Result<()> {
     let device = unlock(home).await?;
-    let plan = plan::current(device.docs());
+    let plan = device.current_plan();
     out.emit(&plan, || overview(&plan, device.partner(), all));
     Ok(())
 }
@@ -25,7 +24,7 @@ pub(crate) async fn show(home: &Home, out: &Printer, all: bool) -> anyhow::Resul
 /// `cove now`.
 pub(crate) async fn now(home: &Home, out: &Printer) -> anyhow::Result<()> {
     let device = unlock(home).await?;
-    let plan = plan::current(device.docs());
+    let plan = device.current_plan();
     let picks = |p: Partner| {
         plan.partner(p).map(|pp| {
             json!({

@@ -5,7 +5,7 @@
 //! document or an envelope, so nothing of them reaches the relay or the
 //! partner; `cove wipe` removes them with the rest.
 
-use crate::device::{Device, DeviceError, unix_millis};
+use crate::device::{Device, DeviceError};
 use crate::localdb::ListTable;
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +32,7 @@ pub async fn add(device: &Device, text: &str) -> Result<Entry, DeviceError> {
             "a journal entry holds at most {MAX_ENTRY_CHARS} characters"
         )));
     }
-    let entry = Entry { at: unix_millis(), text: text.to_owned() };
+    let entry = Entry { at: device.now_ms(), text: text.to_owned() };
     // Not through `Device::write`: the journal is not part of the state the
     // device holds in memory, so no other process needs to reload for it.
     let mut tx = device.local().begin().await?;

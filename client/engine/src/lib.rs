@@ -6,10 +6,10 @@
 //! - [`human`]: words for times, as either face shows them.
 //! - [`keystore`]: secret keys, sealed with the passphrase (Argon2id).
 //! - [`localdb`]: the local database, every value sealed.
-//! - [`docs`]: the plan's Automerge documents and verified changes.
+//! - [`documents`]: the plan's Automerge documents and verified changes.
 //! - [`payload`]: what envelopes carry once opened.
-//! - [`device`]: an unlocked device: edits, the outbox, membership.
-//! - [`inbox`]: receiving: verify, open, freshness, apply in batches.
+//! - [`device`]: an unlocked device: edits, the outbox, receiving,
+//!   membership.
 //! - [`sync`]: the sync engine and the daemon loop.
 //! - [`pairing`]: SPAKE2 pairing with a short code; [`words`]: its word list.
 //! - [`transport`]: an authenticated WebSocket connection to a relay.
@@ -21,10 +21,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod device;
-pub mod docs;
+pub mod documents;
 pub mod home;
 pub mod human;
-pub mod inbox;
 pub mod journal;
 pub mod keystore;
 pub mod localdb;

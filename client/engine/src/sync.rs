@@ -14,8 +14,7 @@
 //! The relay decides what it serves, so every loop here is bounded by what
 //! it said at the start: a relay cannot keep a device in a pass forever.
 
-use crate::device::{Alarm, Device, DeviceError, ReceivedSignal, unix_millis, unix_now};
-use crate::inbox::Received;
+use crate::device::{Alarm, Device, DeviceError, Received, ReceivedSignal};
 use crate::transport::{Push, RelayConnection, TransportError};
 use cove_shared::membership::Entry;
 use cove_shared::random::Entropy;
@@ -82,7 +81,7 @@ pub async fn sync_membership(
     let remote = match conn.fetch_membership(plan, 0).await {
         Ok(remote) => remote,
         Err(TransportError::Refused { code: ErrorCode::NotFound, .. })
-            if !device.sync.registered =>
+            if !device.is_registered() =>
         {
             let entries: Vec<Vec<u8>> =
                 device.log().entries().iter().map(|e| e.encode().to_vec()).collect();
@@ -90,7 +89,7 @@ pub async fn sync_membership(
             for entry in &entries[1..] {
                 conn.append_membership(plan, entry).await?;
             }
-            device.update(|s| s.registered = true).await?;
+            device.mark_registered().await?;
             return Ok(0);
         }
         Err(TransportError::Refused { code: ErrorCode::NotFound, .. }) => {
@@ -101,22 +100,14 @@ pub async fn sync_membership(
     let local: Vec<Vec<u8>> = device.log().entries().iter().map(|e| e.encode().to_vec()).collect();
     let common = local.len().min(remote.len());
     if local[..common] != remote[..common] {
-        device.alarm(Alarm::MembershipFork).await?;
+        device.raise_alarm(Alarm::MembershipFork).await?;
         return Err(DeviceError::Invalid(
             "the relay's list of devices differs from this device's; the relay may be misbehaving"
                 .into(),
         ));
     }
     let served = remote.len() as u64;
-    device
-        .update(|s| {
-            s.registered = true;
-            if served < s.relay_membership {
-                s.raise(Alarm::MembershipRollback { seen: s.relay_membership, served });
-            }
-            s.relay_membership = s.relay_membership.max(served);
-        })
-        .await?;
+    device.note_relay_membership(served).await?;
     if remote.len() < local.len() {
         for entry in &local[remote.len()..] {
             conn.append_membership(plan, entry).await?;
@@ -164,12 +155,12 @@ pub async fn sync_once(
     }
     device.seal_held_back().await?;
     report.sent = send_outbox(device, conn).await?;
-    if device.sync.cursor == 0 {
+    if device.cursor() == Cursor(0) {
         start_from_snapshots(device, conn).await?;
     }
     fetch_all(device, conn, &mut report).await?;
     refetch_gaps(device, conn, &mut report).await?;
-    if device.sync.pending_name.is_some() {
+    if device.owes_own_document() {
         device.ensure_own_document().await?;
         report.sent += send_outbox(device, conn).await?;
     }
@@ -183,8 +174,7 @@ pub async fn sync_once(
             }
         }
     }
-    let now = unix_now();
-    device.update(|s| s.last_sync = Some(now)).await?;
+    device.finish_sync().await?;
     report.unconfirmed = device.unconfirmed_count().await?;
     Ok(report)
 }
@@ -246,7 +236,7 @@ pub async fn send_outbox(
                 // The relay's word alone never costs an edit: keep it, say
                 // so, and stop here (what follows depends on it).
                 tracing::warn!(%code, message, "the relay refused an outbox envelope");
-                device.alarm(Alarm::Fork { device: device.id() }).await?;
+                device.raise_alarm(Alarm::Fork { device: device.id() }).await?;
                 break;
             }
             Err(error) => return Err(error.into()),
@@ -279,20 +269,19 @@ pub async fn fetch_all(
     let plan = device.plan();
     // The first page starts one before the cursor, to check that the relay
     // still holds what this device read there.
-    let mut probe =
-        device.sync.cursor_mark.clone().filter(|m| m.cursor == device.sync.cursor && m.cursor > 0);
+    let mut probe = device.cursor_probe();
     let mut limit: Option<Cursor> = None;
     let mut restarted = false;
     // Everything after this is read in this pass.
-    let mut read_from = Cursor(device.sync.cursor);
+    let mut read_from = device.cursor();
     // Own envelopes the relay had answered for before this pass began;
     // another process may add more meanwhile.
     let answered = device.local().sent_watermark().await?;
     loop {
-        let after = Cursor(device.sync.cursor);
+        let after = device.cursor();
         let from = if probe.is_some() { Cursor(after.0 - 1) } else { after };
         let (items, head, compacted) = conn.fetch(plan, from, MAX_PAGE_ITEMS).await?;
-        let seen = device.sync.relay_head.max(device.sync.cursor);
+        let seen = device.relay_head().max(device.cursor()).0;
         let rewritten =
             probe.take().is_some_and(|mark| match items.iter().find(|i| i.cursor == after) {
                 Some(item) => !mark.matches(item),
@@ -316,26 +305,14 @@ pub async fn fetch_all(
                 Alarm::Rollback { seen, served: head.0 }
             };
             device.reopen_own(compacted.0).await?;
-            device
-                .update(|s| {
-                    s.raise(alarm);
-                    s.cursor = 0;
-                    s.cursor_mark = None;
-                    s.relay_head = head.0;
-                })
-                .await?;
+            device.read_again(alarm, head).await?;
             limit = None;
             read_from = Cursor(0);
             continue;
         }
         let limit = *limit.get_or_insert(head);
-        device
-            .update(|s| {
-                s.relay_head = head.0;
-                s.relay_compacted = compacted.0;
-            })
-            .await?;
-        if compacted.0 > after.0 && device.sync.cursor > 0 {
+        device.note_relay_page(head, compacted).await?;
+        if compacted.0 > after.0 && device.cursor() > Cursor(0) {
             // Changes this device never saw were folded into snapshots
             // while it was away: merge the snapshots first.
             start_from_snapshots(device, conn).await?;
@@ -344,13 +321,13 @@ pub async fn fetch_all(
         // same page again and again must not keep the device here. Nothing
         // can lie beyond the head the same page states.
         if let Some(beyond) = items.iter().map(|i| i.cursor).filter(|c| *c > head).max() {
-            device.alarm(Alarm::Inconsistent { cursor: beyond.0 }).await?;
+            device.raise_alarm(Alarm::Inconsistent { cursor: beyond.0 }).await?;
         }
         let items: Vec<StoredEnvelope> =
             items.into_iter().filter(|i| i.cursor > after && i.cursor <= head).collect();
         let done = items.is_empty() || {
             apply_page(device, conn, items, report).await?;
-            device.sync.cursor >= limit.0
+            device.cursor() >= limit
         };
         if done {
             report.resent += settle_own(device, conn, answered, read_from).await?;
@@ -379,7 +356,7 @@ pub async fn settle_own(
     read_from: Cursor,
 ) -> Result<usize, DeviceError> {
     let plan = device.plan();
-    let now = unix_millis();
+    let now = device.now_ms();
     let mut resent = 0;
     let mut first_missing = None;
     for (id, record) in device.unconfirmed().await? {
@@ -413,13 +390,13 @@ pub async fn settle_own(
             {
                 // Kept, and said: the relay's refusal alone never costs an edit.
                 tracing::warn!(%code, message, "the relay refused an envelope sent again");
-                device.alarm(Alarm::Fork { device: device.id() }).await?;
+                device.raise_alarm(Alarm::Fork { device: device.id() }).await?;
             }
             Err(error) => return Err(error.into()),
         }
     }
     if let Some(cursor) = first_missing {
-        device.alarm(Alarm::Unconfirmed { cursor }).await?;
+        device.raise_alarm(Alarm::Unconfirmed { cursor }).await?;
     }
     Ok(resent)
 }
@@ -432,14 +409,13 @@ async fn refetch_gaps(
     conn: &RelayConnection,
     report: &mut SyncReport,
 ) -> Result<(), DeviceError> {
-    let Some(from) = device.sync.refetch_after else { return Ok(()) };
-    device.update(|s| s.refetch_after = None).await?;
-    let until = device.sync.cursor;
-    let mut after = Cursor(from);
-    while after.0 < until {
+    let Some(from) = device.take_refetch().await? else { return Ok(()) };
+    let until = device.cursor();
+    let mut after = from;
+    while after < until {
         let (items, _, _) = conn.fetch(device.plan(), after, MAX_PAGE_ITEMS).await?;
         let items: Vec<StoredEnvelope> =
-            items.into_iter().filter(|i| i.cursor.0 > after.0 && i.cursor.0 <= until).collect();
+            items.into_iter().filter(|i| i.cursor > after && i.cursor <= until).collect();
         let Some(last) = items.last().map(|i| i.cursor) else { break };
         after = last;
         apply_page(device, conn, items, report).await?;
@@ -611,7 +587,7 @@ async fn handle_pushes(
                 }
             }
             Push::Revoked { .. } => {
-                device.alarm(Alarm::Revoked).await?;
+                device.raise_alarm(Alarm::Revoked).await?;
                 return Err(DeviceError::Revoked);
             }
             Push::Closed(error) => return Err(error.into()),
@@ -622,7 +598,7 @@ async fn handle_pushes(
         return Ok(());
     }
     items.sort_by_key(|i| i.cursor);
-    let start = device.sync.cursor;
+    let start = device.cursor().0;
     let contiguous =
         items.iter().enumerate().all(|(n, item)| item.cursor.0 == start + 1 + n as u64);
     if contiguous && !fetch {

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cove_client::device::{Device, DeviceError, unix_millis};
+use cove_client::device::{Device, DeviceError};
 use cove_client::plan::items::resolve;
 use cove_client::plan::keys::{format_day, parse_day, position_between, short, today};
 use cove_client::plan::model::{Choice, Preference, Status};
@@ -90,7 +90,7 @@ async fn act(
 }
 
 fn author(device: &Device) -> Author {
-    Author { partner: device.partner(), now_ms: unix_millis() }
+    Author { partner: device.partner(), now_ms: device.now_ms() }
 }
 
 fn page_of(section: Section) -> String {
@@ -118,7 +118,7 @@ fn step_option(
     }
     let id = resolve(device, Section::Menu, &given)?;
     if form.get("title").is_none_or(|t| t.trim().is_empty()) {
-        let plan = plan::current(device.docs());
+        let plan = device.current_plan();
         if let Some(option) = plan.menu.iter().find(|m| m.meta.id == id) {
             form.insert("title".into(), option.title.clone());
         }
@@ -140,7 +140,7 @@ pub async fn add(State(ui): State<Arc<Ui>>, Path(name): Path<String>, body: Byte
         all.extend(option);
         if section == Section::Sequence {
             // A new step goes last.
-            let plan = plan::current(device.docs());
+            let plan = device.current_plan();
             let last = plan.sequence.last().map(|s| s.position.clone());
             let position = position_between(last.as_deref(), None);
             all.push((plan::fields::step::POSITION.key, Field::Str(position)));
@@ -255,7 +255,7 @@ pub async fn prefer(
         let Some(value) = form.get("preference").and_then(Preference::parse) else {
             return Err(DeviceError::Invalid("Choose yes, maybe, ask-me or no.".into()));
         };
-        let plan = plan::current(device.docs());
+        let plan = device.current_plan();
         let basis = plan
             .menu
             .iter()
@@ -277,7 +277,7 @@ pub async fn prefer(
 pub async fn move_step(State(ui): State<Arc<Ui>>, Path(id): Path<String>, body: Bytes) -> Response {
     act(&ui, &body, "/s/sequence", async |device, form| {
         let id = resolve(device, Section::Sequence, &id)?;
-        let plan = plan::current(device.docs());
+        let plan = device.current_plan();
         let order: Vec<&str> =
             plan.sequence.iter().filter(|s| s.meta.id != id).map(|s| s.position.as_str()).collect();
         let at = plan.sequence.iter().position(|s| s.meta.id == id).unwrap_or(0);
@@ -322,10 +322,10 @@ pub async fn setting(State(ui): State<Arc<Ui>>, Path(name): Path<String>, body: 
                 setting.label
             )));
         };
-        let plan = plan::current(device.docs());
+        let plan = device.current_plan();
         // A first cadence plans the first review, as the command line does.
         let next = (key == "cadence_days" && plan.reviews.next_due.is_none())
-            .then(|| format_day(today(unix_millis()) + value));
+            .then(|| format_day(today(device.now_ms()) + value));
         device
             .edit(DocId::Shared, |tx| {
                 write::set_setting(tx, container, key, Field::Int(value))?;
@@ -344,7 +344,7 @@ pub async fn setting(State(ui): State<Arc<Ui>>, Path(name): Path<String>, body: 
 pub async fn signal(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
     act(&ui, &body, "/now", async |device, form| {
         let name = plan::signals::normalize(form.get("name").unwrap_or(""));
-        if !plan::signals::known(&plan::current(device.docs()), &name) {
+        if !plan::signals::known(&device.current_plan(), &name) {
             return Err(DeviceError::Invalid(format!(
                 "'{name}' is not a signal you have agreed on."
             )));
@@ -362,9 +362,9 @@ pub async fn log_session(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
             Some(d) => {
                 parse_day(d).ok_or_else(|| DeviceError::Invalid(format!("'{d}' is not a day.")))?
             }
-            None => today(unix_millis()),
+            None => today(device.now_ms()),
         };
-        let plan = plan::current(device.docs());
+        let plan = device.current_plan();
         let chooser = match form.get("chosen_by") {
             Some("me") => device.partner(),
             Some("partner") => device.partner().other(),

@@ -106,6 +106,8 @@ pub struct Ui {
     /// The owner-only page that forwards to the one-time address, if one
     /// was written; removed once the token is spent.
     pub launcher: std::sync::Mutex<Option<PathBuf>>,
+    /// Where the pages read the time: the device's clock.
+    pub clock: cove_shared::SharedClock,
 }
 
 impl Ui {
@@ -226,7 +228,9 @@ pub async fn start(home: &Home, passphrase: &str, port: u16) -> Result<Running, 
         .map_err(|e| DeviceError::Invalid(format!("cannot tell the listening address: {e}")))?;
     let (events, _) = broadcast::channel(64);
     let token = random_hex(&mut OsEntropy);
+    let clock = device.clock().clone();
     let ui = Arc::new(Ui {
+        clock,
         device: Mutex::new(device),
         token: std::sync::Mutex::new(Some(token.clone())),
         cookie: format!("cove_session_{}", addr.port()),
@@ -278,7 +282,7 @@ async fn device_labels(ui: &Ui) -> BTreeMap<DeviceId, String> {
 }
 
 fn labels_of(device: &Device) -> BTreeMap<DeviceId, String> {
-    let plan = cove_client::plan::current(device.docs());
+    let plan = device.current_plan();
     device.membership().members().map(|m| (m.device, plan.name(m.partner))).collect()
 }
 
@@ -304,7 +308,7 @@ fn forward(ui: &Ui, labels: &BTreeMap<DeviceId, String>, event: &Event) {
     if applied > 0 || matches!(event, Event::Synced(_)) || ui.link() != was {
         let _ = events.send(LiveEvent { kind: "changed", data: "{}".into() });
     }
-    let now = cove_client::device::unix_millis();
+    let now = ui.clock.now_ms();
     let live: Vec<_> = signals.iter().filter(|s| !s.expired(now)).collect();
     if live.is_empty() {
         return;

@@ -8,13 +8,13 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use cove_client::device::{Attention, Device, unix_millis};
+use cove_client::device::{Attention, Device};
 use cove_client::plan::items::{Row, rows};
 use cove_client::plan::keys::{format_day, is_id, short, today};
 use cove_client::plan::model::{Choice, Plan, Preference, Status};
+use cove_client::plan::review;
 use cove_client::plan::text as views;
 use cove_client::plan::write::Section;
-use cove_client::plan::{self, review};
 use cove_shared::{DocId, Partner};
 use futures_util::stream::Stream;
 use std::convert::Infallible;
@@ -54,7 +54,7 @@ fn render(title: &str, path: &str, body: &str, q: &Flash) -> Response {
 /// `/`: the whole plan, calmly laid out.
 pub async fn overview(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
     let device = fresh(&ui).await;
-    let plan = plan::current(device.docs());
+    let plan = device.current_plan();
     let me = device.partner();
     drop(device);
     let mut body = String::new();
@@ -313,7 +313,7 @@ pub async fn section(State(ui): State<Arc<Ui>>, Path(name): Path<String>, q: Fla
             .into_response();
     };
     let device = fresh(&ui).await;
-    let plan = plan::current(device.docs());
+    let plan = device.current_plan();
     let me = device.partner();
     drop(device);
     let mut body = String::new();
@@ -354,7 +354,7 @@ async fn settings_page(
     sections: [(&str, Section); 2],
 ) -> Response {
     let device = fresh(ui).await;
-    let plan = plan::current(device.docs());
+    let plan = device.current_plan();
     let me = device.partner();
     drop(device);
     let mut body = setting_form(&ui.csrf, &plan, setting);
@@ -407,13 +407,13 @@ fn signal_buttons(plan: &Plan, csrf: &str) -> String {
 /// `/now`: the right-now view, for low light.
 pub async fn now(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
     let device = fresh(&ui).await;
-    let plan = plan::current(device.docs());
-    let signals = device.sync_state().signals.clone();
+    let plan = device.current_plan();
+    let signals = device.sync_state().signals().to_vec();
     let senders: Vec<(cove_shared::DeviceId, Partner)> =
         device.membership().members().map(|m| (m.device, m.partner)).collect();
     drop(device);
     let mut body = String::new();
-    let now = unix_millis();
+    let now = ui.clock.now_ms();
     for s in signals.iter().filter(|s| !s.expired(now)) {
         let from = senders
             .iter()
@@ -481,7 +481,7 @@ pub async fn now(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
 /// `/sessions`: the log, a form to log one, and debriefs.
 pub async fn sessions(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
     let device = fresh(&ui).await;
-    let plan = plan::current(device.docs());
+    let plan = device.current_plan();
     let me = device.partner();
     drop(device);
     let csrf = &ui.csrf;
@@ -545,7 +545,7 @@ pub async fn sessions(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
     body.push_str("</ul><h2>Log a session</h2>");
     let mut inner = format!(
         "<label>Day<input type=\"date\" name=\"date\" value=\"{}\"></label>",
-        format_day(today(unix_millis()))
+        format_day(today(ui.clock.now_ms()))
     );
     inner.push_str(&select(
         "chosen_by",
@@ -582,7 +582,7 @@ pub async fn sessions(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
 /// `/reviews`: what changed since the last review, and who changed it.
 pub async fn reviews(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
     let device = fresh(&ui).await;
-    let plan = plan::current(device.docs());
+    let plan = device.current_plan();
     let me = device.partner();
     let history: Vec<_> = plan.reviews.history.iter().filter(|r| !r.meta.archived()).collect();
     let last = history.last().copied();
@@ -598,7 +598,7 @@ pub async fn reviews(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
     drop(device);
     let csrf = &ui.csrf;
     let mut body = String::new();
-    if let Some(day) = review::due(&plan, unix_millis()) {
+    if let Some(day) = review::due(&plan, ui.clock.now_ms()) {
         let _ = write!(body, "<p class=\"flash\">A review is due (since {}).</p>", esc(&day));
     } else if let Some(day) = &plan.reviews.next_due {
         let _ = write!(body, "<p>Next review: {}.</p>", esc(day));
@@ -691,15 +691,15 @@ pub async fn status(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
         Link::Down { error, retrying: true } => format!("not reachable ({error}); trying again"),
         Link::Down { error, retrying: false } => format!("not syncing ({error})"),
     };
-    let plan = plan::current(device.docs());
+    let plan = device.current_plan();
     let state = device.sync_state();
-    let now_s = cove_client::device::unix_now();
+    let now_s = device.now_s();
     let mut body = format!("<p>Relay {}: {}.</p>", esc(device.relay()), esc(&reachable));
     let _ = write!(
         body,
         "<p>Last sync: {}.</p>",
         esc(&state
-            .last_sync
+            .last_sync()
             .map_or_else(|| "never".to_owned(), |t| cove_client::human::ago(t, now_s)))
     );
     body.push_str("<h2>Devices</h2><ul>");
@@ -725,7 +725,7 @@ pub async fn status(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
             let _ = write!(body, "<p class=\"error\">{}</p>", esc(&error.to_string()));
         }
     }
-    if let Some(day) = review::due(&plan, unix_millis()) {
+    if let Some(day) = review::due(&plan, device.now_ms()) {
         let _ = write!(body, "<p class=\"flash\">A review is due (since {}).</p>", esc(&day));
     }
     drop(device);

@@ -3,8 +3,8 @@
 //! when, and which device (or the relay) it concerns; and what was
 //! acknowledged before.
 
-use super::{AlarmRecord, Device, DeviceError};
-use crate::inbox::Quarantined;
+use super::receive::Quarantined;
+use super::{Alarm, AlarmRecord, Device, DeviceError};
 use crate::localdb::ListTable;
 use crate::plan::display_name;
 use cove_shared::Partner;
@@ -95,8 +95,8 @@ impl Device {
 
     /// What needs attention now, and what was acknowledged before.
     pub async fn attention(&self) -> Result<Attention, DeviceError> {
-        let log = &self.sync_state().alarm_log;
-        let seen = self.sync_state().quarantine_seen;
+        let log = &self.sync.alarm_log;
+        let seen = self.sync.quarantine_seen;
         let quarantined = self
             .local()
             .list::<Quarantined>(ListTable::Quarantine)
@@ -118,6 +118,34 @@ impl Device {
             quarantined_total: self.quarantined(),
             history: log.history().map(|r| self.note(r)).collect(),
         })
+    }
+
+    /// Raises an alarm and saves it.
+    pub async fn raise_alarm(&mut self, alarm: Alarm) -> Result<(), DeviceError> {
+        let now = self.now_ms();
+        self.update(|sync| sync.raise(alarm, now)).await
+    }
+
+    /// Acknowledges the open alarms `ids` (all of them, and every quarantined
+    /// envelope so far, if `ids` is empty). Returns how many alarms were
+    /// acknowledged; an id that is not open is an error, and then nothing
+    /// is acknowledged.
+    pub async fn acknowledge(&mut self, ids: &[u64]) -> Result<usize, DeviceError> {
+        let open: Vec<u64> = self.sync.alarm_log.open().map(|r| r.id).collect();
+        if let Some(unknown) = ids.iter().find(|id| !open.contains(id)) {
+            return Err(DeviceError::Invalid(format!("there is no open alarm number {unknown}")));
+        }
+        let newest_quarantined = self.db.newest(ListTable::Quarantine).await?;
+        let now = self.now_ms();
+        self.update(|sync| {
+            if ids.is_empty() {
+                sync.quarantine_seen = sync.quarantine_seen.max(newest_quarantined);
+                sync.alarm_log.acknowledge_all(now)
+            } else {
+                ids.iter().filter(|id| sync.alarm_log.acknowledge(**id, now)).count()
+            }
+        })
+        .await
     }
 }
 
@@ -158,7 +186,7 @@ impl Device {
                 name: names.get(&m.partner.to_string()).cloned().flatten(),
                 this_device: m.device == device.id(),
                 active: m.is_active(),
-                last_heard: device.sync_state().last_seen(&m.device),
+                last_heard: device.sync.last_seen(&m.device),
             })
             .collect()
     }

@@ -1,6 +1,6 @@
 //! What can go wrong on a device, in sentences a person can act on.
 
-use crate::docs::DocError;
+use crate::documents::DocError;
 use crate::keystore::KeystoreError;
 use crate::localdb::LocalError;
 use cove_shared::Partner;

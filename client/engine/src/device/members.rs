@@ -26,7 +26,7 @@ impl Device {
                             error @ (MembershipError::Fork { .. } | MembershipError::WrongPlan),
                         ) => {
                             // Keep what was valid before it, and say so.
-                            device.sync.raise(Alarm::MembershipFork);
+                            device.sync.raise(Alarm::MembershipFork, device.clock.now_ms());
                             device.after_membership_change(&was_active)?;
                             return Ok(Err(error));
                         }
@@ -45,7 +45,7 @@ impl Device {
     fn after_membership_change(&mut self, was_active: &[DeviceId]) -> Result<(), DeviceError> {
         self.rebuild_keyring()?;
         if !self.is_active() {
-            self.sync.raise(Alarm::Revoked);
+            self.sync.raise(Alarm::Revoked, self.clock.now_ms());
         }
         self.check_cutoffs(was_active);
         Ok(())
@@ -55,6 +55,7 @@ impl Device {
     /// applied changes from them past the cutoff the revocation pinned.
     /// Those stay here; devices that had not received them never will.
     fn check_cutoffs(&mut self, was_active: &[DeviceId]) {
+        let now = self.now_ms();
         for device in was_active {
             if *device == self.id() {
                 continue;
@@ -70,7 +71,7 @@ impl Device {
                     tip.seq > cutoff.seq || (tip.seq == cutoff.seq && tip.hash != cutoff.hash)
                 });
                 if past {
-                    self.sync.raise(Alarm::PastCutoff { device: *device, doc });
+                    self.sync.raise(Alarm::PastCutoff { device: *device, doc }, now);
                 }
             }
         }

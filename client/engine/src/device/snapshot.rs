@@ -21,7 +21,7 @@ impl Device {
         doc: DocId,
     ) -> Result<Option<(Cursor, Vec<u8>)>, DeviceError> {
         let due = self.sync.since_snapshot[usize::from(doc.code())] >= SNAPSHOT_EVERY;
-        if !due || self.require_writable(doc).is_err() {
+        if !due || !self.may_write(doc) {
             return Ok(None);
         }
         self.write(async |device, tx| {

@@ -16,51 +16,51 @@ pub const SNAPSHOT_EVERY: u64 = 200;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SyncState {
     /// Whether the relay has the plan's genesis.
-    pub registered: bool,
+    pub(super) registered: bool,
     /// Every envelope up to this relay cursor has been handled.
-    pub cursor: u64,
+    pub(super) cursor: u64,
     /// The highest cursor the relay has reported.
-    pub relay_head: u64,
+    pub(super) relay_head: u64,
     /// The longest membership log the relay has served.
-    pub relay_membership: u64,
+    pub(super) relay_membership: u64,
     /// The cursor of this device's newest stored envelope.
-    pub own_cursor: u64,
+    pub(super) own_cursor: u64,
     /// This device's own streams: (kind, doc) → (seq, hash).
-    pub tips: Vec<OwnTip>,
+    pub(super) tips: Vec<OwnTip>,
     /// Changes applied to each document since its last snapshot.
-    pub since_snapshot: [u64; 3],
+    pub(super) since_snapshot: [u64; 3],
     /// While starting from snapshots: the cursor each document's snapshot covers.
-    pub snapshot_covers: [u64; 3],
+    pub(super) snapshot_covers: [u64; 3],
     /// When each device was last heard from (Unix seconds).
-    pub last_seen: Vec<(DeviceId, i64)>,
+    pub(super) last_seen: Vec<(DeviceId, i64)>,
     /// When this device last finished a sync (Unix seconds).
-    pub last_sync: Option<i64>,
+    pub(super) last_sync: Option<i64>,
     /// Alarms, open and past.
-    pub alarm_log: AlarmLog,
+    pub(super) alarm_log: AlarmLog,
     /// The newest quarantine row a person has acknowledged.
-    pub quarantine_seen: i64,
+    pub(super) quarantine_seen: i64,
     /// Signals received, newest last (bounded).
-    pub signals: Vec<ReceivedSignal>,
+    pub(super) signals: Vec<ReceivedSignal>,
     /// For each stream of another device: (sender, kind, doc) and the relay
     /// cursor of its newest applied envelope.
-    pub stream_cursors: Vec<(DeviceId, u8, u8, u64)>,
+    pub(super) stream_cursors: Vec<(DeviceId, u8, u8, u64)>,
     /// A gap was seen: fetch again from this cursor, in case the relay now
     /// serves what it left out.
-    pub refetch_after: Option<u64>,
+    pub(super) refetch_after: Option<u64>,
     /// The relay's compaction point, as its last page said.
-    pub relay_compacted: u64,
+    pub(super) relay_compacted: u64,
     /// The envelope at `cursor`, as this device read it.
-    pub cursor_mark: Option<CursorMark>,
+    pub(super) cursor_mark: Option<CursorMark>,
     /// Envelopes that failed verification, ever (the quarantine keeps only
     /// the newest).
-    pub quarantined_total: u64,
+    pub(super) quarantined_total: u64,
     /// Sealing is stopped: see [`Alarm::StateBehind`].
-    pub sealing_stopped: bool,
+    pub(super) sealing_stopped: bool,
     /// Changes made while a key rotation was due, not yet sealed: per
     /// document, the heads before the first of them.
-    pub unsealed: Vec<(u8, Vec<[u8; 32]>)>,
+    pub(super) unsealed: Vec<(u8, Vec<[u8; 32]>)>,
     /// A newly paired partner's name, until their own document exists.
-    pub pending_name: Option<String>,
+    pub(super) pending_name: Option<String>,
 }
 
 /// What a device read at one relay cursor, to check later that the relay
@@ -155,15 +155,15 @@ impl SyncState {
             .map_or((Seq(0), EnvelopeHash::GENESIS), |(_, (s, h))| (Seq(*s), EnvelopeHash(*h)))
     }
 
-    pub(crate) fn set_tip(&mut self, kind: Kind, doc: DocId, seq: Seq, hash: EnvelopeHash) {
+    pub(super) fn set_tip(&mut self, kind: Kind, doc: DocId, seq: Seq, hash: EnvelopeHash) {
         let key = (kind.code(), doc.code());
         self.tips.retain(|(k, _)| *k != key);
         self.tips.push((key, (seq.0, hash.0)));
     }
 
-    /// Raises an alarm now; see [`AlarmLog::raise`].
-    pub fn raise(&mut self, alarm: Alarm) {
-        self.alarm_log.raise(alarm, super::unix_millis());
+    /// Raises an alarm at `now` (Unix milliseconds); see [`AlarmLog::raise`].
+    pub(super) fn raise(&mut self, alarm: Alarm, now: i64) {
+        self.alarm_log.raise(alarm, now);
     }
 
     /// The alarms no person has acknowledged yet, oldest first.
@@ -172,13 +172,13 @@ impl SyncState {
     }
 
     /// Records that `device` was heard from.
-    pub fn seen(&mut self, device: DeviceId, at: i64) {
+    pub(super) fn seen(&mut self, device: DeviceId, at: i64) {
         self.last_seen.retain(|(d, _)| *d != device);
         self.last_seen.push((device, at));
     }
 
     /// Records the cursor of a stream's newest applied envelope.
-    pub fn set_stream_cursor(&mut self, stream: Stream, cursor: u64) {
+    pub(super) fn set_stream_cursor(&mut self, stream: Stream, cursor: u64) {
         let key = (stream.sender, stream.kind.code(), stream.doc.code());
         self.stream_cursors.retain(|(d, k, o, _)| (*d, *k, *o) != key);
         self.stream_cursors.push((key.0, key.1, key.2, cursor));
@@ -190,8 +190,29 @@ impl SyncState {
         self.stream_cursors.iter().find(|(d, k, o, _)| (*d, *k, *o) == key).map(|e| e.3)
     }
 
-    /// When `device` was last heard from.
+    /// When `device` was last heard from (Unix seconds).
     pub fn last_seen(&self, device: &DeviceId) -> Option<i64> {
         self.last_seen.iter().find(|(d, _)| d == device).map(|(_, t)| *t)
+    }
+
+    /// When this device last finished a sync (Unix seconds).
+    pub fn last_sync(&self) -> Option<i64> {
+        self.last_sync
+    }
+
+    /// Signals received and still current as of the last write, newest
+    /// last; see [`ReceivedSignal::expired`] for reading them later.
+    pub fn signals(&self) -> &[ReceivedSignal] {
+        &self.signals
+    }
+
+    /// Alarms, open and past.
+    pub fn alarm_log(&self) -> &AlarmLog {
+        &self.alarm_log
+    }
+
+    /// The newest quarantine row a person has acknowledged.
+    pub fn quarantine_seen(&self) -> i64 {
+        self.quarantine_seen
     }
 }

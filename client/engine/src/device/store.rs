@@ -5,7 +5,7 @@
 //! it is never ahead of what was committed.
 
 use super::{Device, DeviceError, SyncState};
-use crate::docs::Docs;
+use crate::documents::Documents;
 use crate::localdb::{CHUNKS_PER_SAVE, Durability, LocalError, LocalTx};
 use cove_shared::freshness::Freshness;
 use cove_shared::random::Entropy;
@@ -64,7 +64,7 @@ impl Device {
     ) -> Result<T, DeviceError> {
         let value = result?;
         // A signal is never kept past its time to live.
-        let now = super::unix_millis();
+        let now = self.now_ms();
         self.sync.signals.retain(|s| !s.expired(now));
         self.persist(&mut tx).await?;
         let durability = if std::mem::take(&mut self.must_sync) {
@@ -86,7 +86,7 @@ impl Device {
     }
 
     /// Changes the sync state, as one local transaction.
-    pub(crate) async fn update<T>(
+    pub(super) async fn update<T>(
         &mut self,
         change: impl FnOnce(&mut SyncState) -> T,
     ) -> Result<T, DeviceError> {
@@ -161,7 +161,8 @@ impl Device {
         for doc in DocId::ALL {
             saved.push(self.db.doc(doc).await?);
         }
-        self.docs = Docs::load(&me, [0, 1, 2].map(|i| saved[i].as_deref().map(Vec::as_slice)))?;
+        self.docs =
+            Documents::load(&me, [0, 1, 2].map(|i| saved[i].as_deref().map(Vec::as_slice)))?;
         self.sync = self.db.get(KV_SYNC).await?.unwrap_or_default();
         self.freshness = match self.db.get::<Vec<u8>>(KV_FRESHNESS).await? {
             Some(bytes) => Freshness::from_bytes(&bytes).map_err(|_| LocalError::Corrupt)?,
@@ -201,7 +202,7 @@ impl Device {
         }
         for epoch in ring.unusable() {
             if ring.key(*epoch).is_none() {
-                self.sync.raise(super::Alarm::UnusableKey { epoch: epoch.0 });
+                self.sync.raise(super::Alarm::UnusableKey { epoch: epoch.0 }, self.clock.now_ms());
             }
         }
         // Keep the keystore's copy complete.

@@ -4,9 +4,9 @@
 
 use super::keys::short;
 use super::model::{ItemMeta, Plan};
+use super::text;
 use super::write::{self, Author, PlanError, Section};
-use super::{self as plan, text};
-use crate::device::{Device, DeviceError, unix_millis};
+use crate::device::{Device, DeviceError};
 use cove_shared::Partner;
 use serde::Serialize;
 
@@ -107,7 +107,7 @@ fn ids(plan: &Plan, section: Section, me: Partner) -> Vec<String> {
 
 /// Finds the full id of an item this device may change.
 pub fn resolve(device: &Device, section: Section, given: &str) -> Result<String, DeviceError> {
-    let plan = plan::current(device.docs());
+    let plan = device.current_plan();
     let me = device.partner();
     let mine = ids(&plan, section, me);
     match write::resolve(section, mine.iter().map(String::as_str), given) {
@@ -128,5 +128,5 @@ pub fn resolve(device: &Device, section: Section, given: &str) -> Result<String,
 
 /// This device's partner, now: who a change is by.
 pub fn author(device: &Device) -> Author {
-    Author { partner: device.partner(), now_ms: unix_millis() }
+    Author { partner: device.partner(), now_ms: device.now_ms() }
 }

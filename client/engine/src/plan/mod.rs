@@ -31,12 +31,12 @@ pub mod template;
 pub mod text;
 pub mod write;
 
-use crate::docs::Docs;
+use crate::documents::Documents;
 use automerge::{ROOT, ReadDoc};
 use cove_shared::{DocId, Partner};
 
 /// A partner's display name, as their own document holds it.
-pub fn display_name(docs: &Docs, partner: Partner) -> Option<String> {
+pub fn display_name(docs: &Documents, partner: Partner) -> Option<String> {
     let doc = docs.get(partner.doc());
     let (_, profile) = doc.get(ROOT, schema::partner::PROFILE).ok()??;
     let (value, _) = doc.get(&profile, "display_name").ok()??;
@@ -44,6 +44,6 @@ pub fn display_name(docs: &Docs, partner: Partner) -> Option<String> {
 }
 
 /// The whole plan as this device holds it.
-pub fn current(docs: &Docs) -> model::Plan {
+pub fn current(docs: &Documents) -> model::Plan {
     read::plan(docs.get(DocId::Shared), docs.get(DocId::PartnerA), docs.get(DocId::PartnerB))
 }

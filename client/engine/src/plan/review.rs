@@ -14,7 +14,7 @@ use super::keys::{format_day, parse_day, today};
 use super::model::Plan;
 use super::schema::shared as s;
 use super::write::{self, Field, Section};
-use crate::device::{Device, DeviceError, unix_millis};
+use crate::device::{Device, DeviceError};
 use automerge::{
     ActorId, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
 };
@@ -280,8 +280,8 @@ pub async fn record(
     lessons: Option<String>,
     notes: Option<String>,
 ) -> Result<String, DeviceError> {
-    let plan = super::current(device.docs());
-    let day = today(unix_millis());
+    let plan = device.current_plan();
+    let day = today(device.now_ms());
     let heads = |doc: DocId| format_heads(&device.docs().get(doc).get_heads());
     let fields = vec![
         ("date", Field::Str(format_day(day))),

@@ -31,7 +31,7 @@ pub enum DocError {
 
 /// The plan's synced documents.
 #[derive(Debug)]
-pub struct Docs {
+pub struct Documents {
     docs: [Automerge; 3],
     actor: ActorId,
     /// Each document's heads when it was last stored locally.
@@ -47,7 +47,7 @@ pub fn actor_of(device: &DeviceId) -> ActorId {
     ActorId::from(device.as_bytes().as_slice())
 }
 
-impl Docs {
+impl Documents {
     /// Empty documents for `device`.
     pub fn new(device: &DeviceId) -> Self {
         let actor = actor_of(device);
@@ -202,7 +202,7 @@ mod tests {
     fn changes_carry_the_devices_actor_and_are_checked() {
         let a = DeviceSecret::generate(&mut SeededEntropy::new(b"a")).id();
         let b = DeviceSecret::generate(&mut SeededEntropy::new(b"b")).id();
-        let mut docs = Docs::new(&a);
+        let mut docs = Documents::new(&a);
         let ((), changes) = docs
             .edit(DocId::Shared, 0, |tx| tx.put(ROOT, "k", "v").map_err(DocError::from))
             .unwrap();
@@ -211,7 +211,7 @@ mod tests {
         assert_eq!(decode_changes(&raw, &a).unwrap().len(), 1);
         assert!(matches!(decode_changes(&raw, &b), Err(DocError::WrongAuthor)));
 
-        let mut other = Docs::new(&b);
+        let mut other = Documents::new(&b);
         other.apply(DocId::Shared, decode_changes(&raw, &a).unwrap()).unwrap();
         assert_eq!(other.heads(DocId::Shared), docs.heads(DocId::Shared));
     }
@@ -229,10 +229,10 @@ mod merge_tests {
     fn a_saved_document_with_a_change_by_someone_not_allowed_is_refused() {
         let a = DeviceSecret::generate(&mut SeededEntropy::new(b"a")).id();
         let stranger = DeviceSecret::generate(&mut SeededEntropy::new(b"s")).id();
-        let mut theirs = Docs::new(&stranger);
+        let mut theirs = Documents::new(&stranger);
         theirs.edit(DocId::Shared, 0, |tx| tx.put(ROOT, "k", "v").map_err(DocError::from)).unwrap();
         let saved = theirs.save(DocId::Shared);
-        let mut mine = Docs::new(&a);
+        let mut mine = Documents::new(&a);
         let refused = mine.merge_checked(DocId::Shared, &saved, |d| *d == a);
         assert!(matches!(refused, Err(DocError::ForeignAuthor)));
         assert!(mine.heads(DocId::Shared).is_empty());

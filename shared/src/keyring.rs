@@ -10,13 +10,24 @@ use ed25519_dalek::VerifyingKey;
 use std::collections::BTreeMap;
 
 /// Every epoch key this device holds for one plan, with derived subkeys.
-#[derive(Debug, Clone)]
+/// Its `Debug` names the epochs, never a key.
+#[derive(Clone)]
 pub struct Keyring {
     plan: PlanId,
     epochs: BTreeMap<Epoch, (SymmetricKey, EpochKeys)>,
     /// Epochs whose wrap for this device did not open, or opened to a key
     /// other than the one the log announced: a corrupt or malicious wrap.
     unusable: Vec<Epoch>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("plan", &self.plan)
+            .field("epochs", &self.epochs.keys().collect::<Vec<_>>())
+            .field("unusable", &self.unusable)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Keyring {
@@ -90,12 +101,22 @@ impl Keyring {
 
 /// Opens envelopes as a member: the log decides who may send what, the
 /// keyring supplies the keys.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Recipient<'a> {
     /// The verified membership.
     pub membership: &'a MembershipState,
     /// This device's keys.
     pub keyring: &'a Keyring,
+}
+
+impl std::fmt::Debug for Recipient<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recipient")
+            .field("plan", &self.membership.plan())
+            .field("log_len", &self.membership.len())
+            .field("keyring", self.keyring)
+            .finish()
+    }
 }
 
 impl OpenPolicy for Recipient<'_> {

@@ -410,6 +410,34 @@ mod tests {
     }
 
     #[test]
+    fn a_keystore_prints_without_its_keys() {
+        let mut ks = Keystore::create("correct horse", KdfParams::default()).unwrap();
+        ks.plan = Some(PlanKeys {
+            plan: PlanId::from_bytes([1; 16]),
+            relay: "ws://127.0.0.1:2683".into(),
+            genesis: EntryHash([2; 32]),
+            partner: Partner::A,
+            epochs: vec![(1, [0xC3; 32])],
+        });
+        let secrets: [Vec<u8>; 4] = [
+            ks.device().to_secret_bytes().to_vec(),
+            ks.storage_key().as_bytes().to_vec(),
+            ks.kek.to_vec(),
+            vec![0xC3; 32],
+        ];
+        let printed = format!("{ks:?} {ks:#?} {:?}", ks.plan);
+        for secret in &secrets {
+            for window in secret.windows(6) {
+                let hex = cove_shared::codec::to_hex(window);
+                let decimal = window.iter().map(u8::to_string).collect::<Vec<_>>().join(", ");
+                assert!(!printed.to_lowercase().contains(&hex), "{printed}");
+                assert!(!printed.contains(&decimal), "{printed}");
+            }
+        }
+        assert!(printed.contains("epochs: 1"), "{printed}");
+    }
+
+    #[test]
     fn a_keystore_round_trips_and_refuses_the_wrong_passphrase_tampering_and_downgrades() {
         let d = dir("roundtrip");
         let path = d.join("keystore.cove");

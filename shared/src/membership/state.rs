@@ -1,0 +1,368 @@
+//! The membership at one point in the chain: who is a member, for which
+//! partner, in which epoch; and the rules that take it one entry further.
+
+use super::{
+    Cutoff, Entry, EntryBody, EntryHash, MAX_ACTIVE_DEVICES, MAX_DEVICES_EVER, MembershipError,
+    MembershipView,
+};
+use crate::envelope::{EnvelopeHash, Header, Kind};
+use crate::ids::{DeviceId, DocId, Epoch, Partner, PlanId, Seq};
+use crate::kdf::KeyId;
+use crate::keys::DeviceBundle;
+use crate::wrap::KeyWrap;
+use ed25519_dalek::VerifyingKey;
+use std::collections::BTreeMap;
+
+/// When and how a device was revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// Index of the revoking entry.
+    pub at: u64,
+    /// The device that revoked it.
+    pub by: DeviceId,
+    /// Per document, the last `changes` envelope still accepted from it.
+    pub cutoffs: Vec<Cutoff>,
+    /// The first epoch it holds no key for. For a device that revoked
+    /// itself, this epoch does not exist yet: a rotation is due.
+    pub epoch: Epoch,
+}
+
+impl Revocation {
+    /// The cutoff of one document (sequence 0 if the device wrote nothing
+    /// there that the revoker accepted).
+    pub fn cutoff(&self, doc: DocId) -> Cutoff {
+        self.cutoffs.iter().copied().find(|c| c.doc == doc).unwrap_or(Cutoff {
+            doc,
+            seq: Seq(0),
+            hash: EnvelopeHash::GENESIS,
+        })
+    }
+}
+
+/// One device the log has enrolled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The device.
+    pub device: DeviceId,
+    /// Whose device it is.
+    pub partner: Partner,
+    /// Its X25519 key, for key wraps.
+    pub exchange: [u8; 32],
+    /// Index of the entry that added it.
+    pub added_at: u64,
+    /// Set once it has been revoked.
+    pub revoked: Option<Revocation>,
+    /// The decompressed public key, cached so that opening an envelope does
+    /// not decompress the sender's point again.
+    key: VerifyingKey,
+}
+
+impl Member {
+    /// Whether the device is still a member.
+    pub fn is_active(&self) -> bool {
+        self.revoked.is_none()
+    }
+}
+
+/// The membership at one point in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipState {
+    pub(super) plan: PlanId,
+    /// Hash of every entry, in order.
+    heads: Vec<EntryHash>,
+    /// The epoch after each entry, in order.
+    epochs: Vec<Epoch>,
+    /// Key id of every epoch's key, as its entry announced it.
+    key_ids: BTreeMap<Epoch, KeyId>,
+    members: BTreeMap<DeviceId, Member>,
+}
+
+impl MembershipState {
+    /// The plan.
+    pub fn plan(&self) -> PlanId {
+        self.plan
+    }
+
+    /// How many entries have been applied.
+    pub fn len(&self) -> u64 {
+        self.heads.len() as u64
+    }
+
+    /// Always false: a state exists only after genesis.
+    pub fn is_empty(&self) -> bool {
+        self.heads.is_empty()
+    }
+
+    /// Hash of the last applied entry.
+    pub fn head(&self) -> EntryHash {
+        self.heads.last().copied().unwrap_or_default()
+    }
+
+    /// Hash of the genesis entry.
+    pub fn genesis(&self) -> EntryHash {
+        self.heads.first().copied().unwrap_or_default()
+    }
+
+    /// This device's view, to put in the envelopes it seals.
+    pub fn view(&self) -> MembershipView {
+        MembershipView {
+            len: u32::try_from(self.heads.len()).unwrap_or(u32::MAX),
+            head: self.head(),
+        }
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.epochs.last().copied().unwrap_or_default()
+    }
+
+    /// The epoch a sender with this view had to seal in, if the view is a
+    /// prefix of this log. `None` for a view this log does not contain: a
+    /// longer log (fetch membership first) or a different one (a fork).
+    pub fn epoch_at(&self, view: MembershipView) -> Option<Epoch> {
+        let i = usize::try_from(view.len).ok()?.checked_sub(1)?;
+        (self.heads.get(i)? == &view.head).then(|| self.epochs.get(i).copied())?
+    }
+
+    /// The key id an epoch's key must have.
+    pub fn key_id(&self, epoch: Epoch) -> Option<KeyId> {
+        self.key_ids.get(&epoch).copied()
+    }
+
+    /// A device's record, active or revoked.
+    pub fn member(&self, device: &DeviceId) -> Option<&Member> {
+        self.members.get(device)
+    }
+
+    /// Every device ever enrolled, in id order.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    /// The devices that are members now, in id order.
+    pub fn active(&self) -> impl Iterator<Item = &Member> {
+        self.members.values().filter(|m| m.is_active())
+    }
+
+    /// A partner's active devices.
+    pub fn active_of(&self, partner: Partner) -> impl Iterator<Item = &Member> {
+        self.active().filter(move |m| m.partner == partner)
+    }
+
+    /// Whether `device` is an active member.
+    pub fn is_active(&self, device: &DeviceId) -> bool {
+        self.members.get(device).is_some_and(Member::is_active)
+    }
+
+    /// Whether a device revoked itself and no rotation has followed: it still
+    /// holds the current key, so an active device should rotate.
+    pub fn rotation_due(&self) -> bool {
+        let epoch = self.epoch();
+        self.members.values().any(|m| m.revoked.as_ref().is_some_and(|r| r.epoch > epoch))
+    }
+
+    /// Whether the log lets this header's sender send this envelope:
+    /// - the sender's membership view is a prefix of this log, from after the
+    ///   sender joined, and the envelope is sealed in that view's epoch;
+    /// - a partner document is written only by that partner's devices;
+    /// - a revoked device is heard only for `changes` up to the document's
+    ///   cutoff, with a view from before its revocation.
+    pub fn admits(&self, header: &Header) -> bool {
+        self.admit(header).is_some()
+    }
+
+    /// As [`Self::admits`], returning the sender's key to verify with.
+    pub fn admit(&self, header: &Header) -> Option<VerifyingKey> {
+        let member = self.members.get(&header.sender)?;
+        if header.doc.owner().is_some_and(|owner| owner != member.partner) {
+            return None;
+        }
+        if self.epoch_at(header.view)? != header.epoch
+            || u64::from(header.view.len) <= member.added_at
+        {
+            return None;
+        }
+        let admitted = match &member.revoked {
+            None => true,
+            Some(r) => {
+                header.kind == Kind::Changes
+                    && u64::from(header.view.len) <= r.at
+                    && header.seq <= r.cutoff(header.doc).seq
+            }
+        };
+        admitted.then_some(member.key)
+    }
+
+    pub(super) fn genesis_state(entry: &Entry) -> Result<Self, MembershipError> {
+        let EntryBody::Genesis { creator, key_id, wrap } = &entry.body else {
+            return Err(MembershipError::NotAllowed("the first entry must be genesis"));
+        };
+        if entry.index != 0 || entry.prev != EntryHash::default() {
+            return Err(MembershipError::OutOfOrder { got: entry.index, expected_prev: 0 });
+        }
+        if entry.signer != creator.device {
+            return Err(MembershipError::NotAllowed("genesis must be signed by its creator"));
+        }
+        check_wraps(
+            entry,
+            std::slice::from_ref(wrap.as_ref()),
+            std::iter::once((Epoch::FIRST, creator.device)),
+        )?;
+        let member = Member {
+            device: creator.device,
+            partner: Partner::A,
+            exchange: creator.exchange,
+            added_at: 0,
+            revoked: None,
+            key: bundle_key(creator)?,
+        };
+        Ok(Self {
+            plan: entry.plan,
+            heads: vec![entry.hash],
+            epochs: vec![Epoch::FIRST],
+            key_ids: BTreeMap::from([(Epoch::FIRST, *key_id)]),
+            members: BTreeMap::from([(creator.device, member)]),
+        })
+    }
+
+    /// Applies the next entry, or refuses it and stays unchanged.
+    pub(super) fn apply(&mut self, entry: &Entry) -> Result<(), MembershipError> {
+        if entry.plan != self.plan {
+            return Err(MembershipError::WrongPlan);
+        }
+        if entry.index != self.len() || entry.prev != self.head() {
+            return Err(MembershipError::OutOfOrder {
+                got: entry.index,
+                expected_prev: self.len().saturating_sub(1),
+            });
+        }
+        let signer = self.members.get(&entry.signer).ok_or(MembershipError::NotMember)?;
+        if !signer.is_active() {
+            return Err(MembershipError::SignerRevoked);
+        }
+        let signer_partner = signer.partner;
+        let epoch = self.epoch();
+        let mut next = self.clone();
+        let mut next_epoch = epoch;
+        match &entry.body {
+            EntryBody::Genesis { .. } => {
+                return Err(MembershipError::NotAllowed("genesis must be the first entry"));
+            }
+            EntryBody::AddDevice { partner, bundle, wraps } => {
+                if self.members.contains_key(&bundle.device) {
+                    return Err(MembershipError::NotAllowed("a device can be added only once"));
+                }
+                // A partner with an active device speaks for themselves: only
+                // their own devices may add more. Otherwise (at pairing, or
+                // once all of their devices were revoked, which ends their
+                // access) the other partner may enrol one.
+                let partner_active =
+                    self.members.values().any(|m| m.partner == *partner && m.is_active());
+                if *partner != signer_partner && partner_active {
+                    return Err(MembershipError::NotAllowed(
+                        "only a partner's own device can add another device for that partner",
+                    ));
+                }
+                if self.active().count() >= MAX_ACTIVE_DEVICES
+                    || self.members.len() >= MAX_DEVICES_EVER
+                {
+                    return Err(MembershipError::NotAllowed("the plan has too many devices"));
+                }
+                check_wraps(entry, wraps, (1..=epoch.0).map(|e| (Epoch(e), bundle.device)))?;
+                next.members.insert(
+                    bundle.device,
+                    Member {
+                        device: bundle.device,
+                        partner: *partner,
+                        exchange: bundle.exchange,
+                        added_at: entry.index,
+                        revoked: None,
+                        key: bundle_key(bundle)?,
+                    },
+                );
+            }
+            EntryBody::RevokeDevice { device, cutoffs, epoch: new_epoch, key_id, wraps } => {
+                if !self.is_active(device) {
+                    return Err(MembershipError::NotAllowed(
+                        "only an active device can be revoked",
+                    ));
+                }
+                if self.active().count() <= 1 {
+                    return Err(MembershipError::NotAllowed(
+                        "the last device cannot be revoked; delete the plan instead",
+                    ));
+                }
+                let revoked_epoch = if *device == entry.signer {
+                    // Leaving: no new key, since the leaver would know it.
+                    if *new_epoch != epoch || *key_id != KeyId::default() || !wraps.is_empty() {
+                        return Err(MembershipError::NotAllowed(
+                            "a device revoking itself cannot start an epoch; another device rotates",
+                        ));
+                    }
+                    epoch.next().ok_or(MembershipError::NotAllowed("no epochs left"))?
+                } else {
+                    self.check_next_epoch(*new_epoch)?;
+                    let remaining = self.active().filter(|m| m.device != *device);
+                    check_wraps(entry, wraps, remaining.map(|m| (*new_epoch, m.device)))?;
+                    next.key_ids.insert(*new_epoch, *key_id);
+                    next_epoch = *new_epoch;
+                    *new_epoch
+                };
+                if let Some(m) = next.members.get_mut(device) {
+                    m.revoked = Some(Revocation {
+                        at: entry.index,
+                        by: entry.signer,
+                        cutoffs: cutoffs.clone(),
+                        epoch: revoked_epoch,
+                    });
+                }
+            }
+            EntryBody::RotateEpoch { epoch: new_epoch, key_id, wraps } => {
+                self.check_next_epoch(*new_epoch)?;
+                check_wraps(entry, wraps, self.active().map(|m| (*new_epoch, m.device)))?;
+                next.key_ids.insert(*new_epoch, *key_id);
+                next_epoch = *new_epoch;
+            }
+        }
+        next.heads.push(entry.hash);
+        next.epochs.push(next_epoch);
+        *self = next;
+        Ok(())
+    }
+
+    fn check_next_epoch(&self, epoch: Epoch) -> Result<(), MembershipError> {
+        if Some(epoch) == self.epoch().next() {
+            Ok(())
+        } else {
+            Err(MembershipError::NotAllowed("a new epoch must follow the current one"))
+        }
+    }
+}
+
+/// A bundle's key. Decoding a bundle verified its self-signature, so the key
+/// is a point of large order; this only re-derives it.
+fn bundle_key(bundle: &DeviceBundle) -> Result<VerifyingKey, MembershipError> {
+    bundle.device.verifying_key().ok_or(MembershipError::NotAllowed("unusable device key"))
+}
+
+/// The wraps must be exactly one per expected (epoch, recipient), in the
+/// expected order, made by the entry's signer for this plan.
+fn check_wraps(
+    entry: &Entry,
+    wraps: &[KeyWrap],
+    expected: impl Iterator<Item = (Epoch, DeviceId)>,
+) -> Result<(), MembershipError> {
+    let mut count = 0;
+    for (i, (epoch, recipient)) in expected.enumerate() {
+        let w = wraps.get(i).ok_or(MembershipError::BadWraps)?;
+        if w.plan() != entry.plan
+            || w.epoch() != epoch
+            || w.recipient() != recipient
+            || w.wrapper() != entry.signer
+        {
+            return Err(MembershipError::BadWraps);
+        }
+        count += 1;
+    }
+    if count == wraps.len() { Ok(()) } else { Err(MembershipError::BadWraps) }
+}

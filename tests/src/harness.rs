@@ -402,10 +402,19 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+    // Below Linux's range for outgoing connections (32768 and up), so that
+    // a connection another test opens cannot take the port between this
+    // check and the relay binding it; both loopback and the wildcard
+    // address must be free, since some relays listen on 0.0.0.0.
+    for _ in 0..1000 {
+        let [a, b]: [u8; 2] = OsEntropy.array();
+        let port = 20_000 + u16::from_be_bytes([a, b]) % 12_000;
+        let free = |host: &str| std::net::TcpListener::bind((host, port)).is_ok();
+        if free("0.0.0.0") && free("127.0.0.1") {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000")
 }
 
 /// A minimal HTTP/1.1 GET; returns the whole response.

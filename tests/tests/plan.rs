@@ -10,7 +10,7 @@ use cove_client::plan::model::{
     Category, Domain, Firmness, ForWhom, Plan, Preference, Scope, Status,
 };
 use cove_client::plan::write::{self, Author, Field, Section};
-use cove_client::plan::{self, keys};
+use cove_client::plan::{self, ids};
 use cove_shared::wire::{Cursor, StoredEnvelope};
 use cove_shared::{DocId, ManualClock, Partner};
 use cove_tests::devices::{PASSPHRASE, couple, pair, sync_now};
@@ -105,7 +105,7 @@ async fn every_section_reaches_the_partner_and_both_read_the_same_plan() {
         vec![("title", text("Glass of water")), ("category", Field::choice(Category::Nourishment))],
     )
     .await;
-    let first = keys::position_between(None, None);
+    let first = ids::position_between(None, None);
     let step = add(
         &mut a,
         Section::Sequence,
@@ -163,7 +163,7 @@ async fn every_section_reaches_the_partner_and_both_read_the_same_plan() {
         ],
     )
     .await;
-    let before = keys::position_between(None, Some(&first));
+    let before = ids::position_between(None, Some(&first));
     add(
         &mut b,
         Section::Sequence,

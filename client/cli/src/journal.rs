@@ -25,7 +25,9 @@ pub(crate) async fn list(home: &Home, out: &Printer) -> anyhow::Result<()> {
         entries
             .iter()
             .map(|e| {
-                let day = cove_client::plan::keys::format_day(cove_client::plan::keys::today(e.at));
+                let day = cove_client::plan::calendar::format_day(
+                    cove_client::plan::calendar::today(e.at),
+                );
                 format!("{day}\n{}\n", e.text)
             })
             .collect::<Vec<_>>()

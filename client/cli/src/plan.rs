@@ -18,8 +18,8 @@ use cove_client::home::Home;
 use cove_client::plan::fields::{
     Spec, boundary, later, menu, need, question, signal, space, step, technique, term,
 };
+use cove_client::plan::ids::{position_between, short};
 use cove_client::plan::items::{Row, author, resolve, rows};
-use cove_client::plan::keys::{position_between, short};
 use cove_client::plan::model::{Choice, Plan, Status};
 use cove_client::plan::schema::shared as s;
 use cove_client::plan::write::{self, Field, Section};

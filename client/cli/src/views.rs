@@ -4,7 +4,7 @@
 use crate::output::Printer;
 use crate::unlock;
 use cove_client::home::Home;
-use cove_client::plan::keys::short;
+use cove_client::plan::ids::short;
 use cove_client::plan::model::{Plan, Preference, Signal, Step};
 use cove_client::plan::text::{
     boundaries_now, boundary_line, later_line, need_line, option_line, picked, signal_line,

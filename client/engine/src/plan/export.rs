@@ -6,8 +6,9 @@
 //! Import keeps each item's id and history, so that preferences, sessions
 //! and steps still point at the right menu options.
 
+use super::calendar::{self, format_day, today};
 use super::fields::{boundary, later, menu, need, question, signal, space, step, technique, term};
-use super::keys::{self, format_day, short, today};
+use super::ids::{self, short};
 use super::model::{
     Boundary, Choice, ItemMeta, LaterCheckin, MenuOption, Need, PartnerPlan, Plan, Question,
     Review, Scope, Session, Signal, Space, Status, Step, Technique, Term,
@@ -219,7 +220,7 @@ pub fn check(plan: &Plan, new_plan: bool, part: Partner) -> Result<(), PlanError
     }
     tx.commit();
     if let Some(next) = &plan.reviews.next_due
-        && keys::parse_day(next).is_none()
+        && calendar::parse_day(next).is_none()
     {
         return Err(PlanError::Invalid {
             field: "next_due",
@@ -290,7 +291,7 @@ pub fn partner_values(
     }
     for (session, answers) in &part.debriefs {
         for (question, answer) in answers {
-            if !keys::is_id(session) || !keys::is_id(question) {
+            if !ids::is_id(session) || !ids::is_id(question) {
                 return Err(PlanError::Invalid {
                     field: "debriefs",
                     reason: format!(

@@ -2,7 +2,7 @@
 //! short id, with the ownership rule: only a partner's own devices may
 //! change their needs, boundaries, preferences and answers.
 
-use super::keys::short;
+use super::ids::short;
 use super::model::{ItemMeta, Plan};
 use super::text;
 use super::write::{self, Author, PlanError, Section};

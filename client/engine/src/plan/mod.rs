@@ -16,12 +16,14 @@
 //! - [`signals`]: the built-in signals, and what a signal means.
 //! - [`template`]: the starter template.
 //! - [`export`]: Markdown and JSON export, JSON import.
-//! - [`keys`]: ULIDs, sequence positions, calendar days.
+//! - [`ids`]: item ids (ULIDs) and sequence positions.
+//! - [`calendar`]: calendar days.
 
+pub mod calendar;
 pub mod export;
 pub mod fields;
+pub mod ids;
 pub mod items;
-pub mod keys;
 pub mod model;
 pub mod read;
 pub mod review;

@@ -5,7 +5,7 @@
 //! be read counts as its most restrictive value.
 
 use super::fields::{boundary, later, menu, need, question, signal, space, step, technique, term};
-use super::keys;
+use super::ids;
 use super::model::{
     Boundary, ChangedOption, Checkin, Choice, Conflict, Deescalation, ItemMeta, LaterCheckin,
     MenuOption, Need, PartnerPlan, Plan, Preference, Question, Restrictive, Review, Reviews,
@@ -160,7 +160,7 @@ fn partner_plan(
             else {
                 continue;
             };
-            if !keys::is_id(session) || !keys::is_id(question) {
+            if !ids::is_id(session) || !ids::is_id(question) {
                 continue;
             }
             debriefs.entry(session.to_owned()).or_default().insert(question.to_owned(), answer);
@@ -209,7 +209,7 @@ fn step(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<Step> {
     Some(Step {
         meta,
         title: r.str(obj, step::TITLE.key)?,
-        option: r.str(obj, step::OPTION.key).filter(|o| keys::is_id(o)),
+        option: r.str(obj, step::OPTION.key).filter(|o| ids::is_id(o)),
         for_whom: r.choice(obj, step::FOR.key).unwrap_or(super::model::ForWhom::Both),
         optional: r.bool(obj, step::OPTIONAL.key).unwrap_or(false),
         position: r.str(obj, step::POSITION.key).unwrap_or_default(),
@@ -394,7 +394,7 @@ impl Reader<'_> {
         self.0
             .map_range(&map, ..)
             .filter_map(|item| match item.value {
-                automerge::ValueRef::Object(ObjType::Map) if keys::is_id(&item.key) => {
+                automerge::ValueRef::Object(ObjType::Map) if ids::is_id(&item.key) => {
                     Some((item.key.to_string(), item.id()))
                 }
                 _ => None,
@@ -404,7 +404,7 @@ impl Reader<'_> {
 
     /// The keys of `map` that are item ids (see `entries`).
     fn ids(&self, map: &ObjId) -> impl Iterator<Item = String> {
-        self.0.keys(map).filter(|k| keys::is_id(k))
+        self.0.keys(map).filter(|k| ids::is_id(k))
     }
 
     fn meta(&self, obj: &ObjId, id: &str) -> ItemMeta {

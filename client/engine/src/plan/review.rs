@@ -9,8 +9,8 @@
 //! overwritten (see `write.rs`), so each current value names its author.
 //! Free-form text is attributed to the device that created it.
 
+use super::calendar::{format_day, parse_day, today};
 use super::items::author;
-use super::keys::{format_day, parse_day, today};
 use super::model::Plan;
 use super::schema::shared as s;
 use super::write::{self, Field, Section};
@@ -222,7 +222,7 @@ fn describe(
             continue;
         };
         let (id, field) = rest.split_once('/').unwrap_or((rest, ""));
-        let short = super::keys::short(id);
+        let short = super::ids::short(id);
         return match field {
             "created_at" => format!("{who} added {whose}{noun} [{short}]"),
             "created_by" | "position" if before.is_empty() => String::new(),
@@ -240,7 +240,7 @@ fn describe(
     }
     if let Some(option) = path.strip_prefix("preferences/") {
         let title = plan.menu.iter().find(|m| m.meta.id == option).map_or_else(
-            || format!("[{}]", super::keys::short(option)),
+            || format!("[{}]", super::ids::short(option)),
             |m| format!("\"{}\"", m.title),
         );
         return format!("{who} set a preference for {title} to {after}");

@@ -3,7 +3,8 @@
 //! two signals and a 30-day review cadence, drawn from common aftercare
 //! practice, for the couple to change, archive and add to.
 
-use super::keys::{format_day, position_between, today};
+use super::calendar::{format_day, today};
+use super::ids::position_between;
 use super::model::{Category, ForWhom, Meaning, SignalKind};
 use super::schema::shared as s;
 use super::write::{self, Author, Field, PlanError, Section};

@@ -6,7 +6,7 @@
 //! deleted (`archive` stamps `archived_at`/`archived_by`, `restore` removes
 //! the stamp), so an edit that races with an archive is kept.
 
-use super::keys;
+use super::ids;
 use super::model::Choice;
 use super::schema::{self, SCHEMA_VERSION, partner as p, shared as s};
 use automerge::transaction::{Transactable, Transaction};
@@ -328,7 +328,7 @@ pub fn add(
     migrate(tx)?;
     let fields = super::fields::prepare(section, fields, true)?;
     let map = container(tx, section)?;
-    let id = keys::new_id(author.now_ms, &mut OsEntropy);
+    let id = ids::new_id(author.now_ms, &mut OsEntropy);
     let item = tx.put_object(&map, id.as_str(), ObjType::Map)?;
     tx.put(&item, "created_at", ScalarValue::Timestamp(author.now_ms))?;
     tx.put(&item, "created_by", partner_code(author.partner))?;
@@ -348,7 +348,7 @@ pub fn put_item(
 ) -> Result<(), PlanError> {
     migrate(tx)?;
     let fields = super::fields::prepare(section, fields, true)?;
-    if !keys::is_id(&meta.id) {
+    if !ids::is_id(&meta.id) {
         return Err(PlanError::Invalid {
             field: "id",
             reason: format!("'{}' is not an item id", meta.id),

@@ -39,23 +39,27 @@
 //! before `B` is revealed). Someone who learned the code and sat in the
 //! middle would run two exchanges with different keys, and could not steer
 //! the two codes to match beyond a one-in-a-million chance.
+//!
+//! # Layout
+//! - this module: the invitation, the join, and the enrolment they lead to.
+//! - [`channel`]: the messages in the mailbox, sealed under the key the
+//!   exchange agreed.
+
+mod channel;
 
 use crate::device::{Device, DeviceError};
 use crate::home::Home;
 use crate::keystore::{KdfParams, Keystore};
 use crate::transport::{Push, RelayConnection, TransportError};
 use crate::words::{WORDS, index_of};
-use chacha20poly1305::aead::{AeadInOut, KeyInit};
-use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
-use cove_shared::membership::{EntryBody, EntryHash};
+pub use channel::Paired;
+use channel::{
+    INVITER, Invitation, JOINER, Keys, PairMsg, Sealed, commitment, open, receive, seal, send,
+};
+use cove_shared::membership::EntryBody;
 use cove_shared::random::Entropy;
 use cove_shared::wire::{Blob, ErrorCode, PairOutcome};
-use cove_shared::{
-    DeviceBundle, DeviceId, MembershipLog, OsEntropy, Partner, PlanId, SymmetricKey,
-};
-use hkdf::Hkdf;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use cove_shared::{DeviceBundle, DeviceId, MembershipLog, OsEntropy, Partner};
 use spake2::{Ed25519Group, Identity, Password, Spake2};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -118,174 +122,6 @@ impl From<TransportError> for PairError {
             _ => Self::Device(Box::new(DeviceError::Transport(error))),
         }
     }
-}
-
-/// A message in the mailbox.
-#[derive(Debug, Serialize, Deserialize)]
-enum PairMsg {
-    Pake(Blob),
-    Confirm(Blob),
-    Sealed(Blob),
-    Commit(Blob),
-}
-
-/// The joiner's commitment to its SPAKE2 message and its bundle.
-fn commitment(message: &[u8], bundle: &[u8]) -> [u8; 32] {
-    Sha256::new()
-        .chain_update(b"cove/v1/pair/commit")
-        .chain_update((message.len() as u32).to_be_bytes())
-        .chain_update(message)
-        .chain_update(bundle)
-        .finalize()
-        .into()
-}
-
-/// What travels sealed.
-#[derive(Debug, Serialize, Deserialize)]
-enum Sealed {
-    Bundle(Blob),
-    Invitation(Invitation),
-    Joined,
-}
-
-/// What the inviter tells the new device.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Invitation {
-    plan: PlanId,
-    relay: String,
-    genesis: EntryHash,
-    partner: Partner,
-    inviter: Blob,
-}
-
-/// A completed pairing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Paired {
-    /// The new device.
-    pub device: DeviceId,
-    /// Whose device it is.
-    pub partner: Partner,
-    /// The six digits both screens show.
-    pub safety_code: String,
-}
-
-const INVITER: &[u8] = b"cove/v1/pair/inviter";
-const JOINER: &[u8] = b"cove/v1/pair/joiner";
-
-/// The keys both sides derive.
-struct Keys {
-    /// HKDF's pseudorandom key, wiped when dropped.
-    prk: Zeroizing<[u8; 32]>,
-    transcript: [u8; 32],
-}
-
-impl Keys {
-    fn new(nameplate: &str, shared: &[u8], a: &[u8], b: &[u8]) -> Self {
-        let mut salt = b"cove/v1/pair".to_vec();
-        salt.extend_from_slice(nameplate.as_bytes());
-        let transcript: [u8; 32] = Sha256::new().chain_update(a).chain_update(b).finalize().into();
-        let (prk, _) = Hkdf::<Sha256>::extract(Some(&salt), shared);
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        bytes.copy_from_slice(&prk);
-        Self { prk: bytes, transcript }
-    }
-
-    fn expand(&self, label: &[u8], out: &mut [u8]) {
-        let mut info = label.to_vec();
-        info.extend_from_slice(&self.transcript);
-        // A 32-byte PRK is valid, and every output here is at most 32 bytes.
-        if let Ok(hkdf) = Hkdf::<Sha256>::from_prk(self.prk.as_slice()) {
-            let _ = hkdf.expand(&info, out);
-        }
-    }
-
-    fn confirm(&self, role: &str) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        self.expand(format!("cove/v1/pair/confirm-{role}").as_bytes(), &mut out);
-        out
-    }
-
-    fn seal_key(&self, role: &str) -> SymmetricKey {
-        let mut out = [0u8; 32];
-        self.expand(format!("cove/v1/pair/seal-{role}").as_bytes(), &mut out);
-        SymmetricKey::from_bytes(out)
-    }
-
-    fn safety_code(&self) -> String {
-        let mut out = [0u8; 4];
-        self.expand(b"cove/v1/pair/safety", &mut out);
-        format!("{:06}", u32::from_be_bytes(out) % 1_000_000)
-    }
-}
-
-fn seal(key: &SymmetricKey, role: &str, message: &Sealed) -> Result<Blob, PairError> {
-    let plain = Zeroizing::new(
-        postcard::to_allocvec(message).map_err(|_| PairError::Protocol("encoding"))?,
-    );
-    let nonce: [u8; 24] = OsEntropy.array();
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&plain);
-    let ad = format!("cove/v1/pair/sealed-{role}");
-    let tag = XChaCha20Poly1305::new(key.as_bytes().into())
-        .encrypt_inout_detached(&XNonce::from(nonce), ad.as_bytes(), (&mut out[24..]).into())
-        .map_err(|_| PairError::Protocol("sealing"))?;
-    out.extend_from_slice(&tag);
-    Ok(Blob(out))
-}
-
-fn open(key: &SymmetricKey, role: &str, sealed: &[u8]) -> Result<Sealed, PairError> {
-    let bad = || PairError::Protocol("a message that does not open");
-    if sealed.len() < 40 {
-        return Err(bad());
-    }
-    let (nonce, rest) = sealed.split_at(24);
-    let (ciphertext, tag) = rest.split_at(rest.len() - 16);
-    let nonce: [u8; 24] = nonce.try_into().map_err(|_| bad())?;
-    let tag = Tag::try_from(tag).map_err(|_| bad())?;
-    let mut plain = Zeroizing::new(ciphertext.to_vec());
-    let ad = format!("cove/v1/pair/sealed-{role}");
-    XChaCha20Poly1305::new(key.as_bytes().into())
-        .decrypt_inout_detached(
-            &XNonce::from(nonce),
-            ad.as_bytes(),
-            plain.as_mut_slice().into(),
-            &tag,
-        )
-        .map_err(|_| bad())?;
-    postcard::from_bytes(&plain).map_err(|_| bad())
-}
-
-async fn send(conn: &RelayConnection, nameplate: &str, message: &PairMsg) -> Result<(), PairError> {
-    let body = postcard::to_allocvec(message).map_err(|_| PairError::Protocol("encoding"))?;
-    conn.pair_send(nameplate, &body).await?;
-    Ok(())
-}
-
-/// The next message in `nameplate`'s mailbox; a closed mailbox ends it.
-async fn receive(pushes: &mut mpsc::Receiver<Push>, nameplate: &str) -> Result<PairMsg, PairError> {
-    tokio::time::timeout(PAIRING_WAIT, async {
-        loop {
-            match pushes.recv().await {
-                Some(Push::PairMessage { nameplate: n, body }) if n == nameplate => {
-                    return postcard::from_bytes(&body)
-                        .map_err(|_| PairError::Protocol("an unreadable message"));
-                }
-                Some(Push::PairClosed { nameplate: n, outcome: PairOutcome::Failed })
-                    if n == nameplate =>
-                {
-                    return Err(PairError::WrongCode);
-                }
-                Some(Push::PairClosed { nameplate: n, .. }) if n == nameplate => {
-                    return Err(PairError::Protocol("the mailbox closed early"));
-                }
-                Some(Push::Closed(error)) => return Err(error.into()),
-                None => return Err(TransportError::Closed.into()),
-                Some(_) => {}
-            }
-        }
-    })
-    .await
-    .map_err(|_| PairError::TimedOut)?
 }
 
 /// A pairing code: (nameplate, code text).

@@ -13,14 +13,23 @@
 //!
 //! The relay decides what it serves, so every loop here is bounded by what
 //! it said at the start: a relay cannot keep a device in a pass forever.
+//!
+//! # Layout
+//! - this module: one pass, and reading the relay's log.
+//! - [`own`]: sending the outbox, and confirming what the relay stored.
+//! - [`daemon`]: staying connected.
+
+mod daemon;
+mod own;
+
+pub use daemon::{BACKOFF, Event, backoff, run_daemon, run_daemon_nudged};
+pub use own::{send_and_confirm, send_outbox, settle_own};
 
 use crate::device::{Alarm, Device, DeviceError, Received, ReceivedSignal};
 use crate::transport::{Push, RelayConnection, TransportError};
+use cove_shared::DocId;
 use cove_shared::membership::Entry;
-use cove_shared::random::Entropy;
 use cove_shared::wire::{Cursor, ErrorCode, MAX_PAGE_ITEMS, StoredEnvelope};
-use cove_shared::{DocId, Kind, OsEntropy, envelope};
-use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What a sync did.
@@ -179,26 +188,6 @@ pub async fn sync_once(
     Ok(report)
 }
 
-/// Sends the outbox, then looks at each position the relay named for this
-/// device's envelopes: only an envelope seen there is known to be stored.
-/// Nothing else is fetched or applied. Returns whether everything this
-/// device has sent is confirmed.
-pub async fn send_and_confirm(
-    device: &mut Device,
-    conn: &RelayConnection,
-) -> Result<bool, DeviceError> {
-    send_outbox(device, conn).await?;
-    // Every position is looked up; one not holding what the relay said
-    // is sent again, and the new position looked up once more.
-    for _ in 0..2 {
-        let answered = device.local().sent_watermark().await?;
-        if settle_own(device, conn, answered, Cursor::MAX).await? == 0 {
-            break;
-        }
-    }
-    Ok(device.local().outbox_len().await? == 0 && device.unconfirmed_count().await? == 0)
-}
-
 /// Moves every active device to a new key (after a device left).
 pub async fn rotate(device: &mut Device, conn: &RelayConnection) -> Result<(), DeviceError> {
     let entry = device.rotation()?;
@@ -210,39 +199,6 @@ pub async fn rotate(device: &mut Device, conn: &RelayConnection) -> Result<(), D
         }
         Err(error) => Err(error.into()),
     }
-}
-
-/// Sends the outbox, oldest first; returns how many the relay stored.
-pub async fn send_outbox(
-    device: &mut Device,
-    conn: &RelayConnection,
-) -> Result<usize, DeviceError> {
-    let plan = device.plan();
-    let mut sent = 0;
-    for (id, envelope) in device.outbox().await? {
-        match conn.push(plan, &envelope).await {
-            Ok((cursor, _duplicate)) => {
-                device.sent(id, &envelope, cursor).await?;
-                sent += 1;
-            }
-            Err(TransportError::Refused { code, message })
-                if matches!(code, ErrorCode::InvalidEnvelope | ErrorCode::Equivocation) =>
-            {
-                if envelope::header_of(&envelope).is_err() {
-                    // It does not even parse: a local fault, never sendable.
-                    device.discard(id).await?;
-                    continue;
-                }
-                // The relay's word alone never costs an edit: keep it, say
-                // so, and stop here (what follows depends on it).
-                tracing::warn!(%code, message, "the relay refused an outbox envelope");
-                device.raise_alarm(Alarm::Fork { device: device.id() }).await?;
-                break;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Ok(sent)
 }
 
 /// A new device loads each document from its newest snapshot, if any.
@@ -336,71 +292,6 @@ pub async fn fetch_all(
     }
 }
 
-/// This device's own envelopes that the relay said it stored before this
-/// pass began (kept rows up to `answered`): a fetch pass that has just read
-/// the relay's log to its head should have shown each of them, so any still
-/// unconfirmed is not where the relay said.
-///
-/// Everything after `read_from` was read in this pass, up to a head the
-/// relay stated after it had answered for all of these: a position in that
-/// stretch that did not show the envelope, or one beyond the relay's own
-/// head, means it is missing. A position at or before `read_from` (the
-/// device had read past it before the relay answered, or the relay named an
-/// old position) is looked up once. What is missing is sent again, byte for
-/// byte: devices that already have it ignore it as a duplicate. Returns how
-/// many were sent again.
-pub async fn settle_own(
-    device: &mut Device,
-    conn: &RelayConnection,
-    answered: i64,
-    read_from: Cursor,
-) -> Result<usize, DeviceError> {
-    let plan = device.plan();
-    let now = device.now_ms();
-    let mut resent = 0;
-    let mut first_missing = None;
-    for (id, record) in device.unconfirmed().await? {
-        if id > answered {
-            continue;
-        }
-        let Ok(header) = envelope::header_of(&record.envelope.0) else {
-            device.forget_own(id).await?;
-            continue;
-        };
-        if header.kind == Kind::Signal && device.own_signal_expired(&record.envelope.0, now) {
-            device.forget_own(id).await?;
-            continue;
-        }
-        if record.cursor <= read_from.0 && record.cursor > 0 {
-            let at = Cursor(record.cursor);
-            let (items, _, _) = conn.fetch(plan, Cursor(at.0 - 1), 1).await?;
-            if items.first().is_some_and(|i| i.cursor == at && i.envelope == record.envelope) {
-                device.confirm_own(id, record, at).await?;
-                continue;
-            }
-        }
-        first_missing.get_or_insert(record.cursor);
-        match conn.push(plan, &record.envelope.0).await {
-            Ok((cursor, _)) => {
-                device.sent_again(id, record, cursor).await?;
-                resent += 1;
-            }
-            Err(TransportError::Refused { code, message })
-                if matches!(code, ErrorCode::InvalidEnvelope | ErrorCode::Equivocation) =>
-            {
-                // Kept, and said: the relay's refusal alone never costs an edit.
-                tracing::warn!(%code, message, "the relay refused an envelope sent again");
-                device.raise_alarm(Alarm::Fork { device: device.id() }).await?;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
-    if let Some(cursor) = first_missing {
-        device.raise_alarm(Alarm::Unconfirmed { cursor }).await?;
-    }
-    Ok(resent)
-}
-
 /// After a gap: fetches the stretch where the missing envelopes must lie
 /// again, once per pass, in case the relay now serves them. What was
 /// already applied comes back as duplicates and is ignored.
@@ -445,170 +336,4 @@ pub async fn apply_page(
     // Everything up to here is committed locally: the relay may compact it.
     conn.ack(device.plan(), received.cursor).await?;
     Ok(received)
-}
-
-/// What the daemon tells whoever runs it.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Event {
-    /// Connected and synced, or caught up after a break in live delivery.
-    Synced(SyncReport),
-    /// Live envelopes were applied.
-    Applied(Received),
-    /// Disconnected; retrying after `retry`.
-    Disconnected {
-        /// Why.
-        error: String,
-        /// When the next attempt is.
-        retry: Duration,
-    },
-}
-
-/// The first and the longest wait between reconnection attempts.
-pub const BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(60));
-
-/// Exponential backoff with full jitter: a random wait up to
-/// `first · 2^attempt`, capped.
-pub fn backoff(attempt: u32) -> Duration {
-    let cap = BACKOFF.0.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(BACKOFF.1);
-    let fraction = f64::from(u32::from_be_bytes(OsEntropy.array())) / f64::from(u32::MAX);
-    cap.mul_f64(fraction.max(0.1))
-}
-
-/// Stays connected: syncs, then applies live deliveries, sends local edits
-/// (also those other processes put in the outbox) and reconnects when the
-/// connection drops. Returns when the device is revoked or `stop` resolves.
-pub async fn run_daemon(
-    device: &mut Device,
-    events: impl FnMut(&Event),
-    stop: impl Future<Output = ()> + Unpin,
-) -> Result<(), DeviceError> {
-    run_daemon_nudged(device, events, stop, &tokio::sync::Notify::new()).await
-}
-
-/// [`run_daemon`], which also sends the outbox as soon as `send_now` is
-/// notified (by another instance of the device, in the same process, that
-/// has just written to it), rather than at the next check.
-pub async fn run_daemon_nudged(
-    device: &mut Device,
-    mut events: impl FnMut(&Event),
-    mut stop: impl Future<Output = ()> + Unpin,
-    send_now: &tokio::sync::Notify,
-) -> Result<(), DeviceError> {
-    let mut attempt = 0u32;
-    loop {
-        let session = async {
-            let (conn, mut pushes) = connect(device).await?;
-            let report = sync_once(device, &conn).await?;
-            // Subscribe only now, so that deliveries do not pile up while
-            // the pass runs; then fetch what arrived in between.
-            conn.subscribe(device.plan()).await?;
-            let mut caught_up = SyncReport::default();
-            fetch_all(device, &conn, &mut caught_up).await?;
-            events(&Event::Synced(report));
-            attempt = 0;
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    push = pushes.recv() => {
-                        let Some(push) = push else {
-                            return Err(DeviceError::from(TransportError::Closed));
-                        };
-                        // Take whatever else already arrived: one batch.
-                        let mut batch = vec![push];
-                        while let Ok(more) = pushes.try_recv() {
-                            batch.push(more);
-                        }
-                        handle_pushes(device, &conn, batch, &mut events).await?;
-                    }
-                    // Edits made here or by another process on this state
-                    // directory: checked every second, and at once when
-                    // another instance says it wrote.
-                    _ = tick.tick() => send_pending(device, &conn).await?,
-                    () = send_now.notified() => send_pending(device, &conn).await?,
-                }
-            }
-        };
-        let result: Result<(), DeviceError> = tokio::select! {
-            result = session => result,
-            () = &mut stop => return Ok(()),
-        };
-        match result {
-            Err(DeviceError::Revoked) => return Err(DeviceError::Revoked),
-            Err(error) => {
-                let retry = backoff(attempt);
-                attempt = attempt.saturating_add(1);
-                events(&Event::Disconnected { error: error.to_string(), retry });
-                tokio::select! {
-                    () = tokio::time::sleep(retry) => {}
-                    () = &mut stop => return Ok(()),
-                }
-            }
-            Ok(()) => {}
-        }
-    }
-}
-
-/// Sends what the outbox holds, if anything, after taking up what other
-/// instances wrote.
-async fn send_pending(device: &mut Device, conn: &RelayConnection) -> Result<(), DeviceError> {
-    if device.local().outbox_len().await? > 0 {
-        device.refresh().await?;
-        send_and_confirm(device, conn).await?;
-    }
-    Ok(())
-}
-
-/// Handles a batch of pushes. Live deliveries that continue exactly where
-/// this device's cursor stands are applied as they are; anything else (a
-/// hole, an out-of-order delivery, deliveries dropped for a full queue) is
-/// a cue to fetch, so that the cursor only ever moves over what was read.
-async fn handle_pushes(
-    device: &mut Device,
-    conn: &RelayConnection,
-    batch: Vec<Push>,
-    events: &mut impl FnMut(&Event),
-) -> Result<(), DeviceError> {
-    let mut items = Vec::new();
-    let mut fetch = false;
-    for push in batch {
-        match push {
-            Push::Deliver { item, .. } => items.push(item),
-            Push::Lagged => fetch = true,
-            Push::MembershipChanged { .. } => {
-                sync_membership(device, conn).await?;
-                if !device.is_active() {
-                    return Err(DeviceError::Revoked);
-                }
-                if device.membership().rotation_due() {
-                    rotate(device, conn).await?;
-                    device.seal_held_back().await?;
-                    send_outbox(device, conn).await?;
-                }
-            }
-            Push::Revoked { .. } => {
-                device.raise_alarm(Alarm::Revoked).await?;
-                return Err(DeviceError::Revoked);
-            }
-            Push::Closed(error) => return Err(error.into()),
-            _ => {}
-        }
-    }
-    if items.is_empty() && !fetch {
-        return Ok(());
-    }
-    items.sort_by_key(|i| i.cursor);
-    let start = device.cursor().0;
-    let contiguous =
-        items.iter().enumerate().all(|(n, item)| item.cursor.0 == start + 1 + n as u64);
-    if contiguous && !fetch {
-        let mut report = SyncReport::default();
-        let received = apply_page(device, conn, items, &mut report).await?;
-        events(&Event::Applied(received));
-    } else {
-        let mut report = SyncReport::default();
-        fetch_all(device, conn, &mut report).await?;
-        events(&Event::Synced(report));
-    }
-    Ok(())
 }

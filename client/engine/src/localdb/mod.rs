@@ -17,157 +17,39 @@
 //! writes and sends them as one statement list just before it commits; and
 //! a document is stored as a full save plus the changes made since,
 //! appended as small chunks and folded back into a full save now and then.
+//!
+//! # Layout
+//! - this module: opening the database, and reading from it.
+//! - [`tx`]: a write transaction, buffered and committed in one go.
+//! - [`sealer`]: sealing and opening each value.
+//! - [`error`]: what can go wrong, in words a person can act on.
 
-use chacha20poly1305::aead::{AeadInOut, KeyInit};
-use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
-use cove_shared::random::Entropy;
-use cove_shared::{DocId, OsEntropy, SymmetricKey};
-use serde::Serialize;
+mod error;
+mod sealer;
+mod tx;
+
+pub use error::LocalError;
+pub use sealer::Sealer;
+use tx::Preamble;
+pub use tx::{Durability, LocalTx};
+
+use cove_shared::{DocId, SymmetricKey};
 use serde::de::DeserializeOwned;
+use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{SqlSafeStr, Sqlite, Transaction};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-/// The local database failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LocalError {
-    /// The disk that holds the state directory is full.
-    #[error(
-        "there is no room left on the disk that holds this device's state directory: this change was not saved, and everything saved before is intact; free some space and try again"
-    )]
-    NoSpace,
-    /// The state directory cannot be written.
-    #[error(
-        "this device's state directory is read-only: this change was not saved, and everything saved before is intact; make the directory writable and try again"
-    )]
-    ReadOnly,
-    /// Writing to the state directory failed.
-    #[error(
-        "this device's state directory could not be written (the disk may be full or failing): this change was not saved, and everything saved before is intact; free some space or check the disk, and try again"
-    )]
-    WriteFailed,
-    /// SQLite failed otherwise.
-    #[error("the local database failed: {0}")]
-    Database(sqlx::Error),
-    /// Migrations failed.
-    #[error("the local database could not be prepared: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A sealed value did not open: the database was altered, damaged, or
-    /// belongs to another keystore.
-    #[error("the local database is damaged or does not belong to this keystore")]
-    Corrupt,
-    /// Syncing the database to disk failed.
-    #[error("the local database could not be written to disk: {0}")]
-    Io(std::io::Error),
-}
-
-impl From<sqlx::Error> for LocalError {
-    /// A full disk or a read-only directory is said as such: those are
-    /// things a person can fix.
-    fn from(error: sqlx::Error) -> Self {
-        let code = error.as_database_error().and_then(|e| e.code()).and_then(|c| c.parse().ok());
-        // SQLite's primary result code is the low byte of the extended one.
-        match code.map(|c: i32| c & 0xff) {
-            Some(13) => Self::NoSpace,     // SQLITE_FULL
-            Some(8) => Self::ReadOnly,     // SQLITE_READONLY
-            Some(10) => Self::WriteFailed, // SQLITE_IOERR
-            _ => match &error {
-                sqlx::Error::Io(io) => Self::from(std::io::Error::new(io.kind(), io.to_string())),
-                _ => Self::Database(error),
-            },
-        }
-    }
-}
-
-impl From<std::io::Error> for LocalError {
-    fn from(error: std::io::Error) -> Self {
-        use std::io::ErrorKind;
-        match error.kind() {
-            ErrorKind::StorageFull | ErrorKind::FileTooLarge | ErrorKind::QuotaExceeded => {
-                Self::NoSpace
-            }
-            ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied => Self::ReadOnly,
-            _ => Self::Io(error),
-        }
-    }
-}
-
-/// Seals and opens local values with the storage key.
-pub struct Sealer {
-    cipher: XChaCha20Poly1305,
-}
-
-impl std::fmt::Debug for Sealer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Sealer(..)")
-    }
-}
-
-fn label(table: &str, key: &str) -> Vec<u8> {
-    format!("cove/v1/local/{table}/{key}").into_bytes()
-}
-
-impl Sealer {
-    /// A sealer for `key`.
-    pub fn new(key: &SymmetricKey) -> Self {
-        Self { cipher: XChaCha20Poly1305::new(key.as_bytes().into()) }
-    }
-
-    /// `nonce ‖ ciphertext ‖ tag`, bound to `table` and `key`.
-    pub fn seal(&self, table: &str, key: &str, plain: &[u8]) -> Result<Vec<u8>, LocalError> {
-        let nonce: [u8; 24] = OsEntropy.array();
-        let mut out = Vec::with_capacity(24 + plain.len() + 16);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(plain);
-        let ad = label(table, key);
-        // Fails only beyond 256 GiB; the plaintext must never be stored then.
-        let tag = self
-            .cipher
-            .encrypt_inout_detached(&XNonce::from(nonce), &ad, (&mut out[24..]).into())
-            .map_err(|_| LocalError::Corrupt)?;
-        out.extend_from_slice(&tag);
-        Ok(out)
-    }
-
-    /// Opens a value sealed for `table` and `key`.
-    pub fn open(
-        &self,
-        table: &str,
-        key: &str,
-        sealed: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, LocalError> {
-        if sealed.len() < 40 {
-            return Err(LocalError::Corrupt);
-        }
-        let (nonce, rest) = sealed.split_at(24);
-        let (ciphertext, tag) = rest.split_at(rest.len() - 16);
-        let nonce: [u8; 24] = nonce.try_into().map_err(|_| LocalError::Corrupt)?;
-        let tag = Tag::try_from(tag).map_err(|_| LocalError::Corrupt)?;
-        let mut plain = Zeroizing::new(ciphertext.to_vec());
-        self.cipher
-            .decrypt_inout_detached(
-                &XNonce::from(nonce),
-                &label(table, key),
-                plain.as_mut_slice().into(),
-                &tag,
-            )
-            .map_err(|_| LocalError::Corrupt)?;
-        Ok(plain)
-    }
-}
-
 /// Every migration, in order; `migrations_are_all_registered` checks that
 /// none in the folder is missing.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "init", include_str!("../migrations/0001_init.sql")),
-    (2, "sent_confirmed", include_str!("../migrations/0002_sent_confirmed.sql")),
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (2, "sent_confirmed", include_str!("../../migrations/0002_sent_confirmed.sql")),
 ];
 
 fn migrator() -> Migrator {
@@ -203,37 +85,6 @@ pub const GENERATION: &str = "generation";
 
 /// After this many chunks, a document is saved in full again.
 pub const CHUNKS_PER_SAVE: u64 = 128;
-
-/// What a write transaction reads up front.
-#[derive(Debug, Clone, Default)]
-struct Preamble {
-    /// The sealed generation token, if any.
-    generation: Option<Vec<u8>>,
-    /// The next row number for each list table and the outbox.
-    next: [i64; 6],
-    /// Rows held back.
-    pending: u64,
-    /// Rows in the outbox.
-    outbox: u64,
-    /// Own envelopes not yet seen on a fetched page.
-    unconfirmed: u64,
-    /// Chunks stored after each document's full save.
-    chunks: [u64; 3],
-}
-
-/// A write transaction on the local database. It holds SQLite's write lock
-/// from its first statement, so that two processes using the same state
-/// directory (a `cove daemon` and a one-off command) take turns.
-pub struct LocalTx {
-    tx: Transaction<'static, Sqlite>,
-    sealer: Arc<Sealer>,
-    wal: Arc<PathBuf>,
-    known: Preamble,
-    /// Writes, sent to SQLite together at commit: each statement sent on
-    /// its own is a round trip to SQLite's thread.
-    sql: String,
-    args: Vec<Arg>,
-}
 
 /// Tables that hold lists of sealed values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,261 +340,6 @@ impl LocalDb {
     }
 }
 
-/// How durable a commit must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// On disk before the commit returns (the log is synced): for anything
-    /// that could not be had again, such as a person's edit, or a sequence
-    /// number this device has used.
-    Synced,
-    /// Safe from a crash of the program, and on disk at the next synced
-    /// commit or checkpoint; a power cut may lose it. For what the relay
-    /// can serve again, such as received changes and acknowledgements.
-    Eventual,
-}
-
-/// A value bound into a buffered statement.
-enum Arg {
-    Int(i64),
-    Text(String),
-    Blob(Vec<u8>),
-}
-
-impl LocalTx {
-    /// The generation token (the `kv` row [`GENERATION`]) as the
-    /// transaction found it.
-    pub fn generation(&self) -> Result<Option<u64>, LocalError> {
-        self.known
-            .generation
-            .as_ref()
-            .map(|sealed| {
-                let plain = self.sealer.open("kv", GENERATION, sealed)?;
-                postcard::from_bytes(&plain).map_err(|_| LocalError::Corrupt)
-            })
-            .transpose()
-    }
-
-    /// How many envelopes wait in the outbox.
-    pub fn outbox_len(&self) -> u64 {
-        self.known.outbox
-    }
-
-    /// How many envelopes are held back.
-    pub fn pending(&self) -> u64 {
-        self.known.pending
-    }
-
-    /// How many own envelopes are not yet confirmed.
-    pub fn unconfirmed(&self) -> u64 {
-        self.known.unconfirmed
-    }
-
-    /// Chunks stored after a document's full save.
-    pub fn chunks(&self, doc: DocId) -> u64 {
-        self.known.chunks[usize::from(doc.code())]
-    }
-
-    /// Buffers a statement; every `?` in `sql` takes the next of `args`.
-    fn statement(&mut self, sql: &str, args: impl IntoIterator<Item = Arg>) {
-        self.sql.push_str(sql);
-        self.sql.push_str(";\n");
-        self.args.extend(args);
-    }
-
-    fn next(&mut self, slot: usize) -> i64 {
-        let id = self.known.next[slot];
-        self.known.next[slot] += 1;
-        id
-    }
-
-    /// Sets a setting or piece of state.
-    pub fn put<T: Serialize>(&mut self, key: &str, value: &T) -> Result<(), LocalError> {
-        self.put_many(&[(key, &postcard_bytes(value)?)])
-    }
-
-    /// Sets several settings at once.
-    pub fn put_many(&mut self, values: &[(&str, &[u8])]) -> Result<(), LocalError> {
-        if values.is_empty() {
-            return Ok(());
-        }
-        let rows = vec!["(?, ?)"; values.len()].join(", ");
-        let mut args = Vec::with_capacity(values.len() * 2);
-        for (key, plain) in values {
-            args.push(Arg::Text((*key).to_owned()));
-            args.push(Arg::Blob(self.sealer.seal("kv", key, plain)?));
-        }
-        let sql = format!(
-            "INSERT INTO kv (key, value) VALUES {rows} \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-        );
-        self.statement(&sql, args);
-        Ok(())
-    }
-
-    /// Stores a document's full save, replacing its chunks.
-    pub fn put_doc(&mut self, doc: DocId, bytes: &[u8]) -> Result<(), LocalError> {
-        let sealed = self.sealer.seal("docs", doc.name(), bytes)?;
-        let code = i64::from(doc.code());
-        self.statement(
-            "INSERT INTO docs (doc, value) VALUES (?, ?) \
-             ON CONFLICT (doc) DO UPDATE SET value = excluded.value",
-            [Arg::Int(code), Arg::Blob(sealed)],
-        );
-        if self.known.chunks[usize::from(doc.code())] > 0 {
-            self.statement("DELETE FROM doc_chunks WHERE doc = ?", [Arg::Int(code)]);
-            self.known.chunks[usize::from(doc.code())] = 0;
-        }
-        Ok(())
-    }
-
-    /// Appends the changes made to a document since it was last stored.
-    pub fn append_doc(&mut self, doc: DocId, chunk: &[u8]) -> Result<(), LocalError> {
-        let id = self.next(CHUNK_SLOT);
-        let sealed = self.sealer.seal("doc_chunks", &id.to_string(), chunk)?;
-        self.statement(
-            "INSERT INTO doc_chunks (id, doc, value) VALUES (?, ?, ?)",
-            [Arg::Int(id), Arg::Int(i64::from(doc.code())), Arg::Blob(sealed)],
-        );
-        self.known.chunks[usize::from(doc.code())] += 1;
-        Ok(())
-    }
-
-    /// Appends an envelope to the outbox.
-    pub fn push_outbox(&mut self, envelope: &[u8]) -> Result<i64, LocalError> {
-        let id = self.next(OUTBOX_SLOT);
-        let sealed = self.sealer.seal("outbox", &id.to_string(), envelope)?;
-        self.statement(
-            "INSERT INTO outbox (id, value) VALUES (?, ?)",
-            [Arg::Int(id), Arg::Blob(sealed)],
-        );
-        self.known.outbox += 1;
-        Ok(id)
-    }
-
-    /// Removes an outbox entry the relay has stored.
-    pub fn remove_outbox(&mut self, id: i64) {
-        self.statement("DELETE FROM outbox WHERE id = ?", [Arg::Int(id)]);
-        self.known.outbox = self.known.outbox.saturating_sub(1);
-    }
-
-    /// Keeps one of this device's envelopes that the relay says it stored,
-    /// as unconfirmed until a fetched page shows it.
-    pub fn push_unconfirmed<T: Serialize>(&mut self, value: &T) -> Result<i64, LocalError> {
-        let id = self.next(ListTable::Sent.slot());
-        let sealed = self.sealer.seal("sent", &id.to_string(), &postcard_bytes(value)?)?;
-        self.statement(
-            "INSERT INTO sent (id, value, confirmed) VALUES (?, ?, 0)",
-            [Arg::Int(id), Arg::Blob(sealed)],
-        );
-        self.known.unconfirmed += 1;
-        Ok(id)
-    }
-
-    /// Replaces a kept own envelope's record, and sets whether a fetched
-    /// page has shown it.
-    pub fn set_sent<T: Serialize>(
-        &mut self,
-        id: i64,
-        value: &T,
-        confirmed: bool,
-    ) -> Result<(), LocalError> {
-        let sealed = self.sealer.seal("sent", &id.to_string(), &postcard_bytes(value)?)?;
-        self.statement(
-            "UPDATE sent SET value = ?, confirmed = ? WHERE id = ?",
-            [Arg::Blob(sealed), Arg::Int(i64::from(confirmed)), Arg::Int(id)],
-        );
-        Ok(())
-    }
-
-    /// Keeps only the newest `keep` confirmed own envelopes; unconfirmed
-    /// ones are never dropped here.
-    pub fn prune_confirmed(&mut self, keep: u64) {
-        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-        let oldest_kept = self.known.next[ListTable::Sent.slot()].saturating_sub(keep);
-        if oldest_kept > 1 {
-            self.statement(
-                "DELETE FROM sent WHERE confirmed = 1 AND id < ?",
-                [Arg::Int(oldest_kept)],
-            );
-        }
-    }
-
-    /// Appends a value to a list table.
-    pub fn push<T: Serialize>(&mut self, table: ListTable, value: &T) -> Result<i64, LocalError> {
-        let id = self.next(table.slot());
-        let plain = postcard_bytes(value)?;
-        let sealed = self.sealer.seal(table.name(), &id.to_string(), &plain)?;
-        let sql = format!("INSERT INTO {} (id, value) VALUES (?, ?)", table.name());
-        self.statement(&sql, [Arg::Int(id), Arg::Blob(sealed)]);
-        if table == ListTable::Pending {
-            self.known.pending += 1;
-        }
-        Ok(id)
-    }
-
-    /// Removes a row of a list table.
-    pub fn remove(&mut self, table: ListTable, id: i64) {
-        let sql = format!("DELETE FROM {} WHERE id = ?", table.name());
-        self.statement(&sql, [Arg::Int(id)]);
-        if table == ListTable::Pending {
-            self.known.pending = self.known.pending.saturating_sub(1);
-        }
-    }
-
-    /// Keeps only the newest `keep` rows of a list table.
-    pub fn prune(&mut self, table: ListTable, keep: u64) {
-        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-        let oldest_kept = self.known.next[table.slot()].saturating_sub(keep);
-        if oldest_kept > 1 {
-            let sql = format!("DELETE FROM {} WHERE id < ?", table.name());
-            self.statement(&sql, [Arg::Int(oldest_kept)]);
-        }
-    }
-
-    /// Writes everything buffered, in one statement list, and commits,
-    /// synced to disk before returning. See [`Self::commit_with`].
-    pub async fn commit(self) -> Result<(), LocalError> {
-        self.commit_with(Durability::Synced).await
-    }
-
-    /// Writes everything buffered, in one statement list, and commits.
-    pub async fn commit_with(mut self, durability: Durability) -> Result<(), LocalError> {
-        if !self.sql.is_empty() {
-            let sql = std::mem::take(&mut self.sql);
-            // A one-off statement list: not worth a place in the cache.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
-            for arg in std::mem::take(&mut self.args) {
-                query = match arg {
-                    Arg::Int(v) => query.bind(v),
-                    Arg::Text(v) => query.bind(v),
-                    Arg::Blob(v) => query.bind(v),
-                };
-            }
-            query.execute(&mut *self.tx).await?;
-        }
-        self.tx.commit().await?;
-        if durability == Durability::Synced {
-            sync_log(Arc::clone(&self.wal)).await?;
-        }
-        Ok(())
-    }
-}
-
-/// Syncs SQLite's write-ahead log to disk, which is what `synchronous =
-/// FULL` would have done at the commit: in WAL mode a commit is durable once
-/// its frames in the log are. A log that is gone was checkpointed, and a
-/// checkpoint syncs both the log and the database.
-async fn sync_log(wal: Arc<PathBuf>) -> Result<(), LocalError> {
-    let synced = tokio::task::spawn_blocking(move || match std::fs::File::open(&*wal) {
-        Ok(file) => file.sync_data(),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(error),
-    })
-    .await
-    .map_err(|_| LocalError::Io(std::io::Error::other("the disk sync task stopped")))?;
-    synced.map_err(LocalError::from)
-}
-
 /// Whether a connection that goes back to the pool may be used again.
 ///
 /// When a commit fails (a full disk, say), SQLite may already have rolled
@@ -756,11 +352,6 @@ async fn still_usable(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::E
     use sqlx::Connection;
     conn.ping().await?;
     Ok(!conn.is_in_transaction())
-}
-
-/// A value's postcard encoding, wiped when dropped.
-fn postcard_bytes<T: Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, LocalError> {
-    Ok(Zeroizing::new(postcard::to_allocvec(value).map_err(|_| LocalError::Corrupt)?))
 }
 
 #[cfg(test)]

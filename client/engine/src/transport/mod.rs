@@ -7,18 +7,26 @@
 //! revocation) arrives on the [`Push`] channel. The task keeps the
 //! connection alive with WebSocket pings and reports how it ended.
 
+//!
+//! # Layout
+//! - this module: connecting, authenticating, and one request's round trip.
+//! - [`requests`]: each request the relay answers, by name.
+//! - [`socket`]: the task that owns the socket.
+
+mod requests;
+mod socket;
+
+use socket::{drive, read, write};
+
 use cove_shared::wire::{
-    self, Blob, ClientToRelay, Cursor, ErrorCode, MAX_FRAME_LEN, PairOutcome, RelayToClient,
-    RequestId, StoredEnvelope, StoredSnapshot,
+    self, ClientToRelay, ErrorCode, MAX_FRAME_LEN, PairOutcome, RelayToClient, RequestId,
+    StoredEnvelope,
 };
-use cove_shared::{DeviceId, DeviceSecret, DocId, PlanId};
-use futures_util::{SinkExt, StreamExt};
-use std::collections::HashMap;
+use cove_shared::{DeviceId, DeviceSecret, PlanId};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// How long a request may wait for its answer.
@@ -312,305 +320,6 @@ impl RelayConnection {
             other => Ok(other),
         }
     }
-
-    /// Registers a plan from its genesis entry.
-    pub async fn create_plan(&self, genesis: &[u8]) -> Result<(), TransportError> {
-        let genesis = Blob(genesis.to_vec());
-        match self
-            .request(|request| ClientToRelay::CreatePlan { request, genesis: genesis.clone() })
-            .await?
-        {
-            RelayToClient::Stored { .. } => Ok(()),
-            _ => Err(TransportError::Protocol("expected stored")),
-        }
-    }
-
-    /// Appends a membership entry; returns whether the relay already had it.
-    pub async fn append_membership(
-        &self,
-        plan: PlanId,
-        entry: &[u8],
-    ) -> Result<bool, TransportError> {
-        let entry = Blob(entry.to_vec());
-        match self
-            .request(|request| ClientToRelay::AppendMembership {
-                request,
-                plan,
-                entry: entry.clone(),
-            })
-            .await?
-        {
-            RelayToClient::Stored { duplicate, .. } => Ok(duplicate),
-            _ => Err(TransportError::Protocol("expected stored")),
-        }
-    }
-
-    /// Every membership entry from `from` on (fetching page by page).
-    pub async fn fetch_membership(
-        &self,
-        plan: PlanId,
-        from: u64,
-    ) -> Result<Vec<Vec<u8>>, TransportError> {
-        let mut out = Vec::new();
-        loop {
-            let at = from + out.len() as u64;
-            match self
-                .request(|request| ClientToRelay::FetchMembership { request, plan, from: at })
-                .await?
-            {
-                RelayToClient::Membership { entries, len, .. } => {
-                    let got = entries.len();
-                    out.extend(entries.into_iter().map(|b| b.0));
-                    if out.len() > MAX_MEMBERSHIP_ENTRIES {
-                        return Err(TransportError::Protocol(
-                            "a membership log beyond any real one",
-                        ));
-                    }
-                    if got == 0 || from + out.len() as u64 >= len {
-                        return Ok(out);
-                    }
-                }
-                _ => return Err(TransportError::Protocol("expected membership")),
-            }
-        }
-    }
-
-    /// Stores an envelope; returns its cursor and whether it was a resend.
-    pub async fn push(
-        &self,
-        plan: PlanId,
-        envelope: &[u8],
-    ) -> Result<(Cursor, bool), TransportError> {
-        let envelope = Blob(envelope.to_vec());
-        match self
-            .request(|request| ClientToRelay::Push { request, plan, envelope: envelope.clone() })
-            .await?
-        {
-            RelayToClient::Stored { cursor, duplicate, .. } => Ok((cursor, duplicate)),
-            _ => Err(TransportError::Protocol("expected stored")),
-        }
-    }
-
-    /// One page of envelopes after `after`, with the plan's head and
-    /// compaction point.
-    pub async fn fetch(
-        &self,
-        plan: PlanId,
-        after: Cursor,
-        limit: u32,
-    ) -> Result<(Vec<StoredEnvelope>, Cursor, Cursor), TransportError> {
-        match self.request(|request| ClientToRelay::Fetch { request, plan, after, limit }).await? {
-            RelayToClient::Page { items, head, compacted, .. } => Ok((items, head, compacted)),
-            _ => Err(TransportError::Protocol("expected a page")),
-        }
-    }
-
-    /// Asks for live delivery of the plan's envelopes.
-    pub async fn subscribe(&self, plan: PlanId) -> Result<(), TransportError> {
-        self.expect_done(|request| ClientToRelay::Subscribe { request, plan }).await
-    }
-
-    /// Acknowledges everything up to `cursor` as durably applied.
-    pub async fn ack(&self, plan: PlanId, cursor: Cursor) -> Result<(), TransportError> {
-        self.expect_done(|request| ClientToRelay::Ack { request, plan, cursor }).await
-    }
-
-    /// Stores a snapshot covering cursors up to `covers`.
-    pub async fn put_snapshot(
-        &self,
-        plan: PlanId,
-        covers: Cursor,
-        envelope: &[u8],
-    ) -> Result<bool, TransportError> {
-        let envelope = Blob(envelope.to_vec());
-        match self
-            .request(|request| ClientToRelay::PutSnapshot {
-                request,
-                plan,
-                covers,
-                envelope: envelope.clone(),
-            })
-            .await?
-        {
-            RelayToClient::Stored { duplicate, .. } => Ok(duplicate),
-            _ => Err(TransportError::Protocol("expected stored")),
-        }
-    }
-
-    /// The newest snapshot of a document.
-    pub async fn get_snapshot(
-        &self,
-        plan: PlanId,
-        doc: DocId,
-    ) -> Result<Option<StoredSnapshot>, TransportError> {
-        match self.request(|request| ClientToRelay::GetSnapshot { request, plan, doc }).await? {
-            RelayToClient::Snapshot { snapshot, .. } => Ok(snapshot),
-            _ => Err(TransportError::Protocol("expected a snapshot")),
-        }
-    }
-
-    /// Deletes the plan from the relay.
-    pub async fn delete_plan(&self, plan: PlanId) -> Result<(), TransportError> {
-        self.expect_done(|request| ClientToRelay::DeletePlan { request, plan }).await
-    }
-
-    /// Opens a pairing mailbox; returns its nameplate.
-    pub async fn pair_open(&self) -> Result<String, TransportError> {
-        match self.request(|request| ClientToRelay::PairOpen { request }).await? {
-            RelayToClient::PairOpened { nameplate, .. } => Ok(nameplate),
-            _ => Err(TransportError::Protocol("expected a nameplate")),
-        }
-    }
-
-    /// Joins a pairing mailbox. Messages waiting in it arrive as pushes.
-    pub async fn pair_join(&self, nameplate: &str) -> Result<(), TransportError> {
-        self.expect_done(|request| ClientToRelay::PairJoin {
-            request,
-            nameplate: nameplate.to_owned(),
-        })
-        .await
-    }
-
-    /// Sends a message to the other side of a mailbox.
-    pub async fn pair_send(&self, nameplate: &str, body: &[u8]) -> Result<(), TransportError> {
-        self.expect_done(|request| ClientToRelay::PairSend {
-            request,
-            nameplate: nameplate.to_owned(),
-            body: Blob(body.to_vec()),
-        })
-        .await
-    }
-
-    /// Closes a mailbox.
-    pub async fn pair_close(
-        &self,
-        nameplate: &str,
-        outcome: PairOutcome,
-    ) -> Result<(), TransportError> {
-        self.expect_done(|request| ClientToRelay::PairClose {
-            request,
-            nameplate: nameplate.to_owned(),
-            outcome,
-        })
-        .await
-    }
-
-    /// A round trip.
-    pub async fn ping(&self) -> Result<(), TransportError> {
-        match self.request(|request| ClientToRelay::Ping { request }).await? {
-            RelayToClient::Pong { .. } => Ok(()),
-            _ => Err(TransportError::Protocol("expected pong")),
-        }
-    }
-
-    async fn expect_done(
-        &self,
-        build: impl Fn(RequestId) -> ClientToRelay,
-    ) -> Result<(), TransportError> {
-        match self.request(build).await? {
-            RelayToClient::Done { .. } => Ok(()),
-            _ => Err(TransportError::Protocol("expected done")),
-        }
-    }
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn read(socket: &mut Socket) -> Result<RelayToClient, TransportError> {
-    loop {
-        match socket.next().await {
-            Some(Ok(Message::Binary(frame))) => {
-                return wire::decode(&frame)
-                    .map_err(|_| TransportError::Protocol("undecodable frame"));
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-            Some(Ok(Message::Text(_))) => return Err(TransportError::Protocol("text frame")),
-            Some(Ok(Message::Close(_))) | None => return Err(TransportError::Closed),
-            Some(Err(_)) => return Err(TransportError::Closed),
-        }
-    }
-}
-
-async fn write(socket: &mut Socket, message: &ClientToRelay) -> Result<(), TransportError> {
-    let frame = wire::encode(message).map_err(|_| TransportError::Protocol("message too large"))?;
-    socket.send(Message::Binary(frame.into())).await.map_err(|_| TransportError::Closed)
-}
-
-/// Owns the socket until it closes.
-async fn drive(
-    mut socket: Socket,
-    mut requests: mpsc::Receiver<(ClientToRelay, Reply)>,
-    pushes: mpsc::Sender<Push>,
-) {
-    let mut waiting: HashMap<RequestId, Reply> = HashMap::new();
-    let mut lagged = false;
-    let mut keepalive = tokio::time::interval(KEEPALIVE);
-    keepalive.tick().await;
-    let end = loop {
-        tokio::select! {
-            request = requests.recv() => {
-                let Some((message, reply)) = request else { break TransportError::Closed };
-                let Some(id) = message.request() else { continue };
-                if let Err(error) = write(&mut socket, &message).await {
-                    let _ = reply.send(Err(error.clone()));
-                    break error;
-                }
-                waiting.insert(id, reply);
-            }
-            frame = read(&mut socket) => {
-                let message = match frame {
-                    Ok(message) => message,
-                    Err(error) => break error,
-                };
-                if let Some(id) = message.request() {
-                    if let Some(reply) = waiting.remove(&id) {
-                        let _ = reply.send(Ok(message));
-                    }
-                    continue;
-                }
-                let push = match message {
-                    RelayToClient::Deliver { plan, item } => Push::Deliver { plan, item },
-                    RelayToClient::MembershipChanged { plan, len } => Push::MembershipChanged { plan, len },
-                    RelayToClient::PairMessage { nameplate, body } => Push::PairMessage { nameplate, body: body.0 },
-                    RelayToClient::PairClosed { nameplate, outcome } => Push::PairClosed { nameplate, outcome },
-                    RelayToClient::Revoked { plan } => {
-                        let _ = pushes.send(Push::Revoked { plan }).await;
-                        break TransportError::Revoked;
-                    }
-                    RelayToClient::Error { code, message, .. } => {
-                        break TransportError::Refused { code, message: printable(&message) };
-                    }
-                    _ => continue,
-                };
-                match push {
-                    // Never let a slow reader stop answers from flowing: a
-                    // dropped delivery is fetched again after `Lagged`.
-                    Push::Deliver { .. } => {
-                        if pushes.try_send(push).is_err() {
-                            lagged = true;
-                        }
-                    }
-                    other => {
-                        let _ = pushes.send(other).await;
-                    }
-                }
-                if lagged && pushes.try_send(Push::Lagged).is_ok() {
-                    lagged = false;
-                }
-            }
-            _ = keepalive.tick() => {
-                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
-                    break TransportError::Closed;
-                }
-            }
-        }
-    };
-    for (_, reply) in waiting.drain() {
-        let _ = reply.send(Err(end.clone()));
-    }
-    let _ = pushes.send(Push::Closed(end)).await;
-    let _ = socket.close(None).await;
 }
 
 #[cfg(test)]

@@ -1,0 +1,178 @@
+//! The daemon: one pass, then live deliveries as they come, local edits
+//! sent as they are made, and reconnection with backoff and jitter.
+
+use super::{
+    SyncReport, apply_page, connect, fetch_all, rotate, send_and_confirm, send_outbox,
+    sync_membership, sync_once,
+};
+use crate::device::{Alarm, Device, DeviceError, Received};
+use crate::transport::{Push, RelayConnection, TransportError};
+use cove_shared::OsEntropy;
+use cove_shared::random::Entropy;
+use std::time::Duration;
+
+/// What the daemon tells whoever runs it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// Connected and synced, or caught up after a break in live delivery.
+    Synced(SyncReport),
+    /// Live envelopes were applied.
+    Applied(Received),
+    /// Disconnected; retrying after `retry`.
+    Disconnected {
+        /// Why.
+        error: String,
+        /// When the next attempt is.
+        retry: Duration,
+    },
+}
+
+/// The first and the longest wait between reconnection attempts.
+pub const BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(60));
+
+/// Exponential backoff with full jitter: a random wait up to
+/// `first · 2^attempt`, capped.
+pub fn backoff(attempt: u32) -> Duration {
+    let cap = BACKOFF.0.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(BACKOFF.1);
+    let fraction = f64::from(u32::from_be_bytes(OsEntropy.array())) / f64::from(u32::MAX);
+    cap.mul_f64(fraction.max(0.1))
+}
+
+/// Stays connected: syncs, then applies live deliveries, sends local edits
+/// (also those other processes put in the outbox) and reconnects when the
+/// connection drops. Returns when the device is revoked or `stop` resolves.
+pub async fn run_daemon(
+    device: &mut Device,
+    events: impl FnMut(&Event),
+    stop: impl Future<Output = ()> + Unpin,
+) -> Result<(), DeviceError> {
+    run_daemon_nudged(device, events, stop, &tokio::sync::Notify::new()).await
+}
+
+/// [`run_daemon`], which also sends the outbox as soon as `send_now` is
+/// notified (by another instance of the device, in the same process, that
+/// has just written to it), rather than at the next check.
+pub async fn run_daemon_nudged(
+    device: &mut Device,
+    mut events: impl FnMut(&Event),
+    mut stop: impl Future<Output = ()> + Unpin,
+    send_now: &tokio::sync::Notify,
+) -> Result<(), DeviceError> {
+    let mut attempt = 0u32;
+    loop {
+        let session = async {
+            let (conn, mut pushes) = connect(device).await?;
+            let report = sync_once(device, &conn).await?;
+            // Subscribe only now, so that deliveries do not pile up while
+            // the pass runs; then fetch what arrived in between.
+            conn.subscribe(device.plan()).await?;
+            let mut caught_up = SyncReport::default();
+            fetch_all(device, &conn, &mut caught_up).await?;
+            events(&Event::Synced(report));
+            attempt = 0;
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    push = pushes.recv() => {
+                        let Some(push) = push else {
+                            return Err(DeviceError::from(TransportError::Closed));
+                        };
+                        // Take whatever else already arrived: one batch.
+                        let mut batch = vec![push];
+                        while let Ok(more) = pushes.try_recv() {
+                            batch.push(more);
+                        }
+                        handle_pushes(device, &conn, batch, &mut events).await?;
+                    }
+                    // Edits made here or by another process on this state
+                    // directory: checked every second, and at once when
+                    // another instance says it wrote.
+                    _ = tick.tick() => send_pending(device, &conn).await?,
+                    () = send_now.notified() => send_pending(device, &conn).await?,
+                }
+            }
+        };
+        let result: Result<(), DeviceError> = tokio::select! {
+            result = session => result,
+            () = &mut stop => return Ok(()),
+        };
+        match result {
+            Err(DeviceError::Revoked) => return Err(DeviceError::Revoked),
+            Err(error) => {
+                let retry = backoff(attempt);
+                attempt = attempt.saturating_add(1);
+                events(&Event::Disconnected { error: error.to_string(), retry });
+                tokio::select! {
+                    () = tokio::time::sleep(retry) => {}
+                    () = &mut stop => return Ok(()),
+                }
+            }
+            Ok(()) => {}
+        }
+    }
+}
+
+/// Sends what the outbox holds, if anything, after taking up what other
+/// instances wrote.
+async fn send_pending(device: &mut Device, conn: &RelayConnection) -> Result<(), DeviceError> {
+    if device.local().outbox_len().await? > 0 {
+        device.refresh().await?;
+        send_and_confirm(device, conn).await?;
+    }
+    Ok(())
+}
+
+/// Handles a batch of pushes. Live deliveries that continue exactly where
+/// this device's cursor stands are applied as they are; anything else (a
+/// hole, an out-of-order delivery, deliveries dropped for a full queue) is
+/// a cue to fetch, so that the cursor only ever moves over what was read.
+async fn handle_pushes(
+    device: &mut Device,
+    conn: &RelayConnection,
+    batch: Vec<Push>,
+    events: &mut impl FnMut(&Event),
+) -> Result<(), DeviceError> {
+    let mut items = Vec::new();
+    let mut fetch = false;
+    for push in batch {
+        match push {
+            Push::Deliver { item, .. } => items.push(item),
+            Push::Lagged => fetch = true,
+            Push::MembershipChanged { .. } => {
+                sync_membership(device, conn).await?;
+                if !device.is_active() {
+                    return Err(DeviceError::Revoked);
+                }
+                if device.membership().rotation_due() {
+                    rotate(device, conn).await?;
+                    device.seal_held_back().await?;
+                    send_outbox(device, conn).await?;
+                }
+            }
+            Push::Revoked { .. } => {
+                device.raise_alarm(Alarm::Revoked).await?;
+                return Err(DeviceError::Revoked);
+            }
+            Push::Closed(error) => return Err(error.into()),
+            _ => {}
+        }
+    }
+    if items.is_empty() && !fetch {
+        return Ok(());
+    }
+    items.sort_by_key(|i| i.cursor);
+    let start = device.cursor().0;
+    let contiguous =
+        items.iter().enumerate().all(|(n, item)| item.cursor.0 == start + 1 + n as u64);
+    if contiguous && !fetch {
+        let mut report = SyncReport::default();
+        let received = apply_page(device, conn, items, &mut report).await?;
+        events(&Event::Applied(received));
+    } else {
+        let mut report = SyncReport::default();
+        fetch_all(device, conn, &mut report).await?;
+        events(&Event::Synced(report));
+    }
+    Ok(())
+}

@@ -55,7 +55,9 @@ pub async fn serve<S: Store>(
     let mut session = Session::new(&relay, device, id, peer);
     let end = run(&relay, &mut socket, &mut session, registration).await;
     for (nameplate, side) in relay.hub.unregister(id) {
-        session.abandon_pairing(&nameplate, side).await;
+        // Boxed, like every request: a store call's future is large, and
+        // held inline it would make every idle connection's task as large.
+        Box::pin(session.abandon_pairing(&nameplate, side)).await;
     }
     match end {
         End::Error(error) => refuse(&relay, &mut socket, error).await,

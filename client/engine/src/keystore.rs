@@ -409,16 +409,22 @@ mod tests {
         d
     }
 
-    #[test]
-    fn a_keystore_prints_without_its_keys() {
+    /// A keystore holding one plan, whose first epoch key is `epoch_key`.
+    fn with_plan(epoch_key: [u8; 32]) -> Keystore {
         let mut ks = Keystore::create("correct horse", KdfParams::default()).unwrap();
         ks.plan = Some(PlanKeys {
             plan: PlanId::from_bytes([1; 16]),
             relay: "ws://127.0.0.1:2683".into(),
             genesis: EntryHash([2; 32]),
             partner: Partner::A,
-            epochs: vec![(1, [0xC3; 32])],
+            epochs: vec![(1, epoch_key)],
         });
+        ks
+    }
+
+    #[test]
+    fn a_keystore_prints_without_its_keys() {
+        let ks = with_plan([0xC3; 32]);
         let secrets: [Vec<u8>; 4] = [
             ks.device().to_secret_bytes().to_vec(),
             ks.storage_key().as_bytes().to_vec(),
@@ -441,14 +447,7 @@ mod tests {
     fn a_keystore_round_trips_and_refuses_the_wrong_passphrase_tampering_and_downgrades() {
         let d = dir("roundtrip");
         let path = d.join("keystore.cove");
-        let mut ks = Keystore::create("correct horse", KdfParams::default()).unwrap();
-        ks.plan = Some(PlanKeys {
-            plan: PlanId::from_bytes([1; 16]),
-            relay: "ws://127.0.0.1:2683".into(),
-            genesis: EntryHash([2; 32]),
-            partner: Partner::A,
-            epochs: vec![(1, [3; 32])],
-        });
+        let ks = with_plan([3; 32]);
         ks.save(&path).unwrap();
         let again = Keystore::open(&path, "correct horse").unwrap();
         assert_eq!(again.device().id(), ks.device().id());

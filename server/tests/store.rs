@@ -63,11 +63,15 @@ struct Plans {
 async fn plans<S: Store>(store: &S, tag: u8) -> Plans {
     let (a1, a2, b1, stranger) = (device("a1"), device("a2"), device("b1"), device("stranger"));
     let (x, y) = (PlanId::from_bytes([tag; 16]), PlanId::from_bytes([tag + 1; 16]));
-    store.create_plan(x, b"genesis-x", a1, NOW).await.unwrap();
-    store.create_plan(y, b"genesis-y", stranger, NOW).await.unwrap();
-    let add_b = RegistryChange { added: vec![b1], revoked: vec![] };
+    store.create_plan(x, b"genesis-x", a1, device("identity"), NOW).await.unwrap();
+    store.create_plan(y, b"genesis-y", stranger, device("identity"), NOW).await.unwrap();
+    let add_b = RegistryChange {
+        added: vec![b1],
+        identities: vec![device("identity-b")],
+        ..Default::default()
+    };
     store.append_membership(x, 1, b"add-b1", &add_b).await.unwrap();
-    let add_a2 = RegistryChange { added: vec![a2], revoked: vec![] };
+    let add_a2 = RegistryChange { added: vec![a2], ..Default::default() };
     store.append_membership(x, 2, b"add-a2", &add_a2).await.unwrap();
     Plans { x, y, a1, a2, b1, stranger }
 }
@@ -75,9 +79,16 @@ async fn plans<S: Store>(store: &S, tag: u8) -> Plans {
 /// Chapter: plans, their membership log, and who may act on them.
 async fn plans_and_membership<S: Store>(store: &S) {
     let Plans { x, a1, b1, stranger, .. } = plans(store, 0x10).await;
-    assert!(matches!(store.create_plan(x, b"again", a1, NOW).await, Err(StoreError::PlanExists)));
+    assert!(matches!(
+        store.create_plan(x, b"again", a1, device("identity"), NOW).await,
+        Err(StoreError::PlanExists)
+    ));
     assert_eq!(store.membership(x, 0).await.unwrap()[0], b"genesis-x".to_vec());
-    let add_b = RegistryChange { added: vec![b1], revoked: vec![] };
+    let add_b = RegistryChange {
+        added: vec![b1],
+        identities: vec![device("identity-b")],
+        ..Default::default()
+    };
     assert!(matches!(
         store.append_membership(x, 1, b"other", &add_b).await,
         Err(StoreError::Conflict)
@@ -96,6 +107,11 @@ async fn plans_and_membership<S: Store>(store: &S) {
     assert_eq!(store.access(x, b1).await.unwrap(), Access::Active);
     assert_eq!(store.access(x, stranger).await.unwrap(), Access::Unknown);
     assert_eq!(store.access(nowhere, a1).await.unwrap(), Access::Unknown);
+    // The identities the logs pinned lead a recovering device to its plans.
+    let y = PlanId::from_bytes([0x11; 16]);
+    assert_eq!(store.identity_plans(device("identity")).await.unwrap(), vec![x, y]);
+    assert_eq!(store.identity_plans(device("identity-b")).await.unwrap(), vec![x]);
+    assert!(store.identity_plans(device("nobody")).await.unwrap().is_empty());
 }
 
 /// Chapter: appends get cursors per plan; a resend is a duplicate, a
@@ -144,7 +160,7 @@ async fn appends<S: Store>(store: &S) {
     // One batch that repeats a position: the copy is a resend, a different
     // envelope at that position an equivocation, and both share one cursor.
     let z = PlanId::from_bytes([0x2f; 16]);
-    store.create_plan(z, b"genesis-z", a1, NOW).await.unwrap();
+    store.create_plan(z, b"genesis-z", a1, device("identity"), NOW).await.unwrap();
     let first = envelope(z, a1, Kind::Changes, 1, DocId::Shared, b"z-1");
     let other = envelope(z, a1, Kind::Changes, 1, DocId::Shared, b"z-1-other");
     let next = envelope(z, a1, Kind::Changes, 2, DocId::Shared, b"z-2");
@@ -229,7 +245,7 @@ async fn snapshots_compaction_and_expiry<S: Store>(store: &S) {
     assert_eq!(store.ack(x, b1, Cursor(5)).await.unwrap(), 0, "a2 has not acknowledged");
     assert_eq!(store.ack(x, a2, Cursor(2)).await.unwrap(), 0, "a2 is behind the snapshot");
     // Revoking a2 leaves only devices that are past the snapshot.
-    let revoke = RegistryChange { added: vec![], revoked: vec![a2] };
+    let revoke = RegistryChange { revoked: vec![a2], ..Default::default() };
     store.append_membership(x, 3, b"revoke-a2", &revoke).await.unwrap();
     assert_eq!(store.access(x, a2).await.unwrap(), Access::Revoked);
     assert_eq!(
@@ -353,7 +369,7 @@ async fn sqlite_store_reopens_with_its_data() {
     let plan = PlanId::from_bytes([3; 16]);
     {
         let store = SqliteStore::open(&path, SqliteOptions::new(SqliteSync::Normal)).await.unwrap();
-        store.create_plan(plan, b"g", device("a"), NOW).await.unwrap();
+        store.create_plan(plan, b"g", device("a"), device("identity"), NOW).await.unwrap();
         let e = envelope(plan, device("a"), Kind::Changes, 1, DocId::Shared, b"kept");
         assert_eq!(append_one(&store, e).await, Ok(Appended::New(Cursor(1))));
     }
@@ -484,7 +500,7 @@ async fn a_failing_store_acknowledges_only_what_it_stored<S: Store>(
 ) {
     let a = device("full-a");
     let plan = PlanId::from_bytes([0x46; 16]);
-    store.create_plan(plan, b"genesis-full", a, NOW).await.unwrap();
+    store.create_plan(plan, b"genesis-full", a, device("identity"), NOW).await.unwrap();
     let quota = Quota { max_envelopes: 1 << 20, max_bytes: 1 << 40 };
     let mut acknowledged: Vec<(u64, u64)> = Vec::new();
     let mut refused = 0;
@@ -537,7 +553,7 @@ async fn sqlite_at_its_size_bound_loses_no_acknowledged_append() {
     // Another plan's envelopes: the room that is freed later.
     let other = PlanId::from_bytes([0x47; 16]);
     let b = device("full-b");
-    store.create_plan(other, b"genesis-other", b, NOW).await.unwrap();
+    store.create_plan(other, b"genesis-other", b, device("identity"), NOW).await.unwrap();
     let filler: Vec<NewEnvelope> = (1..=8)
         .map(|n| envelope(other, b, Kind::Changes, n, DocId::Shared, &big_body(1000 + n)))
         .collect();

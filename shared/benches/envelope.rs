@@ -28,7 +28,10 @@ fn bench(c: &mut Criterion) {
     // membership state admits the sender (with the key it decompressed once,
     // at enrolment), the keyring holds the epoch's keys.
     let first = SymmetricKey::random(&mut rng);
-    let genesis = MembershipLog::genesis(plan, &device, &first, &mut rng).unwrap();
+    let identity =
+        cove_shared::PartnerSecret::from_seed(&cove_shared::IdentitySeed::random(&mut rng))
+            .unwrap();
+    let genesis = MembershipLog::genesis(plan, &device, &identity, &first, &mut rng).unwrap();
     let log = MembershipLog::from_genesis(genesis).unwrap();
     let keyring = Keyring::from_log(&log, &device);
     let keys = keyring.keys(Epoch(1)).unwrap().clone();

@@ -127,12 +127,7 @@ impl DeviceSecret {
 
     /// The signed bundle that introduces this device to others.
     pub fn bundle(&self) -> DeviceBundle {
-        let mut bytes = Vec::with_capacity(BUNDLE_LEN);
-        bytes.extend_from_slice(BUNDLE_MAGIC);
-        bytes.push(crate::VERSION);
-        bytes.extend_from_slice(self.id.as_bytes());
-        bytes.extend_from_slice(&self.exchange_public);
-        let signature = self.sign(&bytes);
+        let signature = self.sign(&key_pair_prefix(BUNDLE_MAGIC, &self.id, &self.exchange_public));
         DeviceBundle { device: self.id, exchange: self.exchange_public, signature }
     }
 }
@@ -186,11 +181,7 @@ pub struct DeviceBundle {
 impl DeviceBundle {
     /// The 133-byte encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(BUNDLE_LEN);
-        bytes.extend_from_slice(BUNDLE_MAGIC);
-        bytes.push(crate::VERSION);
-        bytes.extend_from_slice(self.device.as_bytes());
-        bytes.extend_from_slice(&self.exchange);
+        let mut bytes = key_pair_prefix(BUNDLE_MAGIC, &self.device, &self.exchange);
         bytes.extend_from_slice(&self.signature);
         bytes
     }
@@ -205,22 +196,41 @@ impl DeviceBundle {
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.expect(BUNDLE_MAGIC, "bundle magic")?;
-        r.expect(&[crate::VERSION], "bundle version")?;
-        let device = DeviceId::from_bytes(r.array()?)
-            .map_err(|_| DecodeError::Invalid { field: "bundle device key" })?;
-        let exchange: [u8; 32] = r.array()?;
-        let signature: [u8; 64] = r.array()?;
-        let bundle = Self { device, exchange, signature };
-        let signed = &bundle.encode()[..BUNDLE_LEN - 64];
-        if !verify_signature(&device, signed, &signature) {
-            return Err(DecodeError::Invalid { field: "bundle signature" });
-        }
-        if !exchange_key_is_valid(&exchange) {
-            return Err(DecodeError::Invalid { field: "bundle exchange key" });
-        }
-        Ok(bundle)
+        let (device, exchange, signature) = read_key_pair(r, BUNDLE_MAGIC)?;
+        Ok(Self { device, exchange, signature })
     }
+}
+
+/// The signed part of a self-signed key pair (a device bundle or a partner
+/// identity): `magic ‖ version ‖ Ed25519 key ‖ X25519 key`.
+pub(crate) fn key_pair_prefix(magic: &[u8; 4], key: &DeviceId, exchange: &[u8; 32]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(BUNDLE_LEN);
+    bytes.extend_from_slice(magic);
+    bytes.push(crate::VERSION);
+    bytes.extend_from_slice(key.as_bytes());
+    bytes.extend_from_slice(exchange);
+    bytes
+}
+
+/// Reads a self-signed key pair and checks it: the magic, the signature by
+/// the Ed25519 key over the prefix, and a usable exchange key.
+pub(crate) fn read_key_pair(
+    r: &mut Reader<'_>,
+    magic: &'static [u8; 4],
+) -> Result<(DeviceId, [u8; 32], [u8; 64]), DecodeError> {
+    r.expect(magic, "key pair magic")?;
+    r.expect(&[crate::VERSION], "key pair version")?;
+    let key = DeviceId::from_bytes(r.array()?)
+        .map_err(|_| DecodeError::Invalid { field: "signing key" })?;
+    let exchange: [u8; 32] = r.array()?;
+    let signature: [u8; 64] = r.array()?;
+    if !verify_signature(&key, &key_pair_prefix(magic, &key, &exchange), &signature) {
+        return Err(DecodeError::Invalid { field: "key pair signature" });
+    }
+    if !exchange_key_is_valid(&exchange) {
+        return Err(DecodeError::Invalid { field: "exchange key" });
+    }
+    Ok((key, exchange, signature))
 }
 
 impl fmt::Debug for DeviceBundle {

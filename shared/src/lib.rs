@@ -12,6 +12,9 @@
 //!
 //! # Layout
 //! - [`ids`]: plan, device and document ids, epochs, sequence numbers.
+//! - [`identity`]: a partner's identity key, device certificates, recovery
+//!   proofs.
+//! - [`phrase`]: an identity seed as a 24-word recovery phrase.
 //! - [`keyring`]: a device's epoch keys and the policy that opens envelopes.
 //! - [`keys`]: device identity keys, symmetric keys, the signed device bundle.
 //! - [`kdf`]: HKDF labels and the per-epoch subkeys.
@@ -33,12 +36,14 @@ pub mod clock;
 pub mod codec;
 pub mod envelope;
 pub mod freshness;
+pub mod identity;
 pub mod ids;
 pub mod kdf;
 pub mod keyring;
 pub mod keys;
 pub mod membership;
 pub mod padding;
+pub mod phrase;
 pub mod random;
 pub mod wire;
 pub mod wrap;
@@ -51,6 +56,7 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use envelope::{
     EnvelopeHash, Header, IntegrityError, Kind, OpenPolicy, Opened, Seal, Sealed, Stream,
 };
+pub use identity::{Certificate, IdentitySeed, PartnerIdentity, PartnerSecret};
 pub use ids::{DeviceId, DocId, Epoch, Partner, PlanId, Seq};
 pub use kdf::{EpochKeys, KeyId};
 pub use keyring::{Keyring, Recipient};

@@ -187,7 +187,8 @@ fn an_envelope_replayed_into_another_plan_is_rejected() {
     let mut rng = SeededEntropy::new(b"plan y");
     let other = PlanId::random(&mut rng);
     let key = plan.ring(&a1).key(Epoch(1)).unwrap().clone();
-    let genesis = MembershipLog::genesis(other, &a1, &key, &mut rng).unwrap();
+    let genesis =
+        MembershipLog::genesis(other, &a1, &common::identity(&mut rng), &key, &mut rng).unwrap();
     let log_y = MembershipLog::from_genesis(genesis).unwrap();
     let ring_y = Keyring::from_log(&log_y, &a1);
     let policy = Recipient { membership: log_y.state(), keyring: &ring_y };

@@ -7,10 +7,10 @@ use cove_shared::kdf::KeyId;
 use cove_shared::membership::{
     Appended, Entry, EntryBody, EntryHash, MAX_ENTRY_LEN, MembershipError,
 };
-use cove_shared::random::SeededEntropy;
+use cove_shared::random::{Entropy, SeededEntropy};
 use cove_shared::{
-    Cutoff, DeviceSecret, DocId, EnvelopeHash, Epoch, EpochKeys, KeyWrap, Keyring, MembershipLog,
-    Partner, PlanId, Seq, SymmetricKey,
+    Cutoff, DeviceSecret, DocId, EnvelopeHash, Epoch, EpochKeys, IdentitySeed, KeyWrap, Keyring,
+    MembershipLog, Partner, PartnerSecret, PlanId, Seq, SymmetricKey,
 };
 
 struct Story {
@@ -21,8 +21,16 @@ struct Story {
     b1: DeviceSecret,
     b2: DeviceSecret,
     outsider: DeviceSecret,
+    /// Partner A's identity seed.
+    ida: [u8; 32],
+    /// Partner B's identity seed.
+    idb: [u8; 32],
     /// Every epoch key, in epoch order.
     keys: Vec<SymmetricKey>,
+}
+
+fn identity(seed: &[u8; 32]) -> PartnerSecret {
+    PartnerSecret::from_seed(&IdentitySeed::from_bytes(seed)).unwrap()
 }
 
 impl Story {
@@ -31,7 +39,15 @@ impl Story {
         let plan = PlanId::random(&mut rng);
         let mut device = || DeviceSecret::generate(&mut rng);
         let (a1, a2, b1, b2, outsider) = (device(), device(), device(), device(), device());
-        Self { rng, plan, a1, a2, b1, b2, outsider, keys: Vec::new() }
+        let (ida, idb) = (rng.array(), rng.array());
+        Self { rng, plan, a1, a2, b1, b2, outsider, ida, idb, keys: Vec::new() }
+    }
+
+    fn identity_of(&self, partner: Partner) -> PartnerSecret {
+        identity(match partner {
+            Partner::A => &self.ida,
+            Partner::B => &self.idb,
+        })
     }
 
     fn key(&self, epoch: Epoch) -> Option<&SymmetricKey> {
@@ -40,7 +56,9 @@ impl Story {
 
     fn genesis(&mut self) -> MembershipLog {
         let key = SymmetricKey::random(&mut self.rng);
-        let genesis = MembershipLog::genesis(self.plan, &self.a1, &key, &mut self.rng).unwrap();
+        let genesis =
+            MembershipLog::genesis(self.plan, &self.a1, &identity(&self.ida), &key, &mut self.rng)
+                .unwrap();
         self.keys.push(key);
         MembershipLog::from_genesis(genesis).unwrap()
     }
@@ -52,8 +70,25 @@ impl Story {
         partner: Partner,
         new: &DeviceSecret,
     ) -> Result<Entry, MembershipError> {
+        let certifier = self.identity_of(partner);
+        self.add_certified(log, by, partner, new, &certifier)
+    }
+
+    /// As `add`, with the certificate signed by `certifier`.
+    fn add_certified(
+        &mut self,
+        log: &MembershipLog,
+        by: &DeviceSecret,
+        partner: Partner,
+        new: &DeviceSecret,
+        certifier: &PartnerSecret,
+    ) -> Result<Entry, MembershipError> {
         let keys = self.keys.clone();
-        log.add_device(by, partner, &new.bundle(), |e| keys.get(e.0 as usize - 1), &mut self.rng)
+        let genesis = log.state().genesis();
+        let cert = certifier.certify(self.plan, genesis, partner, new.id());
+        let identity = certifier.public();
+        let key = |e: Epoch| keys.get(e.0 as usize - 1);
+        log.add_device(by, partner, &new.bundle(), &identity, &cert, key, &mut self.rng)
     }
 
     fn new_key(&mut self) -> SymmetricKey {
@@ -227,9 +262,10 @@ fn entries_signed_by_non_members_or_revoked_devices_are_refused() {
     let plan = state.plan();
     let rotate_by = |rng: &mut SeededEntropy, signer: &DeviceSecret| {
         let wraps = state
-            .active()
-            .map(|m| {
-                KeyWrap::wrap(plan, Epoch(4), &key, m.device, &m.exchange, signer, rng).unwrap()
+            .recipients()
+            .into_iter()
+            .map(|(to, exchange)| {
+                KeyWrap::wrap(plan, Epoch(4), &key, to, &exchange, signer, rng).unwrap()
             })
             .collect();
         EntryBody::RotateEpoch { epoch: Epoch(4), key_id: key_id(plan, 4, &key), wraps }
@@ -248,24 +284,44 @@ fn entries_signed_by_non_members_or_revoked_devices_are_refused() {
     let keys = story.keys.clone();
     let wraps =
         (1..=3).map(|e| wrap(&mut story.rng, plan, e, &keys[e as usize - 1], &new, &a2)).collect();
-    let body = EntryBody::AddDevice { partner: Partner::A, bundle: new.bundle(), wraps };
+    let ida = story.identity_of(Partner::A);
+    let body = EntryBody::AddDevice {
+        partner: Partner::A,
+        bundle: new.bundle(),
+        identity: ida.public(),
+        certificate: Box::new(ida.certify(plan, state.genesis(), Partner::A, new.id())),
+        wraps,
+    };
     assert_eq!(log.append(sign(&log, body, &a2)), Err(MembershipError::SignerRevoked));
     assert_eq!(log.state(), &state);
 }
 
 #[test]
-fn no_partner_can_enrol_a_device_for_the_other() {
+fn only_a_partners_own_identity_certifies_their_devices() {
     let mut story = Story::new();
     let mut log = story.genesis();
     let (a1, b1, b2, a2) = (copy(&story.a1), copy(&story.b1), copy(&story.b2), copy(&story.a2));
+    let (ida, idb) = (story.identity_of(Partner::A), story.identity_of(Partner::B));
     let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
     log.append(e).unwrap();
-    // A cannot add a second device for B: it could then speak for B.
-    assert!(matches!(story.add(&log, &a1, Partner::B, &b2), Err(MembershipError::NotAllowed(_))));
-    // B cannot add a device for A.
-    assert!(matches!(story.add(&log, &b1, Partner::A, &a2), Err(MembershipError::NotAllowed(_))));
-    // B adds its own second device; A adds its own.
-    let e = story.add(&log, &b1, Partner::B, &b2).unwrap();
+    assert_eq!(log.state().live_identity(Partner::B).map(|i| i.key), Some(idb.key()));
+    // A cannot certify a device for B, with A's identity or a new one.
+    let mut rng = SeededEntropy::new(b"made up");
+    let made_up = identity(&rng.array());
+    for certifier in [&ida, &made_up] {
+        assert!(matches!(
+            story.add_certified(&log, &a1, Partner::B, &b2, certifier),
+            Err(MembershipError::NotAllowed(_))
+        ));
+    }
+    // B cannot certify a device for A.
+    assert!(matches!(
+        story.add_certified(&log, &b1, Partner::A, &a2, &idb),
+        Err(MembershipError::NotAllowed(_))
+    ));
+    // A carries an enrolment that B's identity certified (as at pairing),
+    // and A adds its own.
+    let e = story.add(&log, &a1, Partner::B, &b2).unwrap();
     log.append(e).unwrap();
     let e = story.add(&log, &a1, Partner::A, &a2).unwrap();
     log.append(e).unwrap();
@@ -274,21 +330,165 @@ fn no_partner_can_enrol_a_device_for_the_other() {
 }
 
 #[test]
-fn a_partner_with_no_active_device_can_be_paired_again_by_the_other() {
+fn a_certificate_is_bound_to_its_plan_genesis_partner_and_device() {
+    let mut story = Story::new();
+    let log = story.genesis();
+    let (a1, b1, b2) = (copy(&story.a1), copy(&story.b1), copy(&story.b2));
+    let idb = story.identity_of(Partner::B);
+    let genesis = log.state().genesis();
+    let keys = story.keys.clone();
+    let key = |e: Epoch| keys.get(e.0 as usize - 1);
+    let wrong = [
+        idb.certify(PlanId::from_bytes([1; 16]), genesis, Partner::B, b1.id()),
+        idb.certify(story.plan, EntryHash([1; 32]), Partner::B, b1.id()),
+        idb.certify(story.plan, genesis, Partner::A, b1.id()),
+        idb.certify(story.plan, genesis, Partner::B, b2.id()),
+    ];
+    for cert in wrong {
+        let made = log.add_device(
+            &a1,
+            Partner::B,
+            &b1.bundle(),
+            &idb.public(),
+            &cert,
+            key,
+            &mut story.rng,
+        );
+        assert!(matches!(made, Err(MembershipError::NotAllowed(_))), "{cert:?}");
+    }
+}
+
+#[test]
+fn a_partner_with_no_device_recovers_with_their_identity_and_nobody_else_can() {
     let mut story = Story::new();
     let mut log = story.genesis();
-    let (a1, b1, b2) = (copy(&story.a1), copy(&story.b1), copy(&story.b2));
+    let (a1, b1, b2, a2) = (copy(&story.a1), copy(&story.b1), copy(&story.b2), copy(&story.a2));
+    let (ida, idb) = (story.identity_of(Partner::A), story.identity_of(Partner::B));
     let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
     log.append(e).unwrap();
-    assert!(story.add(&log, &a1, Partner::B, &b2).is_err());
-    // B's only device is lost (or its joining failed half way): A removes
-    // it, and may then pair B's new device.
+    // B's only device is lost: A revokes it (epoch 2).
     let key = story.new_key();
     let e = log.revoke(&a1, b1.id(), vec![], &key, &mut story.rng).unwrap();
     log.append(e).unwrap();
-    let e = story.add(&log, &a1, Partner::B, &b2).unwrap();
+    // A still cannot enrol a device for B.
+    let mut rng = SeededEntropy::new(b"made up");
+    let made_up = identity(&rng.array());
+    assert!(story.add_certified(&log, &a1, Partner::B, &b2, &made_up).is_err());
+
+    // B's identity holds every epoch key through its recovery wraps.
+    let from_phrase = Keyring::from_log(&log, idb.as_signer());
+    assert_eq!(from_phrase.epochs().collect::<Vec<_>>(), [Epoch(1), Epoch(2)]);
+    // A's identity cannot enrol a device for B, nor sign anything else.
+    let recovering = |id: &PartnerSecret, partner, rng: &mut SeededEntropy| {
+        let ring = Keyring::from_log(&log, id.as_signer());
+        log.recover(id, partner, &b2.bundle(), |e| ring.key(e), rng)
+    };
+    assert!(matches!(
+        recovering(&ida, Partner::B, &mut story.rng),
+        Err(MembershipError::NotAllowed(_))
+    ));
+    assert!(matches!(
+        log.rotate(ida.as_signer(), &story.keys[0].clone(), &mut story.rng),
+        Err(MembershipError::NotAllowed(_))
+    ));
+    // B's identity enrols B's new device itself.
+    let e = recovering(&idb, Partner::B, &mut story.rng).unwrap();
+    assert_eq!(e.signer(), idb.key());
     log.append(e).unwrap();
-    assert_eq!(log.state().active_of(Partner::B).count(), 1);
+    assert_eq!(log.state().member(&b2.id()).map(|m| m.partner), Some(Partner::B));
+    let ring = Keyring::from_log(&log, &b2);
+    assert_eq!(ring.epochs().collect::<Vec<_>>(), [Epoch(1), Epoch(2)]);
+    assert!(ring.unusable().is_empty());
+    // The recovered chain verifies from scratch.
+    let encoded: Vec<Vec<u8>> = log.entries().iter().map(|e| e.encode().to_vec()).collect();
+    let genesis = log.state().genesis();
+    assert!(MembershipLog::decode(encoded.iter().map(Vec::as_slice), Some(genesis)).is_ok());
+    // A can still add its own devices.
+    let e = story.add(&log, &a1, Partner::A, &a2).unwrap();
+    log.append(e).unwrap();
+}
+
+#[test]
+fn a_new_identity_replaces_the_old_one_and_a_rotation_falls_due() {
+    let mut story = Story::new();
+    let mut log = story.genesis();
+    let (a1, b1, b2) = (copy(&story.a1), copy(&story.b1), copy(&story.b2));
+    let idb = story.identity_of(Partner::B);
+    let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
+    log.append(e).unwrap();
+    let mut rng = SeededEntropy::new(b"new phrase");
+    let fresh = identity(&rng.array());
+    let keys = story.keys.clone();
+    let key = |e: Epoch| keys.get(e.0 as usize - 1);
+    // Only B's own device can give B a new identity.
+    assert!(matches!(
+        log.rotate_identity(&a1, Partner::B, &fresh, key, &mut story.rng),
+        Err(MembershipError::NotAllowed(_))
+    ));
+    let e = log.rotate_identity(&b1, Partner::B, &fresh, key, &mut story.rng).unwrap();
+    log.append(e).unwrap();
+    assert_eq!(log.state().live_identity(Partner::B).map(|i| i.key), Some(fresh.key()));
+    assert!(log.state().rotation_due(), "the old phrase still opens the current key");
+    // The old phrase recovers nothing any more; the new one holds epoch 1.
+    let old_ring = Keyring::from_log(&log, idb.as_signer());
+    assert!(
+        log.recover(&idb, Partner::B, &b2.bundle(), |e| old_ring.key(e), &mut story.rng).is_err()
+    );
+    assert_eq!(Keyring::from_log(&log, fresh.as_signer()).latest(), Some(Epoch(1)));
+    let next = story.new_key();
+    let e = log.rotate(&a1, &next, &mut story.rng).unwrap();
+    log.append(e).unwrap();
+    assert!(!log.state().rotation_due());
+    assert_eq!(Keyring::from_log(&log, idb.as_signer()).latest(), Some(Epoch(1)));
+    assert_eq!(Keyring::from_log(&log, fresh.as_signer()).latest(), Some(Epoch(2)));
+}
+
+#[test]
+fn a_partner_who_left_cannot_come_back() {
+    let mut story = Story::new();
+    let mut log = story.genesis();
+    let (a1, b1, b2) = (copy(&story.a1), copy(&story.b1), copy(&story.b2));
+    let idb = story.identity_of(Partner::B);
+    let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
+    log.append(e).unwrap();
+    // A cannot remove B while B has a device: revoking comes first.
+    assert!(matches!(log.retire(&a1, Partner::B), Err(MembershipError::NotAllowed(_))));
+    let key = story.new_key();
+    let e = log.revoke(&a1, b1.id(), vec![], &key, &mut story.rng).unwrap();
+    log.append(e).unwrap();
+    let e = log.retire(&a1, Partner::B).unwrap();
+    log.append(e).unwrap();
+    assert!(log.state().has_left(Partner::B));
+    assert!(log.state().rotation_due(), "B's phrase still holds epoch 2");
+    // B's phrase enrols nothing, and the next epoch is not wrapped for it.
+    let ring = Keyring::from_log(&log, idb.as_signer());
+    assert!(matches!(
+        log.recover(&idb, Partner::B, &b2.bundle(), |e| ring.key(e), &mut story.rng),
+        Err(MembershipError::NotMember)
+    ));
+    let next = story.new_key();
+    let e = log.rotate(&a1, &next, &mut story.rng).unwrap();
+    log.append(e).unwrap();
+    assert_eq!(Keyring::from_log(&log, idb.as_signer()).latest(), Some(Epoch(2)));
+    // Nor can anyone pin a new identity for B.
+    let mut rng = SeededEntropy::new(b"someone new");
+    let someone = identity(&rng.array());
+    assert!(story.add_certified(&log, &a1, Partner::B, &b2, &someone).is_err());
+}
+
+#[test]
+fn a_partner_leaves_from_their_own_device() {
+    let mut story = Story::new();
+    let mut log = story.genesis();
+    let (a1, b1) = (copy(&story.a1), copy(&story.b1));
+    let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
+    log.append(e).unwrap();
+    let e = log.retire(&b1, Partner::B).unwrap();
+    log.append(e).unwrap();
+    let e = log.leave(&b1, vec![]).unwrap();
+    log.append(e).unwrap();
+    let end = log.state().identity(Partner::B).and_then(|i| i.ended.clone()).unwrap();
+    assert!(end.retired && end.by == b1.id());
 }
 
 #[test]
@@ -405,6 +605,9 @@ fn a_wrap_that_does_not_match_the_announced_key_is_unusable() {
             wrap(&mut story.rng, plan, 2, &for_b, &b1, &a1),
         ];
         w.sort_by_key(|w| w.recipient());
+        for id in [story.identity_of(Partner::A), story.identity_of(Partner::B)] {
+            w.push(wrap(&mut story.rng, plan, 2, &for_a, id.as_signer(), &a1));
+        }
         w
     };
     let body = EntryBody::RotateEpoch { epoch: Epoch(2), key_id: key_id(plan, 2, &for_a), wraps };
@@ -445,8 +648,9 @@ fn genesis_rules_hold() {
     let (a1, b1) = (copy(&story.a1), copy(&story.b1));
     let key = SymmetricKey::random(&mut story.rng);
 
+    let ida = story.identity_of(Partner::A);
     // A second genesis in the middle of the chain.
-    let again = MembershipLog::genesis(story.plan, &a1, &key, &mut story.rng).unwrap();
+    let again = MembershipLog::genesis(story.plan, &a1, &ida, &key, &mut story.rng).unwrap();
     let late = sign(&log, again.body().clone(), &a1);
     assert!(matches!(log.clone().append(late), Err(MembershipError::NotAllowed(_))));
 
@@ -458,12 +662,22 @@ fn genesis_rules_hold() {
     // An entry from another plan.
     let other = PlanId::from_bytes([9; 16]);
     let other_log = MembershipLog::from_genesis(
-        MembershipLog::genesis(other, &a1, &key, &mut story.rng).unwrap(),
+        MembershipLog::genesis(other, &a1, &ida, &key, &mut story.rng).unwrap(),
     )
     .unwrap();
     let ring = Keyring::from_log(&other_log, &a1);
+    let idb = story.identity_of(Partner::B);
+    let cert = idb.certify(other, other_log.state().genesis(), Partner::B, b1.id());
     let foreign = other_log
-        .add_device(&a1, Partner::B, &b1.bundle(), |e| ring.key(e), &mut story.rng)
+        .add_device(
+            &a1,
+            Partner::B,
+            &b1.bundle(),
+            &idb.public(),
+            &cert,
+            |e| ring.key(e),
+            &mut story.rng,
+        )
         .unwrap();
     assert_eq!(log.clone().append(foreign), Err(MembershipError::WrongPlan));
 }

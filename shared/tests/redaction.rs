@@ -57,6 +57,17 @@ fn key_material_never_appears_in_debug_output() {
 }
 
 #[test]
+fn an_identity_prints_without_its_seed_or_keys() {
+    let seed = cove_shared::IdentitySeed::from_bytes(&[0x5C; 32]);
+    let identity = cove_shared::PartnerSecret::from_seed(&seed).expect("an identity");
+    let keys = identity.as_signer().to_secret_bytes();
+    for text in [format!("{seed:?}"), format!("{identity:?}"), format!("{identity:#?}")] {
+        assert!(!shows(&text, &[0x5C; 32]), "a seed in {text}");
+        assert!(!shows(&text, keys.as_slice()), "identity keys in {text}");
+    }
+}
+
+#[test]
 fn an_opened_envelope_prints_without_its_plaintext() {
     let mut plan = Plan::new(b"redaction-opened");
     let secret_text = b"a private note that must stay private";

@@ -42,7 +42,7 @@ pub async fn pair(
     let home = home(root, name);
     let (inviter_side, joiner_side) = tokio::join!(
         invite.complete(inviter),
-        pairing::join(&home, PASSPHRASE, relay, &code, name, KdfParams::default())
+        pairing::join(&home, PASSPHRASE, relay, &code, name, KdfParams::default(), |_| {})
     );
     let inviter_side = inviter_side.unwrap_or_else(|e| panic!("inviter: {e}"));
     let joined = joiner_side.unwrap_or_else(|e| panic!("joiner: {e}"));

@@ -485,11 +485,25 @@ impl TestPlan {
         let b = DeviceSecret::generate(&mut rng);
         let plan = PlanId::random(&mut rng);
         let key = SymmetricKey::random(&mut rng);
-        let genesis =
-            MembershipLog::genesis(plan, &a, &key, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+        let identity = || {
+            let seed = cove_shared::IdentitySeed::random(&mut OsEntropy);
+            cove_shared::PartnerSecret::from_seed(&seed).unwrap_or_else(|| panic!("identity"))
+        };
+        let genesis = MembershipLog::genesis(plan, &a, &identity(), &key, &mut rng)
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut log = MembershipLog::from_genesis(genesis).unwrap_or_else(|e| panic!("{e}"));
         let ring = Keyring::from_log(&log, &a);
-        let add = log.add_device(&a, Partner::B, &b.bundle(), |e| ring.key(e), &mut rng);
+        let idb = identity();
+        let cert = idb.certify(plan, log.state().genesis(), Partner::B, b.id());
+        let add = log.add_device(
+            &a,
+            Partner::B,
+            &b.bundle(),
+            &idb.public(),
+            &cert,
+            |e| ring.key(e),
+            &mut rng,
+        );
         log.append(add.unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("{e}"));
         Self { plan, a, b, log, tips: HashMap::new(), rings: HashMap::new() }
     }

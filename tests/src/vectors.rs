@@ -17,8 +17,8 @@ use cove_shared::wire::{
     StoredEnvelope, StoredSnapshot,
 };
 use cove_shared::{
-    Cutoff, DeviceSecret, DocId, EnvelopeHash, Epoch, EpochKeys, KeyWrap, Keyring, Kind,
-    MembershipLog, Partner, PlanId, Seq, SymmetricKey,
+    Cutoff, DeviceSecret, DocId, EnvelopeHash, Epoch, EpochKeys, IdentitySeed, KeyWrap, Keyring,
+    Kind, MembershipLog, Partner, PartnerSecret, PlanId, Seq, SymmetricKey,
 };
 use serde::{Deserialize, Serialize};
 
@@ -154,6 +154,62 @@ pub struct AuthVector {
     pub signature: String,
 }
 
+/// A partner identity made from a fixed seed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityVector {
+    /// Name used by other vectors.
+    pub name: String,
+    /// The 32-byte seed.
+    pub seed: String,
+    /// The seed as a recovery phrase.
+    pub phrase: String,
+    /// The Ed25519 public key.
+    pub key: String,
+    /// The X25519 public key.
+    pub exchange_public: String,
+    /// The signed 133-byte identity.
+    pub identity: String,
+}
+
+/// A device certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateVector {
+    /// The identity's vector name.
+    pub identity: String,
+    /// The device's vector name.
+    pub device: String,
+    /// Partner.
+    pub partner: String,
+    /// The genesis hash it names (zeros inside genesis).
+    pub genesis: String,
+    /// The 182-byte certificate.
+    pub certificate: String,
+}
+
+/// `identities.json`: identities, certificates, a recovery proof, and an
+/// entry every verifier must refuse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentitiesVector {
+    /// Partner identities.
+    pub identities: Vec<IdentityVector>,
+    /// Certificates, as the membership vector's entries carry them.
+    pub certificates: Vec<CertificateVector>,
+    /// The device that proves it acts for an identity.
+    pub recovery_device: String,
+    /// The identity it acts for.
+    pub recovery_identity: String,
+    /// The bytes signed.
+    pub recovery_message: String,
+    /// The proof.
+    pub recovery_proof: String,
+    /// An add-device entry that would follow `membership.json`'s chain,
+    /// enrolling a device for partner B with a certificate by partner A's
+    /// identity. Every verifier refuses it.
+    pub rejected_entry: String,
+    /// Why.
+    pub rejected_because: String,
+}
+
 /// Every vector, one field per file in `tests/vectors/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vectors {
@@ -171,6 +227,8 @@ pub struct Vectors {
     pub wire: Vec<WireVector>,
     /// `auth.json`
     pub auth: AuthVector,
+    /// `identities.json`
+    pub identities: IdentitiesVector,
 }
 
 /// The files and their contents, pretty-printed with a trailing newline.
@@ -190,6 +248,7 @@ impl Vectors {
             ("membership.json", json(&self.membership)),
             ("wire.json", json(&self.wire)),
             ("auth.json", json(&self.auth)),
+            ("identities.json", json(&self.identities)),
         ]
     }
 }
@@ -208,6 +267,20 @@ fn device(name: &str) -> (DeviceSecret, DeviceVector) {
         exchange_public: to_hex(&secret.exchange_public()),
         fingerprint: secret.id().fingerprint(),
         bundle: to_hex(&secret.bundle().encode()),
+    };
+    (secret, vector)
+}
+
+fn identity(name: &str) -> (PartnerSecret, IdentityVector) {
+    let seed = IdentitySeed::random(&mut SeededEntropy::new(name.as_bytes()));
+    let secret = PartnerSecret::from_seed(&seed).unwrap_or_else(|| panic!("identity"));
+    let vector = IdentityVector {
+        name: name.to_owned(),
+        seed: to_hex(seed.as_bytes()),
+        phrase: cove_shared::phrase::encode(&seed).to_string(),
+        key: to_hex(secret.key().as_bytes()),
+        exchange_public: to_hex(&secret.exchange_public()),
+        identity: to_hex(&secret.public().encode()),
     };
     (secret, vector)
 }
@@ -236,11 +309,16 @@ pub fn build() -> Vectors {
     let key3 = SymmetricKey::random(&mut SeededEntropy::new(b"epoch-3"));
 
     // Membership: genesis by Alex; Alex adds Blair; Blair adds Blair's second
-    // device; Blair rotates; Alex revokes Blair's second device.
+    // device; Blair rotates; Alex revokes Blair's second device; Blair's
+    // identity enrols a third device (a recovery).
+    let (id_alex, id_alex_v) = identity("identity-alex");
+    let (id_blair, id_blair_v) = identity("identity-blair");
+    let (blair3, blair3_v) = device("device-blair-3");
     let mut rng = SeededEntropy::new(b"membership");
-    let genesis =
-        MembershipLog::genesis(plan, &alex, &key1, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    let genesis = MembershipLog::genesis(plan, &alex, &id_alex, &key1, &mut rng)
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut log = MembershipLog::from_genesis(genesis).unwrap_or_else(|e| panic!("{e}"));
+    let genesis_hash = log.state().genesis();
     let keys = [key1.clone(), key2.clone(), key3.clone()];
     let key_of = |e: Epoch| keys.get(e.0 as usize - 1);
     fn push(
@@ -250,16 +328,113 @@ pub fn build() -> Vectors {
         let entry = entry.unwrap_or_else(|e| panic!("{e}"));
         log.append(entry).unwrap_or_else(|e| panic!("{e}"));
     }
-    let entry = log.add_device(&alex, Partner::B, &blair.bundle(), key_of, &mut rng);
+    let cert_blair = id_blair.certify(plan, genesis_hash, Partner::B, blair.id());
+    let cert_blair2 = id_blair.certify(plan, genesis_hash, Partner::B, blair2.id());
+    let blair_public = id_blair.public();
+    let entry = log.add_device(
+        &alex,
+        Partner::B,
+        &blair.bundle(),
+        &blair_public,
+        &cert_blair,
+        key_of,
+        &mut rng,
+    );
     push(&mut log, entry);
-    let entry = log.add_device(&blair, Partner::B, &blair2.bundle(), key_of, &mut rng);
+    let entry = log.add_device(
+        &blair,
+        Partner::B,
+        &blair2.bundle(),
+        &blair_public,
+        &cert_blair2,
+        key_of,
+        &mut rng,
+    );
     push(&mut log, entry);
     let entry = log.rotate(&blair, &key2, &mut rng);
     push(&mut log, entry);
     let cutoff = Cutoff { doc: DocId::PartnerB, seq: Seq(2), hash: EnvelopeHash([0x42; 32]) };
     let entry = log.revoke(&alex, blair2.id(), vec![cutoff], &key3, &mut rng);
     push(&mut log, entry);
-    let names = [(&alex, "device-alex"), (&blair, "device-blair"), (&blair2, "device-blair-2")];
+    let entry = log.recover(&id_blair, Partner::B, &blair3.bundle(), key_of, &mut rng);
+    push(&mut log, entry);
+
+    // Refused: Alex enrols a device for Blair, certified by Alex's identity.
+    let (blair4, _) = device("device-blair-4");
+    let forged_cert = id_alex.certify(plan, genesis_hash, Partner::B, blair4.id());
+    let forged_body = cove_shared::EntryBody::AddDevice {
+        partner: Partner::B,
+        bundle: blair4.bundle(),
+        identity: id_alex.public(),
+        certificate: Box::new(forged_cert),
+        wraps: (1..=3)
+            .map(|e| {
+                KeyWrap::wrap(
+                    plan,
+                    Epoch(e),
+                    &keys[e as usize - 1],
+                    blair4.id(),
+                    &blair4.exchange_public(),
+                    &alex,
+                    &mut rng,
+                )
+                .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect(),
+    };
+    let state = log.state();
+    let forged = cove_shared::Entry::sign(plan, state.len(), state.head(), forged_body, &alex)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rejected_because = match log.clone().append(forged.clone()) {
+        Err(error) => error.to_string(),
+        Ok(_) => panic!("a device certified by the other partner's identity was accepted"),
+    };
+    let proof_message = cove_shared::identity::recovery_message(&blair3.id());
+    let cert_vector = |identity: &str,
+                       device: &str,
+                       partner: Partner,
+                       genesis: [u8; 32],
+                       cert: &cove_shared::Certificate| {
+        CertificateVector {
+            identity: identity.into(),
+            device: device.into(),
+            partner: partner.to_string(),
+            genesis: to_hex(&genesis),
+            certificate: to_hex(&cert.encode()),
+        }
+    };
+    let identities = IdentitiesVector {
+        identities: vec![id_alex_v, id_blair_v],
+        certificates: vec![
+            cert_vector(
+                "identity-alex",
+                "device-alex",
+                Partner::A,
+                [0; 32],
+                &id_alex.certify(plan, cove_shared::EntryHash::default(), Partner::A, alex.id()),
+            ),
+            cert_vector("identity-blair", "device-blair", Partner::B, genesis_hash.0, &cert_blair),
+            cert_vector(
+                "identity-blair",
+                "device-blair-2",
+                Partner::B,
+                genesis_hash.0,
+                &cert_blair2,
+            ),
+        ],
+        recovery_device: "device-blair-3".into(),
+        recovery_identity: "identity-blair".into(),
+        recovery_message: to_hex(&proof_message),
+        recovery_proof: to_hex(&id_blair.recovery_proof(&blair3.id())),
+        rejected_entry: to_hex(forged.encode()),
+        rejected_because,
+    };
+    let names = [
+        (&alex, "device-alex"),
+        (&blair, "device-blair"),
+        (&blair2, "device-blair-2"),
+        (&blair3, "device-blair-3"),
+    ];
     let name_of = |id| names.iter().find(|(d, _)| d.id() == id).map_or("?", |(_, n)| n).to_owned();
     let membership = MembershipVector {
         plan: plan.to_string(),
@@ -270,6 +445,7 @@ pub fn build() -> Vectors {
             "rotate epoch: device-blair starts epoch 2".into(),
             "revoke device: device-alex revokes device-blair-2, partner-b cutoff at seq 2, epoch 3"
                 .into(),
+            "add device: identity-blair enrols device-blair-3 for partner B (a recovery)".into(),
         ],
         entries: log.entries().iter().map(|e| to_hex(e.encode())).collect(),
         hashes: log.entries().iter().map(|e| to_hex(&e.hash().0)).collect(),
@@ -391,13 +567,14 @@ pub fn build() -> Vectors {
     let small_envelope =
         Blob(cove_shared::codec::from_hex_vec(&envelopes[3].envelope).unwrap_or_default());
     Vectors {
-        devices: vec![alex_v, blair_v, blair2_v],
+        devices: vec![alex_v, blair_v, blair2_v, blair3_v],
         epochs,
         envelopes,
         wraps,
         membership,
         wire: wire_vectors(plan, &alex, &small_envelope, log.entries()[0].encode()),
         auth,
+        identities,
     }
 }
 
@@ -436,6 +613,11 @@ pub fn wire_samples(
             outcome: PairOutcome::Failed,
         },
         ClientToRelay::Ping { request: 300 },
+        ClientToRelay::Recover {
+            request: 16,
+            identity: device.id(),
+            proof: Signature64([0x6b; 64]),
+        },
     ];
     let relay = vec![
         RelayToClient::Challenge {
@@ -471,6 +653,7 @@ pub fn wire_samples(
             message: ErrorCode::RateLimited.describe().into(),
         },
         RelayToClient::Revoked { plan },
+        RelayToClient::Recovering { request: 16, plan },
     ];
     (client, relay)
 }

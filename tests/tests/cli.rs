@@ -142,15 +142,18 @@ fn pair_couple_with(
     let init = alex.json(first);
     assert!(init["registered"] == true || init["sent"] == true, "{init}");
 
-    // Pairing: the inviter prints the code, then the safety code.
-    let mut pairing = alex.spawn_pair(&["pair", "--json"]);
+    // Pairing: the inviter prints the code, then the safety code (which
+    // `--yes` takes as compared), then that the device was added.
+    let mut pairing = alex.spawn_pair(&["pair", "--json", "--yes"]);
     let mut lines = BufReader::new(pairing.stdout.take().unwrap());
     let offer = next_json(&mut lines);
     let code = offer["code"].as_str().unwrap().to_owned();
     assert!(offer["qr"].as_str().unwrap().starts_with("cove-join:"));
     let joined = sam.json(&["join", relay, &code, "--name", joiner]);
     let paired = next_json(&mut lines);
+    assert_eq!(paired["confirmed"], false, "{paired}");
     assert_eq!(joined["safety_code"], paired["safety_code"]);
+    assert_eq!(next_json(&mut lines)["confirmed"], true);
     assert_eq!(joined["synced"], true, "{joined}");
     let pair_output = pairing.wait_with_output().unwrap();
     assert!(pair_output.status.success(), "{}", String::from_utf8_lossy(&pair_output.stderr));
@@ -769,7 +772,7 @@ async fn conflicts_reviews_leaving_and_deleting_through_the_cove_binary() {
 
     // Alex's second device.
     let mut tablet = Cove::new(root.path().join("alex-tablet"));
-    let mut pairing = alex.spawn_pair(&["pair", "--own-device", "--json"]);
+    let mut pairing = alex.spawn_pair(&["pair", "--own-device", "--json", "--yes"]);
     let mut lines = BufReader::new(pairing.stdout.take().unwrap());
     let code = next_json(&mut lines)["code"].as_str().unwrap().to_owned();
     let joined = tablet.json(&["join", &relay.url, &code]);
@@ -979,4 +982,211 @@ async fn an_alarm_is_listed_acknowledged_and_kept_in_the_history() {
     assert!(again.contains(&format!("no open alarm number {id}")), "{again}");
     alex.json(&["alarms", "ack", "--all"]);
     assert!(alex.json(&["alarms"])["alarms"].as_array().unwrap().is_empty());
+}
+
+/// `cove recover` on `cove`'s device with `phrase`; returns its output.
+fn recover(cove: &mut Cove, relay: &str, phrase: &str) -> Output {
+    let mut command = cove.command(&["recover", relay, "--json"]);
+    command.env("COVE_RECOVERY_PHRASE", phrase);
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run cove: {e}"));
+    cove.log.extend_from_slice(&output.stderr);
+    output
+}
+
+/// The four steps: Alex revokes Sam's only device, then tries to
+/// enrol a device as Sam and change Sam's boundaries. Before partner
+/// identities, Alex's device joined as Sam and its edits were taken as
+/// Sam's; now nothing Alex can make speaks for Sam, and Sam comes back
+/// with the recovery phrase alone.
+#[tokio::test]
+async fn the_other_partner_cannot_enrol_a_device_as_you_and_you_recover_with_your_phrase() {
+    let root = TempDir::new("cli-identity");
+    let port = free_port();
+    let relay =
+        RelayProcess::start(port, &format!("sqlite://{}", root.path().join("r.db").display()), &[])
+            .await;
+    let mut alex = Cove::new(root.path().join("alex"));
+    let mut sam = Cove::new(root.path().join("sam"));
+    let joined = pair_couple(&mut alex, &mut sam, &relay.url);
+    let phrase = joined["recovery_phrase"].as_str().unwrap().to_owned();
+    assert_eq!(phrase.split(' ').count(), 24, "{joined}");
+    let boundary = id_of(&sam.json(&[
+        "plan",
+        "boundary",
+        "add",
+        "--statement",
+        "Nothing new without asking first",
+        "--firmness",
+        "hard",
+    ]));
+    sam.json(&["sync"]);
+    alex.json(&["sync"]);
+
+    // 1. Alex revokes Sam's only device.
+    let sam_fingerprint = joined["fingerprint"].as_str().unwrap().to_owned();
+    alex.json(&["device", "revoke", &sam_fingerprint, "--yes"]);
+    // 2. Alex cannot invite a device for Sam.
+    let refused = alex.fails(&["pair"], None);
+    assert!(refused.contains("only one of their own devices can add another"), "{refused}");
+    // Nor can a device Alex controls bring an identity Alex made up: the
+    // relay refuses the enrolment, so no such device ever writes.
+    let forged = forged_enrolment(&alex.home).await;
+    assert!(forged.contains("not certified by its partner's identity"), "{forged}");
+
+    // 3 and 4. Sam, with no device left, recovers with the phrase alone.
+    let mut phone = Cove::new(root.path().join("sam-phone"));
+    let output = recover(&mut phone, &relay.url, &phrase);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{}{stdout}", String::from_utf8_lossy(&output.stderr));
+    let recovered: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (recovered["partner"].as_str(), &recovered["synced"]),
+        (Some("B"), &Value::Bool(true))
+    );
+    // The whole plan is there, and Sam's boundary is exactly as Sam left it.
+    let plan = phone.json(&["plan", "show"]);
+    assert_eq!(plan["a"]["display_name"], "Alex", "{plan}");
+    let theirs = &plan["b"]["boundaries"][0];
+    assert_eq!(
+        (theirs["firmness"].as_str(), theirs["status"].as_str()),
+        (Some("hard"), Some("active")),
+        "{plan}"
+    );
+    // Sam edits Sam's own boundaries from the new device; Alex's device
+    // takes the edit as Sam's.
+    phone.json(&["plan", "boundary", "withdraw", &boundary]);
+    alex.json(&["sync"]);
+    let on_alex = alex.json(&["plan", "show"]);
+    assert_eq!(on_alex["b"]["boundaries"][0]["status"], "withdrawn", "{on_alex}");
+    assert_eq!(alex.json(&["status"])["alarms"].as_array().unwrap().len(), 0);
+    // The phrase is in no log and no file but the sealed keystores.
+    for (who, log) in [("alex", &alex.log), ("sam", &sam.log), ("phone", &phone.log)] {
+        assert!(!contains(log, phrase.as_bytes()), "the phrase is in {who}'s logs");
+    }
+    for path in files(root.path()) {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        assert!(!contains(&bytes, phrase.as_bytes()), "the phrase is in {}", path.display());
+    }
+}
+
+/// Alex's device makes an enrolment of a new device for partner B,
+/// certified by an identity Alex made up, and offers it to the relay.
+/// Returns the relay's answer.
+async fn forged_enrolment(alex_home: &Path) -> String {
+    use cove_shared::{DeviceSecret, IdentitySeed, OsEntropy, Partner, PartnerSecret};
+    let home = cove_client::home::Home::at(alex_home.to_path_buf());
+    let alex = cove_client::device::Device::open(&home, PASSPHRASE).await.unwrap();
+    let fake = PartnerSecret::from_seed(&IdentitySeed::random(&mut OsEntropy)).unwrap();
+    let stooge = DeviceSecret::generate(&mut OsEntropy);
+    let cert = fake.certify(alex.plan(), alex.membership().genesis(), Partner::B, stooge.id());
+    // The device's own checks refuse to make it at all.
+    let made = alex.enrolment(Partner::B, &stooge.bundle(), &fake.public(), &cert);
+    assert!(made.is_err(), "the device made an enrolment for the other partner");
+    // Made by hand, with Alex's keys, it is refused by the relay.
+    let body = cove_shared::EntryBody::AddDevice {
+        partner: Partner::B,
+        bundle: stooge.bundle(),
+        identity: fake.public(),
+        certificate: Box::new(cert),
+        wraps: Vec::new(),
+    };
+    let state = alex.membership();
+    let secret = cove_client::keystore::Keystore::open(&home.keystore(), PASSPHRASE).unwrap();
+    let entry =
+        cove_shared::Entry::sign(alex.plan(), state.len(), state.head(), body, secret.device())
+            .unwrap();
+    let (conn, _pushes) = cove_client::sync::connect(&alex).await.unwrap();
+    match conn.append_membership(alex.plan(), entry.encode()).await {
+        Ok(_) => panic!("the relay took an enrolment certified by the wrong partner"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_or_unknown_recovery_phrase_creates_nothing() {
+    let root = TempDir::new("cli-phrase");
+    let port = free_port();
+    let relay =
+        RelayProcess::start(port, &format!("sqlite://{}", root.path().join("r.db").display()), &[])
+            .await;
+    let mut alex = Cove::new(root.path().join("alex"));
+    let init = alex.json(&["init", "--relay", &relay.url, "--name", "Alex"]);
+    let phrase = init["recovery_phrase"].as_str().unwrap().to_owned();
+    let mut words: Vec<&str> = phrase.split(' ').collect();
+
+    let mut other = Cove::new(root.path().join("other"));
+    let cases = {
+        let short = words[..23].join(" ");
+        words.swap(0, 1);
+        let swapped = words.join(" ");
+        words.swap(0, 1);
+        words[3] = "notaword";
+        let misspelt = words.join(" ");
+        let unknown = cove_shared::phrase::encode(&cove_shared::IdentitySeed::from_bytes(&[7; 32]));
+        [
+            (short, "has 24 words"),
+            (swapped, "checksum does not match"),
+            (misspelt, "is not a recovery phrase word"),
+            (unknown.to_string(), "no plan on the relay"),
+        ]
+    };
+    for (phrase, expected) in cases {
+        let output = recover(&mut other, &relay.url, &phrase);
+        assert!(!output.status.success());
+        let error = String::from_utf8_lossy(&output.stderr);
+        let said: Vec<&str> = error.lines().filter(|l| l.starts_with("cove: ")).collect();
+        assert_eq!(said.len(), 1, "{error}");
+        assert!(said[0].contains(expected), "{error}");
+        assert!(said[0].contains("nothing was created"), "{error}");
+        assert!(!other.home.join("keystore.cove").exists(), "{phrase:?} left a device behind");
+    }
+    // Alex's plan has one device still.
+    assert_eq!(alex.json(&["device", "list"]).as_array().unwrap().len(), 1);
+}
+
+/// The inviting person says the safety codes differ: no key is wrapped for
+/// the joiner, no device is added, and both sides are told.
+#[tokio::test]
+async fn a_safety_code_the_inviter_rejects_admits_nothing() {
+    let root = TempDir::new("cli-safety");
+    let port = free_port();
+    let relay =
+        RelayProcess::start(port, &format!("sqlite://{}", root.path().join("r.db").display()), &[])
+            .await;
+    let mut alex = Cove::new(root.path().join("alex"));
+    let sam = Cove::new(root.path().join("sam"));
+    alex.json(&["init", "--relay", &relay.url, "--name", "Alex"]);
+    let mut pairing = alex
+        .command(&["pair", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(pairing.stdout.take().unwrap());
+    let code = next_json(&mut lines)["code"].as_str().unwrap().to_owned();
+    let join = sam
+        .command(&["join", &relay.url, &code, "--name", "Sam"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let met = next_json(&mut lines);
+    assert_eq!(met["confirmed"], false, "{met}");
+    std::io::Write::write_all(pairing.stdin.as_mut().unwrap(), b"no\n").unwrap();
+    let inviter = pairing.wait_with_output().unwrap();
+    assert!(!inviter.status.success());
+    let said = String::from_utf8_lossy(&inviter.stderr);
+    assert!(said.contains("the device was not added and nothing was shared"), "{said}");
+    let joiner = join.wait_with_output().unwrap();
+    assert!(!joiner.status.success());
+    let said = String::from_utf8_lossy(&joiner.stderr);
+    assert!(said.contains("did not confirm the safety code"), "{said}");
+    assert!(!sam.home.join("keystore.cove").exists());
+    // The log holds the genesis alone: nothing was wrapped for the joiner.
+    alex.json(&["sync"]);
+    assert_eq!(alex.json(&["device", "list"]).as_array().unwrap().len(), 1);
+    let home = cove_client::home::Home::at(alex.home.clone());
+    let device = cove_client::device::Device::open(&home, PASSPHRASE).await.unwrap();
+    assert_eq!(device.log().entries().len(), 1);
 }

@@ -39,7 +39,7 @@ async fn pairing_shows_one_safety_code_and_both_devices_hold_the_plan() {
 
     // The partner's first device can be paired only once.
     let again = Invite::open(&a, false).await;
-    assert!(matches!(again, Err(PairError::PartnerHasDevice)), "{again:?}");
+    assert!(matches!(again, Err(PairError::PartnerHasIdentity)), "{again:?}");
     sync_now(&mut b).await;
 }
 
@@ -58,7 +58,15 @@ async fn a_wrong_code_fails_on_both_sides_and_cannot_be_retried() {
     let joiner_home = home(&root, "sam");
     let (inviter, joiner) = tokio::join!(
         invite.complete(&mut a),
-        pairing::join(&joiner_home, PASSPHRASE, &relay.url, &wrong, "sam", KdfParams::default())
+        pairing::join(
+            &joiner_home,
+            PASSPHRASE,
+            &relay.url,
+            &wrong,
+            "sam",
+            KdfParams::default(),
+            |_| {}
+        )
     );
     assert!(matches!(inviter, Err(PairError::WrongCode)), "inviter: {inviter:?}");
     assert!(matches!(joiner, Err(PairError::WrongCode)), "joiner: {:?}", joiner.map(|j| j.paired));
@@ -66,9 +74,16 @@ async fn a_wrong_code_fails_on_both_sides_and_cannot_be_retried() {
     assert!(!joiner_home.exists());
 
     // The right code no longer works: the mailbox is burned.
-    let retry =
-        pairing::join(&joiner_home, PASSPHRASE, &relay.url, &code, "sam", KdfParams::default())
-            .await;
+    let retry = pairing::join(
+        &joiner_home,
+        PASSPHRASE,
+        &relay.url,
+        &code,
+        "sam",
+        KdfParams::default(),
+        |_| {},
+    )
+    .await;
     assert!(
         matches!(retry, Err(PairError::Burned | PairError::Unknown)),
         "{:?}",
@@ -545,7 +560,7 @@ async fn two_processes_on_one_state_directory_never_reuse_a_sequence_number() {
 }
 
 #[tokio::test]
-async fn a_partner_whose_only_device_was_removed_can_be_paired_again() {
+async fn a_partner_whose_only_device_was_removed_comes_back_with_the_phrase() {
     let relay = TestRelay::start().await;
     let root = TempDir::new("re-pair");
     let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
@@ -554,9 +569,23 @@ async fn a_partner_whose_only_device_was_removed_can_be_paired_again() {
     sync_now(&mut a).await;
     let (conn, _pushes) = sync::connect(&a).await.unwrap();
     let lost = b.id();
+    let phrase = b.recovery_phrase().unwrap().to_string();
     sync::publish_entry(&mut a, &conn, |d| d.revocation(lost)).await.unwrap();
-    // Sam's new device: the old one's document carries over, untouched.
-    let (b2, _, _) = pair(&mut a, &root, "sam-new-phone", &relay.url, false).await;
+    // Alex cannot pair Sam's new device: only Sam's identity can.
+    assert!(matches!(Invite::open(&a, false).await, Err(PairError::PartnerHasIdentity)));
+    // Sam's new device, from the phrase: the old one's document carries
+    // over, untouched.
+    let recovered = cove_client::recovery::recover(
+        &home(&root, "sam-new-phone"),
+        PASSPHRASE,
+        &relay.url,
+        &phrase,
+        "sam",
+        KdfParams::default(),
+    )
+    .await
+    .unwrap();
+    let b2 = recovered.device;
     assert_eq!(b2.partner(), Partner::B);
     assert_eq!(get(&b2, DocId::PartnerB, "need").as_deref(), Some("quiet"));
     assert_eq!(heads(&a, DocId::PartnerB), heads(&b2, DocId::PartnerB));

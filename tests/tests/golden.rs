@@ -11,8 +11,8 @@ use cove_shared::{
     MembershipLog, PlanId, Recipient, SymmetricKey,
 };
 use cove_tests::vectors::{
-    self, AuthVector, DeviceVector, EnvelopeVector, EpochVector, MembershipVector, WireVector,
-    WrapVector,
+    self, AuthVector, DeviceVector, EnvelopeVector, EpochVector, IdentitiesVector,
+    MembershipVector, WireVector, WrapVector,
 };
 use serde::de::DeserializeOwned;
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -35,6 +35,7 @@ struct Files {
     membership: MembershipVector,
     wire: Vec<WireVector>,
     auth: AuthVector,
+    identities: IdentitiesVector,
 }
 
 fn files() -> Files {
@@ -46,6 +47,7 @@ fn files() -> Files {
         membership: load("membership.json"),
         wire: load("wire.json"),
         auth: load("auth.json"),
+        identities: load("identities.json"),
     }
 }
 
@@ -197,7 +199,7 @@ fn every_wire_frame_decodes_and_re_encodes_identically() {
         };
         assert_eq!(again, frame, "{}", v.message);
     }
-    assert_eq!((client, relay), (16, 15), "one sample of every message");
+    assert_eq!((client, relay), (17, 16), "one sample of every message");
 }
 
 #[test]
@@ -213,4 +215,59 @@ fn the_auth_signature_verifies_for_its_origin_only() {
     let mut other_nonce = nonce;
     other_nonce.0[0] ^= 1;
     assert!(!wire::verify_challenge(&a.origin, &other_nonce, &device, &signature));
+}
+
+/// Identities derive from their seeds as documented (HKDF-SHA256, computed
+/// here with the `hkdf` crate directly), phrases encode the seeds, and
+/// certificates and the recovery proof verify with the recorded keys.
+#[test]
+fn identities_certificates_and_the_recovery_proof_verify() {
+    use cove_shared::{Certificate, PartnerIdentity};
+    let f = files();
+    let id = &f.identities;
+    for v in &id.identities {
+        let seed = hex(&v.seed);
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"cove/v1/identity"), &seed);
+        let mut secret = [0u8; 64];
+        hk.expand(b"cove/v1/identity/sign", &mut secret[..32]).unwrap();
+        hk.expand(b"cove/v1/identity/exchange", &mut secret[32..]).unwrap();
+        let keys = DeviceSecret::from_secret_bytes(&secret).unwrap();
+        assert_eq!(to_hex(keys.id().as_bytes()), v.key, "{}", v.name);
+        assert_eq!(to_hex(&keys.exchange_public()), v.exchange_public, "{}", v.name);
+        let public = PartnerIdentity::decode(&hex(&v.identity)).unwrap();
+        assert_eq!(to_hex(public.key.as_bytes()), v.key);
+        let decoded = cove_shared::phrase::decode(&v.phrase).unwrap();
+        assert_eq!(to_hex(decoded.as_bytes()), v.seed);
+    }
+    let key_of = |name: &str| id.identities.iter().find(|i| i.name == name).unwrap().key.clone();
+    let device_of =
+        |name: &str| f.devices.iter().find(|d| d.name == name).unwrap().device_id.clone();
+    for c in &id.certificates {
+        let cert = Certificate::decode(&hex(&c.certificate)).unwrap();
+        assert_eq!(to_hex(cert.identity.as_bytes()), key_of(&c.identity));
+        assert_eq!(to_hex(cert.device.as_bytes()), device_of(&c.device));
+        assert_eq!(cert.partner.to_string(), c.partner);
+        assert_eq!(to_hex(&cert.genesis.0), c.genesis);
+        let mut tampered = hex(&c.certificate);
+        tampered[40] ^= 1;
+        assert!(Certificate::decode(&tampered).is_err());
+    }
+    let identity = DeviceId::from_bytes(from_hex(&key_of(&id.recovery_identity)).unwrap()).unwrap();
+    let device = DeviceId::from_bytes(from_hex(&device_of(&id.recovery_device)).unwrap()).unwrap();
+    assert_eq!(to_hex(&cove_shared::identity::recovery_message(&device)), id.recovery_message);
+    let proof = from_hex::<64>(&id.recovery_proof).unwrap();
+    assert!(cove_shared::identity::verify_recovery_proof(&identity, &device, &proof));
+    assert!(!cove_shared::identity::verify_recovery_proof(&device, &device, &proof));
+}
+
+/// The entry that enrols a device for partner B with partner A's
+/// identity's certificate is refused after the recorded chain.
+#[test]
+fn a_device_certified_by_the_wrong_partner_is_refused() {
+    let f = files();
+    let mut log = membership(&f);
+    let entry = cove_shared::Entry::decode(&hex(&f.identities.rejected_entry)).unwrap();
+    let refused = log.append(entry).unwrap_err();
+    assert_eq!(refused.to_string(), f.identities.rejected_because);
+    assert_eq!(log.entries().len(), f.membership.entries.len());
 }

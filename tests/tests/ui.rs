@@ -283,14 +283,15 @@ async fn forms_validate_follow_the_plan_rules_and_reach_the_partner() {
     // A's own device instance takes up what the page wrote.
     sync_now(&mut a).await;
     let mine = cove_client::plan::current(a.docs()).a.unwrap().boundaries[0].meta.id.clone();
-    page.submit(&format!("/boundary/{mine}/withdraw"), &[]).await;
+    let withdrawn = page.submit(&format!("/boundary/{mine}/withdraw"), &[]).await;
     page.submit(&format!("/s/menu/{water}/archive"), &[]).await;
     page.submit(&format!("/s/menu/{water}/restore"), &[]).await;
     sent(&a).await;
     sync_now(&mut b).await;
     let plan = cove_client::plan::current(b.docs());
     assert_eq!(plan.a.as_ref().unwrap().preferences[&water].to_string(), "ask-me");
-    assert_eq!(plan.a.as_ref().unwrap().boundaries[0].status.to_string(), "withdrawn");
+    let status = plan.a.as_ref().unwrap().boundaries[0].status.to_string();
+    assert_eq!(status, "withdrawn", "the page said: {}", withdrawn.body);
     assert!(!plan.menu[0].meta.archived());
     page.running.stop().await;
 }

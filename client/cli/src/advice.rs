@@ -70,9 +70,7 @@ fn pairing(error: &PairError) -> Option<String> {
             PairError::Burned | PairError::TimedOut | PairError::Protocol(_) => {
                 "start again with `cove pair`"
             }
-            PairError::PartnerHasDevice => {
-                "to add another of their devices, they run `cove pair --own-device` on one of theirs"
-            }
+            PairError::Declined => "start again with `cove pair` on the other device",
             _ => return None,
         }
         .to_owned(),

@@ -34,6 +34,12 @@ pub(crate) enum Command {
     Pair(PairArgs),
     /// Join a plan with the code another device shows.
     Join(JoinArgs),
+    /// Make a new device of yours from your recovery phrase, when every
+    /// device is lost or the passphrase forgotten.
+    Recover(RecoverArgs),
+    /// Your recovery phrase: replace it with a new one.
+    #[command(subcommand)]
+    Phrase(PhraseCommand),
     /// Show the relay, the last sync with each device, alarms and quarantine.
     Status,
     /// Alarms and envelopes that failed verification: list them, or
@@ -214,6 +220,32 @@ pub(crate) struct PairArgs {
     /// Add another device of yours instead of your partner's first device.
     #[arg(long)]
     pub(crate) own_device: bool,
+    /// Add the device without asking whether the safety codes match (for
+    /// scripts that compare them some other way).
+    #[arg(long)]
+    pub(crate) yes: bool,
+}
+
+/// `cove recover`.
+#[derive(Debug, Args)]
+pub(crate) struct RecoverArgs {
+    /// The relay's address, as for `cove join`.
+    pub(crate) relay: String,
+    /// Your name, shown if your own part of the plan has to be made anew.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+}
+
+/// `cove phrase`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PhraseCommand {
+    /// Replace your recovery phrase (if it may have been seen by someone
+    /// else). The old one stops working.
+    New {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `cove join`.

@@ -34,6 +34,7 @@ mod output;
 mod plan;
 mod plan_args;
 mod prompt;
+mod recovery;
 mod reviews;
 mod sessions;
 mod setup;
@@ -62,6 +63,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => setup::init(&home, &out, args).await,
         Command::Pair(args) => setup::pair(&home, &out, args).await,
         Command::Join(args) => setup::join(&home, &out, args).await,
+        Command::Recover(args) => recovery::recover(&home, &out, args).await,
+        Command::Phrase(args::PhraseCommand::New { yes }) => {
+            recovery::new_phrase(&home, &out, yes).await
+        }
         Command::Status => syncing::status(&home, &out).await,
         Command::Sync => syncing::sync(&home, &out).await,
         Command::Alarms { command } => match command {

@@ -30,6 +30,33 @@ pub(crate) fn passphrase(new: bool) -> anyhow::Result<Zeroizing<String>> {
     Ok(first)
 }
 
+/// The recovery phrase: `COVE_RECOVERY_PHRASE` if set, else asked for on
+/// the terminal without echo, else the first line of standard input.
+pub(crate) fn recovery_phrase() -> anyhow::Result<Zeroizing<String>> {
+    if let Some(value) = std::env::var_os("COVE_RECOVERY_PHRASE") {
+        let Ok(value) = value.into_string() else {
+            bail!("COVE_RECOVERY_PHRASE is not valid text");
+        };
+        return Ok(Zeroizing::new(value));
+    }
+    if std::io::stdin().is_terminal() {
+        return Ok(Zeroizing::new(rpassword::prompt_password("Recovery phrase (24 words): ")?));
+    }
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line)
+}
+
+/// Asks whether the two screens show the same safety code: a line that
+/// says `yes` confirms; anything else, or no answer, refuses.
+pub(crate) fn safety_code_matches() -> anyhow::Result<bool> {
+    eprint!("Does the other screen show the same six digits? Type yes to add the device: ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().eq_ignore_ascii_case("yes"))
+}
+
 /// Asks the person to confirm by typing `word`, unless `yes` was given.
 pub(crate) fn confirm(what: &str, word: &str, yes: bool) -> anyhow::Result<()> {
     if yes {

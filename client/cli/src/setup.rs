@@ -2,7 +2,7 @@
 
 use crate::args::{InitArgs, JoinArgs, PairArgs};
 use crate::output::Printer;
-use crate::{prompt, unlock};
+use crate::{prompt, recovery, unlock};
 use anyhow::bail;
 use cove_client::device::Device;
 use cove_client::home::Home;
@@ -34,6 +34,7 @@ pub(crate) async fn init(home: &Home, out: &Printer, args: InitArgs) -> anyhow::
     }
     let registered = super::syncing::sync_now(&mut device).await;
     let fingerprint = device.id().fingerprint();
+    let phrase = device.recovery_phrase().unwrap_or_default();
     out.emit(
         &json!({
             "plan": device.plan().to_string(),
@@ -42,9 +43,11 @@ pub(crate) async fn init(home: &Home, out: &Printer, args: InitArgs) -> anyhow::
             "relay": device.relay(),
             "registered": registered.is_ok(),
             "error": registered.as_ref().err().map(ToString::to_string),
+            "recovery_phrase": phrase.as_str(),
         }),
         || {
-            let mut text = format!("This device is ready ({fingerprint}), with a new plan.\n");
+            let mut text = format!("This device is ready ({fingerprint}), with a new plan.\n\n");
+            text.push_str(&recovery::phrase_text(&phrase));
             match &registered {
                 Ok(_) => text.push_str(&format!("The relay at {} now holds the plan, encrypted.\n", device.relay())),
                 Err(error) => text.push_str(&format!(
@@ -78,22 +81,40 @@ pub(crate) async fn pair(home: &Home, out: &Printer, args: PairArgs) -> anyhow::
         ));
         text
     });
-    let paired = invite.complete(&mut device).await?;
-    let fingerprint = paired.device.fingerprint();
+    let meeting = invite.meet(&device).await?;
+    let met = meeting.paired().clone();
+    let fingerprint = met.device.fingerprint();
+    out.emit(
+        &json!({
+            "device": met.device.to_string(),
+            "fingerprint": fingerprint,
+            "partner": met.partner.to_string(),
+            "safety_code": met.safety_code,
+            "confirmed": false,
+        }),
+        || {
+            format!(
+                "A device ({fingerprint}) is asking to join.\nSafety code: {}\nNothing of the plan has been shared with it yet.",
+                spaced(&met.safety_code)
+            )
+        },
+    );
+    if !args.yes && !prompt::safety_code_matches()? {
+        meeting.refuse().await?;
+        bail!(
+            "the safety codes were not confirmed, so the device was not added and nothing was shared with it; start again with `cove pair` if you want to try again"
+        );
+    }
+    let paired = meeting.admit(&mut device).await?;
     out.emit(
         &json!({
             "device": paired.device.to_string(),
             "fingerprint": fingerprint,
             "partner": paired.partner.to_string(),
             "safety_code": paired.safety_code,
+            "confirmed": true,
         }),
-        || {
-            format!(
-                "Paired with {fingerprint}.\nSafety code: {}\nCheck that the other screen shows the same six digits. If it does not, \
-                 run `cove device revoke {fingerprint}` now.",
-                spaced(&paired.safety_code)
-            )
-        },
+        || format!("Added {fingerprint} to the plan."),
     );
     Ok(())
 }
@@ -122,9 +143,17 @@ pub(crate) async fn join(home: &Home, out: &Printer, args: JoinArgs) -> anyhow::
     }
     let passphrase = prompt::passphrase(true)?;
     let name = args.name.as_deref().unwrap_or("Partner B");
+    let show_code = |code: &str| {
+        eprintln!(
+            "Safety code: {}\nCheck that the other screen shows the same six digits; waiting for the other device to confirm them...",
+            spaced(code)
+        );
+    };
     let joined =
-        pairing::join(home, &passphrase, &relay, &code, name, KdfParams::default()).await?;
+        pairing::join(home, &passphrase, &relay, &code, name, KdfParams::default(), show_code)
+            .await?;
     let paired = &joined.paired;
+    let phrase = if joined.new_phrase { joined.device.recovery_phrase() } else { None };
     out.emit(
         &json!({
             "plan": joined.device.plan().to_string(),
@@ -134,14 +163,18 @@ pub(crate) async fn join(home: &Home, out: &Printer, args: JoinArgs) -> anyhow::
             "safety_code": paired.safety_code,
             "synced": joined.sync_error.is_none(),
             "error": joined.sync_error.as_ref().map(ToString::to_string),
+            "recovery_phrase": phrase.as_ref().map(|p| p.as_str()),
         }),
         || {
             let mut text = format!(
-                "This device has joined the plan ({}).\nSafety code: {}\nCheck that the other screen shows the same six digits. \
-                 If it does not, stop and run `cove wipe`: someone else may have taken part.",
+                "This device has joined the plan ({}); the other device confirmed the safety code {}.\n",
                 paired.device.fingerprint(),
                 spaced(&paired.safety_code)
             );
+            if let Some(phrase) = &phrase {
+                text.push('\n');
+                text.push_str(&recovery::phrase_text(phrase));
+            }
             if let Some(error) = &joined.sync_error {
                 text.push_str(&format!("\nThe first sync did not finish ({error}); run `cove sync` to bring the plan over."));
             }

@@ -34,7 +34,9 @@ use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use cove_shared::membership::EntryHash;
 use cove_shared::random::Entropy;
-use cove_shared::{DeviceSecret, Epoch, OsEntropy, Partner, PlanId, SymmetricKey};
+use cove_shared::{
+    DeviceSecret, Epoch, IdentitySeed, OsEntropy, Partner, PartnerSecret, PlanId, SymmetricKey,
+};
 use hkdf::Hkdf;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -137,6 +139,9 @@ pub struct PlanKeys {
     pub partner: Partner,
     /// Every epoch key this device holds.
     pub epochs: Vec<(u32, [u8; 32])>,
+    /// The seed of this device's partner's identity (what their recovery
+    /// phrase encodes), if this device holds it.
+    pub identity: Option<[u8; 32]>,
 }
 
 impl fmt::Debug for PlanKeys {
@@ -154,6 +159,11 @@ impl PlanKeys {
     /// The key of an epoch.
     pub fn epoch_key(&self, epoch: Epoch) -> Option<SymmetricKey> {
         self.epochs.iter().find(|(e, _)| *e == epoch.0).map(|(_, k)| SymmetricKey::from_bytes(*k))
+    }
+
+    /// The partner identity this device holds.
+    pub fn identity(&self) -> Option<PartnerSecret> {
+        PartnerSecret::from_seed(&IdentitySeed::from_bytes(self.identity.as_ref()?))
     }
 
     /// Adds (or replaces) an epoch key.
@@ -418,6 +428,7 @@ mod tests {
             genesis: EntryHash([2; 32]),
             partner: Partner::A,
             epochs: vec![(1, epoch_key)],
+            identity: Some([0x5E; 32]),
         });
         ks
     }
@@ -425,11 +436,12 @@ mod tests {
     #[test]
     fn a_keystore_prints_without_its_keys() {
         let ks = with_plan([0xC3; 32]);
-        let secrets: [Vec<u8>; 4] = [
+        let secrets: [Vec<u8>; 5] = [
             ks.device().to_secret_bytes().to_vec(),
             ks.storage_key().as_bytes().to_vec(),
             ks.kek.to_vec(),
             vec![0xC3; 32],
+            vec![0x5E; 32],
         ];
         let printed = format!("{ks:?} {ks:#?} {:?}", ks.plan);
         for secret in &secrets {

@@ -12,6 +12,7 @@
 //!   membership.
 //! - [`sync`]: the sync engine and the daemon loop.
 //! - [`pairing`]: SPAKE2 pairing with a short code; [`words`]: its word list.
+//! - [`recovery`]: a new device from a partner's recovery phrase.
 //! - [`transport`]: an authenticated WebSocket connection to a relay.
 //! - [`plan`]: the aftercare plan: schema, typed reads and writes, merge rules.
 //! - [`journal`]: private notes that never leave the device.
@@ -30,6 +31,7 @@ pub mod localdb;
 pub mod pairing;
 pub mod payload;
 pub mod plan;
+pub mod recovery;
 pub mod sync;
 pub mod transport;
 pub mod words;

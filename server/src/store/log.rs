@@ -47,6 +47,7 @@ impl<B: Backend> EnvelopeLog for B {
         plan: PlanId,
         genesis: &[u8],
         creator: DeviceId,
+        identity: DeviceId,
         now: i64,
     ) -> Result<(), StoreError> {
         let id = plan.as_bytes().as_slice();
@@ -73,8 +74,20 @@ impl<B: Backend> EnvelopeLog for B {
             &[Arg::Bytes(id), Arg::Bytes(creator.as_bytes())],
         )
         .await?;
+        pin_identity::<B>(&mut tx, id, &identity).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn identity_plans(&self, identity: DeviceId) -> Result<Vec<PlanId>, StoreError> {
+        let rows = dialect::read(
+            self,
+            "SELECT plan FROM identities WHERE identity = $1 ORDER BY plan",
+            &[Arg::Bytes(identity.as_bytes())],
+            &[Col::Bytes],
+        )
+        .await?;
+        rows.into_iter().map(|mut r| plan_id(&r.bytes(0)?)).collect()
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(%plan))]
@@ -139,6 +152,9 @@ impl<B: Backend> EnvelopeLog for B {
                 &[Arg::Bytes(id), Arg::Bytes(device.as_bytes())],
             )
             .await?;
+        }
+        for identity in &change.identities {
+            pin_identity::<B>(&mut tx, id, identity).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -371,6 +387,21 @@ impl<B: Backend> EnvelopeLog for B {
         tx.commit().await?;
         Ok(signals)
     }
+}
+
+/// Records that `plan`'s log pins `identity` (once; a repeat is harmless).
+async fn pin_identity<B: Backend>(
+    tx: &mut Tx<B>,
+    plan: &[u8],
+    identity: &DeviceId,
+) -> Result<(), StoreError> {
+    dialect::execute::<B>(
+        tx,
+        "INSERT INTO identities (identity, plan) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[Arg::Bytes(identity.as_bytes()), Arg::Bytes(plan)],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Deletes the changes envelopes that a stored snapshot covers, for every

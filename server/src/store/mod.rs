@@ -193,6 +193,8 @@ pub struct RegistryChange {
     pub added: Vec<DeviceId>,
     /// Devices the entry revokes.
     pub revoked: Vec<DeviceId>,
+    /// Partner identities the entry pins.
+    pub identities: Vec<DeviceId>,
 }
 
 /// One side of a pairing mailbox.
@@ -302,14 +304,22 @@ pub enum PairError {
 /// push, snapshots and compaction. Implemented once, in [`log`], for every
 /// [`dialect::Backend`].
 pub trait EnvelopeLog: Clone + Send + Sync + 'static {
-    /// Registers a plan, its genesis entry and its creator.
+    /// Registers a plan, its genesis entry, its creator and the creator's
+    /// partner identity.
     fn create_plan(
         &self,
         plan: PlanId,
         genesis: &[u8],
         creator: DeviceId,
+        identity: DeviceId,
         now: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The plans whose membership pins `identity`.
+    fn identity_plans(
+        &self,
+        identity: DeviceId,
+    ) -> impl Future<Output = Result<Vec<PlanId>, StoreError>> + Send;
 
     /// The plan's membership entries from `from` on, in order.
     fn membership(

@@ -35,6 +35,7 @@ pub struct PostgresStore {
 pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
     (2, "write_probe", include_str!("../../migrations/postgres/0002_write_probe.sql")),
+    (3, "identities", include_str!("../../migrations/postgres/0003_identities.sql")),
 ];
 
 impl PostgresStore {

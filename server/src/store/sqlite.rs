@@ -49,6 +49,7 @@ pub struct SqliteStore {
 pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, "write_probe", include_str!("../../migrations/sqlite/0002_write_probe.sql")),
+    (3, "identities", include_str!("../../migrations/sqlite/0003_identities.sql")),
 ];
 
 impl SqliteStore {

@@ -3,6 +3,7 @@
 use super::{Cutoff, ENTRY_MAGIC, EntryHash, FIXED_LEN, MAX_ENTRY_LEN, MembershipError};
 use crate::codec::{DecodeError, Reader};
 use crate::envelope::EnvelopeHash;
+use crate::identity::{Certificate, PartnerIdentity};
 use crate::ids::{DeviceId, DocId, Epoch, Partner, PlanId, Seq};
 use crate::kdf::KeyId;
 use crate::keys::{DeviceBundle, DeviceSecret, verify_signature};
@@ -17,10 +18,14 @@ pub enum EntryBody {
     Genesis {
         /// The creating device.
         creator: DeviceBundle,
+        /// Partner A's identity, pinned here.
+        identity: PartnerIdentity,
+        /// The identity's certificate for the creating device.
+        certificate: Box<Certificate>,
         /// Key id of epoch 1's key.
         key_id: KeyId,
-        /// Epoch 1's key, wrapped for the creator.
-        wrap: Box<KeyWrap>,
+        /// Epoch 1's key, wrapped for the creator and then for A's identity.
+        wraps: Vec<KeyWrap>,
     },
     /// Enrols a device for one partner.
     AddDevice {
@@ -28,7 +33,12 @@ pub enum EntryBody {
         partner: Partner,
         /// The new device.
         bundle: DeviceBundle,
-        /// Every epoch key so far, wrapped for the new device.
+        /// The partner's identity: the pinned one, or the one this entry pins.
+        identity: PartnerIdentity,
+        /// The identity's certificate for the device.
+        certificate: Box<Certificate>,
+        /// Every epoch key so far, wrapped for the new device; and, when this
+        /// entry pins the identity, wrapped for the identity too.
         wraps: Vec<KeyWrap>,
     },
     /// Removes a device.
@@ -41,7 +51,8 @@ pub enum EntryBody {
         epoch: Epoch,
         /// Key id of the new epoch's key (zeros when a device revokes itself).
         key_id: KeyId,
-        /// The new epoch's key for each remaining device.
+        /// The new epoch's key for each remaining device, then for each
+        /// partner identity still in the plan.
         wraps: Vec<KeyWrap>,
     },
     /// Starts a new epoch.
@@ -50,7 +61,32 @@ pub enum EntryBody {
         epoch: Epoch,
         /// Key id of the new epoch's key.
         key_id: KeyId,
-        /// The new epoch's key for each active device.
+        /// The new epoch's key for each active device, then for each partner
+        /// identity still in the plan.
+        wraps: Vec<KeyWrap>,
+    },
+    /// Replaces or retires a partner's identity.
+    PartnerKey {
+        /// Whose identity.
+        partner: Partner,
+        /// What happens to it.
+        change: IdentityChange,
+    },
+}
+
+/// What a [`EntryBody::PartnerKey`] entry does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityChange {
+    /// The partner leaves the plan, or is removed from it: no device can be
+    /// enrolled for them again, and no later epoch key is wrapped for them.
+    Retire,
+    /// The partner has a new identity (a new recovery phrase).
+    Rotate {
+        /// The new identity.
+        identity: PartnerIdentity,
+        /// The new identity's certificate for the signing device.
+        certificate: Box<Certificate>,
+        /// Every epoch key so far, wrapped for the new identity.
         wraps: Vec<KeyWrap>,
     },
 }
@@ -62,6 +98,7 @@ impl EntryBody {
             Self::AddDevice { .. } => 1,
             Self::RevokeDevice { .. } => 2,
             Self::RotateEpoch { .. } => 3,
+            Self::PartnerKey { .. } => 4,
         }
     }
 
@@ -76,14 +113,18 @@ impl EntryBody {
             Ok(())
         };
         match self {
-            Self::Genesis { creator, key_id, wrap } => {
+            Self::Genesis { creator, identity, certificate, key_id, wraps: w } => {
                 out.extend_from_slice(&creator.encode());
+                out.extend_from_slice(&identity.encode());
+                out.extend_from_slice(&certificate.encode());
                 out.extend_from_slice(&key_id.0);
-                out.extend_from_slice(wrap.encode());
+                wraps(out, w)?;
             }
-            Self::AddDevice { partner, bundle, wraps: w } => {
+            Self::AddDevice { partner, bundle, identity, certificate, wraps: w } => {
                 out.push(partner.code());
                 out.extend_from_slice(&bundle.encode());
+                out.extend_from_slice(&identity.encode());
+                out.extend_from_slice(&certificate.encode());
                 wraps(out, w)?;
             }
             Self::RevokeDevice { device, cutoffs, epoch, key_id, wraps: w } => {
@@ -105,6 +146,18 @@ impl EntryBody {
                 out.extend_from_slice(&key_id.0);
                 wraps(out, w)?;
             }
+            Self::PartnerKey { partner, change } => {
+                out.push(partner.code());
+                match change {
+                    IdentityChange::Retire => out.push(0),
+                    IdentityChange::Rotate { identity, certificate, wraps: w } => {
+                        out.push(1);
+                        out.extend_from_slice(&identity.encode());
+                        out.extend_from_slice(&certificate.encode());
+                        wraps(out, w)?;
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -118,21 +171,24 @@ impl EntryBody {
             }
             (0..count).map(|_| KeyWrap::read(r)).collect()
         };
+        let partner = |r: &mut Reader<'_>| {
+            Partner::from_code(r.u8()?).ok_or(DecodeError::Invalid { field: "partner" })
+        };
         let body = match kind {
             0 => Self::Genesis {
                 creator: DeviceBundle::read(&mut r)?,
+                identity: PartnerIdentity::read(&mut r)?,
+                certificate: Box::new(Certificate::read(&mut r)?),
                 key_id: KeyId(r.array()?),
-                wrap: Box::new(KeyWrap::read(&mut r)?),
+                wraps: wraps(&mut r)?,
             },
-            1 => {
-                let partner =
-                    Partner::from_code(r.u8()?).ok_or(DecodeError::Invalid { field: "partner" })?;
-                Self::AddDevice {
-                    partner,
-                    bundle: DeviceBundle::read(&mut r)?,
-                    wraps: wraps(&mut r)?,
-                }
-            }
+            1 => Self::AddDevice {
+                partner: partner(&mut r)?,
+                bundle: DeviceBundle::read(&mut r)?,
+                identity: PartnerIdentity::read(&mut r)?,
+                certificate: Box::new(Certificate::read(&mut r)?),
+                wraps: wraps(&mut r)?,
+            },
             2 => {
                 let device = DeviceId::from_bytes(r.array()?)
                     .map_err(|_| DecodeError::Invalid { field: "revoked device" })?;
@@ -163,6 +219,19 @@ impl EntryBody {
                 key_id: KeyId(r.array()?),
                 wraps: wraps(&mut r)?,
             },
+            4 => {
+                let partner = partner(&mut r)?;
+                let change = match r.u8()? {
+                    0 => IdentityChange::Retire,
+                    1 => IdentityChange::Rotate {
+                        identity: PartnerIdentity::read(&mut r)?,
+                        certificate: Box::new(Certificate::read(&mut r)?),
+                        wraps: wraps(&mut r)?,
+                    },
+                    _ => return Err(DecodeError::Invalid { field: "identity change" }),
+                };
+                Self::PartnerKey { partner, change }
+            }
             _ => {
                 return Err(DecodeError::Invalid { field: "entry kind" });
             }
@@ -187,6 +256,8 @@ pub struct Entry {
 impl Entry {
     /// Encodes and signs a new entry. Fails only if the entry would be larger
     /// than [`MAX_ENTRY_LEN`], which no peer would accept.
+    /// `signer` is a device, or a partner identity's keys
+    /// ([`crate::PartnerSecret::as_signer`]).
     pub fn sign(
         plan: PlanId,
         index: u64,
@@ -268,7 +339,8 @@ impl Entry {
         self.prev
     }
 
-    /// The device that signed it.
+    /// The key that signed it: a member device, or (for a recovery) a
+    /// partner identity.
     pub fn signer(&self) -> DeviceId {
         self.signer
     }
@@ -281,10 +353,12 @@ impl Entry {
     /// The key wraps it carries.
     pub fn wraps(&self) -> &[KeyWrap] {
         match &self.body {
-            EntryBody::Genesis { wrap, .. } => std::slice::from_ref(wrap.as_ref()),
-            EntryBody::AddDevice { wraps, .. }
+            EntryBody::Genesis { wraps, .. }
+            | EntryBody::AddDevice { wraps, .. }
             | EntryBody::RevokeDevice { wraps, .. }
-            | EntryBody::RotateEpoch { wraps, .. } => wraps,
+            | EntryBody::RotateEpoch { wraps, .. }
+            | EntryBody::PartnerKey { change: IdentityChange::Rotate { wraps, .. }, .. } => wraps,
+            EntryBody::PartnerKey { change: IdentityChange::Retire, .. } => &[],
         }
     }
 }

@@ -1,8 +1,11 @@
 //! The verified chain of entries, and the entries a device makes: each
 //! checked against the rules before it is handed out.
 
-use super::{Cutoff, Entry, EntryBody, EntryHash, Member, MembershipError, MembershipState};
+use super::{
+    Cutoff, Entry, EntryBody, EntryHash, IdentityChange, MembershipError, MembershipState,
+};
 use crate::codec::DecodeError;
+use crate::identity::{Certificate, PartnerIdentity, PartnerSecret};
 use crate::ids::{DeviceId, Epoch, Partner, PlanId};
 use crate::kdf::{EpochKeys, KeyId};
 use crate::keys::{DeviceBundle, DeviceSecret, SymmetricKey};
@@ -109,57 +112,136 @@ impl MembershipLog {
         &self.entries
     }
 
-    /// Makes the genesis entry of a new plan.
+    /// Makes the genesis entry of a new plan, pinning the creator's
+    /// identity as partner A's.
     pub fn genesis(
         plan: PlanId,
         creator: &DeviceSecret,
+        identity: &PartnerSecret,
         first_key: &SymmetricKey,
         rng: &mut impl Entropy,
     ) -> Result<Entry, MembershipError> {
-        let wrap = KeyWrap::wrap(
-            plan,
-            Epoch::FIRST,
-            first_key,
-            creator.id(),
-            &creator.exchange_public(),
-            creator,
-            rng,
-        )?;
+        let recipients = [
+            (creator.id(), creator.exchange_public()),
+            (identity.key(), identity.exchange_public()),
+        ];
+        let wraps = wrap_each(plan, &recipients, Epoch::FIRST, first_key, creator, rng)?;
         let key_id = EpochKeys::derive(plan, Epoch::FIRST, first_key).key_id();
-        let body = EntryBody::Genesis { creator: creator.bundle(), key_id, wrap: Box::new(wrap) };
+        let certificate = identity.certify(plan, EntryHash::default(), Partner::A, creator.id());
+        let body = EntryBody::Genesis {
+            creator: creator.bundle(),
+            identity: identity.public(),
+            certificate: Box::new(certificate),
+            key_id,
+            wraps,
+        };
         let entry = Entry::sign(plan, 0, EntryHash::default(), body, creator)?;
         MembershipState::genesis_state(&entry)?;
         Ok(entry)
     }
 
     /// Makes (but does not append) an entry that adds `bundle` for
-    /// `partner`, wrapping every epoch key for it. `keys` yields each epoch
-    /// key, epochs 1..=current.
+    /// `partner`, as `certificate` (by the partner's `identity`) allows,
+    /// wrapping every epoch key for it; and for the identity too, if this
+    /// entry pins it. `keys` yields each epoch key, epochs 1..=current.
+    #[allow(clippy::too_many_arguments)]
     pub fn add_device<'k>(
         &self,
         signer: &DeviceSecret,
         partner: Partner,
         bundle: &DeviceBundle,
+        identity: &PartnerIdentity,
+        certificate: &Certificate,
         keys: impl Fn(Epoch) -> Option<&'k SymmetricKey>,
         rng: &mut impl Entropy,
     ) -> Result<Entry, MembershipError> {
-        let plan = self.state.plan;
-        let wraps = (1..=self.state.epoch().0)
+        let mut recipients = vec![(bundle.device, bundle.exchange)];
+        if self.state.identity(partner).is_none() {
+            recipients.push((identity.key, identity.exchange));
+        }
+        let mut wraps = Vec::new();
+        for (key, exchange) in recipients {
+            wraps.extend(self.wrap_history(signer, key, exchange, &keys, rng)?);
+        }
+        let body = EntryBody::AddDevice {
+            partner,
+            bundle: bundle.clone(),
+            identity: identity.clone(),
+            certificate: Box::new(certificate.clone()),
+            wraps,
+        };
+        self.checked(body, signer)
+    }
+
+    /// Makes an entry by which a partner's identity enrols a new device of
+    /// theirs, with no other device's help: a recovery.
+    pub fn recover<'k>(
+        &self,
+        identity: &PartnerSecret,
+        partner: Partner,
+        bundle: &DeviceBundle,
+        keys: impl Fn(Epoch) -> Option<&'k SymmetricKey>,
+        rng: &mut impl Entropy,
+    ) -> Result<Entry, MembershipError> {
+        let certificate =
+            identity.certify(self.state.plan, self.state.genesis(), partner, bundle.device);
+        let signer = identity.as_signer();
+        self.add_device(signer, partner, bundle, &identity.public(), &certificate, keys, rng)
+    }
+
+    /// Makes an entry that gives `signer`'s partner the identity `new`,
+    /// wrapping every epoch key for it.
+    pub fn rotate_identity<'k>(
+        &self,
+        signer: &DeviceSecret,
+        partner: Partner,
+        new: &PartnerSecret,
+        keys: impl Fn(Epoch) -> Option<&'k SymmetricKey>,
+        rng: &mut impl Entropy,
+    ) -> Result<Entry, MembershipError> {
+        let wraps = self.wrap_history(signer, new.key(), new.exchange_public(), &keys, rng)?;
+        let certificate = new.certify(self.state.plan, self.state.genesis(), partner, signer.id());
+        let change = IdentityChange::Rotate {
+            identity: new.public(),
+            certificate: Box::new(certificate),
+            wraps,
+        };
+        self.checked(EntryBody::PartnerKey { partner, change }, signer)
+    }
+
+    /// Makes an entry that retires `partner`'s identity: they leave the plan.
+    pub fn retire(
+        &self,
+        signer: &DeviceSecret,
+        partner: Partner,
+    ) -> Result<Entry, MembershipError> {
+        self.checked(EntryBody::PartnerKey { partner, change: IdentityChange::Retire }, signer)
+    }
+
+    /// Every epoch key so far, wrapped for one recipient.
+    fn wrap_history<'k>(
+        &self,
+        signer: &DeviceSecret,
+        recipient: DeviceId,
+        exchange: [u8; 32],
+        keys: &impl Fn(Epoch) -> Option<&'k SymmetricKey>,
+        rng: &mut impl Entropy,
+    ) -> Result<Vec<KeyWrap>, MembershipError> {
+        (1..=self.state.epoch().0)
             .map(|e| {
                 let key = keys(Epoch(e)).ok_or(MembershipError::BadWraps)?;
                 let wrap = KeyWrap::wrap(
-                    plan,
+                    self.state.plan,
                     Epoch(e),
                     key,
-                    bundle.device,
-                    &bundle.exchange,
+                    recipient,
+                    &exchange,
                     signer,
                     rng,
                 )?;
                 Ok(wrap)
             })
-            .collect::<Result<_, MembershipError>>()?;
-        self.checked(EntryBody::AddDevice { partner, bundle: bundle.clone(), wraps }, signer)
+            .collect()
     }
 
     /// Makes an entry that revokes another device, accepting its `changes`
@@ -173,8 +255,9 @@ impl MembershipLog {
         rng: &mut impl Entropy,
     ) -> Result<Entry, MembershipError> {
         let epoch = self.next_epoch()?;
-        let remaining: Vec<&Member> = self.state.active().filter(|m| m.device != device).collect();
-        let wraps = self.wrap_for(&remaining, epoch, new_key, signer, rng)?;
+        let mut remaining = self.state.recipients();
+        remaining.retain(|(key, _)| *key != device);
+        let wraps = wrap_each(self.state.plan, &remaining, epoch, new_key, signer, rng)?;
         let key_id = EpochKeys::derive(self.state.plan, epoch, new_key).key_id();
         let body =
             EntryBody::RevokeDevice { device, cutoffs: sorted(cutoffs), epoch, key_id, wraps };
@@ -206,32 +289,14 @@ impl MembershipLog {
         rng: &mut impl Entropy,
     ) -> Result<Entry, MembershipError> {
         let epoch = self.next_epoch()?;
-        let active: Vec<&Member> = self.state.active().collect();
-        let wraps = self.wrap_for(&active, epoch, new_key, signer, rng)?;
+        let recipients = self.state.recipients();
+        let wraps = wrap_each(self.state.plan, &recipients, epoch, new_key, signer, rng)?;
         let key_id = EpochKeys::derive(self.state.plan, epoch, new_key).key_id();
         self.checked(EntryBody::RotateEpoch { epoch, key_id, wraps }, signer)
     }
 
     fn next_epoch(&self) -> Result<Epoch, MembershipError> {
         self.state.epoch().next().ok_or(MembershipError::NotAllowed("no epochs left"))
-    }
-
-    fn wrap_for(
-        &self,
-        members: &[&Member],
-        epoch: Epoch,
-        key: &SymmetricKey,
-        signer: &DeviceSecret,
-        rng: &mut impl Entropy,
-    ) -> Result<Vec<KeyWrap>, MembershipError> {
-        members
-            .iter()
-            .map(|m| {
-                let wrap =
-                    KeyWrap::wrap(self.state.plan, epoch, key, m.device, &m.exchange, signer, rng)?;
-                Ok(wrap)
-            })
-            .collect()
     }
 
     /// Signs the next entry and checks it against the rules before handing
@@ -242,6 +307,23 @@ impl MembershipLog {
         self.state.clone().apply(&entry)?;
         Ok(entry)
     }
+}
+
+/// One epoch's key, wrapped for each recipient in order.
+fn wrap_each(
+    plan: PlanId,
+    recipients: &[(DeviceId, [u8; 32])],
+    epoch: Epoch,
+    key: &SymmetricKey,
+    signer: &DeviceSecret,
+    rng: &mut impl Entropy,
+) -> Result<Vec<KeyWrap>, MembershipError> {
+    recipients
+        .iter()
+        .map(|(recipient, exchange)| {
+            Ok(KeyWrap::wrap(plan, epoch, key, *recipient, exchange, signer, rng)?)
+        })
+        .collect()
 }
 
 fn sorted(mut cutoffs: Vec<Cutoff>) -> Vec<Cutoff> {

@@ -5,18 +5,21 @@
 //! relay keeps its own registry for routing, but a device decides who may
 //! write, and which partner a device speaks for, from this log alone. A
 //! device also pins its plan's genesis hash (learned when it was paired), so
-//! a relay cannot substitute a different chain.
+//! a relay cannot substitute a different chain. The log also pins each
+//! partner's identity ([`crate::identity`]): a device is admitted for a
+//! partner only with that identity's certificate.
 //!
 //! # Wire format of an entry
 //! ```text
 //! offset  size  field
 //!      0     4  magic "CVML"
 //!      4     1  version, 0x01
-//!      5     1  kind: 0 genesis, 1 add device, 2 revoke device, 3 rotate epoch
+//!      5     1  kind: 0 genesis, 1 add device, 2 revoke device, 3 rotate
+//!               epoch, 4 partner key
 //!      6    16  plan id
 //!     22     8  index in the log, u64 big-endian, genesis is 0
 //!     30    32  hash of the previous entry (zeros for genesis)
-//!     62    32  signing device id
+//!     62    32  signer: a member device, or (a recovery) a partner identity
 //!     94     4  body length n, u32 big-endian
 //!     98     n  body (below)
 //!   98+n    64  Ed25519 signature by the signing device over bytes [0, 98+n)
@@ -24,31 +27,44 @@
 //! An entry's hash is SHA-256 of all its bytes, signature included.
 //!
 //! Bodies (wraps are 257-byte [`KeyWrap`]s, devices are 133-byte
-//! [`DeviceBundle`]s, key ids are 32 bytes, counts are u16 big-endian):
-//! - genesis: creator bundle ‖ key id of epoch 1 ‖ wrap of epoch 1's key for
-//!   the creator
-//! - add device: partner (u8: 0 A, 1 B) ‖ bundle ‖ count ‖ wraps of every
-//!   epoch key so far, epochs 1..=current in order, for the new device
+//! [`DeviceBundle`]s, identities 133-byte [`crate::PartnerIdentity`]s,
+//! certificates 182-byte [`crate::Certificate`]s, key ids 32 bytes, counts
+//! u16 big-endian):
+//! - genesis: creator bundle ‖ identity ‖ certificate ‖ key id of epoch 1 ‖
+//!   count ‖ wraps of epoch 1's key for the creator, then for the identity
+//! - add device: partner (u8: 0 A, 1 B) ‖ bundle ‖ identity ‖ certificate ‖
+//!   count ‖ wraps of every epoch key so far, epochs 1..=current in order,
+//!   for the new device; then the same for the identity if this entry pins it
 //! - revoke device: device id (32) ‖ cutoff count (u8) ‖ cutoffs, each doc
 //!   (u8) ‖ seq (u64) ‖ envelope hash (32), in ascending doc order ‖ epoch
 //!   (u32) ‖ key id ‖ count ‖ wraps. Revoking another device starts epoch
-//!   current + 1, with the new key wrapped for every remaining active device
-//!   in ascending device-id order. A device revoking itself names the current
-//!   epoch, an all-zero key id and no wraps: it already holds the current
-//!   key, so it cannot hand out a new one; another device must rotate.
+//!   current + 1, with the new key wrapped for every remaining recipient
+//!   (active devices in ascending id, then the live partner identities, A
+//!   first). A device revoking itself names the current epoch, an all-zero
+//!   key id and no wraps: it already holds the current key, so it cannot
+//!   hand out a new one; another device must rotate.
 //! - rotate epoch: new epoch (u32) ‖ key id ‖ count ‖ wraps as for revoke
+//! - partner key: partner (u8) ‖ 0 (retire) | 1 (rotate) ‖ identity ‖
+//!   certificate (by the new identity, for the signer) ‖ count ‖ wraps of
+//!   every epoch key so far for the new identity
 //!
 //! # Rules a verifier enforces
 //! - Entry `i` has index `i` and names the hash of entry `i - 1`; genesis is
 //!   entry 0 and only entry 0. Two different entries at one index are a fork.
-//! - The signature verifies, and the signer is an active (not revoked)
-//!   member; genesis is signed by the creator it introduces.
-//! - A device is added once, ever. Partner B's first device may be added by
-//!   partner A; every later device of a partner is added by that partner's
-//!   own device, so no partner can ever enrol a device that speaks for the
-//!   other.
+//! - The signature verifies, and the signer is an active member device; the
+//!   one exception is an add-device entry signed by the live identity of the
+//!   partner it adds a device for (a recovery). Genesis is signed by the
+//!   creator it introduces, and pins partner A's identity.
+//! - A device is added once, ever, and only with a certificate by its
+//!   partner's identity: the pinned one, or (partner B's first device) the
+//!   one the entry pins. Either partner's device may carry an enrolment;
+//!   only the partner's own identity can make one.
 //! - Revoking another device starts a new epoch, wrapped only for the
-//!   devices that remain. The last active device cannot be revoked.
+//!   recipients that remain. The last active device cannot be revoked.
+//! - A partner's own device may give them a new identity; a partner leaves
+//!   (retires their identity) from their own device, or is removed by the
+//!   other partner once none of their devices remains. A retired partner
+//!   never has a device or an identity in the plan again.
 //! - Every wrap names this plan, the right epoch, the right recipient and the
 //!   signer as wrapper, and carries the wrapper's valid signature.
 //! - A revoked device is heard only for `changes` envelopes in a document's
@@ -60,13 +76,16 @@
 //! - [`entry`]: one signed entry, its body and its encoding.
 //! - [`state`]: the membership at one point in the chain, and the rules
 //!   that move it on by one entry.
+//! - [`identities`]: the partner identities in it, and the rules for them.
 //! - [`log`]: the verified chain, and making the entries a device signs.
 
 mod entry;
+mod identities;
 mod log;
 mod state;
 
-pub use entry::{Entry, EntryBody};
+pub use entry::{Entry, EntryBody, IdentityChange};
+pub use identities::{Identity, IdentityEnd};
 pub use log::{Appended, MembershipLog};
 pub use state::{Member, MembershipState, Revocation};
 

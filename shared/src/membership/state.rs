@@ -1,6 +1,7 @@
 //! The membership at one point in the chain: who is a member, for which
 //! partner, in which epoch; and the rules that take it one entry further.
 
+use super::identities::{Identity, check_certificate, pinned};
 use super::{
     Cutoff, Entry, EntryBody, EntryHash, MAX_ACTIVE_DEVICES, MAX_DEVICES_EVER, MembershipError,
     MembershipView,
@@ -74,7 +75,10 @@ pub struct MembershipState {
     epochs: Vec<Epoch>,
     /// Key id of every epoch's key, as its entry announced it.
     key_ids: BTreeMap<Epoch, KeyId>,
-    members: BTreeMap<DeviceId, Member>,
+    pub(super) members: BTreeMap<DeviceId, Member>,
+    /// Every identity ever pinned, in order; the last one of a partner is
+    /// theirs now (if it is live).
+    pub(super) identities: Vec<Identity>,
 }
 
 impl MembershipState {
@@ -154,11 +158,13 @@ impl MembershipState {
         self.members.get(device).is_some_and(Member::is_active)
     }
 
-    /// Whether a device revoked itself and no rotation has followed: it still
-    /// holds the current key, so an active device should rotate.
+    /// Whether something that still holds the current epoch key has left
+    /// (a device that revoked itself, an identity replaced or retired) and
+    /// no rotation has followed, so an active device should rotate.
     pub fn rotation_due(&self) -> bool {
         let epoch = self.epoch();
         self.members.values().any(|m| m.revoked.as_ref().is_some_and(|r| r.epoch > epoch))
+            || self.identities.iter().any(|i| i.ended.as_ref().is_some_and(|e| e.epoch > epoch))
     }
 
     /// Whether the log lets this header's sender send this envelope:
@@ -194,7 +200,8 @@ impl MembershipState {
     }
 
     pub(super) fn genesis_state(entry: &Entry) -> Result<Self, MembershipError> {
-        let EntryBody::Genesis { creator, key_id, wrap } = &entry.body else {
+        let EntryBody::Genesis { creator, identity, certificate, key_id, wraps } = &entry.body
+        else {
             return Err(MembershipError::NotAllowed("the first entry must be genesis"));
         };
         if entry.index != 0 || entry.prev != EntryHash::default() {
@@ -203,10 +210,21 @@ impl MembershipState {
         if entry.signer != creator.device {
             return Err(MembershipError::NotAllowed("genesis must be signed by its creator"));
         }
+        if identity.key == creator.device {
+            return Err(MembershipError::NotAllowed("an identity key cannot be a device key"));
+        }
+        check_certificate(
+            certificate,
+            entry.plan,
+            EntryHash::default(),
+            Partner::A,
+            creator.device,
+            identity,
+        )?;
         check_wraps(
             entry,
-            std::slice::from_ref(wrap.as_ref()),
-            std::iter::once((Epoch::FIRST, creator.device)),
+            wraps,
+            [(Epoch::FIRST, creator.device), (Epoch::FIRST, identity.key)].into_iter(),
         )?;
         let member = Member {
             device: creator.device,
@@ -222,6 +240,7 @@ impl MembershipState {
             epochs: vec![Epoch::FIRST],
             key_ids: BTreeMap::from([(Epoch::FIRST, *key_id)]),
             members: BTreeMap::from([(creator.device, member)]),
+            identities: vec![pinned(Partner::A, identity, 0)],
         })
     }
 
@@ -236,11 +255,7 @@ impl MembershipState {
                 expected_prev: self.len().saturating_sub(1),
             });
         }
-        let signer = self.members.get(&entry.signer).ok_or(MembershipError::NotMember)?;
-        if !signer.is_active() {
-            return Err(MembershipError::SignerRevoked);
-        }
-        let signer_partner = signer.partner;
+        let signer = self.signer(entry)?;
         let epoch = self.epoch();
         let mut next = self.clone();
         let mut next_epoch = epoch;
@@ -248,27 +263,49 @@ impl MembershipState {
             EntryBody::Genesis { .. } => {
                 return Err(MembershipError::NotAllowed("genesis must be the first entry"));
             }
-            EntryBody::AddDevice { partner, bundle, wraps } => {
-                if self.members.contains_key(&bundle.device) {
+            EntryBody::AddDevice { partner, bundle, identity, certificate, wraps } => {
+                if self.key_known(&bundle.device) || bundle.device == identity.key {
                     return Err(MembershipError::NotAllowed("a device can be added only once"));
                 }
-                // A partner with an active device speaks for themselves: only
-                // their own devices may add more. Otherwise (at pairing, or
-                // once all of their devices were revoked, which ends their
-                // access) the other partner may enrol one.
-                let partner_active =
-                    self.members.values().any(|m| m.partner == *partner && m.is_active());
-                if *partner != signer_partner && partner_active {
-                    return Err(MembershipError::NotAllowed(
-                        "only a partner's own device can add another device for that partner",
-                    ));
-                }
+                // Only the partner's own identity admits a device for them.
+                // The other partner may carry the entry (at pairing), but
+                // cannot make the certificate.
+                let pinning = match self.identity(*partner) {
+                    Some(current) if !current.is_live() => {
+                        return Err(MembershipError::NotAllowed(
+                            "that partner has left the plan; no device can be added for them",
+                        ));
+                    }
+                    Some(current) if current.key != identity.key => {
+                        return Err(MembershipError::NotAllowed(
+                            "the device is not certified by its partner's identity",
+                        ));
+                    }
+                    Some(_) => false,
+                    None if self.key_known(&identity.key) => {
+                        return Err(MembershipError::NotAllowed(
+                            "an identity key cannot be reused",
+                        ));
+                    }
+                    None => true,
+                };
+                check_certificate(
+                    certificate,
+                    entry.plan,
+                    self.genesis(),
+                    *partner,
+                    bundle.device,
+                    identity,
+                )?;
                 if self.active().count() >= MAX_ACTIVE_DEVICES
                     || self.members.len() >= MAX_DEVICES_EVER
                 {
                     return Err(MembershipError::NotAllowed("the plan has too many devices"));
                 }
-                check_wraps(entry, wraps, (1..=epoch.0).map(|e| (Epoch(e), bundle.device)))?;
+                let for_device = (1..=epoch.0).map(|e| (Epoch(e), bundle.device));
+                let for_identity =
+                    (1..=epoch.0).filter(|_| pinning).map(|e| (Epoch(e), identity.key));
+                check_wraps(entry, wraps, for_device.chain(for_identity))?;
                 next.members.insert(
                     bundle.device,
                     Member {
@@ -280,6 +317,9 @@ impl MembershipState {
                         key: bundle_key(bundle)?,
                     },
                 );
+                if pinning {
+                    next.identities.push(pinned(*partner, identity, entry.index));
+                }
             }
             EntryBody::RevokeDevice { device, cutoffs, epoch: new_epoch, key_id, wraps } => {
                 if !self.is_active(device) {
@@ -302,8 +342,8 @@ impl MembershipState {
                     epoch.next().ok_or(MembershipError::NotAllowed("no epochs left"))?
                 } else {
                     self.check_next_epoch(*new_epoch)?;
-                    let remaining = self.active().filter(|m| m.device != *device);
-                    check_wraps(entry, wraps, remaining.map(|m| (*new_epoch, m.device)))?;
+                    let remaining = self.recipients().into_iter().filter(|(key, _)| key != device);
+                    check_wraps(entry, wraps, remaining.map(|(key, _)| (*new_epoch, key)))?;
                     next.key_ids.insert(*new_epoch, *key_id);
                     next_epoch = *new_epoch;
                     *new_epoch
@@ -319,9 +359,13 @@ impl MembershipState {
             }
             EntryBody::RotateEpoch { epoch: new_epoch, key_id, wraps } => {
                 self.check_next_epoch(*new_epoch)?;
-                check_wraps(entry, wraps, self.active().map(|m| (*new_epoch, m.device)))?;
+                let recipients = self.recipients();
+                check_wraps(entry, wraps, recipients.iter().map(|(key, _)| (*new_epoch, *key)))?;
                 next.key_ids.insert(*new_epoch, *key_id);
                 next_epoch = *new_epoch;
+            }
+            EntryBody::PartnerKey { partner, change } => {
+                self.apply_partner_key(&mut next, entry, signer, *partner, change)?;
             }
         }
         next.heads.push(entry.hash);
@@ -347,7 +391,7 @@ fn bundle_key(bundle: &DeviceBundle) -> Result<VerifyingKey, MembershipError> {
 
 /// The wraps must be exactly one per expected (epoch, recipient), in the
 /// expected order, made by the entry's signer for this plan.
-fn check_wraps(
+pub(super) fn check_wraps(
     entry: &Entry,
     wraps: &[KeyWrap],
     expected: impl Iterator<Item = (Epoch, DeviceId)>,

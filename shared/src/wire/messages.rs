@@ -143,6 +143,18 @@ pub enum ClientToRelay {
         /// Echoed in the response.
         request: RequestId,
     },
+    /// 16. Proves that this (not yet enrolled) device acts for a partner identity.
+    ///
+    /// It may then read that plan's membership and enrol itself: a recovery
+    /// with the partner's recovery phrase.
+    Recover {
+        /// Echoed in the response.
+        request: RequestId,
+        /// The partner identity's public key.
+        identity: DeviceId,
+        /// The identity's signature over `"CVRA" ‖ version ‖ this device's id`.
+        proof: Signature64,
+    },
 }
 
 /// Messages from the relay to a device.
@@ -265,6 +277,13 @@ pub enum RelayToClient {
         /// The plan.
         plan: PlanId,
     },
+    /// 15. Answers `Recover`: the plan whose log pins the identity.
+    Recovering {
+        /// The request.
+        request: RequestId,
+        /// The plan.
+        plan: PlanId,
+    },
 }
 
 impl ClientToRelay {
@@ -286,7 +305,8 @@ impl ClientToRelay {
             | C::PairJoin { request, .. }
             | C::PairSend { request, .. }
             | C::PairClose { request, .. }
-            | C::Ping { request } => Some(*request),
+            | C::Ping { request }
+            | C::Recover { request, .. } => Some(*request),
             C::Authenticate { .. } => None,
         }
     }
@@ -303,6 +323,7 @@ impl RelayToClient {
             | R::Membership { request, .. }
             | R::Snapshot { request, .. }
             | R::PairOpened { request, .. }
+            | R::Recovering { request, .. }
             | R::Pong { request } => Some(*request),
             R::Error { request, .. } => *request,
             R::Challenge { .. }

@@ -189,11 +189,11 @@ pub trait Message: Serialize + for<'de> Deserialize<'de> {
 }
 
 impl Message for ClientToRelay {
-    const VARIANTS: u32 = 16;
+    const VARIANTS: u32 = 17;
 }
 
 impl Message for RelayToClient {
-    const VARIANTS: u32 = 15;
+    const VARIANTS: u32 = 16;
 }
 
 /// Decodes one frame; trailing bytes are an error, and a message this
@@ -221,10 +221,13 @@ mod tests {
     #[test]
     fn variant_counts_match_the_enums() {
         // The last variant of each direction encodes as VARIANTS - 1.
-        let last = encode(&ClientToRelay::Ping { request: 0 }).unwrap();
-        assert_eq!(u32::from(last[0]), ClientToRelay::VARIANTS - 1);
         let plan = PlanId::from_bytes([0; 16]);
-        let last = encode(&RelayToClient::Revoked { plan }).unwrap();
+        let identity =
+            crate::DeviceSecret::generate(&mut crate::random::SeededEntropy::new(b"v")).id();
+        let proof = Signature64([0; 64]);
+        let last = encode(&ClientToRelay::Recover { request: 0, identity, proof }).unwrap();
+        assert_eq!(u32::from(last[0]), ClientToRelay::VARIANTS - 1);
+        let last = encode(&RelayToClient::Recovering { request: 0, plan }).unwrap();
         assert_eq!(u32::from(last[0]), RelayToClient::VARIANTS - 1);
     }
 

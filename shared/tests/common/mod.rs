@@ -5,8 +5,8 @@
 use cove_shared::envelope::{self, Seal, Sealed};
 use cove_shared::random::SeededEntropy;
 use cove_shared::{
-    DeviceSecret, DocId, EnvelopeHash, Keyring, Kind, MembershipLog, Partner, PlanId, Recipient,
-    Seq, SymmetricKey,
+    DeviceSecret, DocId, EnvelopeHash, IdentitySeed, Keyring, Kind, MembershipLog, Partner,
+    PartnerSecret, PlanId, Recipient, Seq, SymmetricKey,
 };
 
 pub struct Plan {
@@ -25,6 +25,11 @@ pub fn copy(device: &DeviceSecret) -> DeviceSecret {
     DeviceSecret::from_secret_bytes(&device.to_secret_bytes()).unwrap()
 }
 
+/// A partner identity from the test's entropy.
+pub fn identity(rng: &mut SeededEntropy) -> PartnerSecret {
+    PartnerSecret::from_seed(&IdentitySeed::random(rng)).unwrap()
+}
+
 impl Plan {
     pub fn new(seed: &[u8]) -> Self {
         let mut rng = SeededEntropy::new(seed);
@@ -32,10 +37,23 @@ impl Plan {
         let b1 = DeviceSecret::generate(&mut rng);
         let plan = PlanId::random(&mut rng);
         let key = SymmetricKey::random(&mut rng);
-        let genesis = MembershipLog::genesis(plan, &a1, &key, &mut rng).unwrap();
+        let genesis =
+            MembershipLog::genesis(plan, &a1, &identity(&mut rng), &key, &mut rng).unwrap();
         let mut log = MembershipLog::from_genesis(genesis).unwrap();
         let ring = Keyring::from_log(&log, &a1);
-        let add = log.add_device(&a1, Partner::B, &b1.bundle(), |e| ring.key(e), &mut rng).unwrap();
+        let idb = identity(&mut rng);
+        let cert = idb.certify(plan, log.state().genesis(), Partner::B, b1.id());
+        let add = log
+            .add_device(
+                &a1,
+                Partner::B,
+                &b1.bundle(),
+                &idb.public(),
+                &cert,
+                |e| ring.key(e),
+                &mut rng,
+            )
+            .unwrap();
         log.append(add).unwrap();
         Self { rng, plan, a1, b1, log }
     }

@@ -189,7 +189,7 @@ async fn load(args: &Args, dir: &TempDir, relay: &str) -> anyhow::Result<()> {
         let target = home(dir, &name);
         let (inviter, joiner) = tokio::join!(
             invite.complete(&mut a),
-            pairing::enrol(&target, PASSPHRASE, relay, &code, &name, KdfParams::default())
+            pairing::enrol(&target, PASSPHRASE, relay, &code, &name, KdfParams::default(), |_| {})
         );
         inviter?;
         let (mut device, _, conn): (Device, _, _) = joiner?;

@@ -87,6 +87,13 @@ pub enum Alarm {
     /// this device's own state: the state directory was restored from an
     /// older copy. Sealing stops, since it would reuse sequence numbers.
     StateBehind,
+    /// The relay served a membership entry that breaks the log's rules,
+    /// such as a device enrolled for a partner by someone else. It was
+    /// refused, with everything after it.
+    RefusedEntry {
+        /// Why, as the rules put it.
+        reason: String,
+    },
 }
 
 impl Alarm {
@@ -140,6 +147,9 @@ impl Alarm {
                 "the relay said it had stored changes from this device (at position {cursor} and perhaps later) but did not serve them there; they were sent again. The relay may have been restored from a backup, or it is misbehaving"
             ),
             Self::StateBehind => "the relay holds newer changes from this very device than the device itself has: its state was restored from an older copy; it no longer sends anything, so that nothing is overwritten; remove it and pair it again".to_owned(),
+            Self::RefusedEntry { reason } => format!(
+                "the relay served a change to the plan's devices that breaks the plan's rules ({reason}); it was refused and changes nothing here. Someone may have tried to add a device that is not theirs"
+            ),
             Self::PastCutoff { device, doc } => format!(
                 "{} was removed with a cutoff below changes this device had already applied (in the {doc} document); they stay here, but devices that had not received them will not apply them",
                 label(device)

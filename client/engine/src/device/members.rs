@@ -4,13 +4,17 @@
 use super::{Alarm, Device, DeviceError};
 use cove_shared::freshness::StreamTip;
 use cove_shared::membership::{Appended, Cutoff, Entry, MembershipError};
-use cove_shared::{DeviceBundle, DeviceId, DocId, Kind, OsEntropy, Partner, Stream, SymmetricKey};
+use cove_shared::{
+    Certificate, DeviceBundle, DeviceId, DocId, IdentitySeed, Kind, OsEntropy, Partner,
+    PartnerIdentity, PartnerSecret, Stream, SymmetricKey,
+};
 
 impl Device {
     /// Appends membership entries from the relay, after checking each.
     /// Returns how many were new. Picks up new epoch keys, and notices when
-    /// this device has been revoked. A log that forks from this device's is
-    /// refused and raises an alarm.
+    /// this device has been revoked. An entry that forks from this device's
+    /// log, or breaks its rules, is refused (with everything after it) and
+    /// raises an alarm.
     pub async fn apply_membership(&mut self, entries: &[Vec<u8>]) -> Result<usize, DeviceError> {
         let outcome = self
             .write(async |device, _| {
@@ -18,19 +22,24 @@ impl Device {
                     device.log.state().active().map(|m| m.device).collect();
                 let mut added = 0;
                 for bytes in entries {
-                    let entry = Entry::decode(bytes).map_err(MembershipError::from)?;
-                    match device.log.append(entry) {
+                    let appended = Entry::decode(bytes)
+                        .map_err(MembershipError::from)
+                        .and_then(|entry| device.log.append(entry));
+                    match appended {
                         Ok(Appended::New) => added += 1,
                         Ok(Appended::Duplicate) => {}
-                        Err(
-                            error @ (MembershipError::Fork { .. } | MembershipError::WrongPlan),
-                        ) => {
+                        Err(error) => {
                             // Keep what was valid before it, and say so.
-                            device.sync.raise(Alarm::MembershipFork, device.clock.now_ms());
+                            let alarm = match &error {
+                                MembershipError::Fork { .. } | MembershipError::WrongPlan => {
+                                    Alarm::MembershipFork
+                                }
+                                other => Alarm::RefusedEntry { reason: other.to_string() },
+                            };
+                            device.sync.raise(alarm, device.clock.now_ms());
                             device.after_membership_change(&was_active)?;
                             return Ok(Err(error));
                         }
-                        Err(error) => return Err(error.into()),
                     }
                 }
                 if added > 0 {
@@ -44,6 +53,7 @@ impl Device {
 
     fn after_membership_change(&mut self, was_active: &[DeviceId]) -> Result<(), DeviceError> {
         self.rebuild_keyring()?;
+        self.forget_replaced_identity()?;
         if !self.is_active() {
             self.sync.raise(Alarm::Revoked, self.clock.now_ms());
         }
@@ -106,17 +116,66 @@ impl Device {
         Ok(self.log.revoke(self.keystore.device(), device, cutoffs, &key, &mut OsEntropy)?)
     }
 
-    /// An entry that enrols `bundle` as a device of `partner`, with every
-    /// epoch key wrapped for it.
-    pub fn enrolment(&self, partner: Partner, bundle: &DeviceBundle) -> Result<Entry, DeviceError> {
+    /// An entry that enrols `bundle` as a device of `partner`, as the
+    /// partner's `identity` certified, with every epoch key wrapped for it.
+    pub fn enrolment(
+        &self,
+        partner: Partner,
+        bundle: &DeviceBundle,
+        identity: &PartnerIdentity,
+        certificate: &Certificate,
+    ) -> Result<Entry, DeviceError> {
         let ring = &self.keyring;
         Ok(self.log.add_device(
             self.keystore.device(),
             partner,
             bundle,
+            identity,
+            certificate,
             |e| ring.key(e),
             &mut OsEntropy,
         )?)
+    }
+
+    /// An entry that gives this device's partner the identity `new` (a new
+    /// recovery phrase); the old identity stops speaking for them.
+    pub fn identity_rotation(&self, new: &PartnerSecret) -> Result<Entry, DeviceError> {
+        let ring = &self.keyring;
+        Ok(self.log.rotate_identity(
+            self.keystore.device(),
+            self.partner(),
+            new,
+            |e| ring.key(e),
+            &mut OsEntropy,
+        )?)
+    }
+
+    /// Keeps `seed` as this partner's identity, once the log pins it.
+    pub(crate) fn adopt_identity(&mut self, seed: &IdentitySeed) -> Result<(), DeviceError> {
+        let key = PartnerSecret::from_seed(seed).map(|s| s.key());
+        let pinned = self.log.state().live_identity(self.partner()).map(|i| i.key);
+        if key.is_none() || key != pinned {
+            return Err(DeviceError::Invalid("the plan does not list this identity".into()));
+        }
+        if let Some(plan) = self.keystore.plan.as_mut() {
+            plan.identity = Some(*seed.as_bytes());
+        }
+        Ok(self.keystore.save(&self.home.keystore())?)
+    }
+
+    /// Drops an identity the log no longer pins (another device of this
+    /// partner made a new phrase): keeping it would offer a phrase that
+    /// recovers nothing.
+    fn forget_replaced_identity(&mut self) -> Result<(), DeviceError> {
+        let live = self.log.state().live_identity(self.partner()).map(|i| i.key);
+        let held = self.identity().map(|i| i.key());
+        if held.is_some() && held != live {
+            if let Some(plan) = self.keystore.plan.as_mut() {
+                plan.identity = None;
+            }
+            self.keystore.save(&self.home.keystore())?;
+        }
+        Ok(())
     }
 
     /// An entry that moves every active device to a new key.

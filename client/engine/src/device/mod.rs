@@ -117,6 +117,25 @@ impl Device {
         self.keys().partner
     }
 
+    /// The partner identity this device holds, if it holds one.
+    pub(crate) fn identity(&self) -> Option<cove_shared::PartnerSecret> {
+        self.keys().identity()
+    }
+
+    /// The seed of that identity, to hand to a new device of the same
+    /// partner over a pairing channel.
+    pub(crate) fn identity_seed(&self) -> Option<&[u8; 32]> {
+        self.keys().identity.as_ref()
+    }
+
+    /// The recovery phrase of this device's partner, to show to them right
+    /// after it was made (at `init`, at their first `join`, after a new
+    /// phrase). It is kept only inside the sealed keystore.
+    pub fn recovery_phrase(&self) -> Option<zeroize::Zeroizing<String>> {
+        let seed = cove_shared::IdentitySeed::from_bytes(self.identity_seed()?);
+        Some(cove_shared::phrase::encode(&seed))
+    }
+
     /// The verified membership.
     pub fn membership(&self) -> &MembershipState {
         self.log.state()

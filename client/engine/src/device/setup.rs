@@ -12,7 +12,10 @@ use automerge::transaction::Transaction;
 use cove_shared::clock::{self, SharedClock};
 use cove_shared::freshness::Freshness;
 use cove_shared::wire::Blob;
-use cove_shared::{DocId, Epoch, Keyring, MembershipLog, OsEntropy, Partner, PlanId, SymmetricKey};
+use cove_shared::{
+    DocId, Epoch, IdentitySeed, Keyring, MembershipLog, OsEntropy, Partner, PartnerSecret, PlanId,
+    SymmetricKey,
+};
 
 fn home_error(home: &Home) -> impl Fn(std::io::Error) -> DeviceError + '_ {
     move |e| DeviceError::Home { path: home.root().display().to_string(), error: e.to_string() }
@@ -52,7 +55,11 @@ impl Device {
         let mut rng = OsEntropy;
         let plan = PlanId::random(&mut rng);
         let first = SymmetricKey::random(&mut rng);
-        let genesis = MembershipLog::genesis(plan, keystore.device(), &first, &mut rng)?;
+        let seed = IdentitySeed::random(&mut rng);
+        let identity = PartnerSecret::from_seed(&seed).ok_or(DeviceError::Invalid(
+            "the new identity's keys were unusable; try again".into(),
+        ))?;
+        let genesis = MembershipLog::genesis(plan, keystore.device(), &identity, &first, &mut rng)?;
         let log = MembershipLog::from_genesis(genesis)?;
         let mut keys = PlanKeys {
             plan,
@@ -60,6 +67,7 @@ impl Device {
             genesis: log.state().genesis(),
             partner: Partner::A,
             epochs: Vec::new(),
+            identity: Some(*seed.as_bytes()),
         };
         keys.set_epoch_key(Epoch::FIRST, &first);
         keystore.plan = Some(keys);
@@ -93,6 +101,7 @@ impl Device {
         log: MembershipLog,
         partner: Partner,
         name: &str,
+        identity: &IdentitySeed,
     ) -> Result<Self, DeviceError> {
         let ring = Keyring::from_log(&log, keystore.device());
         let mut keys = PlanKeys {
@@ -101,6 +110,7 @@ impl Device {
             genesis: log.state().genesis(),
             partner,
             epochs: Vec::new(),
+            identity: Some(*identity.as_bytes()),
         };
         for epoch in ring.epochs() {
             if let Some(key) = ring.key(epoch) {

@@ -35,11 +35,19 @@ pub(super) fn commitment(message: &[u8], bundle: &[u8]) -> [u8; 32] {
         .into()
 }
 
-/// What travels sealed.
+/// What travels sealed, in this order.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) enum Sealed {
-    Bundle(Blob),
+    /// Inviter to joiner, once both confirmed the key: which plan.
     Invitation(Invitation),
+    /// Joiner to inviter: the new device, and for another partner's first
+    /// device, that partner's identity and its certificate for the device.
+    Device(Joining),
+    /// Inviter to joiner, after a person confirmed the safety code and the
+    /// relay took the enrolment: for the inviter's own partner, the
+    /// identity seed, so that every device of a partner can enrol more.
+    Enrolled(Enrolled),
+    /// Joiner to inviter: done.
     Joined,
 }
 
@@ -50,10 +58,34 @@ pub(super) struct Invitation {
     pub(super) relay: String,
     pub(super) genesis: EntryHash,
     pub(super) partner: Partner,
+    /// Whether the new device is the inviter's own partner's, so that the
+    /// inviter certifies it; otherwise the joiner brings its own identity.
+    pub(super) own: bool,
     pub(super) inviter: Blob,
 }
 
-/// A completed pairing.
+/// The joiner's device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Joining {
+    pub(super) bundle: Blob,
+    pub(super) identity: Option<Blob>,
+    pub(super) certificate: Option<Blob>,
+}
+
+/// The end of the inviter's part.
+#[derive(Serialize, Deserialize)]
+pub(super) struct Enrolled {
+    pub(super) seed: Option<Blob>,
+}
+
+impl std::fmt::Debug for Enrolled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Enrolled(..)")
+    }
+}
+
+/// A pairing both sides have confirmed the key of, and whose safety code
+/// a person can now compare.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paired {
     /// The new device.

@@ -15,17 +15,24 @@
 //! 4. Joiner: sends `Pake(B)` and `Confirm(joiner)`.
 //! 5. Inviter: derives the key, checks `Confirm(joiner)`. A wrong code fails
 //!    here: the inviter closes the mailbox as failed, which burns it, and the
-//!    joiner is told. Otherwise it sends `Confirm(inviter)`.
-//! 6. Joiner: checks `Confirm(inviter)`, sends its device bundle sealed under
-//!    the joiner's key.
-//! 7. Inviter: checks the bundle against the commitment, enrols it in the
-//!    membership log (wrapping every epoch key for it), then sends the
+//!    joiner is told. Otherwise it sends `Confirm(inviter)` and the
 //!    invitation sealed under the inviter's key: plan id, relay, genesis
-//!    hash, the new device's partner, and the inviter's bundle.
+//!    hash, the new device's partner, whether that is the inviter's own
+//!    partner, and the inviter's bundle.
+//! 6. Joiner: checks `Confirm(inviter)`; sends its device sealed under the
+//!    joiner's key: its bundle and, for the other partner's first device, a
+//!    new partner identity and that identity's certificate for the device.
+//!    Both screens now show the safety code.
+//! 7. Inviter: checks the bundle against the commitment; a person compares
+//!    the safety codes. Nothing has been wrapped for the joiner until they
+//!    confirm. Then it enrols the device in the membership log (wrapping
+//!    every epoch key for it; for its own partner, certifying it with the
+//!    identity it holds) and sends `Enrolled`, with that identity's seed for
+//!    its own partner's device. A refusal closes the mailbox as failed.
 //! 8. Joiner: fetches the membership log from the relay, checks it starts at
 //!    that genesis, lists its device as enrolled by the inviter's device,
-//!    and that device as active; sends `Sealed(Joined)`; the inviter closes
-//!    the mailbox as completed.
+//!    that device as active, and this device's identity as its partner's;
+//!    sends `Sealed(Joined)`; the inviter closes the mailbox as completed.
 //!
 //! `K` is SPAKE2's output and `T = SHA-256(A ‖ B)`. With `PRK =
 //! HKDF-Extract("cove/v1/pair" ‖ nameplate, K)`, each confirmation is
@@ -41,28 +48,31 @@
 //! the two codes to match beyond a one-in-a-million chance.
 //!
 //! # Layout
-//! - this module: the invitation, the join, and the enrolment they lead to.
+//! - this module: codes, errors, and the joining side.
+//! - [`invite`]: the inviting side, and the safety-code confirmation.
 //! - [`channel`]: the messages in the mailbox, sealed under the key the
 //!   exchange agreed.
 
 mod channel;
+mod invite;
 
 use crate::device::{Device, DeviceError};
 use crate::home::Home;
 use crate::keystore::{KdfParams, Keystore};
-use crate::transport::{Push, RelayConnection, TransportError};
+use crate::transport::{RelayConnection, TransportError};
 use crate::words::{WORDS, index_of};
 pub use channel::Paired;
 use channel::{
-    INVITER, Invitation, JOINER, Keys, PairMsg, Sealed, commitment, open, receive, seal, send,
+    Enrolled, INVITER, Invitation, JOINER, Joining, Keys, PairMsg, Sealed, commitment, open,
+    receive, seal, send,
 };
 use cove_shared::membership::EntryBody;
 use cove_shared::random::Entropy;
 use cove_shared::wire::{Blob, ErrorCode, PairOutcome};
-use cove_shared::{DeviceBundle, DeviceId, MembershipLog, OsEntropy, Partner};
+use cove_shared::{DeviceBundle, DeviceId, IdentitySeed, MembershipLog, OsEntropy, PartnerSecret};
+pub use invite::{Invite, Meeting};
 use spake2::{Ed25519Group, Identity, Password, Spake2};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 /// How long either side waits for the other.
@@ -91,11 +101,30 @@ pub enum PairError {
     /// The other side did not answer in time.
     #[error("the other device did not answer within 10 minutes")]
     TimedOut,
-    /// The partner already has an active device.
+    /// The other partner's identity is already in the plan.
     #[error(
-        "your partner already has a device in this plan; only one of their own devices can add another"
+        "your partner is already in this plan; only one of their own devices can add another (`cove pair --own-device` there), or they can run `cove recover` with their recovery phrase"
     )]
-    PartnerHasDevice,
+    PartnerHasIdentity,
+    /// The other partner left the plan.
+    #[error("your partner has left this plan, so no device can be added for them")]
+    PartnerLeft,
+    /// This device does not hold its partner's identity.
+    #[error(
+        "this device does not hold your identity, so it cannot add a device for you; pair from another of your devices, or run `cove recover` with your recovery phrase"
+    )]
+    NoIdentity,
+    /// The inviting person did not confirm the safety code.
+    #[error(
+        "the other device did not confirm the safety code, so this device was not added and nothing of the plan was shared"
+    )]
+    Declined,
+    /// The plan already has an identity for the partner this device would
+    /// speak for, and it is not one this device holds.
+    #[error(
+        "someone has already joined this plan as the other partner with a different identity; this device was not added. If that was not you, tell your partner: their plan has a device that is not yours"
+    )]
+    IdentityTaken,
     /// Too many attempts from this network.
     #[error("too many pairing attempts from this network; wait ten minutes and try again")]
     RateLimited,
@@ -143,135 +172,6 @@ pub fn parse_code(code: &str) -> Result<(String, String), PairError> {
     if valid { Ok((parts[0].to_owned(), code.clone())) } else { Err(PairError::BadCode(code)) }
 }
 
-/// The inviting side, once its mailbox is open and the code is known.
-pub struct Invite {
-    conn: RelayConnection,
-    pushes: mpsc::Receiver<Push>,
-    nameplate: String,
-    code: String,
-    /// Taken when the other side's message arrives: SPAKE2 is used once.
-    spake: Option<Spake2<Ed25519Group>>,
-    message: Vec<u8>,
-    partner: Partner,
-}
-
-impl std::fmt::Debug for Invite {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Invite").field("nameplate", &self.nameplate).finish_non_exhaustive()
-    }
-}
-
-impl Invite {
-    /// Opens a mailbox on the device's relay and makes the code. With
-    /// `own_device`, the new device will be this partner's; otherwise the
-    /// other partner's first.
-    pub async fn open(device: &Device, own_device: bool) -> Result<Self, PairError> {
-        if !device.is_active() {
-            return Err(DeviceError::Revoked.into());
-        }
-        let partner = if own_device { device.partner() } else { device.partner().other() };
-        if !own_device && device.membership().active_of(partner).next().is_some() {
-            return Err(PairError::PartnerHasDevice);
-        }
-        let (conn, pushes) = crate::sync::connect(device).await?;
-        let nameplate = conn.pair_open().await?;
-        // The relay names the mailbox; it is printed and read aloud.
-        if !valid_nameplate(&nameplate) {
-            return Err(PairError::Protocol("a mailbox name that is not a number"));
-        }
-        let code = new_code(&nameplate);
-        let (spake, message) = Spake2::<Ed25519Group>::start_a(
-            &Password::new(code.as_bytes()),
-            &Identity::new(INVITER),
-            &Identity::new(JOINER),
-        );
-        Ok(Self { conn, pushes, nameplate, code, spake: Some(spake), message, partner })
-    }
-
-    /// The code to read to the other person.
-    pub fn code(&self) -> &str {
-        &self.code
-    }
-
-    /// Waits for the other device and enrols it.
-    pub async fn complete(mut self, device: &mut Device) -> Result<Paired, PairError> {
-        let result = self.run(device).await;
-        if let Err(PairError::WrongCode) = result {
-            // Burn the code, and tell the other side.
-            let _ = self.conn.pair_close(&self.nameplate, PairOutcome::Failed).await;
-        }
-        result
-    }
-
-    async fn run(&mut self, device: &mut Device) -> Result<Paired, PairError> {
-        let PairMsg::Commit(commit) = receive(&mut self.pushes, &self.nameplate).await? else {
-            return Err(PairError::Protocol("expected a commitment"));
-        };
-        send(&self.conn, &self.nameplate, &PairMsg::Pake(Blob(self.message.clone()))).await?;
-        let PairMsg::Pake(theirs) = receive(&mut self.pushes, &self.nameplate).await? else {
-            return Err(PairError::Protocol("expected a key exchange message"));
-        };
-        let spake =
-            self.spake.take().ok_or(PairError::Protocol("a second key exchange message"))?;
-        let shared = Zeroizing::new(spake.finish(&theirs.0).map_err(|_| PairError::WrongCode)?);
-        let keys = Keys::new(&self.nameplate, &shared, &self.message, &theirs.0);
-        let PairMsg::Confirm(confirm) = receive(&mut self.pushes, &self.nameplate).await? else {
-            return Err(PairError::Protocol("expected a confirmation"));
-        };
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(&confirm.0[..], &keys.confirm("joiner")[..])) {
-            return Err(PairError::WrongCode);
-        }
-        send(
-            &self.conn,
-            &self.nameplate,
-            &PairMsg::Confirm(Blob(keys.confirm("inviter").to_vec())),
-        )
-        .await?;
-        let PairMsg::Sealed(sealed) = receive(&mut self.pushes, &self.nameplate).await? else {
-            return Err(PairError::Protocol("expected the device's keys"));
-        };
-        let Sealed::Bundle(bundle_bytes) = open(&keys.seal_key("joiner"), "joiner", &sealed.0)?
-        else {
-            return Err(PairError::Protocol("expected the device's keys"));
-        };
-        if commitment(&theirs.0, &bundle_bytes.0)[..] != commit.0[..] {
-            return Err(PairError::Protocol("keys that differ from what the device committed to"));
-        }
-        let bundle = DeviceBundle::decode(&bundle_bytes.0)
-            .map_err(|_| PairError::Protocol("an invalid device key"))?;
-
-        // Enrol it: the relay must accept the entry before this device keeps it.
-        let partner = self.partner;
-        crate::sync::publish_entry(device, &self.conn, |d| d.enrolment(partner, &bundle)).await?;
-        // So that the new device's first sync brings the whole plan over.
-        crate::sync::send_outbox(device, &self.conn).await?;
-
-        let invitation = Invitation {
-            plan: device.plan(),
-            relay: device.relay().to_owned(),
-            genesis: device.membership().genesis(),
-            partner: self.partner,
-            inviter: Blob(device.secret().bundle().encode()),
-        };
-        let sealed =
-            seal(&keys.seal_key("inviter"), "inviter", &Sealed::Invitation(invitation.clone()))?;
-        send(&self.conn, &self.nameplate, &PairMsg::Sealed(sealed)).await?;
-        let PairMsg::Sealed(done) = receive(&mut self.pushes, &self.nameplate).await? else {
-            return Err(PairError::Protocol("expected the device to confirm"));
-        };
-        let Sealed::Joined = open(&keys.seal_key("joiner"), "joiner", &done.0)? else {
-            return Err(PairError::Protocol("expected the device to confirm"));
-        };
-        // Paired: the new device confirmed under the shared key. The joiner
-        // may already have closed the mailbox (or left, which the relay
-        // counts as giving up), so closing it here is a courtesy.
-        if let Err(error) = self.conn.pair_close(&self.nameplate, PairOutcome::Completed).await {
-            tracing::debug!(%error, "the pairing mailbox was already closed");
-        }
-        Ok(Paired { device: bundle.device, partner: self.partner, safety_code: keys.safety_code() })
-    }
-}
-
 /// A nameplate as the relay makes them: a short decimal number.
 fn valid_nameplate(nameplate: &str) -> bool {
     !nameplate.is_empty()
@@ -289,11 +189,20 @@ pub async fn join(
     code: &str,
     name: &str,
     params: KdfParams,
+    show_code: impl FnOnce(&str),
 ) -> Result<Joined, PairError> {
-    let (mut device, paired, conn) = enrol(home, passphrase, relay, code, name, params).await?;
+    // Boxed: the pairing and the first sync are large futures, and a caller
+    // may hold several such on one stack.
+    let (mut device, paired, conn) =
+        Box::pin(enrol(home, passphrase, relay, code, name, params, show_code)).await?;
     // Bring the plan over.
-    let sync_error = crate::sync::sync_once(&mut device, &conn).await.err();
-    Ok(Joined { device, paired, sync_error })
+    let sync_error = Box::pin(crate::sync::sync_once(&mut device, &conn)).await.err();
+    // This device's own enrolment pinned its partner's identity: it is the
+    // partner's first, and the phrase is new.
+    let state = device.membership();
+    let added_at = state.member(&device.id()).map(|m| m.added_at);
+    let new_phrase = state.live_identity(paired.partner).map(|i| i.pinned_at) == added_at;
+    Ok(Joined { device, paired, sync_error, new_phrase })
 }
 
 /// As [`join`], without the first sync: the device is set up and listed,
@@ -305,6 +214,7 @@ pub async fn enrol(
     code: &str,
     name: &str,
     params: KdfParams,
+    show_code: impl FnOnce(&str),
 ) -> Result<(Device, Paired, RelayConnection), PairError> {
     let (nameplate, code) = parse_code(code)?;
     crate::transport::endpoint(relay).map_err(DeviceError::from)?;
@@ -312,7 +222,7 @@ pub async fn enrol(
         return Err(DeviceError::AlreadyExists(home.root().display().to_string()).into());
     }
     let keystore = Keystore::create(passphrase, params).map_err(DeviceError::from)?;
-    let result = enrol_in(home, keystore, relay, &nameplate, &code, name).await;
+    let result = enrol_in(home, keystore, relay, &nameplate, &code, name, show_code).await;
     if result.is_err() {
         // Leave nothing half made behind; the inviter's side can revoke a
         // device that was enrolled but never finished.
@@ -331,6 +241,9 @@ pub struct Joined {
     /// The first sync's failure, if it failed: the device is set up, and
     /// `cove sync` finishes bringing the plan over.
     pub sync_error: Option<DeviceError>,
+    /// Whether this device made its partner's identity (their first
+    /// device), so that the recovery phrase is new and must be shown.
+    pub new_phrase: bool,
 }
 
 async fn enrol_in(
@@ -340,6 +253,7 @@ async fn enrol_in(
     nameplate: &str,
     code: &str,
     name: &str,
+    show_code: impl FnOnce(&str),
 ) -> Result<(Device, Paired, RelayConnection), PairError> {
     let nameplate = nameplate.to_owned();
     let (conn, mut pushes) =
@@ -366,16 +280,6 @@ async fn enrol_in(
         let _ = conn.pair_close(&nameplate, PairOutcome::Failed).await;
         return Err(PairError::WrongCode);
     }
-    send(
-        &conn,
-        &nameplate,
-        &PairMsg::Sealed(seal(
-            &keys.seal_key("joiner"),
-            "joiner",
-            &Sealed::Bundle(bundle.clone()),
-        )?),
-    )
-    .await?;
     let PairMsg::Sealed(sealed) = receive(&mut pushes, &nameplate).await? else {
         return Err(PairError::Protocol("expected an invitation"));
     };
@@ -383,15 +287,67 @@ async fn enrol_in(
     else {
         return Err(PairError::Protocol("expected an invitation"));
     };
+    // Another partner's first device brings that partner's new identity,
+    // and certifies itself with it.
+    let new_identity = (!invitation.own).then(|| IdentitySeed::random(&mut OsEntropy));
+    let joining = match &new_identity {
+        Some(seed) => {
+            let identity = PartnerSecret::from_seed(seed)
+                .ok_or(PairError::Protocol("an unusable identity"))?;
+            let me = keystore.device().id();
+            let cert =
+                identity.certify(invitation.plan, invitation.genesis, invitation.partner, me);
+            Joining {
+                bundle,
+                identity: Some(Blob(identity.public().encode())),
+                certificate: Some(Blob(cert.encode())),
+            }
+        }
+        None => Joining { bundle, identity: None, certificate: None },
+    };
+    let sealed = seal(&keys.seal_key("joiner"), "joiner", &Sealed::Device(joining))?;
+    send(&conn, &nameplate, &PairMsg::Sealed(sealed)).await?;
+    show_code(&keys.safety_code());
+
+    // The inviting person now compares the safety code; a refusal closes
+    // the mailbox as failed, and nothing was wrapped for this device.
+    let PairMsg::Sealed(sealed) = receive(&mut pushes, &nameplate).await.map_err(|e| match e {
+        PairError::WrongCode => PairError::Declined,
+        other => other,
+    })?
+    else {
+        return Err(PairError::Protocol("expected the enrolment"));
+    };
+    let Sealed::Enrolled(Enrolled { seed }) =
+        open(&keys.seal_key("inviter"), "inviter", &sealed.0)?
+    else {
+        return Err(PairError::Protocol("expected the enrolment"));
+    };
+    let seed = match (new_identity, seed) {
+        (Some(seed), None) => seed,
+        (None, Some(mut blob)) => {
+            let bytes: Result<[u8; 32], _> = blob.0.as_slice().try_into();
+            zeroize::Zeroize::zeroize(&mut blob.0);
+            IdentitySeed::from_bytes(&bytes.map_err(|_| PairError::Protocol("an identity seed"))?)
+        }
+        _ => return Err(PairError::Protocol("an enrolment that does not match the invitation")),
+    };
+    let identity =
+        PartnerSecret::from_seed(&seed).ok_or(PairError::Protocol("an unusable identity"))?;
+
     // The membership log, pinned to the genesis the inviter vouched for.
     let entries = conn.fetch_membership(invitation.plan, 0).await.map_err(DeviceError::from)?;
     let log = MembershipLog::decode(entries.iter().map(Vec::as_slice), Some(invitation.genesis))
         .map_err(DeviceError::from)?;
     let me = keystore.device().id();
+    if log.state().live_identity(invitation.partner).is_some_and(|i| i.key != identity.key()) {
+        return Err(PairError::IdentityTaken);
+    }
     if !confirms(&log, &invitation, me) {
         return Err(PairError::Protocol("an invitation the plan's membership does not confirm"));
     }
-    let mut device = Device::join(home, keystore, relay, log, invitation.partner, name).await?;
+    let mut device =
+        Device::join(home, keystore, relay, log, invitation.partner, name, &seed).await?;
     send(
         &conn,
         &nameplate,

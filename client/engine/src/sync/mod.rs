@@ -149,6 +149,20 @@ pub async fn publish_entry(
     ))
 }
 
+/// Gives this device's partner a new identity and recovery phrase, then
+/// moves every device to a new epoch key, which the old phrase cannot open.
+/// Returns the new phrase, to show once.
+pub async fn new_phrase(device: &mut Device) -> Result<zeroize::Zeroizing<String>, DeviceError> {
+    let seed = cove_shared::IdentitySeed::random(&mut cove_shared::OsEntropy);
+    let new = cove_shared::PartnerSecret::from_seed(&seed)
+        .ok_or_else(|| DeviceError::Invalid("the new identity was unusable; try again".into()))?;
+    let (conn, _pushes) = connect(device).await?;
+    publish_entry(device, &conn, |d| d.identity_rotation(&new)).await?;
+    device.adopt_identity(&seed)?;
+    sync_once(device, &conn).await?;
+    Ok(cove_shared::phrase::encode(&seed))
+}
+
 /// One sync pass over `conn`.
 pub async fn sync_once(
     device: &mut Device,

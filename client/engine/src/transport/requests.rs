@@ -2,10 +2,10 @@
 
 use super::{MAX_MEMBERSHIP_ENTRIES, RelayConnection, TransportError};
 use cove_shared::wire::{
-    Blob, ClientToRelay, Cursor, PairOutcome, RelayToClient, RequestId, StoredEnvelope,
-    StoredSnapshot,
+    Blob, ClientToRelay, Cursor, PairOutcome, RelayToClient, RequestId, Signature64,
+    StoredEnvelope, StoredSnapshot,
 };
-use cove_shared::{DocId, PlanId};
+use cove_shared::{DeviceId, DocId, PlanId};
 
 impl RelayConnection {
     /// Registers a plan from its genesis entry.
@@ -17,6 +17,20 @@ impl RelayConnection {
         {
             RelayToClient::Stored { .. } => Ok(()),
             _ => Err(TransportError::Protocol("expected stored")),
+        }
+    }
+
+    /// Proves that this device acts for a partner identity (a recovery) and
+    /// learns the plan whose log pins it.
+    pub async fn recover(
+        &self,
+        identity: DeviceId,
+        proof: [u8; 64],
+    ) -> Result<PlanId, TransportError> {
+        let proof = Signature64(proof);
+        match self.request(|request| ClientToRelay::Recover { request, identity, proof }).await? {
+            RelayToClient::Recovering { plan, .. } => Ok(plan),
+            _ => Err(TransportError::Protocol("expected the plan to recover")),
         }
     }
 

@@ -39,13 +39,27 @@ impl Fixture {
         let b = DeviceSecret::generate(rng);
         let revoked = DeviceSecret::generate(rng);
         let first = SymmetricKey::random(rng);
-        let genesis =
-            MembershipLog::genesis(PlanId::random(rng), &a, &first, rng).expect("genesis");
+        let identity = || {
+            let seed = cove_shared::IdentitySeed::random(&mut OsEntropy);
+            cove_shared::PartnerSecret::from_seed(&seed).expect("an identity")
+        };
+        let plan = PlanId::random(rng);
+        let genesis = MembershipLog::genesis(plan, &a, &identity(), &first, rng).expect("genesis");
         let mut log = MembershipLog::from_genesis(genesis).expect("log");
         // A enrols B's first device; B's first device enrols B's second.
+        let idb = identity();
         for (signer, device) in [(&a, &b), (&b, &revoked)] {
             let ring = Keyring::from_log(&log, signer);
-            let add = log.add_device(signer, Partner::B, &device.bundle(), |e| ring.key(e), rng);
+            let cert = idb.certify(plan, log.state().genesis(), Partner::B, device.id());
+            let add = log.add_device(
+                signer,
+                Partner::B,
+                &device.bundle(),
+                &idb.public(),
+                &cert,
+                |e| ring.key(e),
+                rng,
+            );
             log.append(add.expect("enrolment")).expect("append");
         }
         let one = seal(

@@ -5,22 +5,26 @@
 //! the authenticated device, and that the plan's membership log admits it
 //! (the sender owns the document it writes, and its membership view is a
 //! prefix of the log). Then it stores, and pushes live.
+//!
+//! [`before_membership`] holds the requests a device may make before it is a
+//! member: pairing mailboxes and recovery.
+
+mod before_membership;
 
 use crate::error::ApiError;
 use crate::events::Event;
-use crate::hub::{ConnId, Outbound};
+use crate::hub::ConnId;
 use crate::metrics::StoreOp;
 use crate::relay::RelayState;
 use crate::store::{
-    Access, Appended, NewEnvelope, NewSnapshot, RegistryChange, Side, SnapshotStored, Store,
+    Access, Appended, NewEnvelope, NewSnapshot, RegistryChange, SnapshotStored, Store,
 };
 use bytes::Bytes;
 use cove_shared::envelope::{self, Header};
-use cove_shared::membership::{Appended as EntryAppended, MembershipError};
+use cove_shared::membership::{Appended as EntryAppended, IdentityChange, MembershipError};
 use cove_shared::wire::{
-    self, Blob, ClientToRelay, Cursor, ErrorCode, MAX_MEMBERSHIP_PAGE, MAX_NAMEPLATE_LEN,
-    MAX_PAGE_ITEMS, MAX_PAIR_MESSAGE_LEN, MAX_PAIR_MESSAGES, PairOutcome, RelayToClient, RequestId,
-    StoredEnvelope,
+    self, Blob, ClientToRelay, Cursor, ErrorCode, MAX_MEMBERSHIP_PAGE, MAX_PAGE_ITEMS,
+    RelayToClient, RequestId, StoredEnvelope,
 };
 use cove_shared::{DeviceId, Entry, EntryBody, EnvelopeHash, Kind, MembershipLog, PlanId};
 use std::collections::HashSet;
@@ -39,6 +43,10 @@ pub struct Session<'a, S: Store> {
     peer: IpAddr,
     /// Plans this connection has been found to be an active member of.
     active: HashSet<PlanId>,
+    /// A plan whose partner identity this device proved it acts for (a
+    /// recovery), and that identity: it may read the plan's membership and
+    /// append the entry by which the identity enrols this device.
+    recovering: Option<(PlanId, DeviceId)>,
     /// Pairing messages already passed on, by id, so none arrives twice.
     delivered: HashSet<i64>,
     limited_in_a_row: u32,
@@ -53,6 +61,7 @@ impl<'a, S: Store> Session<'a, S> {
             conn,
             peer,
             active: HashSet::new(),
+            recovering: None,
             delivered: HashSet::new(),
             limited_in_a_row: 0,
         }
@@ -92,7 +101,9 @@ impl<'a, S: Store> Session<'a, S> {
                 self.append_membership(request, plan, &entry.0).await
             }
             C::FetchMembership { request, plan, from } => {
-                self.require_active(plan).await?;
+                if self.recovering.is_none_or(|(p, _)| p != plan) {
+                    self.require_active(plan).await?;
+                }
                 let entries = self
                     .relay
                     .read(StoreOp::Membership, self.relay.store.membership(plan, 0))
@@ -167,6 +178,9 @@ impl<'a, S: Store> Session<'a, S> {
                 self.pair_close(request, nameplate, outcome).await
             }
             C::Ping { request } => Ok(vec![RelayToClient::Pong { request }]),
+            C::Recover { request, identity, proof } => {
+                self.recover(request, identity, &proof).await
+            }
             _ => Err(ApiError::new(ErrorCode::Unsupported)),
         }
     }
@@ -203,10 +217,20 @@ impl<'a, S: Store> Session<'a, S> {
             ));
         }
         let plan = log.state().plan();
+        let identity =
+            log.state().live_identity(cove_shared::Partner::A).map(|i| i.key).ok_or_else(|| {
+                ApiError::with(ErrorCode::InvalidMembership, "no partner identity")
+            })?;
         self.relay
             .write(
                 StoreOp::Membership,
-                self.relay.store.create_plan(plan, genesis, self.device, self.relay.now_s()),
+                self.relay.store.create_plan(
+                    plan,
+                    genesis,
+                    self.device,
+                    identity,
+                    self.relay.now_s(),
+                ),
             )
             .await?;
         tracing::info!("plan created");
@@ -221,18 +245,25 @@ impl<'a, S: Store> Session<'a, S> {
         plan: PlanId,
         bytes: &[u8],
     ) -> Result<Vec<RelayToClient>, ApiError> {
-        self.require_active(plan).await?;
         let invalid =
             |e: MembershipError| ApiError::with(ErrorCode::InvalidMembership, e.to_string());
         let entry = Entry::decode(bytes).map_err(|e| invalid(e.into()))?;
+        if !self.recovers_itself(plan, &entry) {
+            self.require_active(plan).await?;
+        }
         let index = entry.index();
         let mut log = self.relay.load_log(plan).await?;
         let change = match &entry.body() {
-            EntryBody::AddDevice { bundle, .. } => {
-                RegistryChange { added: vec![bundle.device], revoked: vec![] }
-            }
+            EntryBody::AddDevice { bundle, identity, .. } => RegistryChange {
+                added: vec![bundle.device],
+                identities: vec![identity.key],
+                ..RegistryChange::default()
+            },
             EntryBody::RevokeDevice { device, .. } => {
-                RegistryChange { added: vec![], revoked: vec![*device] }
+                RegistryChange { revoked: vec![*device], ..RegistryChange::default() }
+            }
+            EntryBody::PartnerKey { change: IdentityChange::Rotate { identity, .. }, .. } => {
+                RegistryChange { identities: vec![identity.key], ..RegistryChange::default() }
             }
             _ => RegistryChange::default(),
         };
@@ -381,172 +412,6 @@ impl<'a, S: Store> Session<'a, S> {
                 ErrorCode::InvalidSnapshot,
                 "the snapshot claims to cover envelopes the relay has not stored",
             )),
-        }
-    }
-
-    fn pairing_allowed(&self) -> Result<(), ApiError> {
-        if self.relay.pairing_limits.allow(self.peer, Instant::now()) {
-            Ok(())
-        } else {
-            Err(ApiError::new(ErrorCode::PairingRateLimited))
-        }
-    }
-
-    async fn pair_open(&mut self, request: RequestId) -> Result<Vec<RelayToClient>, ApiError> {
-        self.pairing_allowed()?;
-        let expires_at =
-            self.relay.now_s() + self.relay.settings.limits.pairing_ttl.as_secs() as i64;
-        let nameplate = self
-            .relay
-            .write(StoreOp::Pairing, self.relay.store.pair_open(self.device, expires_at))
-            .await?;
-        self.relay.hub.pair_attach(&nameplate, Side::Opener, self.conn);
-        Ok(vec![RelayToClient::PairOpened { request, nameplate }])
-    }
-
-    async fn pair_join(
-        &mut self,
-        request: RequestId,
-        nameplate: String,
-    ) -> Result<Vec<RelayToClient>, ApiError> {
-        self.pairing_allowed()?;
-        if nameplate.is_empty() || nameplate.len() > MAX_NAMEPLATE_LEN {
-            return Err(ApiError::new(ErrorCode::PairingUnknown));
-        }
-        // Attach before joining, so that a message the opener sends while the
-        // join commits is delivered live rather than lost; duplicates are
-        // dropped by message id.
-        self.relay.hub.pair_attach(&nameplate, Side::Joiner, self.conn);
-        let joined = self
-            .relay
-            .timed(
-                StoreOp::Pairing,
-                self.relay.store.pair_join(&nameplate, self.device, self.relay.now_s()),
-            )
-            .await;
-        let waiting = match joined {
-            Ok(waiting) => {
-                self.relay.health.writes.succeeded();
-                waiting
-            }
-            Err(error) => {
-                if error == crate::store::PairError::Unavailable {
-                    self.relay.health.writes.failed(&"a pairing join could not be committed");
-                }
-                self.relay.hub.pair_detach(&nameplate, self.conn);
-                if error == crate::store::PairError::Burned {
-                    // A second join burns the mailbox: tell the opener.
-                    self.notify_closed(&nameplate, Side::Opener, PairOutcome::Failed).await;
-                }
-                return Err(error.into());
-            }
-        };
-        let mut replies = vec![RelayToClient::Done { request }];
-        for (id, body) in waiting {
-            if self.delivered.insert(id) {
-                replies.push(RelayToClient::PairMessage {
-                    nameplate: nameplate.clone(),
-                    body: Blob(body),
-                });
-            }
-        }
-        Ok(replies)
-    }
-
-    /// The mailbox and this device's side of it, if it is still usable.
-    async fn my_side(&self, nameplate: &str) -> Result<Side, ApiError> {
-        let mailbox = self
-            .relay
-            .read(StoreOp::Pairing, self.relay.store.pair_get(nameplate, self.relay.now_s()))
-            .await?
-            .ok_or_else(|| ApiError::new(ErrorCode::PairingUnknown))?;
-        let side =
-            mailbox.side_of(self.device).ok_or_else(|| ApiError::new(ErrorCode::PairingUnknown))?;
-        use crate::store::PairState;
-        match mailbox.state {
-            PairState::Open | PairState::Joined => Ok(side),
-            PairState::Done | PairState::Burned => Err(ApiError::new(ErrorCode::PairingBurned)),
-        }
-    }
-
-    async fn pair_send(
-        &mut self,
-        request: RequestId,
-        nameplate: String,
-        body: Blob,
-    ) -> Result<Vec<RelayToClient>, ApiError> {
-        if body.0.len() > MAX_PAIR_MESSAGE_LEN {
-            return Err(ApiError::with(
-                ErrorCode::FrameTooLarge,
-                "pairing messages are limited to 8 KiB",
-            ));
-        }
-        let side = self.my_side(&nameplate).await?;
-        let Some(id) = self
-            .relay
-            .write(StoreOp::Pairing, self.relay.store.pair_post(&nameplate, side, &body.0))
-            .await?
-        else {
-            return Err(ApiError::with(
-                ErrorCode::QuotaExceeded,
-                format!(
-                    "a pairing mailbox takes at most {MAX_PAIR_MESSAGES} messages from each side"
-                ),
-            ));
-        };
-        let to = side.other();
-        let message = RelayToClient::PairMessage { nameplate: nameplate.clone(), body };
-        let local = wire::encode(&message)
-            .map(|frame| {
-                self.relay.hub.pair_send(
-                    &nameplate,
-                    to,
-                    Outbound::PairMessage { id, frame: Bytes::from(frame) },
-                )
-            })
-            .unwrap_or(false);
-        if !local {
-            self.relay.store.publish(&Event::PairMessage { nameplate, to, id }).await;
-        }
-        Ok(vec![RelayToClient::Done { request }])
-    }
-
-    async fn pair_close(
-        &mut self,
-        request: RequestId,
-        nameplate: String,
-        outcome: PairOutcome,
-    ) -> Result<Vec<RelayToClient>, ApiError> {
-        let side = self.my_side(&nameplate).await?;
-        self.relay
-            .write(StoreOp::Pairing, self.relay.store.pair_close(&nameplate, outcome))
-            .await?;
-        self.relay.hub.pair_detach(&nameplate, self.conn);
-        self.notify_closed(&nameplate, side.other(), outcome).await;
-        Ok(vec![RelayToClient::Done { request }])
-    }
-
-    async fn notify_closed(&self, nameplate: &str, to: Side, outcome: PairOutcome) {
-        let message = RelayToClient::PairClosed { nameplate: nameplate.to_owned(), outcome };
-        let local = wire::encode(&message)
-            .map(|frame| {
-                self.relay.hub.pair_send(nameplate, to, Outbound::Frame(Bytes::from(frame)))
-            })
-            .unwrap_or(false);
-        if !local {
-            self.relay
-                .store
-                .publish(&Event::PairClosed { nameplate: nameplate.to_owned(), to, outcome })
-                .await;
-        }
-    }
-
-    /// The connection ended while in a mailbox: an unfinished pairing is
-    /// burned, and the other side is told.
-    pub async fn abandon_pairing(&mut self, nameplate: &str, side: Side) {
-        if self.my_side(nameplate).await.is_ok() {
-            let _ = self.relay.store.pair_close(nameplate, PairOutcome::Failed).await;
-            self.notify_closed(nameplate, side.other(), PairOutcome::Failed).await;
         }
     }
 

@@ -1,0 +1,8 @@
+-- Partner identities the membership log pins, so that a device recovering
+-- with a recovery phrase can find its plan. Keep in step with
+-- ../sqlite/0003_identities.sql.
+CREATE TABLE identities (
+    identity BYTEA NOT NULL,                 -- Ed25519 public key
+    plan BYTEA NOT NULL,
+    PRIMARY KEY (identity, plan)
+);

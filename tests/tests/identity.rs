@@ -1,0 +1,214 @@
+//! Partner identities against a real relay: what the other partner cannot
+//! do, what a lying relay cannot slip in, and recovering, pairing and
+//! replacing a phrase through the client library.
+
+use cove_client::device::{Alarm, Device};
+use cove_client::keystore::{KdfParams, Keystore};
+use cove_client::pairing::{self, Invite, PairError};
+use cove_client::recovery::{self, RecoverError};
+use cove_shared::{
+    DeviceSecret, DocId, Entry, EntryBody, IdentitySeed, OsEntropy, Partner, PartnerSecret,
+};
+use cove_tests::devices::{
+    PASSPHRASE, couple, get, home, new_device, pair, put, sync_now, try_sync,
+};
+use cove_tests::harness::{TempDir, TestRelay};
+
+/// An add-device entry for partner B that `a` signs, certified by an
+/// identity `a`'s person made up, as a lying relay might serve it.
+fn forged_enrolment(a: &Device, root: &TempDir, name: &str) -> Entry {
+    let fake = PartnerSecret::from_seed(&IdentitySeed::random(&mut OsEntropy)).unwrap();
+    let stooge = DeviceSecret::generate(&mut OsEntropy);
+    let cert = fake.certify(a.plan(), a.membership().genesis(), Partner::B, stooge.id());
+    let body = EntryBody::AddDevice {
+        partner: Partner::B,
+        bundle: stooge.bundle(),
+        identity: fake.public(),
+        certificate: Box::new(cert),
+        wraps: Vec::new(),
+    };
+    let keystore = Keystore::open(&home(root, name).keystore(), PASSPHRASE).unwrap();
+    let state = a.membership();
+    Entry::sign(a.plan(), state.len(), state.head(), body, keystore.device()).unwrap()
+}
+
+#[tokio::test]
+async fn an_enrolment_certified_by_the_wrong_partner_is_refused_and_reported() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("wrong-partner");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    put(&mut b, DocId::PartnerB, "limit", "hard: nothing new without asking").await;
+    sync_now(&mut b).await;
+    sync_now(&mut a).await;
+    let forged = forged_enrolment(&a, &root, "alex");
+
+    // The relay refuses it.
+    let (conn, _pushes) = cove_client::sync::connect(&a).await.unwrap();
+    let refused = conn.append_membership(a.plan(), forged.encode()).await.unwrap_err();
+    assert!(refused.to_string().contains("not certified by its partner's identity"), "{refused}");
+
+    // A relay that served it anyway: B's device refuses it, changes
+    // nothing, and raises an alarm that says what was tried.
+    let before = b.log().entries().len();
+    let applied = b.apply_membership(&[forged.encode().to_vec()]).await;
+    assert!(applied.is_err(), "{applied:?}");
+    assert_eq!(b.log().entries().len(), before);
+    let reported = b.sync_state().alarms().into_iter().any(
+        |alarm| matches!(alarm, Alarm::RefusedEntry { reason } if reason.contains("certified")),
+    );
+    assert!(reported, "{:?}", b.sync_state().alarms());
+    assert_eq!(
+        get(&b, DocId::PartnerB, "limit").as_deref(),
+        Some("hard: nothing new without asking")
+    );
+    sync_now(&mut b).await;
+}
+
+#[tokio::test]
+async fn the_other_partner_cannot_pair_a_device_for_you_even_after_revoking_yours() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("no-proxy");
+    let (mut a, b) = couple(&root, &relay.url, &relay.url).await;
+    let entry = a.revocation(b.id()).unwrap();
+    let (conn, _pushes) = cove_client::sync::connect(&a).await.unwrap();
+    conn.append_membership(a.plan(), entry.encode()).await.unwrap();
+    sync_now(&mut a).await;
+    assert_eq!(a.membership().active_of(Partner::B).count(), 0);
+    let again = Invite::open(&a, false).await;
+    assert!(matches!(again, Err(PairError::PartnerHasIdentity)), "{again:?}");
+}
+
+#[tokio::test]
+async fn every_device_lost_the_phrase_brings_the_partner_back() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("recover");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    put(&mut a, DocId::Shared, "calm", "a blanket and quiet").await;
+    put(&mut b, DocId::PartnerB, "limit", "hard: nothing new without asking").await;
+    sync_now(&mut b).await;
+    sync_now(&mut a).await;
+    let phrase = b.recovery_phrase().unwrap().to_string();
+    let lost = b.id();
+    drop(b);
+    home(&root, "sam").wipe().unwrap();
+
+    let recovered = recovery::recover(
+        &home(&root, "sam-new"),
+        PASSPHRASE,
+        &relay.url,
+        &phrase,
+        "sam",
+        KdfParams::default(),
+    )
+    .await
+    .unwrap();
+    assert!(recovered.sync_error.is_none(), "{:?}", recovered.sync_error);
+    assert_eq!(recovered.partner, Partner::B);
+    let mut b2 = recovered.device;
+    // The whole plan, both partners' parts.
+    assert_eq!(get(&b2, DocId::Shared, "calm").as_deref(), Some("a blanket and quiet"));
+    assert_eq!(
+        get(&b2, DocId::PartnerB, "limit").as_deref(),
+        Some("hard: nothing new without asking")
+    );
+    // B edits B's own part; A's device takes it.
+    put(&mut b2, DocId::PartnerB, "limit", "soft: ask first").await;
+    sync_now(&mut b2).await;
+    sync_now(&mut a).await;
+    assert_eq!(get(&a, DocId::PartnerB, "limit").as_deref(), Some("soft: ask first"));
+    assert!(a.sync_state().alarms().is_empty(), "{:?}", a.sync_state().alarms());
+    // The recovered device removes the lost one; the plan moves to a new key.
+    let entry = b2.revocation(lost).unwrap();
+    let (conn, _pushes) = cove_client::sync::connect(&b2).await.unwrap();
+    conn.append_membership(b2.plan(), entry.encode()).await.unwrap();
+    sync_now(&mut b2).await;
+    assert!(!b2.membership().is_active(&lost));
+}
+
+#[tokio::test]
+async fn a_phrase_that_fits_no_plan_creates_nothing() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("no-plan");
+    let _a = new_device(&root, "alex", &relay.url).await;
+    let nowhere = cove_shared::phrase::encode(&IdentitySeed::from_bytes(&[3; 32]));
+    let target = home(&root, "other");
+    let result =
+        recovery::recover(&target, PASSPHRASE, &relay.url, &nowhere, "x", KdfParams::default())
+            .await;
+    assert!(matches!(result, Err(RecoverError::NoPlan(_))), "{result:?}");
+    assert!(!target.exists());
+    let garbled = "abandon ".repeat(24);
+    let result =
+        recovery::recover(&target, PASSPHRASE, &relay.url, &garbled, "x", KdfParams::default())
+            .await;
+    assert!(matches!(result, Err(RecoverError::Phrase(_))), "{result:?}");
+    assert!(!target.exists());
+}
+
+#[tokio::test]
+async fn a_refused_safety_code_wraps_nothing_and_admits_nobody() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("refused");
+    let mut a = new_device(&root, "alex", &relay.url).await;
+    let invite = Invite::open(&a, false).await.unwrap();
+    let code = invite.code().to_owned();
+    let target = home(&root, "sam");
+    let (inviter, joiner) = tokio::join!(
+        async {
+            let meeting = invite.meet(&a).await?;
+            meeting.refuse().await
+        },
+        pairing::join(&target, PASSPHRASE, &relay.url, &code, "sam", KdfParams::default(), |_| {})
+    );
+    inviter.unwrap();
+    assert!(matches!(joiner, Err(PairError::Declined)), "{:?}", joiner.map(|j| j.paired));
+    assert!(!target.exists());
+    sync_now(&mut a).await;
+    assert_eq!(a.log().entries().len(), 1, "no entry, so no key was wrapped for the joiner");
+}
+
+#[tokio::test]
+async fn a_second_device_holds_the_identity_and_a_new_phrase_retires_the_old_one() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("new-phrase");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    let (mut a2, _, _) = pair(&mut a, &root, "alex-tablet", &relay.url, true).await;
+    let old = a.recovery_phrase().unwrap().to_string();
+    assert_eq!(a2.recovery_phrase().map(|p| p.to_string()), Some(old.clone()));
+    // The second device can enrol a third on its own.
+    let (a3, _, _) = pair(&mut a2, &root, "alex-laptop", &relay.url, true).await;
+    assert_eq!(a3.partner(), Partner::A);
+
+    let epoch = a.membership().epoch();
+    let new = cove_client::sync::new_phrase(&mut a).await.unwrap().to_string();
+    assert_ne!(new, old);
+    assert!(a.membership().epoch() > epoch, "a new key the old phrase cannot open");
+    // The other device of A forgets the old identity; B is unaffected.
+    sync_now(&mut a2).await;
+    assert!(a2.recovery_phrase().is_none());
+    sync_now(&mut b).await;
+    assert!(b.recovery_phrase().is_some());
+    // The old phrase recovers nothing; the new one does.
+    let old_try = recovery::recover(
+        &home(&root, "x"),
+        PASSPHRASE,
+        &relay.url,
+        &old,
+        "x",
+        KdfParams::default(),
+    )
+    .await;
+    assert!(matches!(old_try, Err(RecoverError::NoPlan(_))), "{old_try:?}");
+    let new_try = recovery::recover(
+        &home(&root, "y"),
+        PASSPHRASE,
+        &relay.url,
+        &new,
+        "y",
+        KdfParams::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(new_try.partner, Partner::A);
+    assert!(try_sync(&mut a2).await.is_ok());
+}

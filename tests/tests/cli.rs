@@ -1190,3 +1190,85 @@ async fn a_safety_code_the_inviter_rejects_admits_nothing() {
     let device = cove_client::device::Device::open(&home, PASSPHRASE).await.unwrap();
     assert_eq!(device.log().entries().len(), 1);
 }
+
+/// Devices are named, and a device that was removed, or whose partner
+/// left, says so plainly instead of promising to send.
+#[tokio::test]
+async fn devices_have_names_and_say_where_they_stand() {
+    let root = TempDir::new("cli-standing");
+    let port = free_port();
+    let relay =
+        RelayProcess::start(port, &format!("sqlite://{}", root.path().join("r.db").display()), &[])
+            .await;
+    let mut alex = Cove::new(root.path().join("alex"));
+    let mut sam = Cove::new(root.path().join("sam"));
+    let init =
+        alex.json(&["init", "--relay", &relay.url, "--name", "Alex", "--device", "Alex laptop"]);
+    assert_eq!(init["device_name"], "Alex laptop");
+    let mut pairing = alex.spawn_pair(&["pair", "--json", "--yes"]);
+    let mut lines = BufReader::new(pairing.stdout.take().unwrap());
+    let code = next_json(&mut lines)["code"].as_str().unwrap().to_owned();
+    let joined = sam.json(&["join", &relay.url, &code, "--name", "Sam", "--device", "Sam phone"]);
+    assert!(pairing.wait().unwrap().success());
+    let phrase = joined["recovery_phrase"].as_str().unwrap().to_owned();
+    // Alex's own second device: `--name` names the device.
+    let mut tablet = Cove::new(root.path().join("tablet"));
+    let mut pairing = alex.spawn_pair(&["pair", "--own-device", "--json", "--yes"]);
+    let mut lines = BufReader::new(pairing.stdout.take().unwrap());
+    let code = next_json(&mut lines)["code"].as_str().unwrap().to_owned();
+    let tablet_joined = tablet.json(&["join", &relay.url, &code, "--name", "Alex tablet"]);
+    assert!(pairing.wait().unwrap().success());
+    assert_eq!(tablet_joined["device_name"], "Alex tablet");
+    assert!(tablet_joined["recovery_phrase"].is_null(), "no new phrase for an own device");
+
+    // Every device lists the others by name.
+    alex.json(&["sync"]);
+    sam.json(&["sync"]);
+    let listed = sam.json(&["device", "list"]);
+    let names: Vec<&str> =
+        listed.as_array().unwrap().iter().filter_map(|r| r["device_name"].as_str()).collect();
+    assert_eq!(names.len(), 3, "{listed}");
+    for name in ["Alex laptop", "Alex tablet", "Sam phone"] {
+        assert!(names.contains(&name), "{name} missing from {listed}");
+    }
+    let text = String::from_utf8_lossy(&alex.output(&["device", "list"], None).stdout).into_owned();
+    assert!(text.contains("Sam \"Sam phone\""), "{text}");
+    tablet.json(&["device", "name", "Kitchen tablet"]);
+    alex.json(&["sync"]);
+    let text = String::from_utf8_lossy(&alex.output(&["device", "list"], None).stdout).into_owned();
+    assert!(text.contains("\"Kitchen tablet\""), "{text}");
+
+    // Alex removes the tablet; the tablet, not yet told, saves an edit and
+    // does not promise to send it.
+    let tablet_fp = tablet_joined["fingerprint"].as_str().unwrap().to_owned();
+    alex.json(&["device", "revoke", &tablet_fp, "--yes"]);
+    let output =
+        tablet.output(&["plan", "term", "add", "--term", "rest", "--meaning", "quiet time"], None);
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        said.contains("Saved on this device only; it will not be sent.")
+            && said.contains("You removed this device from the plan on "),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let status = tablet.json(&["status"]);
+    assert!(
+        status["removal"]
+            .as_str()
+            .unwrap()
+            .starts_with("You removed this device from the plan on "),
+        "{status}"
+    );
+
+    // Sam leaves: Alex is told so, and Sam's phrase brings nobody back.
+    sam.json(&["leave", "--yes"]);
+    alex.json(&["sync"]);
+    let alarms = alex.json(&["status"])["alarms"].clone();
+    assert!(alarms.to_string().contains("Sam left the plan"), "{alarms}");
+    let mut again = Cove::new(root.path().join("sam-again"));
+    let output = recover(&mut again, &relay.url, &phrase);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no plan on the relay"));
+    let refused = alex.fails(&["pair"], None);
+    assert!(refused.contains("has left this plan"), "{refused}");
+}

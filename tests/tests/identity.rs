@@ -212,3 +212,47 @@ async fn a_second_device_holds_the_identity_and_a_new_phrase_retires_the_old_one
     assert_eq!(new_try.partner, Partner::A);
     assert!(try_sync(&mut a2).await.is_ok());
 }
+
+/// Uncoupling from one side: every device of the other partner is revoked
+/// and their identity retired, so that neither their devices nor their
+/// phrase read anything written afterwards.
+#[tokio::test]
+async fn a_removed_partner_is_cut_off_from_devices_and_phrase_alike() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("remove");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    let phrase = b.recovery_phrase().unwrap().to_string();
+    let seed = cove_shared::phrase::decode(&phrase).unwrap();
+    let identity = PartnerSecret::from_seed(&seed).unwrap();
+    let before = a.membership().len();
+    let (conn, _pushes) = cove_client::sync::connect(&a).await.unwrap();
+    let target = b.id();
+    cove_client::sync::publish_entry(&mut a, &conn, |d| d.revocation(target)).await.unwrap();
+    cove_client::sync::publish_entry(&mut a, &conn, |d| d.retirement(Partner::B)).await.unwrap();
+    sync_now(&mut a).await;
+    let state = a.membership();
+    assert!(state.has_left(Partner::B));
+    assert!(!state.rotation_due(), "the device rotated the key the phrase held");
+    let held = cove_shared::Keyring::from_log(a.log(), identity.as_signer());
+    assert!(held.latest() < Some(state.epoch()), "the phrase holds no key of the new epoch");
+    // B's device learns of its removal from signed entries, and sees no
+    // entry after the one that removed it.
+    let removed_at = state.member(&target).unwrap().revoked.as_ref().unwrap().at;
+    assert!(removed_at >= before);
+    assert!(try_sync(&mut b).await.is_err());
+    assert!(!b.is_active());
+    assert_eq!(b.log().entries().len() as u64, removed_at + 1);
+    assert!(b.removal().unwrap().starts_with("alex removed this device from the plan on "));
+    // The phrase brings nobody back.
+    let result = recovery::recover(
+        &home(&root, "sam-again"),
+        PASSPHRASE,
+        &relay.url,
+        &phrase,
+        "sam",
+        KdfParams::default(),
+    )
+    .await;
+    assert!(matches!(result, Err(RecoverError::NoPlan(_))), "{result:?}");
+    assert!(matches!(Invite::open(&a, false).await, Err(PairError::PartnerLeft)));
+}

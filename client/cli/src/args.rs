@@ -56,6 +56,9 @@ pub(crate) enum Command {
     /// List or revoke devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Your partner's part in the plan.
+    #[command(subcommand)]
+    Partner(PartnerCommand),
     /// Remove all of your devices from the plan.
     Leave {
         /// Do not ask for confirmation.
@@ -149,6 +152,10 @@ pub(crate) struct InitArgs {
     /// Your name, as your partner will see it in the plan.
     #[arg(long)]
     pub(crate) name: String,
+    /// This device's name, as device lists and messages show it [default:
+    /// the computer's host name].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) device: Option<String>,
     /// Seed the plan from a template, for the two of you to personalise.
     #[arg(long, value_parser = cove_client::plan::template::TEMPLATES)]
     pub(crate) template: Option<String>,
@@ -234,6 +241,21 @@ pub(crate) struct RecoverArgs {
     /// Your name, shown if your own part of the plan has to be made anew.
     #[arg(long)]
     pub(crate) name: Option<String>,
+    /// This device's name [default: the computer's host name].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) device: Option<String>,
+}
+
+/// `cove partner`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PartnerCommand {
+    /// Remove your partner from the plan: revoke all of their devices, and
+    /// end their recovery phrase's access (uncoupling).
+    Remove {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `cove phrase`.
@@ -254,12 +276,17 @@ pub(crate) struct JoinArgs {
     /// The relay's address (ws://HOST:PORT), or the whole text of the QR
     /// code (cove-join:CODE@URL).
     pub(crate) relay: String,
-    /// The code the other device shows, such as 7-lantern-river.
+    /// The code the other device shows, such as 482913-lantern-river.
     pub(crate) code: Option<String>,
-    /// Your name, as your partner will see it (not needed when adding
-    /// another device of your own).
+    /// Your name, as your partner will see it. When adding another device of
+    /// your own, where you already have a name, it names this device
+    /// instead (unless --device does).
     #[arg(long)]
     pub(crate) name: Option<String>,
+    /// This device's name, as device lists and messages show it [default:
+    /// the computer's host name].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) device: Option<String>,
 }
 
 /// `cove device`.
@@ -267,6 +294,11 @@ pub(crate) struct JoinArgs {
 pub(crate) enum DeviceCommand {
     /// List the plan's devices.
     List,
+    /// Name this device, as device lists and messages show it.
+    Name {
+        /// The name, such as "Sam's phone".
+        name: String,
+    },
     /// Remove a device from the plan: it can read nothing written afterwards.
     Revoke {
         /// The device's fingerprint (as `cove device list` shows it), or its id.

@@ -1,4 +1,5 @@
-//! `cove device list|revoke`, `cove leave`, `cove relay delete-plan` and
+//! `cove device list|name|revoke`, `cove partner remove`, `cove leave`,
+//! `cove relay delete-plan` and
 //! `cove wipe`: each says plainly what it can and cannot erase.
 
 use crate::output::Printer;
@@ -19,7 +20,10 @@ pub(crate) async fn list(home: &Home, out: &Printer) -> anyhow::Result<()> {
         let now = device.now_s();
         rows.iter()
             .map(|d| {
-                let who = d.name.clone().unwrap_or_else(|| format!("partner {}", d.partner));
+                let mut who = d.name.clone().unwrap_or_else(|| format!("partner {}", d.partner));
+                if let Some(named) = &d.device_name {
+                    who.push_str(&format!(" \"{named}\""));
+                }
                 let state = if d.this_device {
                     "this device".to_owned()
                 } else if !d.active {
@@ -36,6 +40,30 @@ pub(crate) async fn list(home: &Home, out: &Printer) -> anyhow::Result<()> {
             .join("\n")
     });
     Ok(())
+}
+
+/// `cove device name`.
+pub(crate) async fn name(home: &Home, out: &Printer, name: &str) -> anyhow::Result<()> {
+    let mut device = unlock(home).await?;
+    device.set_device_name(name).await?;
+    crate::plan::saved(
+        out,
+        &mut device,
+        "",
+        &format!("This device is now called {:?}.", name.trim()),
+    )
+    .await;
+    Ok(())
+}
+
+/// The name a new device gets when none is given: the computer's host name.
+pub(crate) fn default_device_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    host.unwrap_or_else(|| "this computer".to_owned())
 }
 
 /// Finds a device by fingerprint (with or without dashes, or a unique
@@ -92,10 +120,69 @@ pub(crate) async fn revoke(
     // Take in everything it sent before now, so that no honest edit is lost.
     sync::sync_once(&mut device, &conn).await?;
     sync::publish_entry(&mut device, &conn, |d| d.revocation(target)).await?;
-    out.emit(&json!({ "revoked": target.to_string(), "fingerprint": target.fingerprint(), "epoch": device.membership().epoch().0 }), || {
-        format!(
+    // A partner whose last device goes can still come back with their
+    // recovery phrase (that is what a lost phone needs); ending their part
+    // in the plan is a separate, deliberate step.
+    let owner = device.membership().member(&target).map(|m| m.partner);
+    let partner_has_none = owner.is_some_and(|p| {
+        p != device.partner() && device.membership().active_of(p).next().is_none()
+    });
+    let name = owner.map(|p| device.current_plan().name(p)).unwrap_or_default();
+    out.emit(&json!({ "revoked": target.to_string(), "fingerprint": target.fingerprint(), "epoch": device.membership().epoch().0, "partner_has_no_device": partner_has_none }), || {
+        let mut text = format!(
             "Removed {label}. The relay now refuses it, and everything written from now on uses a new key it does not have.\n\
              What it had already received stays on it: Cove cannot erase another device."
+        );
+        if partner_has_none {
+            text.push_str(&format!(
+                "\n{name} has no device in the plan now. If it was lost, {name} comes back with their recovery phrase (`cove recover`). \
+                 To end {name}'s part in the plan instead, run `cove partner remove`."
+            ));
+        }
+        text
+    });
+    Ok(())
+}
+
+/// `cove partner remove`: uncoupling from this side. Every device of the
+/// other partner is revoked, their identity is retired (so their recovery
+/// phrase opens nothing written afterwards and adds no device), and every
+/// remaining device moves to a new key.
+pub(crate) async fn remove_partner(home: &Home, out: &Printer, yes: bool) -> anyhow::Result<()> {
+    let mut device = unlock(home).await?;
+    if !device.is_active() {
+        bail!("this device has already been removed from the plan");
+    }
+    let other = device.partner().other();
+    let name = device.current_plan().name(other);
+    if device.membership().has_left(other) {
+        bail!("{name} is no longer in the plan");
+    }
+    if device.membership().identity(other).is_none() {
+        bail!("{name} has not joined the plan");
+    }
+    prompt::confirm(
+        &format!(
+            "This removes {name} from the plan, with all of {name}'s devices. Nothing written afterwards can be read by them, \
+             and their recovery phrase will no longer bring them back. Your copy of the plan stays."
+        ),
+        "remove",
+        yes,
+    )?;
+    let (conn, _pushes) = sync::connect(&device).await?;
+    // Take in everything they sent before now, so that no honest edit is lost.
+    sync::sync_once(&mut device, &conn).await?;
+    let theirs: Vec<DeviceId> = device.membership().active_of(other).map(|m| m.device).collect();
+    for target in &theirs {
+        sync::publish_entry(&mut device, &conn, |d| d.revocation(*target)).await?;
+    }
+    sync::publish_entry(&mut device, &conn, |d| d.retirement(other)).await?;
+    // The retired identity still holds the current key: rotate now.
+    sync::sync_once(&mut device, &conn).await?;
+    out.emit(&json!({ "removed": other.to_string(), "devices_removed": theirs.len(), "epoch": device.membership().epoch().0 }), || {
+        format!(
+            "{name} is no longer in the plan: none of {name}'s devices, and not {name}'s recovery phrase, can read anything written from now on.\n\
+             What {name} had already received stays with them: Cove cannot erase another person's copy."
         )
     });
     Ok(())
@@ -114,6 +201,13 @@ pub(crate) async fn leave(home: &Home, out: &Printer, yes: bool) -> anyhow::Resu
     )?;
     let (conn, _pushes) = sync::connect(&device).await?;
     sync::sync_once(&mut device, &conn).await?;
+    // Leaving ends this partner's identity first, while this device can
+    // still sign: no device can be added for them afterwards, and their
+    // recovery phrase opens nothing written after the next key.
+    let partner = device.partner();
+    if device.membership().live_identity(partner).is_some() {
+        sync::publish_entry(&mut device, &conn, |d| d.retirement(partner)).await?;
+    }
     let me = device.id();
     let mine: Vec<DeviceId> = device
         .membership()
@@ -126,8 +220,8 @@ pub(crate) async fn leave(home: &Home, out: &Printer, yes: bool) -> anyhow::Resu
     }
     sync::publish_entry(&mut device, &conn, |d| d.revocation(me)).await?;
     out.emit(&json!({ "left": true, "devices_removed": mine.len() + 1 }), || {
-        "You have left the plan, with all of your devices. Your partner's devices move to a new key at their next sync, \
-         so nothing written afterwards can be read here.\n\
+        "You have left the plan, with all of your devices; your recovery phrase no longer brings you back. \
+         Your partner's devices move to a new key at their next sync, so nothing written afterwards can be read here.\n\
          This device still holds the plan as it was: `cove wipe` removes it. Your partner's copy is theirs; Cove cannot erase it."
             .to_owned()
     });

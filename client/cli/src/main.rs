@@ -78,10 +78,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Daemon => syncing::daemon(&home, &out).await,
         Command::Device(args::DeviceCommand::List) => devices::list(&home, &out).await,
+        Command::Device(args::DeviceCommand::Name { name }) => {
+            devices::name(&home, &out, &name).await
+        }
         Command::Device(args::DeviceCommand::Revoke { device, yes }) => {
             devices::revoke(&home, &out, &device, yes).await
         }
         Command::Leave { yes } => devices::leave(&home, &out, yes).await,
+        Command::Partner(args::PartnerCommand::Remove { yes }) => {
+            devices::remove_partner(&home, &out, yes).await
+        }
         Command::Relay(args::RelayCommand::DeletePlan { yes }) => {
             devices::delete_plan(&home, &out, yes).await
         }

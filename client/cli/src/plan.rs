@@ -478,14 +478,26 @@ pub(crate) async fn saved(out: &Printer, device: &mut Device, id: &str, what: &s
     let sent = match tokio::time::timeout(SEND_TIMEOUT, send(device)).await {
         Ok(Ok(true)) => Ok(()),
         Ok(Ok(false)) => Err("the relay has not yet shown that it stored it".to_owned()),
-        Ok(Err(error)) => Err(error.to_string()),
+        Ok(Err(error)) => {
+            if error.is_removal() {
+                // Learn it from the signed log, which says who and when.
+                let _ = tokio::time::timeout(SEND_TIMEOUT, crate::syncing::sync_now(device)).await;
+            }
+            Err(error.to_string())
+        }
         Err(_) => Err("the relay did not answer in time".to_owned()),
     };
+    // A device that learned just now that it was removed must not promise
+    // to send what it saved.
+    let removal = device.removal();
     out.emit(
-        &json!({ "id": (!id.is_empty()).then_some(id), "sent": sent.is_ok() }),
-        || match &sent {
-            Ok(()) => format!("{what} Sent."),
-            Err(error) => format!(
+        &json!({ "id": (!id.is_empty()).then_some(id), "sent": sent.is_ok(), "removed": removal.is_some() }),
+        || match (&sent, &removal) {
+            (Ok(()), _) => format!("{what} Sent."),
+            (Err(_), Some(removal)) => {
+                format!("{what} Saved on this device only; it will not be sent. {removal}")
+            }
+            (Err(error), None) => format!(
                 "{what} Saved on this device; it will be sent at the next `cove sync` ({error})."
             ),
         },

@@ -56,6 +56,14 @@ pub(crate) async fn recover(home: &Home, out: &Printer, args: RecoverArgs) -> an
         KdfParams::default(),
     )
     .await?;
+    let mut recovered = recovered;
+    let device_name = args.device.unwrap_or_else(crate::devices::default_device_name);
+    recovered.device.set_device_name(&device_name).await?;
+    if recovered.sync_error.is_none()
+        && let Err(error) = crate::syncing::sync_now(&mut recovered.device).await
+    {
+        recovered.sync_error = Some(error);
+    }
     let device = &recovered.device;
     let fingerprint = device.id().fingerprint();
     out.emit(
@@ -64,12 +72,13 @@ pub(crate) async fn recover(home: &Home, out: &Printer, args: RecoverArgs) -> an
             "device": device.id().to_string(),
             "fingerprint": fingerprint,
             "partner": recovered.partner.to_string(),
+            "device_name": device_name,
             "synced": recovered.sync_error.is_none(),
             "error": recovered.sync_error.as_ref().map(ToString::to_string),
         }),
         || {
             let mut text = format!(
-                "This device ({fingerprint}) is back in the plan as one of your devices.\n\
+                "This device, {device_name:?} ({fingerprint}), is back in the plan as one of your devices.\n\
                  If a lost device might be found by someone else, remove it: `cove device list`, then `cove device revoke`.",
             );
             if let Some(error) = &recovered.sync_error {

@@ -2,7 +2,7 @@
 
 use crate::args::{InitArgs, JoinArgs, PairArgs};
 use crate::output::Printer;
-use crate::{prompt, recovery, unlock};
+use crate::{devices, prompt, recovery, unlock};
 use anyhow::bail;
 use cove_client::device::Device;
 use cove_client::home::Home;
@@ -32,6 +32,8 @@ pub(crate) async fn init(home: &Home, out: &Printer, args: InitArgs) -> anyhow::
             })
             .await?;
     }
+    let device_name = args.device.unwrap_or_else(devices::default_device_name);
+    device.set_device_name(&device_name).await?;
     let registered = super::syncing::sync_now(&mut device).await;
     let fingerprint = device.id().fingerprint();
     let phrase = device.recovery_phrase().unwrap_or_default();
@@ -44,9 +46,12 @@ pub(crate) async fn init(home: &Home, out: &Printer, args: InitArgs) -> anyhow::
             "registered": registered.is_ok(),
             "error": registered.as_ref().err().map(ToString::to_string),
             "recovery_phrase": phrase.as_str(),
+            "device_name": device_name,
         }),
         || {
-            let mut text = format!("This device is ready ({fingerprint}), with a new plan.\n\n");
+            let mut text = format!(
+                "This device, {device_name:?} ({fingerprint}), is ready, with a new plan.\n\n"
+            );
             text.push_str(&recovery::phrase_text(&phrase));
             match &registered {
                 Ok(_) => text.push_str(&format!("The relay at {} now holds the plan, encrypted.\n", device.relay())),
@@ -131,7 +136,7 @@ pub(crate) async fn join(home: &Home, out: &Printer, args: JoinArgs) -> anyhow::
             bail!("give either the QR code's text, or the relay address and the code, not both")
         }
         (None, None) => bail!(
-            "the pairing code is missing: cove join RELAY CODE, such as cove join ws://127.0.0.1:2683 7-lantern-river"
+            "the pairing code is missing: cove join RELAY CODE, such as cove join ws://127.0.0.1:2683 482913-lantern-river"
         ),
     };
     pairing::parse_code(&code)?;
@@ -152,6 +157,22 @@ pub(crate) async fn join(home: &Home, out: &Printer, args: JoinArgs) -> anyhow::
     let joined =
         pairing::join(home, &passphrase, &relay, &code, name, KdfParams::default(), show_code)
             .await?;
+    let mut joined = joined;
+    // On another device of one's own, the partner already has a name: a
+    // --name given here names the device (as a person who typed it meant).
+    let device_name = match (args.device, joined.new_phrase, &args.name) {
+        (Some(device), _, _) => device,
+        (None, false, Some(name)) => name.clone(),
+        _ => devices::default_device_name(),
+    };
+    let named = joined.device.set_device_name(&device_name).await;
+    if named.is_ok() && joined.sync_error.is_none() {
+        // Send the name now, so that the inviter's list shows it.
+        if let Err(error) = super::syncing::sync_now(&mut joined.device).await {
+            joined.sync_error = Some(error);
+        }
+    }
+    named?;
     let paired = &joined.paired;
     let phrase = if joined.new_phrase { joined.device.recovery_phrase() } else { None };
     out.emit(
@@ -164,10 +185,11 @@ pub(crate) async fn join(home: &Home, out: &Printer, args: JoinArgs) -> anyhow::
             "synced": joined.sync_error.is_none(),
             "error": joined.sync_error.as_ref().map(ToString::to_string),
             "recovery_phrase": phrase.as_ref().map(|p| p.as_str()),
+            "device_name": device_name,
         }),
         || {
             let mut text = format!(
-                "This device has joined the plan ({}); the other device confirmed the safety code {}.\n",
+                "This device, {device_name:?} ({}), has joined the plan; the other device confirmed the safety code {}.\n",
                 paired.device.fingerprint(),
                 spaced(&paired.safety_code)
             );
@@ -209,7 +231,7 @@ mod tests {
     #[test]
     fn safety_codes_are_spaced_and_qr_codes_render() {
         assert_eq!(spaced("012345"), "012 345");
-        let qr = qr("cove-join:7-lantern-river@ws://127.0.0.1:2683").unwrap();
+        let qr = qr("cove-join:482913-lantern-river@ws://127.0.0.1:2683").unwrap();
         assert!(qr.lines().count() > 10);
     }
 }

@@ -35,6 +35,8 @@ struct Status {
     reachable: bool,
     relay_error: Option<String>,
     active: bool,
+    /// For a device no longer in the plan: who removed it, and when.
+    removal: Option<String>,
     last_sync: Option<i64>,
     devices: Vec<cove_client::device::DeviceRow>,
     /// Open alarms.
@@ -76,6 +78,7 @@ pub(crate) async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
         reachable: reach.is_ok(),
         relay_error: reach.clone().err(),
         active: device.is_active(),
+        removal: device.removal(),
         last_sync: state.last_sync(),
         devices: device.device_rows(),
         alarms: attention.alarms,
@@ -101,8 +104,8 @@ pub(crate) async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
 fn human_status(s: &Status, now: i64) -> String {
     let mut lines = Vec::new();
     lines.push(format!("This device: {} (partner {})", s.fingerprint, s.partner));
-    if !s.active {
-        lines.push("This device has been removed from the plan: it shows what it had, and no longer syncs.".into());
+    if let Some(removal) = &s.removal {
+        lines.push(format!("{removal} `cove wipe` removes its copy."));
     }
     match &s.relay_error {
         None => lines.push(format!("Relay: {} (reachable)", s.relay)),

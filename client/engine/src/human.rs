@@ -11,6 +11,29 @@ pub fn ago(then: i64, now: i64) -> String {
     }
 }
 
+/// A Unix time (milliseconds) as the day it fell on, in UTC: "4 December",
+/// with the year when it is not the year of `now_ms`.
+pub fn day(at_ms: i64, now_ms: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let civil = |ms: i64| crate::plan::calendar::civil_from_days(ms.div_euclid(86_400_000));
+    let (year, month, d) = civil(at_ms);
+    let month = MONTHS[(month as usize).saturating_sub(1).min(11)];
+    if year == civil(now_ms).0 { format!("{d} {month}") } else { format!("{d} {month} {year}") }
+}
+
 fn plural(n: i64, unit: &str) -> String {
     if n == 1 { format!("1 {unit} ago") } else { format!("{n} {unit}s ago") }
 }
@@ -26,5 +49,13 @@ mod tests {
         assert_eq!(ago(0, 7200), "2 hours ago");
         assert_eq!(ago(0, 3 * 86_400), "3 days ago");
         assert_eq!(ago(100, 50), "just now");
+    }
+
+    #[test]
+    fn days_read_naturally() {
+        // 2026-12-04 and 2025-01-31, UTC.
+        let (december, january) = (1_796_342_400_000, 1_738_281_600_000);
+        assert_eq!(day(december + 3_600_000, december), "4 December");
+        assert_eq!(day(january, december), "31 January 2025");
     }
 }

@@ -108,6 +108,11 @@ pub enum KeystoreError {
         /// The passes it asked for.
         passes: u32,
     },
+    /// The file was written by a version of Cove that kept other contents.
+    #[error(
+        "this device was set up by a version of Cove that kept its keys differently, so this version cannot use it; set the device up again (see docs/device.md)"
+    )]
+    OtherFormat,
     /// The passphrase is empty.
     #[error("the passphrase is empty; choose one you can remember and nobody else can guess")]
     EmptyPassphrase,
@@ -316,8 +321,11 @@ impl Keystore {
                 &tag,
             )
             .map_err(|_| KeystoreError::Tampered)?;
+        // The ciphertext authenticated, so this file is the one this
+        // passphrase sealed: contents that do not decode were written by a
+        // version of Cove with another layout, not altered.
         let mut contents: Contents =
-            postcard::from_bytes(&plain).map_err(|_| KeystoreError::Tampered)?;
+            postcard::from_bytes(&plain).map_err(|_| KeystoreError::OtherFormat)?;
         let device_bytes: [u8; 64] =
             contents.device.as_slice().try_into().map_err(|_| KeystoreError::Tampered)?;
         let device_bytes = Zeroizing::new(device_bytes);

@@ -1,4 +1,4 @@
-//! The words of pairing codes such as `7-lantern-river`: 256 short,
+//! The words of pairing codes such as `482913-lantern-river`: 256 short,
 //! distinct, neutral words, so two of them carry 16 bits.
 
 /// Every word, in a fixed order (a word's index is its value).

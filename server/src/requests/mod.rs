@@ -101,13 +101,14 @@ impl<'a, S: Store> Session<'a, S> {
                 self.append_membership(request, plan, &entry.0).await
             }
             C::FetchMembership { request, plan, from } => {
-                if self.recovering.is_none_or(|(p, _)| p != plan) {
-                    self.require_active(plan).await?;
-                }
-                let entries = self
+                let until = self.membership_reach(plan).await?;
+                let mut entries = self
                     .relay
                     .read(StoreOp::Membership, self.relay.store.membership(plan, 0))
                     .await?;
+                if let Some(until) = until {
+                    entries.truncate(until);
+                }
                 let len = entries.len() as u64;
                 let from = usize::try_from(from).unwrap_or(usize::MAX);
                 let page =
@@ -182,6 +183,34 @@ impl<'a, S: Store> Session<'a, S> {
                 self.recover(request, identity, &proof).await
             }
             _ => Err(ApiError::new(ErrorCode::Unsupported)),
+        }
+    }
+
+    /// How much of `plan`'s membership log this connection may read: all of
+    /// it for a member or a device recovering into it (`None`); for a
+    /// revoked device, the entries up to the one that revoked it, so that
+    /// it can verify its removal from signed entries rather than take the
+    /// relay's word, and learns nothing of the plan after it.
+    async fn membership_reach(&mut self, plan: PlanId) -> Result<Option<usize>, ApiError> {
+        if self.active.contains(&plan) || self.recovering.is_some_and(|(p, _)| p == plan) {
+            return Ok(None);
+        }
+        let access =
+            self.relay.read(StoreOp::Other, self.relay.store.access(plan, self.device)).await?;
+        match access {
+            Access::Active => {
+                self.active.insert(plan);
+                Ok(None)
+            }
+            Access::Unknown => Err(ApiError::new(ErrorCode::NotFound)),
+            Access::Revoked => {
+                let state = self.relay.membership(plan, false).await?;
+                let at = state.member(&self.device).and_then(|m| m.revoked.as_ref()).map(|r| r.at);
+                match at.and_then(|at| usize::try_from(at).ok()) {
+                    Some(at) => Ok(Some(at + 1)),
+                    None => Err(ApiError::new(ErrorCode::Revoked).fatal()),
+                }
+            }
         }
     }
 

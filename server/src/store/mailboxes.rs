@@ -3,26 +3,31 @@
 use super::dialect::{self, Arg, Backend, Col};
 use super::log::device;
 use super::{Mailbox, Mailboxes, PairError, PairState, Side, StoreError};
-use cove_shared::DeviceId;
+use cove_shared::random::Entropy;
 use cove_shared::wire::{MAX_PAIR_MESSAGES, PairOutcome};
+use cove_shared::{DeviceId, OsEntropy};
 
 /// Grace period after a pairing mailbox expires before its nameplate can be
 /// reused, so that a late joiner with an old code cannot burn a new mailbox.
 pub(super) const PAIRING_GRACE_SECS: i64 = 600;
 
-/// The smallest positive integer, as text, that is not taken.
-fn free_nameplate(taken: &[String]) -> String {
-    let mut numbers: Vec<u64> = taken.iter().filter_map(|t| t.parse().ok()).collect();
-    numbers.sort_unstable();
-    let mut candidate = 1;
-    for n in numbers {
-        if n == candidate {
-            candidate += 1;
-        } else if n > candidate {
-            break;
+/// The range nameplates are drawn from: six digits, easy to read aloud.
+const NAMEPLATES: std::ops::Range<u32> = 100_000..1_000_000;
+
+/// A nameplate drawn uniformly at random, so that a stranger cannot guess a
+/// couple's open mailbox and burn it: with a few mailboxes open among
+/// 900,000 numbers and joins limited per address, a guess almost never
+/// lands.
+fn random_nameplate(rng: &mut impl Entropy) -> String {
+    let span = NAMEPLATES.end - NAMEPLATES.start;
+    // Rejection sampling: no number is likelier than another.
+    let limit = u32::MAX - u32::MAX % span;
+    loop {
+        let n = u32::from_be_bytes(rng.array());
+        if n < limit {
+            return (NAMEPLATES.start + n % span).to_string();
         }
     }
-    candidate.to_string()
 }
 
 fn outcome_state(outcome: PairOutcome) -> PairState {
@@ -35,15 +40,11 @@ fn outcome_state(outcome: PairOutcome) -> PairState {
 impl<B: Backend> Mailboxes for B {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn pair_open(&self, opener: DeviceId, expires_at: i64) -> Result<String, StoreError> {
-        // Another relay process may take the same number at the same
-        // moment; the primary key decides, and the loser tries again.
+        // A number still taken (open, or within its grace period), or taken
+        // by another relay process at the same moment: the primary key
+        // decides, and a fresh number is drawn.
         for _ in 0..8 {
-            let taken = dialect::write(self, "SELECT nameplate FROM pairings", &[], &[Col::Text])
-                .await?
-                .into_iter()
-                .map(|mut r| r.text(0))
-                .collect::<Result<Vec<String>, _>>()?;
-            let nameplate = free_nameplate(&taken);
+            let nameplate = random_nameplate(&mut OsEntropy);
             let inserted = dialect::write(
                 self,
                 "INSERT INTO pairings (nameplate, state, expires_at, opener, joiner)
@@ -217,14 +218,18 @@ impl<B: Backend> Mailboxes for B {
 
 #[cfg(test)]
 mod tests {
-    use super::free_nameplate;
+    use super::{NAMEPLATES, random_nameplate};
+    use cove_shared::random::SeededEntropy;
 
     #[test]
-    fn nameplates_fill_the_smallest_gap() {
-        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
-        assert_eq!(free_nameplate(&[]), "1");
-        assert_eq!(free_nameplate(&s(&["1", "2", "4"])), "3");
-        assert_eq!(free_nameplate(&s(&["2", "3"])), "1");
-        assert_eq!(free_nameplate(&s(&["1", "x", "2"])), "3");
+    fn nameplates_are_six_random_digits() {
+        let mut rng = SeededEntropy::new(b"nameplates");
+        let drawn: Vec<String> = (0..1000).map(|_| random_nameplate(&mut rng)).collect();
+        for n in &drawn {
+            let value: u32 = n.parse().unwrap();
+            assert!(NAMEPLATES.contains(&value) && n.len() == 6, "{n}");
+        }
+        let distinct: std::collections::BTreeSet<&String> = drawn.iter().collect();
+        assert!(distinct.len() > 990, "{} distinct of 1000", distinct.len());
     }
 }

@@ -94,6 +94,14 @@ pub enum Alarm {
         /// Why, as the rules put it.
         reason: String,
     },
+    /// The other partner is no longer in the plan: they left, or this
+    /// partner's device removed them.
+    PartnerLeft {
+        /// Their name, as the plan had it then.
+        name: String,
+        /// Whether this partner removed them, rather than they left.
+        removed: bool,
+    },
 }
 
 impl Alarm {
@@ -147,6 +155,12 @@ impl Alarm {
                 "the relay said it had stored changes from this device (at position {cursor} and perhaps later) but did not serve them there; they were sent again. The relay may have been restored from a backup, or it is misbehaving"
             ),
             Self::StateBehind => "the relay holds newer changes from this very device than the device itself has: its state was restored from an older copy; it no longer sends anything, so that nothing is overwritten; remove it and pair it again".to_owned(),
+            Self::PartnerLeft { name, removed: false } => format!(
+                "{name} left the plan: nothing written from now on reaches {name}'s devices or {name}'s recovery phrase"
+            ),
+            Self::PartnerLeft { name, removed: true } => format!(
+                "{name} was removed from the plan: nothing written from now on reaches {name}'s devices or {name}'s recovery phrase"
+            ),
             Self::RefusedEntry { reason } => format!(
                 "the relay served a change to the plan's devices that breaks the plan's rules ({reason}); it was refused and changes nothing here. Someone may have tried to add a device that is not theirs"
             ),

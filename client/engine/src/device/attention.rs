@@ -6,7 +6,7 @@
 use super::receive::Quarantined;
 use super::{Alarm, AlarmRecord, Device, DeviceError};
 use crate::localdb::ListTable;
-use crate::plan::display_name;
+use crate::plan::{device_name, display_name};
 use cove_shared::Partner;
 use cove_shared::{DeviceId, envelope};
 use serde::Serialize;
@@ -70,13 +70,15 @@ impl Attention {
 impl Device {
     /// A device as a person knows it: "Sam's device (k7q2-…)".
     pub fn device_label(&self, id: &DeviceId) -> String {
-        if *id == self.id() {
-            return format!("this device ({})", id.fingerprint());
-        }
         let owner = self.membership().member(id).map(|m| m.partner);
+        let named = owner.and_then(|p| device_name(self.docs(), p, id));
+        let named = named.map(|n| format!(" \"{n}\"")).unwrap_or_default();
+        if *id == self.id() {
+            return format!("this device{named} ({})", id.fingerprint());
+        }
         match owner.and_then(|p| display_name(self.docs(), p)) {
-            Some(name) => format!("{name}'s device ({})", id.fingerprint()),
-            None => format!("device {}", id.fingerprint()),
+            Some(name) => format!("{name}'s device{named} ({})", id.fingerprint()),
+            None => format!("device{named} {}", id.fingerprint()),
         }
     }
 
@@ -160,6 +162,8 @@ pub struct DeviceRow {
     pub partner: String,
     /// That partner's display name, if known.
     pub name: Option<String>,
+    /// The name the device gave itself, if known.
+    pub device_name: Option<String>,
     /// Whether it is the device running this command.
     pub this_device: bool,
     /// Whether it is still a member.
@@ -184,6 +188,7 @@ impl Device {
                 fingerprint: m.device.fingerprint(),
                 partner: m.partner.to_string(),
                 name: names.get(&m.partner.to_string()).cloned().flatten(),
+                device_name: device_name(device.docs(), m.partner, &m.device),
                 this_device: m.device == device.id(),
                 active: m.is_active(),
                 last_heard: device.sync.last_seen(&m.device),

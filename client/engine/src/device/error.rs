@@ -91,6 +91,21 @@ pub enum DeviceError {
     Plan(#[from] crate::plan::write::PlanError),
 }
 
+impl DeviceError {
+    /// Whether the relay (or the log) said this device is no longer in the
+    /// plan. The relay's word is a hint: the signed log, which a removed
+    /// device may still read up to its removal, is what settles it.
+    pub fn is_removal(&self) -> bool {
+        use crate::transport::TransportError as T;
+        matches!(
+            self,
+            Self::Revoked
+                | Self::Transport(T::Revoked)
+                | Self::Transport(T::Refused { code: cove_shared::wire::ErrorCode::Revoked, .. })
+        )
+    }
+}
+
 impl From<DocError> for DeviceError {
     fn from(error: DocError) -> Self {
         Self::Doc(Box::new(error))

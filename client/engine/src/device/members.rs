@@ -20,6 +20,7 @@ impl Device {
             .write(async |device, _| {
                 let was_active: Vec<DeviceId> =
                     device.log.state().active().map(|m| m.device).collect();
+                let had_left = device.log.state().has_left(device.partner().other());
                 let mut added = 0;
                 for bytes in entries {
                     let appended = Entry::decode(bytes)
@@ -37,13 +38,13 @@ impl Device {
                                 other => Alarm::RefusedEntry { reason: other.to_string() },
                             };
                             device.sync.raise(alarm, device.clock.now_ms());
-                            device.after_membership_change(&was_active)?;
+                            device.after_membership_change(&was_active, had_left)?;
                             return Ok(Err(error));
                         }
                     }
                 }
                 if added > 0 {
-                    device.after_membership_change(&was_active)?;
+                    device.after_membership_change(&was_active, had_left)?;
                 }
                 Ok(Ok(added))
             })
@@ -51,11 +52,24 @@ impl Device {
         Ok(outcome?)
     }
 
-    fn after_membership_change(&mut self, was_active: &[DeviceId]) -> Result<(), DeviceError> {
+    fn after_membership_change(
+        &mut self,
+        was_active: &[DeviceId],
+        had_left: bool,
+    ) -> Result<(), DeviceError> {
         self.rebuild_keyring()?;
         self.forget_replaced_identity()?;
         if !self.is_active() {
             self.sync.raise(Alarm::Revoked, self.clock.now_ms());
+        }
+        let other = self.partner().other();
+        let by = self.log.state().identity(other).and_then(|i| i.ended.as_ref()).map(|e| e.by);
+        // Told to the partner who did not do it themselves on this device.
+        if !had_left && self.log.state().has_left(other) && by != Some(self.id()) {
+            let removed =
+                by.and_then(|by| self.log.state().member(&by)).is_some_and(|m| m.partner != other);
+            let name = self.current_plan().name(other);
+            self.sync.raise(Alarm::PartnerLeft { name, removed }, self.clock.now_ms());
         }
         self.check_cutoffs(was_active);
         Ok(())
@@ -176,6 +190,13 @@ impl Device {
             self.keystore.save(&self.home.keystore())?;
         }
         Ok(())
+    }
+
+    /// An entry that retires `partner`'s identity: they leave the plan (from
+    /// one of their own devices), or are removed from it (by the other
+    /// partner, once none of their devices remains).
+    pub fn retirement(&self, partner: Partner) -> Result<Entry, DeviceError> {
+        Ok(self.log.retire(self.keystore.device(), partner)?)
     }
 
     /// An entry that moves every active device to a new key.

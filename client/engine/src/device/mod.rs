@@ -34,6 +34,7 @@ mod progress;
 pub mod receive;
 mod setup;
 mod snapshot;
+mod standing;
 mod state;
 mod store;
 

@@ -126,20 +126,43 @@ impl Device {
     }
 
     /// Whether this device is a partner's first, still waiting to make that
-    /// partner's own document.
+    /// partner's own document, or is waiting for that document to name
+    /// itself in it.
     pub(crate) fn owes_own_document(&self) -> bool {
-        self.sync.pending_name.is_some()
+        self.sync.pending_name.is_some() || self.sync.pending_device_name.is_some()
+    }
+
+    /// Names this device, as both partners' device lists and messages show
+    /// it. The name lives in this partner's own document (so only their
+    /// devices can set it, and the relay never reads it); a device whose
+    /// partner's document has not arrived yet names itself once it has.
+    pub async fn set_device_name(&mut self, name: &str) -> Result<(), DeviceError> {
+        let doc = self.partner().doc();
+        if self.docs.heads(doc).is_empty() {
+            let name = name.trim().to_owned();
+            return self.update(|s| s.pending_device_name = Some(name)).await;
+        }
+        let id = self.id().to_string();
+        self.edit(doc, |tx| Ok(crate::plan::write::name_device(tx, &id, name)?)).await?;
+        self.update(|s| s.pending_device_name = None).await
     }
 
     /// A partner's own document is made by their first device, once its
     /// first sync shows that no earlier device of theirs made it.
     pub(crate) async fn ensure_own_document(&mut self) -> Result<(), DeviceError> {
-        let Some(name) = self.sync.pending_name.clone() else { return Ok(()) };
         let doc = self.partner().doc();
-        if self.docs.heads(doc).is_empty() {
-            self.genesis(doc, |tx| schema::genesis_partner(tx, &name)).await?;
+        if let Some(name) = self.sync.pending_name.clone() {
+            if self.docs.heads(doc).is_empty() {
+                self.genesis(doc, |tx| schema::genesis_partner(tx, &name)).await?;
+            }
+            self.update(|s| s.pending_name = None).await?;
         }
-        self.update(|s| s.pending_name = None).await
+        if let Some(name) = self.sync.pending_device_name.clone()
+            && !self.docs.heads(doc).is_empty()
+        {
+            self.set_device_name(&name).await?;
+        }
+        Ok(())
     }
 
     /// Creates a document's containers in its first change.

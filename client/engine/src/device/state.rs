@@ -61,6 +61,9 @@ pub struct SyncState {
     pub(super) unsealed: Vec<(u8, Vec<[u8; 32]>)>,
     /// A newly paired partner's name, until their own document exists.
     pub(super) pending_name: Option<String>,
+    /// This device's name, until its partner's own document exists here to
+    /// hold it.
+    pub(super) pending_device_name: Option<String>,
 }
 
 /// What a device read at one relay cursor, to check later that the relay

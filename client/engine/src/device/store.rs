@@ -24,7 +24,7 @@ pub(super) const KV_FORMAT: &str = "format";
 /// database written in another layout is refused with a sentence, never
 /// read as if it were damaged. Before Cove 1.0 the layout may change
 /// between versions; see `docs/device.md`.
-pub const LOCAL_FORMAT: u32 = 2;
+pub const LOCAL_FORMAT: u32 = 3;
 
 /// A value's stored encoding, wiped when dropped.
 fn encode<T: serde::Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, DeviceError> {

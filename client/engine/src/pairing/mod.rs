@@ -3,7 +3,7 @@
 //! confirmation, and signed device bundles exchanged under the agreed key.
 //!
 //! # Protocol
-//! The code is `<nameplate>-<word>-<word>`, as in `7-lantern-river`: the
+//! The code is `<nameplate>-<word>-<word>`, as in `482913-lantern-river`: the
 //! relay sees the nameplate (it names the mailbox), never the words. The
 //! password is the whole code.
 //!
@@ -95,8 +95,8 @@ pub enum PairError {
     /// The mailbox was used or burned.
     #[error("this code has already been used or was burned by a wrong attempt")]
     Burned,
-    /// The code is not of the form `7-lantern-river`.
-    #[error("{0:?} is not a pairing code; it looks like 7-lantern-river")]
+    /// The code is not of the form `482913-lantern-river`.
+    #[error("{0:?} is not a pairing code; it looks like 482913-lantern-river")]
     BadCode(String),
     /// The other side did not answer in time.
     #[error("the other device did not answer within 10 minutes")]
@@ -159,7 +159,7 @@ pub fn new_code(nameplate: &str) -> String {
     format!("{nameplate}-{}-{}", WORDS[usize::from(a)], WORDS[usize::from(b)])
 }
 
-/// Splits `7-lantern-river` into its nameplate and checks the words.
+/// Splits `482913-lantern-river` into its nameplate and checks the words.
 pub fn parse_code(code: &str) -> Result<(String, String), PairError> {
     let code = code.trim().to_ascii_lowercase();
     let parts: Vec<&str> = code.split('-').collect();

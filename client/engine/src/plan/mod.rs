@@ -35,13 +35,23 @@ pub mod write;
 
 use crate::documents::Documents;
 use automerge::{ROOT, ReadDoc};
-use cove_shared::{DocId, Partner};
+use cove_shared::{DeviceId, DocId, Partner};
 
 /// A partner's display name, as their own document holds it.
 pub fn display_name(docs: &Documents, partner: Partner) -> Option<String> {
     let doc = docs.get(partner.doc());
     let (_, profile) = doc.get(ROOT, schema::partner::PROFILE).ok()??;
     let (value, _) = doc.get(&profile, "display_name").ok()??;
+    value.as_str().map(str::to_owned)
+}
+
+/// The name a partner's device gave itself, as that partner's document
+/// holds it.
+pub fn device_name(docs: &Documents, partner: Partner, device: &DeviceId) -> Option<String> {
+    let doc = docs.get(partner.doc());
+    let (_, profile) = doc.get(ROOT, schema::partner::PROFILE).ok()??;
+    let (_, devices) = doc.get(&profile, schema::partner::DEVICES).ok()??;
+    let (value, _) = doc.get(&devices, device.to_string()).ok()??;
     value.as_str().map(str::to_owned)
 }
 

@@ -53,6 +53,9 @@ pub mod shared {
 pub mod partner {
     /// Display name and similar.
     pub const PROFILE: &str = "profile";
+    /// Within `profile`: each of the partner's devices' names, by device id
+    /// (hex), each written by that device.
+    pub const DEVICES: &str = "devices";
     /// Needs afterwards.
     pub const NEEDS: &str = "needs";
     /// Boundaries.
@@ -97,6 +100,7 @@ pub fn genesis_partner<T: Transactable>(
     tx.put(ROOT, "schema", SCHEMA_VERSION)?;
     let profile = tx.put_object(ROOT, partner::PROFILE, ObjType::Map)?;
     tx.put(&profile, "display_name", display_name)?;
+    tx.put_object(&profile, partner::DEVICES, ObjType::Map)?;
     for key in [
         partner::NEEDS,
         partner::BOUNDARIES,

@@ -498,6 +498,27 @@ pub fn set_display_name(tx: &mut Transaction<'_>, name: &str) -> Result<(), Plan
     Ok(())
 }
 
+/// The longest device name, in characters.
+pub const MAX_DEVICE_NAME: usize = 60;
+
+/// Names a device of this partner (own document), as the device lists and
+/// messages show it.
+pub fn name_device(tx: &mut Transaction<'_>, device: &str, name: &str) -> Result<(), PlanError> {
+    migrate(tx)?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(PlanError::Invalid { field: "device name", reason: "it is empty".into() });
+    }
+    check_text("device name", name, MAX_DEVICE_NAME)?;
+    let profile = root_map(tx, schema::partner::PROFILE)?;
+    let devices = match tx.get(&profile, schema::partner::DEVICES)? {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        _ => return Err(PlanError::Missing(schema::partner::DEVICES)),
+    };
+    tx.put(&devices, device, name)?;
+    Ok(())
+}
+
 /// Finds the one id in `ids` that is `given` or ends with it (at least four
 /// characters, any case), as people type the short ids views show.
 pub fn resolve<'a>(

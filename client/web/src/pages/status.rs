@@ -24,7 +24,11 @@ pub async fn status(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
     let plan = device.current_plan();
     let state = device.sync_state();
     let now_s = device.now_s();
-    let mut body = format!("<p>Relay {}: {}.</p>", esc(device.relay()), esc(&reachable));
+    let mut body = String::new();
+    if let Some(removal) = device.removal() {
+        let _ = write!(body, "<p class=\"flash\">{}</p>", esc(&removal));
+    }
+    let _ = write!(body, "<p>Relay {}: {}.</p>", esc(device.relay()), esc(&reachable));
     let _ = write!(
         body,
         "<p>Last sync: {}.</p>",
@@ -38,7 +42,10 @@ pub async fn status(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
             || "never heard from".to_owned(),
             |t| format!("last heard {}", cove_client::human::ago(t, now_s)),
         );
-        let who = row.name.clone().unwrap_or_else(|| format!("partner {}", row.partner));
+        let mut who = row.name.clone().unwrap_or_else(|| format!("partner {}", row.partner));
+        if let Some(named) = &row.device_name {
+            who.push_str(&format!(" \"{named}\""));
+        }
         let what = if row.this_device {
             "this device".to_owned()
         } else if !row.active {

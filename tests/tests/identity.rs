@@ -256,3 +256,38 @@ async fn a_removed_partner_is_cut_off_from_devices_and_phrase_alike() {
     assert!(matches!(result, Err(RecoverError::NoPlan(_))), "{result:?}");
     assert!(matches!(Invite::open(&a, false).await, Err(PairError::PartnerLeft)));
 }
+
+/// A running daemon whose device is removed says so from the signed log:
+/// who removed it and when, not merely that the relay said so.
+#[tokio::test]
+async fn a_running_daemon_learns_its_removal_from_the_signed_log() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("daemon-removed");
+    let (mut a, b) = couple(&root, &relay.url, &relay.url).await;
+    let (synced_tx, mut synced) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let daemon = tokio::spawn(async move {
+        let mut b = b;
+        let events = |event: &cove_client::sync::Event| {
+            if matches!(event, cove_client::sync::Event::Synced(_)) {
+                let _ = synced_tx.send(());
+            }
+        };
+        let result =
+            cove_client::sync::run_daemon(&mut b, events, Box::pin(std::future::pending())).await;
+        (b, result)
+    });
+    synced.recv().await;
+    let (conn, _pushes) = cove_client::sync::connect(&a).await.unwrap();
+    let target = {
+        let state = a.membership();
+        state.active_of(Partner::B).next().unwrap().device
+    };
+    cove_client::sync::publish_entry(&mut a, &conn, |d| d.revocation(target)).await.unwrap();
+    let (b, result) = tokio::time::timeout(std::time::Duration::from_secs(20), daemon)
+        .await
+        .expect("the daemon stopped")
+        .unwrap();
+    assert!(matches!(result, Err(cove_client::device::DeviceError::Revoked)), "{result:?}");
+    let removal = b.removal().unwrap();
+    assert!(removal.starts_with("alex removed this device from the plan on "), "{removal}");
+}

@@ -212,7 +212,7 @@ fn summary(report: &SyncReport, attention: Attention) -> SyncSummary {
 /// `cove sync`.
 pub(crate) async fn sync(home: &Home, out: &Printer) -> anyhow::Result<()> {
     let mut device = unlock(home).await?;
-    let report = sync_now(&mut device).await?;
+    let report = sync_now(&mut device).await.map_err(|e| removed(&device, e))?;
     let mut attention = device.attention().await?;
     attention.history.clear();
     let summary = summary(&report, attention);
@@ -294,9 +294,21 @@ pub(crate) async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
         }
         _ => {}
     };
-    sync::run_daemon(&mut device, events, Box::pin(shutdown())).await?;
+    let result = sync::run_daemon(&mut device, events, Box::pin(shutdown())).await;
+    result.map_err(|e| removed(&device, e))?;
     out.say("Stopped.");
     Ok(())
+}
+
+/// A removal, said as the signed log has it: who removed this device and
+/// when. Any other error as it is.
+fn removed(device: &Device, error: DeviceError) -> anyhow::Error {
+    match device.removal() {
+        Some(removal) if error.is_removal() => {
+            anyhow::anyhow!("{removal} `cove wipe` removes its copy")
+        }
+        _ => error.into(),
+    }
 }
 
 /// Prints signals as they arrive: a live one with the terminal's bell; one

@@ -5,7 +5,7 @@ use super::{
     SyncReport, apply_page, connect, fetch_all, rotate, send_and_confirm, send_outbox,
     sync_membership, sync_once,
 };
-use crate::device::{Alarm, Device, DeviceError, Received};
+use crate::device::{Device, DeviceError, Received};
 use crate::transport::{Push, RelayConnection, TransportError};
 use cove_shared::OsEntropy;
 use cove_shared::random::Entropy;
@@ -150,10 +150,10 @@ async fn handle_pushes(
                     send_outbox(device, conn).await?;
                 }
             }
-            Push::Revoked { .. } => {
-                device.raise_alarm(Alarm::Revoked).await?;
-                return Err(DeviceError::Revoked);
-            }
+            // The relay's word is a hint: reconnect, and let the signed log
+            // (which a removed device may read up to its removal) settle it
+            // and say who removed this device.
+            Push::Revoked { .. } => return Err(TransportError::Revoked.into()),
             Push::Closed(error) => return Err(error.into()),
             _ => {}
         }

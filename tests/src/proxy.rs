@@ -52,6 +52,13 @@ pub enum Fault {
         /// The membership length to claim.
         membership: u64,
     },
+    /// Serve this entry after the membership log's last one.
+    ExtraEntry(Vec<u8>),
+    /// Label every page with another plan's id.
+    WrongPlan(cove_shared::PlanId),
+    /// After the next frame, tell the device it was revoked from this plan
+    /// (an unsigned claim), once.
+    ClaimRevoked(cove_shared::PlanId),
 }
 
 /// A running proxy.
@@ -137,7 +144,9 @@ async fn relay_one(
                         let mut current = fault.lock().unwrap_or_else(PoisonError::into_inner);
                         let frames = tamper(&frame, &current);
                         let page = matches!(wire::decode::<RelayToClient>(&frame), Ok(RelayToClient::Page { .. }));
-                        if page && matches!(*current, Fault::Inject(_)) {
+                        if (page && matches!(*current, Fault::Inject(_)))
+                            || matches!(*current, Fault::ClaimRevoked(_))
+                        {
                             *current = Fault::None;
                         }
                         frames
@@ -186,6 +195,17 @@ fn tamper(frame: &[u8], fault: &Fault) -> Vec<Vec<u8>> {
         return vec![frame.to_vec()];
     }
     let Ok(message) = wire::decode::<RelayToClient>(frame) else { return vec![frame.to_vec()] };
+    if let Fault::ClaimRevoked(plan) = fault {
+        let claim = wire::encode(&RelayToClient::Revoked { plan: *plan }).unwrap_or_default();
+        return vec![frame.to_vec(), claim];
+    }
+    if let (Fault::WrongPlan(other), RelayToClient::Page { request, items, head, compacted, .. }) =
+        (fault, &message)
+    {
+        let (items, head, compacted) = (items.clone(), *head, *compacted);
+        let page = RelayToClient::Page { request: *request, plan: *other, items, head, compacted };
+        return wire::encode(&page).into_iter().collect();
+    }
     let altered = match message {
         RelayToClient::Page { request, plan, items, head, compacted } => {
             let (items, head) = alter_items(items, head, fault);
@@ -209,6 +229,10 @@ fn tamper(frame: &[u8], fault: &Fault) -> Vec<Vec<u8>> {
                     len: len.min(*membership),
                 }]
             }
+            Fault::ExtraEntry(extra) => {
+                entries.push(Blob(extra.clone()));
+                vec![RelayToClient::Membership { request, plan, entries, len: len + 1 }]
+            }
             _ => vec![RelayToClient::Membership { request, plan, entries, len }],
         },
         other => vec![other],
@@ -222,7 +246,11 @@ fn alter_items(
     fault: &Fault,
 ) -> (Vec<StoredEnvelope>, Cursor) {
     match fault {
-        Fault::None | Fault::DropLive(_) => (items, head),
+        Fault::None
+        | Fault::DropLive(_)
+        | Fault::WrongPlan(_)
+        | Fault::ClaimRevoked(_)
+        | Fault::ExtraEntry(_) => (items, head),
         Fault::FlipBit(cursors) => {
             for item in items.iter_mut().filter(|i| cursors.contains(&i.cursor.0)) {
                 flip(&mut item.envelope);

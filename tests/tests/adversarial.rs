@@ -7,7 +7,7 @@ use cove_client::localdb::ListTable;
 use cove_client::sync;
 use cove_shared::wire::{Cursor, StoredEnvelope};
 use cove_shared::{DocId, Kind, ManualClock, envelope};
-use cove_tests::devices::{couple, get, heads, put, sync_now};
+use cove_tests::devices::{PASSPHRASE, couple, get, heads, put, sync_now};
 use cove_tests::harness::{TempDir, TestRelay};
 use cove_tests::proxy::{FakeStored, Fault, Proxy};
 
@@ -358,4 +358,99 @@ async fn a_relay_that_lies_about_storing_loses_no_edit() {
     sync_now(&mut b).await;
     sync_now(&mut a).await;
     assert_eq!(heads(&a, DocId::Shared), heads(&b, DocId::Shared));
+}
+
+/// A page labelled with another plan's id is not taken as this plan's.
+#[tokio::test]
+async fn a_page_for_another_plan_is_refused() {
+    let Setup { proxy, mut a, mut b, _relay, _root } = setup("wrong-plan").await;
+    put(&mut a, DocId::Shared, "x", "for this plan").await;
+    sync_now(&mut a).await;
+    proxy.set(Fault::WrongPlan(cove_shared::PlanId::from_bytes([7; 16])));
+    let (conn, _pushes) = sync::connect(&b).await.unwrap();
+    let result = sync::sync_once(&mut b, &conn).await;
+    assert!(result.is_err(), "{result:?}");
+    assert!(get(&b, DocId::Shared, "x").is_none());
+    proxy.set(Fault::None);
+    sync_now(&mut b).await;
+    assert_eq!(get(&b, DocId::Shared, "x").as_deref(), Some("for this plan"));
+}
+
+/// The relay's "revoked" frame for a device the signed log still lists:
+/// the device keeps working, and says the relay claimed something false.
+#[tokio::test]
+async fn an_unsigned_revoked_claim_leaves_the_device_working_and_is_reported() {
+    let Setup { proxy, mut a, b, _relay, _root } = setup("false-revoked").await;
+    let plan = a.plan();
+    let (synced_tx, mut synced) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(async move {
+        let mut b = b;
+        // A full sync pass: the first, and each after a reconnection.
+        let events = |event: &sync::Event| {
+            if matches!(event, sync::Event::Synced(_)) {
+                let _ = synced_tx.send(());
+            }
+        };
+        let stop = Box::pin(async {
+            let _ = stop_rx.await;
+        });
+        let result = sync::run_daemon(&mut b, events, stop).await;
+        (b, result)
+    });
+    synced.recv().await;
+    proxy.set(Fault::ClaimRevoked(plan));
+    put(&mut a, DocId::Shared, "after", "the claim").await;
+    sync_now(&mut a).await;
+    // The claim comes with the live delivery; the daemon reconnects, checks
+    // the signed log, and syncs again instead of stopping.
+    tokio::time::timeout(std::time::Duration::from_secs(20), synced.recv())
+        .await
+        .expect("the daemon synced again after the claim");
+    let _ = stop_tx.send(());
+    let (b, result) = daemon.await.unwrap();
+    result.unwrap();
+    assert!(b.is_active());
+    assert_eq!(get(&b, DocId::Shared, "after").as_deref(), Some("the claim"));
+    assert!(
+        b.sync_state().alarms().iter().any(|a| matches!(a, Alarm::FalseRemoval)),
+        "{:?}",
+        b.sync_state().alarms()
+    );
+}
+
+/// A forged membership entry (a device for B, certified by an identity A
+/// made up, signed by A's device) served by the relay is refused with an
+/// alarm, and the honest log served afterwards is not taken for a shorter one.
+#[tokio::test]
+async fn a_forged_entry_is_reported_once_and_the_honest_log_is_not_called_short() {
+    use cove_shared::{DeviceSecret, EntryBody, IdentitySeed, OsEntropy, Partner, PartnerSecret};
+    let Setup { proxy, a, mut b, _relay, _root } = setup("forged-entry").await;
+    let fake = PartnerSecret::from_seed(&IdentitySeed::random(&mut OsEntropy)).unwrap();
+    let stooge = DeviceSecret::generate(&mut OsEntropy);
+    let cert = fake.certify(a.plan(), a.membership().genesis(), Partner::B, stooge.id());
+    let body = EntryBody::AddDevice {
+        partner: Partner::B,
+        bundle: stooge.bundle(),
+        identity: fake.public(),
+        certificate: Box::new(cert),
+        wraps: Vec::new(),
+    };
+    let keystore = cove_client::keystore::Keystore::open(&a.home().keystore(), PASSPHRASE).unwrap();
+    let state = a.membership();
+    let forged =
+        cove_shared::Entry::sign(a.plan(), state.len(), state.head(), body, keystore.device())
+            .unwrap();
+    proxy.set(Fault::ExtraEntry(forged.encode().to_vec()));
+    let (conn, _pushes) = sync::connect(&b).await.unwrap();
+    assert!(sync::sync_once(&mut b, &conn).await.is_err());
+    let alarms = |b: &Device| b.sync_state().alarms().into_iter().cloned().collect::<Vec<_>>();
+    assert!(alarms(&b).iter().any(|a| matches!(a, Alarm::RefusedEntry { .. })), "{:?}", alarms(&b));
+    proxy.set(Fault::None);
+    sync_now(&mut b).await;
+    assert!(
+        !alarms(&b).iter().any(|a| matches!(a, Alarm::MembershipRollback { .. })),
+        "{:?}",
+        alarms(&b)
+    );
 }

@@ -824,8 +824,10 @@ async fn conflicts_reviews_leaving_and_deleting_through_the_cove_binary() {
     let left = tablet.json(&["leave", "--yes"]);
     assert_eq!(left["devices_removed"], 2, "{left}");
     let refused = alex.fails(&["sync"], None);
-    assert!(refused.contains("removed from the plan"), "{refused}");
+    assert!(refused.contains("You removed this device from the plan on "), "{refused}");
     sam.json(&["sync"]);
+    let alarms = sam.json(&["status"])["alarms"].to_string();
+    assert!(alarms.contains("Alex left the plan"), "{alarms}");
     let devices = sam.json(&["device", "list"]);
     let active: Vec<&Value> =
         devices.as_array().unwrap().iter().filter(|d| d["active"] == true).collect();

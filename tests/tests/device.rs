@@ -685,3 +685,47 @@ async fn pairing_completes_when_the_inviter_is_further_from_the_relay_than_the_j
         assert_eq!(b.partner(), Partner::B);
     }
 }
+
+/// An edit sealed on a device that was offline while another device
+/// revoked someone is sealed again under the new key before it leaves, so
+/// the revoked device's keys cannot open it; and the relay refuses the old
+/// bytes.
+#[tokio::test]
+async fn an_edit_sealed_before_a_revocation_and_sent_after_it_uses_the_new_key() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("reseal");
+    let (mut a, b) = couple(&root, &relay.url, &relay.url).await;
+    let (mut a2, _, _) = pair(&mut a, &root, "alex-tablet", &relay.url, true).await;
+    // Offline, A's tablet writes; the edit is sealed into its outbox now.
+    put(&mut a2, DocId::Shared, "later", "written while offline").await;
+    let old_bytes: Vec<Vec<u8>> = a2.outbox().await.unwrap().into_iter().map(|(_, e)| e).collect();
+    assert!(!old_bytes.is_empty());
+    let old_epoch = envelope::header_of(&old_bytes[0]).unwrap().epoch;
+    // Meanwhile A's phone removes B: a new epoch B holds no key for.
+    let (conn, _pushes) = sync::connect(&a).await.unwrap();
+    let target = b.id();
+    sync::publish_entry(&mut a, &conn, |d| d.revocation(target)).await.unwrap();
+    let revocation = a.membership().member(&target).unwrap().revoked.clone().unwrap();
+    assert!(revocation.epoch > old_epoch);
+
+    // The tablet syncs: what it sends is sealed under the new key.
+    sync_now(&mut a2).await;
+    let (conn, _pushes) = sync::connect(&a).await.unwrap();
+    let (items, _, _) = conn.fetch(a.plan(), Cursor(0), 512).await.unwrap();
+    let from_tablet: Vec<_> = items
+        .iter()
+        .filter_map(|i| envelope::header_of(&i.envelope.0).ok())
+        .filter(|h| h.sender == a2.id() && h.kind == Kind::Changes && h.doc == DocId::Shared)
+        .collect();
+    assert!(!from_tablet.is_empty());
+    for header in &from_tablet {
+        assert!(header.epoch >= revocation.epoch, "sealed in {:?}", header.epoch);
+    }
+    sync_now(&mut a).await;
+    assert_eq!(get(&a, DocId::Shared, "later").as_deref(), Some("written while offline"));
+    // The old bytes, offered again, are refused: sealed under a key the
+    // log has moved past, and not what the relay holds.
+    let (conn, _pushes) = sync::connect(&a2).await.unwrap();
+    let refused = conn.push(a2.plan(), &old_bytes[0]).await.unwrap_err();
+    assert_eq!(refused.code(), Some(cove_shared::wire::ErrorCode::StaleEpoch), "{refused}");
+}

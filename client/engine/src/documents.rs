@@ -11,7 +11,7 @@
 //! everything they have verified and apply it once.
 
 use automerge::transaction::{CommitOptions, Transaction};
-use automerge::{ActorId, Automerge, AutomergeError, Change, ChangeHash};
+use automerge::{ActorId, Automerge, AutomergeError, Change, ChangeHash, ReadDoc};
 use cove_shared::{DeviceId, DocId};
 
 /// A document operation failed.
@@ -27,6 +27,10 @@ pub enum DocError {
     /// A saved document holds a change by a device not allowed to write it.
     #[error("a saved document holds a change by a device not allowed to write it")]
     ForeignAuthor,
+    /// A saved document holds changes that do not apply yet (their
+    /// dependencies are missing), which no honest save does.
+    #[error("a saved document holds changes that wait on others it does not hold")]
+    QueuedChanges,
 }
 
 /// The plan's synced documents.
@@ -84,6 +88,12 @@ impl Documents {
         allowed: impl Fn(&DeviceId) -> bool,
     ) -> Result<(), DocError> {
         let mut other = Automerge::load(bytes)?;
+        // Automerge keeps, unapplied, any change whose dependencies are
+        // missing; such a change would escape the author check below and
+        // apply once its dependency arrives.
+        if !other.get_missing_deps(&[]).is_empty() {
+            return Err(DocError::QueuedChanges);
+        }
         for change in other.get_changes_meta(&[]) {
             let author: Option<DeviceId> = <[u8; 32]>::try_from(change.actor.to_bytes())
                 .ok()
@@ -238,5 +248,28 @@ mod merge_tests {
         assert!(mine.heads(DocId::Shared).is_empty());
         mine.merge_checked(DocId::Shared, &saved, |d| *d == stranger).unwrap();
         assert_eq!(mine.heads(DocId::Shared), theirs.heads(DocId::Shared));
+    }
+
+    #[test]
+    fn a_saved_document_with_a_queued_change_is_refused() {
+        let a = DeviceSecret::generate(&mut SeededEntropy::new(b"a")).id();
+        let stranger = DeviceSecret::generate(&mut SeededEntropy::new(b"s")).id();
+        let put = |docs: &mut Documents, key: &str| {
+            docs.edit(DocId::Shared, 0, |tx| tx.put(ROOT, key, "v").map_err(DocError::from))
+        };
+        let mut theirs = Documents::new(&a);
+        put(&mut theirs, "one").unwrap();
+        let only_first = theirs.save(DocId::Shared);
+        put(&mut theirs, "two").unwrap();
+        // A stranger's change on top of the second, which the save leaves out.
+        let mut forked = Documents::new(&stranger);
+        forked.merge_checked(DocId::Shared, &theirs.save(DocId::Shared), |_| true).unwrap();
+        let (_, foreign) = put(&mut forked, "three").unwrap();
+        let mut bytes = only_first;
+        bytes.extend_from_slice(foreign[0].raw_bytes());
+        let mut mine = Documents::new(&a);
+        let refused = mine.merge_checked(DocId::Shared, &bytes, |d| *d == a);
+        assert!(matches!(refused, Err(DocError::QueuedChanges)), "{refused:?}");
+        assert!(mine.heads(DocId::Shared).is_empty());
     }
 }

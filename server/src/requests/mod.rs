@@ -26,7 +26,7 @@ use cove_shared::wire::{
     self, Blob, ClientToRelay, Cursor, ErrorCode, MAX_MEMBERSHIP_PAGE, MAX_PAGE_ITEMS,
     RelayToClient, RequestId, StoredEnvelope,
 };
-use cove_shared::{DeviceId, Entry, EntryBody, EnvelopeHash, Kind, MembershipLog, PlanId};
+use cove_shared::{DeviceId, Entry, EntryBody, EnvelopeHash, Epoch, Kind, MembershipLog, PlanId};
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -339,7 +339,7 @@ impl<'a, S: Store> Session<'a, S> {
         plan: PlanId,
         bytes: &[u8],
         kinds: &[Kind],
-    ) -> Result<(Header, EnvelopeHash), ApiError> {
+    ) -> Result<(Header, EnvelopeHash, Epoch), ApiError> {
         self.require_active(plan).await?;
         let max = self.relay.settings.limits.max_envelope_bytes;
         if bytes.len() > max {
@@ -361,11 +361,38 @@ impl<'a, S: Store> Session<'a, S> {
         if u64::from(header.view.len) > state.len() {
             state = self.relay.membership(plan, true).await?;
         }
-        envelope::inspect_with(bytes, |h| state.admit(h)).map_err(|_| {
+        let (header, hash) = envelope::inspect_with(bytes, |h| state.admit(h)).map_err(|_| {
             invalid(
                 "the membership log does not admit this envelope, or its signature does not verify",
             )
-        })
+        })?;
+        Ok((header, hash, state.epoch()))
+    }
+
+    /// An envelope sealed in an epoch the log has moved past (a revocation
+    /// or rotation since) is stored only if it is already stored: a resend
+    /// of what the relay took before the change is a duplicate, anything
+    /// else must be sealed again under the current key, so that no device
+    /// that was removed can read it.
+    async fn refuse_stale(
+        &self,
+        plan: PlanId,
+        header: &Header,
+        hash: EnvelopeHash,
+        current: Epoch,
+    ) -> Result<Option<Cursor>, ApiError> {
+        if header.epoch >= current {
+            return Ok(None);
+        }
+        let stream = (header.kind, header.doc, header.seq);
+        let stored = self
+            .relay
+            .read(StoreOp::Other, self.relay.store.stored_at(plan, self.device, stream))
+            .await?;
+        match stored {
+            Some((cursor, stored)) if stored == hash => Ok(Some(cursor)),
+            _ => Err(ApiError::new(ErrorCode::StaleEpoch)),
+        }
     }
 
     async fn push(
@@ -374,7 +401,11 @@ impl<'a, S: Store> Session<'a, S> {
         plan: PlanId,
         bytes: Vec<u8>,
     ) -> Result<Vec<RelayToClient>, ApiError> {
-        let (header, hash) = self.admit(plan, &bytes, &[Kind::Changes, Kind::Signal]).await?;
+        let (header, hash, current) =
+            self.admit(plan, &bytes, &[Kind::Changes, Kind::Signal]).await?;
+        if let Some(cursor) = self.refuse_stale(plan, &header, hash, current).await? {
+            return Ok(vec![RelayToClient::Stored { request, cursor, duplicate: true }]);
+        }
         let ttl = self.relay.settings.limits.signal_ttl.as_secs() as i64;
         let body = Bytes::from(bytes);
         let size = body.len();
@@ -415,7 +446,10 @@ impl<'a, S: Store> Session<'a, S> {
         covers: Cursor,
         bytes: Vec<u8>,
     ) -> Result<Vec<RelayToClient>, ApiError> {
-        let (header, hash) = self.admit(plan, &bytes, &[Kind::Snapshot]).await?;
+        let (header, hash, current) = self.admit(plan, &bytes, &[Kind::Snapshot]).await?;
+        if header.epoch < current {
+            return Err(ApiError::new(ErrorCode::StaleEpoch));
+        }
         let snapshot = NewSnapshot {
             plan,
             doc: header.doc,

@@ -8,7 +8,7 @@ use super::{
     RegistryChange, SnapshotStored, StoreError,
 };
 use cove_shared::wire::{Blob, Cursor, StoredEnvelope, StoredSnapshot};
-use cove_shared::{DeviceId, DocId, Kind, PlanId};
+use cove_shared::{DeviceId, DocId, EnvelopeHash, Kind, PlanId, Seq};
 
 /// A `u64` the database stores as `i64`.
 pub(super) fn to_i64(v: u64) -> Result<i64, StoreError> {
@@ -228,6 +228,35 @@ impl<B: Backend> EnvelopeLog for B {
             items.push(StoredEnvelope { cursor: to_cursor(row.int(0)?)?, envelope: Blob(body) });
         }
         Ok(Page { items, head: to_cursor(head)?, compacted: to_cursor(compacted)? })
+    }
+
+    async fn stored_at(
+        &self,
+        plan: PlanId,
+        sender: DeviceId,
+        (kind, doc, seq): (Kind, DocId, Seq),
+    ) -> Result<Option<(Cursor, EnvelopeHash)>, StoreError> {
+        let rows = dialect::read(
+            self,
+            "SELECT cursor, hash FROM envelopes
+             WHERE plan = $1 AND sender = $2 AND kind = $3 AND doc = $4 AND seq = $5",
+            &[
+                Arg::Bytes(plan.as_bytes()),
+                Arg::Bytes(sender.as_bytes()),
+                Arg::Int(kind_code(kind)),
+                Arg::Int(doc_code(doc)),
+                Arg::Int(to_i64(seq.0)?),
+            ],
+            &[Col::Int, Col::Bytes],
+        )
+        .await?;
+        let Some(mut row) = rows.into_iter().next() else { return Ok(None) };
+        let cursor = to_cursor(row.int(0)?)?;
+        let hash: [u8; 32] = row
+            .bytes(1)?
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes"))?;
+        Ok(Some((cursor, EnvelopeHash(hash))))
     }
 
     async fn envelope(&self, plan: PlanId, cursor: Cursor) -> Result<Option<Vec<u8>>, StoreError> {

@@ -365,6 +365,15 @@ pub trait EnvelopeLog: Clone + Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = Result<Page, StoreError>> + Send;
 
+    /// Where the envelope at (sender, kind, doc, seq) is stored, and its
+    /// hash, if one is: to answer a resend as a duplicate before judging it.
+    fn stored_at(
+        &self,
+        plan: PlanId,
+        sender: DeviceId,
+        stream: (Kind, DocId, Seq),
+    ) -> impl Future<Output = Result<Option<(Cursor, EnvelopeHash)>, StoreError>> + Send;
+
     /// One stored envelope, for relays that learn of it by notification.
     fn envelope(
         &self,

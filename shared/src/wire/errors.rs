@@ -85,6 +85,9 @@ error_codes! {
     MembershipConflict = 33, "the membership log has changed; fetch it and retry";
     /// The snapshot is invalid or older than the one stored.
     InvalidSnapshot = 34, "the snapshot is not valid";
+    /// The envelope is sealed under an epoch the membership has moved past
+    /// (a revocation or rotation since): fetch membership and seal again.
+    StaleEpoch = 35, "the envelope is sealed under an earlier key; fetch the membership and seal it again";
     /// Too many requests from this device; slow down.
     RateLimited = 40, "too many requests; slow down";
     /// The plan has reached its storage quota.

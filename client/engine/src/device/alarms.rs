@@ -94,6 +94,9 @@ pub enum Alarm {
         /// Why, as the rules put it.
         reason: String,
     },
+    /// The relay said this device was removed from the plan, but the
+    /// plan's signed list of devices still includes it.
+    FalseRemoval,
     /// The other partner is no longer in the plan: they left, or this
     /// partner's device removed them.
     PartnerLeft {
@@ -155,6 +158,7 @@ impl Alarm {
                 "the relay said it had stored changes from this device (at position {cursor} and perhaps later) but did not serve them there; they were sent again. The relay may have been restored from a backup, or it is misbehaving"
             ),
             Self::StateBehind => "the relay holds newer changes from this very device than the device itself has: its state was restored from an older copy; it no longer sends anything, so that nothing is overwritten; remove it and pair it again".to_owned(),
+            Self::FalseRemoval => "the relay said this device had been removed from the plan, but the plan's signed list of devices still includes it; this device carries on, and the relay may be misbehaving".to_owned(),
             Self::PartnerLeft { name, removed: false } => format!(
                 "{name} left the plan: nothing written from now on reaches {name}'s devices or {name}'s recovery phrase"
             ),

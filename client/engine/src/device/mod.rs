@@ -32,6 +32,7 @@ mod members;
 mod own;
 mod progress;
 pub mod receive;
+mod reseal;
 mod setup;
 mod snapshot;
 mod standing;
@@ -77,6 +78,10 @@ pub struct Device {
     /// The write under way must reach the disk before it returns (it holds
     /// an edit, or used a sequence number).
     must_sync: bool,
+    /// Outbox entries this process has offered the relay: their bytes may
+    /// be stored there already, so they are sealed again only when the
+    /// relay says it does not hold them.
+    offered: std::collections::BTreeSet<i64>,
 }
 
 impl std::fmt::Debug for Device {

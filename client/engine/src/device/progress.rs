@@ -36,12 +36,15 @@ impl Device {
     /// than it served before is a rollback, and raises an alarm.
     pub(crate) async fn note_relay_membership(&mut self, served: u64) -> Result<(), DeviceError> {
         let now = self.now_ms();
+        // Only what this device verified counts as seen: entries it refused
+        // (forged, say) must not make an honest log look shorter later.
+        let verified = served.min(self.log.state().len());
         self.update(|s| {
             s.registered = true;
             if served < s.relay_membership {
                 s.raise(Alarm::MembershipRollback { seen: s.relay_membership, served }, now);
             }
-            s.relay_membership = s.relay_membership.max(served);
+            s.relay_membership = s.relay_membership.max(verified);
         })
         .await
     }

@@ -172,6 +172,17 @@ impl LocalTx {
         Ok(id)
     }
 
+    /// Replaces an outbox entry's envelope in place (sealed again under a
+    /// newer key), keeping its position.
+    pub fn replace_outbox(&mut self, id: i64, envelope: &[u8]) -> Result<(), LocalError> {
+        let sealed = self.sealer.seal("outbox", &id.to_string(), envelope)?;
+        self.statement(
+            "UPDATE outbox SET value = ? WHERE id = ?",
+            [Arg::Blob(sealed), Arg::Int(id)],
+        );
+        Ok(())
+    }
+
     /// Removes an outbox entry the relay has stored.
     pub fn remove_outbox(&mut self, id: i64) {
         self.statement("DELETE FROM outbox WHERE id = ?", [Arg::Int(id)]);

@@ -5,7 +5,7 @@ use super::{
     SyncReport, apply_page, connect, fetch_all, rotate, send_and_confirm, send_outbox,
     sync_membership, sync_once,
 };
-use crate::device::{Device, DeviceError, Received};
+use crate::device::{Alarm, Device, DeviceError, Received};
 use crate::transport::{Push, RelayConnection, TransportError};
 use cove_shared::OsEntropy;
 use cove_shared::random::Entropy;
@@ -60,10 +60,16 @@ pub async fn run_daemon_nudged(
     send_now: &tokio::sync::Notify,
 ) -> Result<(), DeviceError> {
     let mut attempt = 0u32;
+    // The relay said this device was removed; the next sync checks that
+    // against the signed log.
+    let mut claimed_removed = false;
     loop {
         let session = async {
             let (conn, mut pushes) = connect(device).await?;
             let report = sync_once(device, &conn).await?;
+            if std::mem::take(&mut claimed_removed) {
+                device.raise_alarm(Alarm::FalseRemoval).await?;
+            }
             // Subscribe only now, so that deliveries do not pile up while
             // the pass runs; then fetch what arrived in between.
             conn.subscribe(device.plan()).await?;
@@ -100,6 +106,7 @@ pub async fn run_daemon_nudged(
         match result {
             Err(DeviceError::Revoked) => return Err(DeviceError::Revoked),
             Err(error) => {
+                claimed_removed |= matches!(error, DeviceError::Transport(TransportError::Revoked));
                 let retry = backoff(attempt);
                 attempt = attempt.saturating_add(1);
                 events(&Event::Disconnected { error: error.to_string(), retry });
@@ -147,6 +154,9 @@ async fn handle_pushes(
                 if device.membership().rotation_due() {
                     rotate(device, conn).await?;
                     device.seal_held_back().await?;
+                }
+                if device.reseal_outbox(false).await? > 0 || device.local().outbox_len().await? > 0
+                {
                     send_outbox(device, conn).await?;
                 }
             }

@@ -123,7 +123,10 @@ pub async fn sync_membership(
         }
         return Ok(0);
     }
-    device.apply_membership(&remote[local.len()..]).await
+    let applied = device.apply_membership(&remote[local.len()..]).await;
+    // Now that the new entries are verified (or refused), they count as seen.
+    device.note_relay_membership(served).await?;
+    applied
 }
 
 /// Publishes a membership entry this device makes: the relay must accept it
@@ -177,6 +180,8 @@ pub async fn sync_once(
         rotate(device, conn).await?;
     }
     device.seal_held_back().await?;
+    // Edits sealed before this device learned of a new key are sealed again.
+    device.reseal_outbox(false).await?;
     report.sent = send_outbox(device, conn).await?;
     if device.cursor() == Cursor(0) {
         start_from_snapshots(device, conn).await?;

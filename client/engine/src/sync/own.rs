@@ -31,13 +31,42 @@ pub async fn send_outbox(
     device: &mut Device,
     conn: &RelayConnection,
 ) -> Result<usize, DeviceError> {
-    let plan = device.plan();
     let mut sent = 0;
+    // Once more after the relay says the plan moved to a new key.
+    for _ in 0..2 {
+        match send_each(device, conn, &mut sent).await? {
+            Sending::Done => return Ok(sent),
+            Sending::StaleEpoch => {
+                super::sync_membership(device, conn).await?;
+                device.reseal_outbox(true).await?;
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// How a pass over the outbox ended.
+enum Sending {
+    Done,
+    /// The relay holds none of the rest under the key it was sealed with.
+    StaleEpoch,
+}
+
+async fn send_each(
+    device: &mut Device,
+    conn: &RelayConnection,
+    sent: &mut usize,
+) -> Result<Sending, DeviceError> {
+    let plan = device.plan();
     for (id, envelope) in device.outbox().await? {
+        device.offering(id);
         match conn.push(plan, &envelope).await {
             Ok((cursor, _duplicate)) => {
                 device.sent(id, &envelope, cursor).await?;
-                sent += 1;
+                *sent += 1;
+            }
+            Err(TransportError::Refused { code: ErrorCode::StaleEpoch, .. }) => {
+                return Ok(Sending::StaleEpoch);
             }
             Err(TransportError::Refused { code, message })
                 if matches!(code, ErrorCode::InvalidEnvelope | ErrorCode::Equivocation) =>
@@ -56,7 +85,7 @@ pub async fn send_outbox(
             Err(error) => return Err(error.into()),
         }
     }
-    Ok(sent)
+    Ok(Sending::Done)
 }
 
 /// This device's own envelopes that the relay said it stored before this

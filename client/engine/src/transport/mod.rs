@@ -13,6 +13,7 @@
 //! - [`requests`]: each request the relay answers, by name.
 //! - [`socket`]: the task that owns the socket.
 
+mod checks;
 mod requests;
 mod socket;
 
@@ -36,12 +37,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The most membership entries a device takes from a relay: far beyond any
 /// couple's devices, short of what would exhaust memory.
 pub const MAX_MEMBERSHIP_ENTRIES: usize = 4096;
-
-/// Text from the relay, fit to print: control characters dropped, length
-/// capped.
-fn printable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(wire::MAX_ERROR_TEXT_LEN).collect()
-}
 
 /// How long a request may keep waiting out the relay's rate limit.
 pub const RATE_LIMIT_PATIENCE: Duration = Duration::from_secs(60);
@@ -248,7 +243,7 @@ impl RelayConnection {
             {
                 return Err(TransportError::WrongOrigin {
                     dialed: origin.to_owned(),
-                    expected: printable(&announced),
+                    expected: checks::printable(&announced),
                 });
             }
             RelayToClient::Error { code, message, .. } => {
@@ -315,7 +310,7 @@ impl RelayConnection {
             .map_err(|_| TransportError::Closed)??;
         match answer {
             RelayToClient::Error { code, message, .. } => {
-                Err(TransportError::Refused { code, message: printable(&message) })
+                Err(TransportError::Refused { code, message })
             }
             other => Ok(other),
         }

@@ -67,7 +67,7 @@ impl RelayConnection {
                 .request(|request| ClientToRelay::FetchMembership { request, plan, from: at })
                 .await?
             {
-                RelayToClient::Membership { entries, len, .. } => {
+                RelayToClient::Membership { plan: got, entries, len, .. } if got == plan => {
                     let got = entries.len();
                     out.extend(entries.into_iter().map(|b| b.0));
                     if out.len() > MAX_MEMBERSHIP_ENTRIES {
@@ -109,7 +109,9 @@ impl RelayConnection {
         limit: u32,
     ) -> Result<(Vec<StoredEnvelope>, Cursor, Cursor), TransportError> {
         match self.request(|request| ClientToRelay::Fetch { request, plan, after, limit }).await? {
-            RelayToClient::Page { items, head, compacted, .. } => Ok((items, head, compacted)),
+            RelayToClient::Page { plan: got, items, head, compacted, .. } if got == plan => {
+                Ok((items, head, compacted))
+            }
             _ => Err(TransportError::Protocol("expected a page")),
         }
     }
@@ -153,7 +155,7 @@ impl RelayConnection {
         doc: DocId,
     ) -> Result<Option<StoredSnapshot>, TransportError> {
         match self.request(|request| ClientToRelay::GetSnapshot { request, plan, doc }).await? {
-            RelayToClient::Snapshot { snapshot, .. } => Ok(snapshot),
+            RelayToClient::Snapshot { plan: got, snapshot, .. } if got == plan => Ok(snapshot),
             _ => Err(TransportError::Protocol("expected a snapshot")),
         }
     }

@@ -2,7 +2,7 @@
 //! answers to them, forwards what the relay sends on its own, and keeps
 //! the connection alive.
 
-use super::{KEEPALIVE, Push, Reply, TransportError, printable};
+use super::{KEEPALIVE, Push, Reply, TransportError};
 use cove_shared::wire::{self, ClientToRelay, RelayToClient, RequestId};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -16,8 +16,9 @@ pub(super) async fn read(socket: &mut Socket) -> Result<RelayToClient, Transport
     loop {
         match socket.next().await {
             Some(Ok(Message::Binary(frame))) => {
-                return wire::decode(&frame)
-                    .map_err(|_| TransportError::Protocol("undecodable frame"));
+                let message = wire::decode(&frame)
+                    .map_err(|_| TransportError::Protocol("undecodable frame"))?;
+                return super::checks::checked(message);
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             Some(Ok(Message::Text(_))) => return Err(TransportError::Protocol("text frame")),
@@ -77,7 +78,7 @@ pub(super) async fn drive(
                         break TransportError::Revoked;
                     }
                     RelayToClient::Error { code, message, .. } => {
-                        break TransportError::Refused { code, message: printable(&message) };
+                        break TransportError::Refused { code, message };
                     }
                     _ => continue,
                 };

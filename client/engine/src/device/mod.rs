@@ -78,10 +78,6 @@ pub struct Device {
     /// The write under way must reach the disk before it returns (it holds
     /// an edit, or used a sequence number).
     must_sync: bool,
-    /// Outbox entries this process has offered the relay: their bytes may
-    /// be stored there already, so they are sealed again only when the
-    /// relay says it does not hold them.
-    offered: std::collections::BTreeSet<i64>,
 }
 
 impl std::fmt::Debug for Device {

@@ -7,7 +7,9 @@
 //! the relay is opened and sealed again, at the same positions in its
 //! streams, under the current key and membership view. What it has offered
 //! may already be stored (a resend is then a duplicate); that is sealed
-//! again only when the relay says it does not hold it (`stale_epoch`).
+//! again only when the relay says it does not hold it (`stale_epoch`). The
+//! mark of what was offered is saved before the offer, so a process that
+//! stops half way and a new one that starts agree on it.
 
 use super::{Device, DeviceError};
 use cove_shared::envelope::{self, EnvelopeHash, Seal};
@@ -15,9 +17,13 @@ use cove_shared::{OsEntropy, Recipient};
 use std::collections::HashMap;
 
 impl Device {
-    /// Records that outbox entry `id` is being offered to the relay.
-    pub(crate) fn offering(&mut self, id: i64) {
-        self.offered.insert(id);
+    /// Records, durably and before any is sent, that the outbox entries up
+    /// to `id` are being offered to the relay.
+    pub(crate) async fn offering_upto(&mut self, id: i64) -> Result<(), DeviceError> {
+        if id <= self.sync.offered_upto {
+            return Ok(());
+        }
+        self.update(|s| s.offered_upto = id).await
     }
 
     /// Seals again, under the current epoch, every outbox entry sealed in
@@ -28,8 +34,9 @@ impl Device {
     pub(crate) async fn reseal_outbox(&mut self, offered_too: bool) -> Result<usize, DeviceError> {
         let current = self.log.state().epoch();
         let rows = self.outbox().await?;
+        let offered = self.sync.offered_upto;
         let stale = |id: &i64, bytes: &[u8]| {
-            (offered_too || !self.offered.contains(id))
+            (offered_too || *id > offered)
                 && envelope::header_of(bytes).is_ok_and(|h| h.epoch < current)
         };
         if !rows.iter().any(|(id, bytes)| stale(id, bytes)) {

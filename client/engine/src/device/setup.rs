@@ -198,7 +198,6 @@ impl Device {
             generation: None,
             log_saved: 0,
             must_sync: false,
-            offered: std::collections::BTreeSet::new(),
         };
         device.rebuild_keyring()?;
         device.save_new().await?;
@@ -243,7 +242,6 @@ impl Device {
             generation: None,
             log_saved: 0,
             must_sync: false,
-            offered: std::collections::BTreeSet::new(),
         };
         device.reload().await?;
         // A signal is never kept past its time to live: one that expired

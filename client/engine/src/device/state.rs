@@ -64,6 +64,9 @@ pub struct SyncState {
     /// This device's name, until its partner's own document exists here to
     /// hold it.
     pub(super) pending_device_name: Option<String>,
+    /// Every outbox entry up to this id has been offered to the relay (the
+    /// outbox is sent in order), so its bytes may be stored there.
+    pub(super) offered_upto: i64,
 }
 
 /// What a device read at one relay cursor, to check later that the relay

@@ -58,8 +58,11 @@ async fn send_each(
     sent: &mut usize,
 ) -> Result<Sending, DeviceError> {
     let plan = device.plan();
-    for (id, envelope) in device.outbox().await? {
-        device.offering(id);
+    let outbox = device.outbox().await?;
+    if let Some((last, _)) = outbox.last() {
+        device.offering_upto(*last).await?;
+    }
+    for (id, envelope) in outbox {
         match conn.push(plan, &envelope).await {
             Ok((cursor, _duplicate)) => {
                 device.sent(id, &envelope, cursor).await?;

@@ -44,8 +44,9 @@ pub(crate) async fn list(home: &Home, out: &Printer) -> anyhow::Result<()> {
 
 /// `cove device name`.
 pub(crate) async fn name(home: &Home, out: &Printer, name: &str) -> anyhow::Result<()> {
+    let name = device_name(Some(name.to_owned()))?;
     let mut device = unlock(home).await?;
-    device.set_device_name(name).await?;
+    device.set_device_name(&name).await?;
     crate::plan::saved(
         out,
         &mut device,
@@ -56,12 +57,28 @@ pub(crate) async fn name(home: &Home, out: &Printer, name: &str) -> anyhow::Resu
     Ok(())
 }
 
+/// A device name as given, checked before anything is made, so that a name
+/// that cannot be kept never stops a set-up half way.
+pub(crate) fn device_name(given: Option<String>) -> anyhow::Result<String> {
+    let name = given.map_or_else(default_device_name, |n| n.trim().to_owned());
+    let max = cove_client::plan::write::MAX_DEVICE_NAME;
+    if name.is_empty() {
+        bail!("a device name cannot be empty");
+    }
+    if name.chars().count() > max {
+        bail!("a device name has at most {max} characters");
+    }
+    Ok(name)
+}
+
 /// The name a new device gets when none is given: the computer's host name.
 pub(crate) fn default_device_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
+        .map(|h| {
+            h.trim().chars().take(cove_client::plan::write::MAX_DEVICE_NAME).collect::<String>()
+        })
         .filter(|h| !h.is_empty());
     host.unwrap_or_else(|| "this computer".to_owned())
 }

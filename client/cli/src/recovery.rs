@@ -45,6 +45,7 @@ pub(crate) async fn recover(home: &Home, out: &Printer, args: RecoverArgs) -> an
         )
         .into());
     }
+    let device_name = crate::devices::device_name(args.device)?;
     let passphrase = prompt::passphrase(true)?;
     let name = args.name.as_deref().unwrap_or("Partner");
     let recovered = cove_client::recovery::recover(
@@ -57,12 +58,14 @@ pub(crate) async fn recover(home: &Home, out: &Printer, args: RecoverArgs) -> an
     )
     .await?;
     let mut recovered = recovered;
-    let device_name = args.device.unwrap_or_else(crate::devices::default_device_name);
-    recovered.device.set_device_name(&device_name).await?;
-    if recovered.sync_error.is_none()
-        && let Err(error) = crate::syncing::sync_now(&mut recovered.device).await
-    {
-        recovered.sync_error = Some(error);
+    match recovered.device.set_device_name(&device_name).await {
+        Ok(()) if recovered.sync_error.is_none() => {
+            if let Err(error) = crate::syncing::sync_now(&mut recovered.device).await {
+                recovered.sync_error = Some(error);
+            }
+        }
+        Ok(()) => {}
+        Err(error) => recovered.sync_error = Some(error),
     }
     let device = &recovered.device;
     let fingerprint = device.id().fingerprint();

@@ -21,6 +21,7 @@ pub(crate) async fn init(home: &Home, out: &Printer, args: InitArgs) -> anyhow::
         )
         .into());
     }
+    let device_name = devices::device_name(args.device)?;
     let passphrase = prompt::passphrase(true)?;
     let mut device =
         Device::init(home, &passphrase, &args.relay, &args.name, KdfParams::default()).await?;
@@ -32,8 +33,8 @@ pub(crate) async fn init(home: &Home, out: &Printer, args: InitArgs) -> anyhow::
             })
             .await?;
     }
-    let device_name = args.device.unwrap_or_else(devices::default_device_name);
-    device.set_device_name(&device_name).await?;
+    // The plan is made: nothing after this may keep the phrase from showing.
+    let named = device.set_device_name(&device_name).await.err();
     let registered = super::syncing::sync_now(&mut device).await;
     let fingerprint = device.id().fingerprint();
     let phrase = device.recovery_phrase().unwrap_or_default();
@@ -53,6 +54,11 @@ pub(crate) async fn init(home: &Home, out: &Printer, args: InitArgs) -> anyhow::
                 "This device, {device_name:?} ({fingerprint}), is ready, with a new plan.\n\n"
             );
             text.push_str(&recovery::phrase_text(&phrase));
+            if let Some(error) = &named {
+                text.push_str(&format!(
+                    "This device could not be named yet ({error}); `cove device name` names it.\n"
+                ));
+            }
             match &registered {
                 Ok(_) => text.push_str(&format!("The relay at {} now holds the plan, encrypted.\n", device.relay())),
                 Err(error) => text.push_str(&format!(
@@ -146,6 +152,11 @@ pub(crate) async fn join(home: &Home, out: &Printer, args: JoinArgs) -> anyhow::
         )
         .into());
     }
+    // On another device of one's own, the partner already has a name: a
+    // --name given there names the device (as a person who typed it meant).
+    // Both are checked now, before anything is made.
+    let given_device = args.device.map(|d| devices::device_name(Some(d))).transpose()?;
+    let name_as_device = args.name.clone().and_then(|n| devices::device_name(Some(n)).ok());
     let passphrase = prompt::passphrase(true)?;
     let name = args.name.as_deref().unwrap_or("Partner B");
     let show_code = |code: &str| {
@@ -154,25 +165,25 @@ pub(crate) async fn join(home: &Home, out: &Printer, args: JoinArgs) -> anyhow::
             spaced(code)
         );
     };
-    let joined =
+    let mut joined =
         pairing::join(home, &passphrase, &relay, &code, name, KdfParams::default(), show_code)
             .await?;
-    let mut joined = joined;
-    // On another device of one's own, the partner already has a name: a
-    // --name given here names the device (as a person who typed it meant).
-    let device_name = match (args.device, joined.new_phrase, &args.name) {
+    let device_name = match (given_device, joined.new_phrase, name_as_device) {
         (Some(device), _, _) => device,
-        (None, false, Some(name)) => name.clone(),
+        (None, false, Some(name)) => name,
         _ => devices::default_device_name(),
     };
-    let named = joined.device.set_device_name(&device_name).await;
-    if named.is_ok() && joined.sync_error.is_none() {
+    // The device is made: what follows never stops the phrase from showing.
+    match joined.device.set_device_name(&device_name).await {
         // Send the name now, so that the inviter's list shows it.
-        if let Err(error) = super::syncing::sync_now(&mut joined.device).await {
-            joined.sync_error = Some(error);
+        Ok(()) if joined.sync_error.is_none() => {
+            if let Err(error) = super::syncing::sync_now(&mut joined.device).await {
+                joined.sync_error = Some(error);
+            }
         }
+        Ok(()) => {}
+        Err(error) => joined.sync_error = Some(error),
     }
-    named?;
     let paired = &joined.paired;
     let phrase = if joined.new_phrase { joined.device.recovery_phrase() } else { None };
     out.emit(

@@ -475,6 +475,14 @@ pub fn build() -> Vectors {
             payload: b"menu: warm blanket",
         },
         Case {
+            name: "changes, partner-b document, first in stream",
+            sender: (&blair, "device-blair"),
+            kind: Kind::Changes,
+            doc: DocId::PartnerB,
+            seq: 1,
+            payload: b"boundary (soft): ask first",
+        },
+        Case {
             name: "changes, partner-b document, second in stream",
             sender: (&blair, "device-blair"),
             kind: Kind::Changes,
@@ -495,15 +503,20 @@ pub fn build() -> Vectors {
             sender: (&blair, "device-blair"),
             kind: Kind::Signal,
             doc: DocId::Shared,
-            seq: 7,
+            seq: 1,
             payload: b"",
         },
     ];
     let mut envelopes = Vec::new();
-    let mut prev = EnvelopeHash::GENESIS;
+    // Each stream (sender, kind, doc) chains on its own: `prev` is the hash
+    // of the same stream's previous envelope, zeros for its first.
+    let mut tips: std::collections::HashMap<(cove_shared::DeviceId, u8, u8), EnvelopeHash> =
+        std::collections::HashMap::new();
     for (i, Case { name, sender: (sender, sender_name), kind, doc, seq, payload }) in
         cases.into_iter().enumerate()
     {
+        let stream = (sender.id(), kind.code(), doc.code());
+        let prev = tips.get(&stream).copied().unwrap_or(EnvelopeHash::GENESIS);
         let mut rng = SeededEntropy::new(format!("envelope-{i}").as_bytes());
         let nonce: [u8; NONCE_LEN] = rng.clone().array();
         let view = log.state().view();
@@ -526,7 +539,7 @@ pub fn build() -> Vectors {
             envelope: to_hex(&sealed.bytes),
             hash: to_hex(&sealed.hash.0),
         });
-        prev = sealed.hash;
+        tips.insert(stream, sealed.hash);
     }
 
     // A standalone key wrap.
@@ -564,8 +577,10 @@ pub fn build() -> Vectors {
         epoch_vector(plan, Epoch(2), &key2),
         epoch_vector(plan, Epoch(3), &key3),
     ];
-    let small_envelope =
-        Blob(cove_shared::codec::from_hex_vec(&envelopes[3].envelope).unwrap_or_default());
+    let signal = envelopes.iter().find(|e| e.kind == Kind::Signal.code());
+    let small_envelope = Blob(
+        signal.and_then(|e| cove_shared::codec::from_hex_vec(&e.envelope).ok()).unwrap_or_default(),
+    );
     Vectors {
         devices: vec![alex_v, blair_v, blair2_v, blair3_v],
         epochs,

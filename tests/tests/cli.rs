@@ -124,6 +124,12 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// A relay on a free port, with its SQLite database in `root`.
+async fn sqlite_relay(root: &TempDir) -> RelayProcess {
+    let database = format!("sqlite://{}", root.path().join("r.db").display());
+    RelayProcess::start(free_port(), &database, &[]).await
+}
+
 /// `cove init` on Alex's device and `cove pair` / `cove join` with Sam's,
 /// through the binary; returns what `join` printed.
 fn pair_couple(alex: &mut Cove, sam: &mut Cove, relay: &str) -> Value {
@@ -250,10 +256,7 @@ async fn two_devices_through_the_cove_binary_and_the_plan_stays_private() {
 #[tokio::test]
 async fn a_wrong_code_fails_in_both_terminals() {
     let root = TempDir::new("cli-wrong");
-    let port = free_port();
-    let relay =
-        RelayProcess::start(port, &format!("sqlite://{}", root.path().join("r.db").display()), &[])
-            .await;
+    let relay = sqlite_relay(&root).await;
     let mut alex = Cove::new(root.path().join("alex"));
     let mut sam = Cove::new(root.path().join("sam"));
     alex.json(&["init", "--relay", &relay.url, "--name", "Alex"]);
@@ -1003,10 +1006,7 @@ fn recover(cove: &mut Cove, relay: &str, phrase: &str) -> Output {
 #[tokio::test]
 async fn the_other_partner_cannot_enrol_a_device_as_you_and_you_recover_with_your_phrase() {
     let root = TempDir::new("cli-identity");
-    let port = free_port();
-    let relay =
-        RelayProcess::start(port, &format!("sqlite://{}", root.path().join("r.db").display()), &[])
-            .await;
+    let relay = sqlite_relay(&root).await;
     let mut alex = Cove::new(root.path().join("alex"));
     let mut sam = Cove::new(root.path().join("sam"));
     let joined = pair_couple(&mut alex, &mut sam, &relay.url);
@@ -1107,10 +1107,7 @@ async fn forged_enrolment(alex_home: &Path) -> String {
 #[tokio::test]
 async fn a_wrong_or_unknown_recovery_phrase_creates_nothing() {
     let root = TempDir::new("cli-phrase");
-    let port = free_port();
-    let relay =
-        RelayProcess::start(port, &format!("sqlite://{}", root.path().join("r.db").display()), &[])
-            .await;
+    let relay = sqlite_relay(&root).await;
     let mut alex = Cove::new(root.path().join("alex"));
     let init = alex.json(&["init", "--relay", &relay.url, "--name", "Alex"]);
     let phrase = init["recovery_phrase"].as_str().unwrap().to_owned();
@@ -1151,10 +1148,7 @@ async fn a_wrong_or_unknown_recovery_phrase_creates_nothing() {
 #[tokio::test]
 async fn a_safety_code_the_inviter_rejects_admits_nothing() {
     let root = TempDir::new("cli-safety");
-    let port = free_port();
-    let relay =
-        RelayProcess::start(port, &format!("sqlite://{}", root.path().join("r.db").display()), &[])
-            .await;
+    let relay = sqlite_relay(&root).await;
     let mut alex = Cove::new(root.path().join("alex"));
     let sam = Cove::new(root.path().join("sam"));
     alex.json(&["init", "--relay", &relay.url, "--name", "Alex"]);
@@ -1198,10 +1192,7 @@ async fn a_safety_code_the_inviter_rejects_admits_nothing() {
 #[tokio::test]
 async fn devices_have_names_and_say_where_they_stand() {
     let root = TempDir::new("cli-standing");
-    let port = free_port();
-    let relay =
-        RelayProcess::start(port, &format!("sqlite://{}", root.path().join("r.db").display()), &[])
-            .await;
+    let relay = sqlite_relay(&root).await;
     let mut alex = Cove::new(root.path().join("alex"));
     let mut sam = Cove::new(root.path().join("sam"));
     let init =

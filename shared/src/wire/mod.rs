@@ -231,6 +231,32 @@ mod tests {
         assert_eq!(u32::from(last[0]), RelayToClient::VARIANTS - 1);
     }
 
+    /// The decoding rules protocol.md section 9 states for postcard, pinned
+    /// so that a change of postcard version cannot change them unnoticed.
+    #[test]
+    fn postcard_reads_as_the_protocol_says() {
+        // A varint with a redundant continuation byte is read, not refused.
+        assert_eq!(postcard::from_bytes::<u64>(&[0x81, 0x00]), Ok(1));
+        // Longer than its type allows, or beyond its type: an error.
+        assert!(postcard::from_bytes::<u64>(&[0xff; 11]).is_err());
+        assert!(postcard::from_bytes::<u16>(&[0xff, 0xff, 0x7f]).is_err());
+        assert!(postcard::from_bytes::<u32>(&[0xff, 0xff, 0xff, 0xff, 0x1f]).is_err());
+        // bool and Option bytes other than 00 and 01: errors.
+        assert!(postcard::from_bytes::<bool>(&[2]).is_err());
+        assert!(postcard::from_bytes::<Option<u8>>(&[2, 1]).is_err());
+        // An error code this version does not know still decodes.
+        let frame = encode(&RelayToClient::Error {
+            request: None,
+            code: ErrorCode::from_code(999),
+            message: String::new(),
+        })
+        .unwrap();
+        match decode::<RelayToClient>(&frame).unwrap() {
+            RelayToClient::Error { code, .. } => assert_eq!(code.code(), 999),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn error_codes_are_unique_and_round_trip() {
         let mut seen = std::collections::BTreeSet::new();

@@ -210,6 +210,20 @@ pub struct IdentitiesVector {
     pub rejected_because: String,
 }
 
+/// Something every reader must refuse, and the check that refuses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectionVector {
+    /// What it is.
+    pub name: String,
+    /// `envelope` (opened with `epochs.json` against `membership.json`) or
+    /// `bundle` (decoded as section 3).
+    pub format: String,
+    /// The bytes.
+    pub bytes: String,
+    /// The check that must fail, in the words of the section that states it.
+    pub check: String,
+}
+
 /// Every vector, one field per file in `tests/vectors/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vectors {
@@ -229,6 +243,8 @@ pub struct Vectors {
     pub auth: AuthVector,
     /// `identities.json`
     pub identities: IdentitiesVector,
+    /// `rejections.json`
+    pub rejections: Vec<RejectionVector>,
 }
 
 /// The files and their contents, pretty-printed with a trailing newline.
@@ -249,6 +265,7 @@ impl Vectors {
             ("wire.json", json(&self.wire)),
             ("auth.json", json(&self.auth)),
             ("identities.json", json(&self.identities)),
+            ("rejections.json", json(&self.rejections)),
         ]
     }
 }
@@ -581,6 +598,7 @@ pub fn build() -> Vectors {
     let small_envelope = Blob(
         signal.and_then(|e| cove_shared::codec::from_hex_vec(&e.envelope).ok()).unwrap_or_default(),
     );
+    let rejections = rejections(&envelopes, &blair2, &keys3, &log);
     Vectors {
         devices: vec![alex_v, blair_v, blair2_v, blair3_v],
         epochs,
@@ -590,7 +608,111 @@ pub fn build() -> Vectors {
         wire: wire_vectors(plan, &alex, &small_envelope, log.entries()[0].encode()),
         auth,
         identities,
+        rejections,
     }
+}
+
+/// The order of the Ed25519 group, little-endian: adding it to a valid `S`
+/// gives the same point but a non-canonical scalar.
+const ELL: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+];
+
+/// `s + ELL`, little-endian, when it still fits 256 bits.
+fn plus_ell(s: &[u8; 32]) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = u16::from(s[i]) + u16::from(ELL[i]) + carry;
+        out[i] = (sum & 0xff) as u8;
+        carry = sum >> 8;
+    }
+    (carry == 0).then_some(out)
+}
+
+fn rejections(
+    envelopes: &[EnvelopeVector],
+    revoked: &DeviceSecret,
+    keys: &EpochKeys,
+    log: &MembershipLog,
+) -> Vec<RejectionVector> {
+    let reject = |name: &str, format: &str, bytes: &[u8], check: &str| RejectionVector {
+        name: name.into(),
+        format: format.into(),
+        bytes: to_hex(bytes),
+        check: check.into(),
+    };
+    let first = cove_shared::codec::from_hex_vec(&envelopes[0].envelope).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut flipped = first.clone();
+    if let Some(last) = flipped.last_mut() {
+        *last ^= 0x01;
+    }
+    out.push(reject(
+        "an envelope whose signature has one bit changed",
+        "envelope",
+        &flipped,
+        "section 4, opening step 5: the Ed25519 signature verifies (strictly)",
+    ));
+    // S is the last 32 bytes; S + ℓ is the same point with a scalar ≥ ℓ.
+    let at = first.len() - 32;
+    let s: [u8; 32] = first[at..].try_into().unwrap_or([0; 32]);
+    if let Some(big) = plus_ell(&s) {
+        let mut malleated = first.clone();
+        malleated[at..].copy_from_slice(&big);
+        out.push(reject(
+            "an envelope whose signature's S is replaced by S + ℓ",
+            "envelope",
+            &malleated,
+            "section 4, opening step 5: strict verification refuses S ≥ ℓ",
+        ));
+    }
+    let mut rng = SeededEntropy::new(b"rejection-revoked");
+    let request = Seal {
+        kind: Kind::Changes,
+        doc: DocId::PartnerB,
+        seq: Seq(3),
+        prev: EnvelopeHash::GENESIS,
+        view: log.state().view(),
+        payload: b"written after its revocation",
+    };
+    if let Ok(sealed) = envelope::seal(keys, revoked, request, &mut rng) {
+        out.push(reject(
+            "an envelope from device-blair-2, sealed after its revocation with the current view",
+            "envelope",
+            &sealed.bytes,
+            "section 4, opening step 4: the membership log admits the sender (a revoked device only for changes up to its cutoff, with a view from before its revocation)",
+        ));
+    }
+    let mut wrong_plan = first.clone();
+    wrong_plan[6] ^= 0x01;
+    out.push(reject(
+        "an envelope relabelled with another plan id",
+        "envelope",
+        &wrong_plan,
+        "section 4, opening step 3: the plan id is the receiver's plan",
+    ));
+    // A bundle whose exchange key has order 8, properly self-signed.
+    let device = DeviceSecret::generate(&mut SeededEntropy::new(b"rejection-bundle"));
+    let small = [
+        0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4,
+        0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49,
+        0xb8, 0x00,
+    ];
+    let mut bundle = b"CVDB".to_vec();
+    bundle.push(cove_shared::VERSION);
+    bundle.extend_from_slice(device.id().as_bytes());
+    bundle.extend_from_slice(&small);
+    let signature = device.sign(&bundle);
+    bundle.extend_from_slice(&signature);
+    out.push(reject(
+        "a device bundle whose X25519 key has order 8, validly self-signed",
+        "bundle",
+        &bundle,
+        "section 3: a reader rejects a bundle whose X25519 key is of small order",
+    ));
+    out
 }
 
 /// One sample of every message, in variant order.

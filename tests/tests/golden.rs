@@ -12,7 +12,7 @@ use cove_shared::{
 };
 use cove_tests::vectors::{
     self, AuthVector, DeviceVector, EnvelopeVector, EpochVector, IdentitiesVector,
-    MembershipVector, WireVector, WrapVector,
+    MembershipVector, RejectionVector, WireVector, WrapVector,
 };
 use serde::de::DeserializeOwned;
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -36,6 +36,7 @@ struct Files {
     wire: Vec<WireVector>,
     auth: AuthVector,
     identities: IdentitiesVector,
+    rejections: Vec<RejectionVector>,
 }
 
 fn files() -> Files {
@@ -48,6 +49,7 @@ fn files() -> Files {
         wire: load("wire.json"),
         auth: load("auth.json"),
         identities: load("identities.json"),
+        rejections: load("rejections.json"),
     }
 }
 
@@ -281,4 +283,35 @@ fn a_device_certified_by_the_wrong_partner_is_refused() {
     let refused = log.append(entry).unwrap_err();
     assert_eq!(refused.to_string(), f.identities.rejected_because);
     assert_eq!(log.entries().len(), f.membership.entries.len());
+}
+
+/// Every rejection vector is refused by the check it names; the envelope
+/// each envelope case was made from opens, so nothing else refuses it.
+#[test]
+fn every_rejection_vector_is_refused() {
+    let f = files();
+    let log = membership(&f);
+    let mut ring = Keyring::new(log.state().plan());
+    for e in &f.epochs {
+        ring.insert(Epoch(e.epoch), SymmetricKey::from_bytes(from_hex(&e.epoch_key).unwrap()));
+    }
+    let policy = Recipient { membership: log.state(), keyring: &ring };
+    assert!(envelope::open(&hex(&f.envelopes[0].envelope), &policy).is_ok());
+    let formats: Vec<&str> = f.rejections.iter().map(|r| r.format.as_str()).collect();
+    assert!(formats.contains(&"envelope") && formats.contains(&"bundle"));
+    for r in &f.rejections {
+        let bytes = hex(&r.bytes);
+        let refused = match r.format.as_str() {
+            "envelope" => envelope::open(&bytes, &policy).is_err(),
+            "bundle" => DeviceBundle::decode(&bytes).is_err(),
+            other => panic!("unknown format {other}"),
+        };
+        assert!(refused, "{} was accepted ({})", r.name, r.check);
+    }
+    // The bundle is refused for its key alone: its signature is valid.
+    let bundle = f.rejections.iter().find(|r| r.format == "bundle").unwrap();
+    let bytes = hex(&bundle.bytes);
+    let device = DeviceId::from_bytes(bytes[5..37].try_into().unwrap()).unwrap();
+    let signature: [u8; 64] = bytes[69..].try_into().unwrap();
+    assert!(cove_shared::keys::verify_signature(&device, &bytes[..69], &signature));
 }

@@ -245,6 +245,8 @@ pub struct Vectors {
     pub identities: IdentitiesVector,
     /// `rejections.json`
     pub rejections: Vec<RejectionVector>,
+    /// `membership-more.json`
+    pub membership_more: MembershipVector,
 }
 
 /// The files and their contents, pretty-printed with a trailing newline.
@@ -266,6 +268,7 @@ impl Vectors {
             ("auth.json", json(&self.auth)),
             ("identities.json", json(&self.identities)),
             ("rejections.json", json(&self.rejections)),
+            ("membership-more.json", json(&self.membership_more)),
         ]
     }
 }
@@ -599,8 +602,10 @@ pub fn build() -> Vectors {
         signal.and_then(|e| cove_shared::codec::from_hex_vec(&e.envelope).ok()).unwrap_or_default(),
     );
     let rejections = rejections(&envelopes, &blair2, &keys3, &log);
+    let (alex2, alex2_v) = device("device-alex-2");
+    let membership_more = membership_more(&alex, &alex2, &blair, &id_alex, &id_blair, &keys);
     Vectors {
-        devices: vec![alex_v, blair_v, blair2_v, blair3_v],
+        devices: vec![alex_v, blair_v, blair2_v, blair3_v, alex2_v],
         epochs,
         envelopes,
         wraps,
@@ -609,6 +614,80 @@ pub fn build() -> Vectors {
         auth,
         identities,
         rejections,
+        membership_more,
+    }
+}
+
+/// A second chain: a second device for partner A, a device leaving with
+/// two cutoffs, the rotation that follows, and a revocation with none.
+fn membership_more(
+    alex: &DeviceSecret,
+    alex2: &DeviceSecret,
+    blair: &DeviceSecret,
+    id_alex: &PartnerSecret,
+    id_blair: &PartnerSecret,
+    keys: &[SymmetricKey; 3],
+) -> MembershipVector {
+    let plan = PlanId::from_bytes(*b"cove-vector-two!");
+    let mut rng = SeededEntropy::new(b"membership-more");
+    let key_of = |e: Epoch| keys.get(e.0 as usize - 1);
+    let push = |log: &mut MembershipLog, entry: Result<cove_shared::Entry, _>| {
+        let entry: cove_shared::Entry =
+            entry.unwrap_or_else(|e: cove_shared::MembershipError| panic!("{e}"));
+        log.append(entry).unwrap_or_else(|e| panic!("{e}"));
+    };
+    let genesis = MembershipLog::genesis(plan, alex, id_alex, &keys[0], &mut rng)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut log = MembershipLog::from_genesis(genesis).unwrap_or_else(|e| panic!("{e}"));
+    let genesis = log.state().genesis();
+    let cert = id_alex.certify(plan, genesis, Partner::A, alex2.id());
+    let entry = log.add_device(
+        alex,
+        Partner::A,
+        &alex2.bundle(),
+        &id_alex.public(),
+        &cert,
+        key_of,
+        &mut rng,
+    );
+    push(&mut log, entry);
+    let cert = id_blair.certify(plan, genesis, Partner::B, blair.id());
+    let entry = log.add_device(
+        alex,
+        Partner::B,
+        &blair.bundle(),
+        &id_blair.public(),
+        &cert,
+        key_of,
+        &mut rng,
+    );
+    push(&mut log, entry);
+    let cutoffs = vec![
+        Cutoff { doc: DocId::Shared, seq: Seq(4), hash: EnvelopeHash([0x44; 32]) },
+        Cutoff { doc: DocId::PartnerA, seq: Seq(2), hash: EnvelopeHash([0x22; 32]) },
+    ];
+    let entry = log.leave(alex2, cutoffs);
+    push(&mut log, entry);
+    let entry = log.rotate(blair, &keys[1], &mut rng);
+    push(&mut log, entry);
+    let entry = log.revoke(alex, blair.id(), Vec::new(), &keys[2], &mut rng);
+    push(&mut log, entry);
+    let names = [(alex, "device-alex"), (alex2, "device-alex-2"), (blair, "device-blair")];
+    let name_of = |id| names.iter().find(|(d, _)| d.id() == id).map_or("?", |(_, n)| n).to_owned();
+    MembershipVector {
+        plan: plan.to_string(),
+        story: vec![
+            "genesis: device-alex creates the plan as partner A, epoch 1".into(),
+            "add device: device-alex adds device-alex-2, a second device for partner A".into(),
+            "add device: device-alex adds device-blair as partner B".into(),
+            "revoke device: device-alex-2 leaves (revokes itself) with cutoffs shared seq 4 and partner-a seq 2; no new epoch".into(),
+            "rotate epoch: device-blair starts epoch 2, as the leave made due".into(),
+            "revoke device: device-alex revokes device-blair with no cutoff, epoch 3".into(),
+        ],
+        entries: log.entries().iter().map(|e| to_hex(e.encode())).collect(),
+        hashes: log.entries().iter().map(|e| to_hex(&e.hash().0)).collect(),
+        epoch: log.state().epoch().0,
+        active: log.state().active().map(|m| (name_of(m.device), m.partner.to_string())).collect(),
     }
 }
 

@@ -37,6 +37,7 @@ struct Files {
     auth: AuthVector,
     identities: IdentitiesVector,
     rejections: Vec<RejectionVector>,
+    membership_more: MembershipVector,
 }
 
 fn files() -> Files {
@@ -50,6 +51,7 @@ fn files() -> Files {
         auth: load("auth.json"),
         identities: load("identities.json"),
         rejections: load("rejections.json"),
+        membership_more: load("membership-more.json"),
     }
 }
 
@@ -112,24 +114,45 @@ fn membership(f: &Files) -> MembershipLog {
     MembershipLog::decode(entries.iter().map(Vec::as_slice), None).unwrap()
 }
 
-#[test]
-fn the_membership_chain_verifies_to_the_recorded_state() {
-    let f = files();
-    let log = membership(&f);
+/// A chain verifies from its first entry to the state its vector records.
+fn check_chain(f: &Files, v: &MembershipVector) -> MembershipLog {
+    let entries: Vec<Vec<u8>> = v.entries.iter().map(|e| hex(e)).collect();
+    let log = MembershipLog::decode(entries.iter().map(Vec::as_slice), None).unwrap();
     let state = log.state();
-    assert_eq!(state.plan().to_string(), f.membership.plan);
-    assert_eq!(state.epoch(), Epoch(f.membership.epoch));
+    assert_eq!(state.plan().to_string(), v.plan);
+    assert_eq!(state.epoch(), Epoch(v.epoch));
     let hashes: Vec<String> = log.entries().iter().map(|e| to_hex(&e.hash().0)).collect();
-    assert_eq!(hashes, f.membership.hashes);
+    assert_eq!(hashes, v.hashes);
     let name_of = |id: DeviceId| {
         f.devices.iter().find(|d| d.device_id == to_hex(id.as_bytes())).unwrap().name.clone()
     };
     let active: Vec<(String, String)> =
         state.active().map(|m| (name_of(m.device), m.partner.to_string())).collect();
-    assert_eq!(active, f.membership.active);
+    assert_eq!(active, v.active);
     for (i, e) in log.entries().iter().enumerate().skip(1) {
         assert_eq!(e.prev(), log.entries()[i - 1].hash(), "entry {i} chains to {}", i - 1);
     }
+    assert_eq!(v.story.len(), v.entries.len());
+    log
+}
+
+#[test]
+fn the_membership_chain_verifies_to_the_recorded_state() {
+    let f = files();
+    check_chain(&f, &f.membership);
+}
+
+#[test]
+fn the_second_chain_leaves_rotates_and_revokes_as_recorded() {
+    let f = files();
+    let log = check_chain(&f, &f.membership_more);
+    let state = log.state();
+    let alex2 = f.secret("device-alex-2").id();
+    let left = state.member(&alex2).unwrap().revoked.clone().unwrap();
+    assert_eq!((left.by, left.cutoffs.len()), (alex2, 2), "it left, naming two cutoffs");
+    assert!(!state.rotation_due(), "the rotation that the leave made due is there");
+    let blair = f.secret("device-blair").id();
+    assert!(state.member(&blair).unwrap().revoked.as_ref().unwrap().cutoffs.is_empty());
 }
 
 #[test]

@@ -91,6 +91,15 @@ impl Story {
         log.add_device(by, partner, &new.bundle(), &identity, &cert, key, &mut self.rng)
     }
 
+    /// genesis(A1) → A1 adds B1, with B's identity.
+    fn couple(&mut self) -> MembershipLog {
+        let mut log = self.genesis();
+        let (a1, b1) = (copy(&self.a1), copy(&self.b1));
+        let e = self.add(&log, &a1, Partner::B, &b1).unwrap();
+        log.append(e).unwrap();
+        log
+    }
+
     fn new_key(&mut self) -> SymmetricKey {
         let key = SymmetricKey::random(&mut self.rng);
         self.keys.push(key.clone());
@@ -299,11 +308,9 @@ fn entries_signed_by_non_members_or_revoked_devices_are_refused() {
 #[test]
 fn only_a_partners_own_identity_certifies_their_devices() {
     let mut story = Story::new();
-    let mut log = story.genesis();
+    let mut log = story.couple();
     let (a1, b1, b2, a2) = (copy(&story.a1), copy(&story.b1), copy(&story.b2), copy(&story.a2));
     let (ida, idb) = (story.identity_of(Partner::A), story.identity_of(Partner::B));
-    let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
-    log.append(e).unwrap();
     assert_eq!(log.state().live_identity(Partner::B).map(|i| i.key), Some(idb.key()));
     // A cannot certify a device for B, with A's identity or a new one.
     let mut rng = SeededEntropy::new(b"made up");
@@ -361,11 +368,9 @@ fn a_certificate_is_bound_to_its_plan_genesis_partner_and_device() {
 #[test]
 fn a_partner_with_no_device_recovers_with_their_identity_and_nobody_else_can() {
     let mut story = Story::new();
-    let mut log = story.genesis();
+    let mut log = story.couple();
     let (a1, b1, b2, a2) = (copy(&story.a1), copy(&story.b1), copy(&story.b2), copy(&story.a2));
     let (ida, idb) = (story.identity_of(Partner::A), story.identity_of(Partner::B));
-    let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
-    log.append(e).unwrap();
     // B's only device is lost: A revokes it (epoch 2).
     let key = story.new_key();
     let e = log.revoke(&a1, b1.id(), vec![], &key, &mut story.rng).unwrap();
@@ -411,11 +416,9 @@ fn a_partner_with_no_device_recovers_with_their_identity_and_nobody_else_can() {
 #[test]
 fn a_new_identity_replaces_the_old_one_and_a_rotation_falls_due() {
     let mut story = Story::new();
-    let mut log = story.genesis();
+    let mut log = story.couple();
     let (a1, b1, b2) = (copy(&story.a1), copy(&story.b1), copy(&story.b2));
     let idb = story.identity_of(Partner::B);
-    let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
-    log.append(e).unwrap();
     let mut rng = SeededEntropy::new(b"new phrase");
     let fresh = identity(&rng.array());
     let keys = story.keys.clone();
@@ -446,11 +449,9 @@ fn a_new_identity_replaces_the_old_one_and_a_rotation_falls_due() {
 #[test]
 fn a_partner_who_left_cannot_come_back() {
     let mut story = Story::new();
-    let mut log = story.genesis();
+    let mut log = story.couple();
     let (a1, b1, b2) = (copy(&story.a1), copy(&story.b1), copy(&story.b2));
     let idb = story.identity_of(Partner::B);
-    let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
-    log.append(e).unwrap();
     // A cannot remove B while B has a device: revoking comes first.
     assert!(matches!(log.retire(&a1, Partner::B), Err(MembershipError::NotAllowed(_))));
     let key = story.new_key();
@@ -479,10 +480,8 @@ fn a_partner_who_left_cannot_come_back() {
 #[test]
 fn a_partner_leaves_from_their_own_device() {
     let mut story = Story::new();
-    let mut log = story.genesis();
-    let (a1, b1) = (copy(&story.a1), copy(&story.b1));
-    let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
-    log.append(e).unwrap();
+    let mut log = story.couple();
+    let b1 = copy(&story.b1);
     let e = log.retire(&b1, Partner::B).unwrap();
     log.append(e).unwrap();
     let e = log.leave(&b1, vec![]).unwrap();
@@ -494,10 +493,8 @@ fn a_partner_leaves_from_their_own_device() {
 #[test]
 fn a_revocation_must_rotate_and_wrap_for_exactly_the_remaining_devices() {
     let mut story = Story::new();
-    let mut log = story.genesis();
+    let mut log = story.couple();
     let (a1, b1) = (copy(&story.a1), copy(&story.b1));
-    let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
-    log.append(e).unwrap();
     let plan = log.state().plan();
     let key = SymmetricKey::random(&mut story.rng);
     let id2 = key_id(plan, 2, &key);
@@ -553,10 +550,8 @@ fn a_revocation_must_rotate_and_wrap_for_exactly_the_remaining_devices() {
 #[test]
 fn a_device_that_leaves_gets_no_new_key_and_another_device_must_rotate() {
     let mut story = Story::new();
-    let mut log = story.genesis();
+    let mut log = story.couple();
     let (a1, b1) = (copy(&story.a1), copy(&story.b1));
-    let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
-    log.append(e).unwrap();
     let plan = log.state().plan();
 
     // Leaving with a new epoch would hand the leaver the next key: refused.
@@ -591,10 +586,8 @@ fn a_device_that_leaves_gets_no_new_key_and_another_device_must_rotate() {
 #[test]
 fn a_wrap_that_does_not_match_the_announced_key_is_unusable() {
     let mut story = Story::new();
-    let mut log = story.genesis();
+    let mut log = story.couple();
     let (a1, b1) = (copy(&story.a1), copy(&story.b1));
-    let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
-    log.append(e).unwrap();
     let plan = log.state().plan();
     // A malicious rotation: A gets one key, B another, under A's key id.
     let (for_a, for_b) =
@@ -622,10 +615,8 @@ fn a_wrap_that_does_not_match_the_announced_key_is_unusable() {
 #[test]
 fn an_entry_too_large_for_peers_is_never_signed() {
     let mut story = Story::new();
-    let mut log = story.genesis();
+    let log = story.couple();
     let (a1, b1) = (copy(&story.a1), copy(&story.b1));
-    let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
-    log.append(e).unwrap();
     let plan = log.state().plan();
     let one = wrap(&mut story.rng, plan, 2, &story.keys[0], &b1, &a1);
     let count = MAX_ENTRY_LEN / one.encode().len() + 1;

@@ -129,3 +129,26 @@ pub fn heads(device: &Device, doc: DocId) -> Vec<String> {
     heads.sort();
     heads
 }
+
+/// What partner A could forge: an add-device entry for partner B, certified
+/// by an identity made up on the spot and signed with `device`'s own key
+/// (which it opens from its keystore), at the end of `device`'s log.
+pub fn forged_enrolment(device: &Device) -> cove_shared::Entry {
+    use cove_shared::{DeviceSecret, EntryBody, IdentitySeed, OsEntropy, Partner, PartnerSecret};
+    let fake = PartnerSecret::from_seed(&IdentitySeed::random(&mut OsEntropy))
+        .unwrap_or_else(|| panic!("an identity"));
+    let stooge = DeviceSecret::generate(&mut OsEntropy);
+    let cert = fake.certify(device.plan(), device.membership().genesis(), Partner::B, stooge.id());
+    let body = EntryBody::AddDevice {
+        partner: Partner::B,
+        bundle: stooge.bundle(),
+        identity: fake.public(),
+        certificate: Box::new(cert),
+        wraps: Vec::new(),
+    };
+    let keystore = cove_client::keystore::Keystore::open(&device.home().keystore(), PASSPHRASE)
+        .unwrap_or_else(|e| panic!("keystore: {e}"));
+    let state = device.membership();
+    cove_shared::Entry::sign(device.plan(), state.len(), state.head(), body, keystore.device())
+        .unwrap_or_else(|e| panic!("sign: {e}"))
+}

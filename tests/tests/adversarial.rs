@@ -7,7 +7,7 @@ use cove_client::localdb::ListTable;
 use cove_client::sync;
 use cove_shared::wire::{Cursor, StoredEnvelope};
 use cove_shared::{DocId, Kind, ManualClock, envelope};
-use cove_tests::devices::{PASSPHRASE, couple, get, heads, put, sync_now};
+use cove_tests::devices::{couple, forged_enrolment, get, heads, put, sync_now};
 use cove_tests::harness::{TempDir, TestRelay};
 use cove_tests::proxy::{FakeStored, Fault, Proxy};
 
@@ -424,23 +424,8 @@ async fn an_unsigned_revoked_claim_leaves_the_device_working_and_is_reported() {
 /// alarm, and the honest log served afterwards is not taken for a shorter one.
 #[tokio::test]
 async fn a_forged_entry_is_reported_once_and_the_honest_log_is_not_called_short() {
-    use cove_shared::{DeviceSecret, EntryBody, IdentitySeed, OsEntropy, Partner, PartnerSecret};
     let Setup { proxy, a, mut b, _relay, _root } = setup("forged-entry").await;
-    let fake = PartnerSecret::from_seed(&IdentitySeed::random(&mut OsEntropy)).unwrap();
-    let stooge = DeviceSecret::generate(&mut OsEntropy);
-    let cert = fake.certify(a.plan(), a.membership().genesis(), Partner::B, stooge.id());
-    let body = EntryBody::AddDevice {
-        partner: Partner::B,
-        bundle: stooge.bundle(),
-        identity: fake.public(),
-        certificate: Box::new(cert),
-        wraps: Vec::new(),
-    };
-    let keystore = cove_client::keystore::Keystore::open(&a.home().keystore(), PASSPHRASE).unwrap();
-    let state = a.membership();
-    let forged =
-        cove_shared::Entry::sign(a.plan(), state.len(), state.head(), body, keystore.device())
-            .unwrap();
+    let forged = forged_enrolment(&a);
     proxy.set(Fault::ExtraEntry(forged.encode().to_vec()));
     let (conn, _pushes) = sync::connect(&b).await.unwrap();
     assert!(sync::sync_once(&mut b, &conn).await.is_err());

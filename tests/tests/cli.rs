@@ -1075,28 +1075,18 @@ async fn the_other_partner_cannot_enrol_a_device_as_you_and_you_recover_with_you
 /// certified by an identity Alex made up, and offers it to the relay.
 /// Returns the relay's answer.
 async fn forged_enrolment(alex_home: &Path) -> String {
-    use cove_shared::{DeviceSecret, IdentitySeed, OsEntropy, Partner, PartnerSecret};
     let home = cove_client::home::Home::at(alex_home.to_path_buf());
     let alex = cove_client::device::Device::open(&home, PASSPHRASE).await.unwrap();
-    let fake = PartnerSecret::from_seed(&IdentitySeed::random(&mut OsEntropy)).unwrap();
-    let stooge = DeviceSecret::generate(&mut OsEntropy);
-    let cert = fake.certify(alex.plan(), alex.membership().genesis(), Partner::B, stooge.id());
+    let entry = cove_tests::devices::forged_enrolment(&alex);
     // The device's own checks refuse to make it at all.
-    let made = alex.enrolment(Partner::B, &stooge.bundle(), &fake.public(), &cert);
+    let cove_shared::EntryBody::AddDevice { partner, bundle, identity, certificate, .. } =
+        entry.body()
+    else {
+        panic!("not an enrolment");
+    };
+    let made = alex.enrolment(*partner, bundle, identity, certificate);
     assert!(made.is_err(), "the device made an enrolment for the other partner");
     // Made by hand, with Alex's keys, it is refused by the relay.
-    let body = cove_shared::EntryBody::AddDevice {
-        partner: Partner::B,
-        bundle: stooge.bundle(),
-        identity: fake.public(),
-        certificate: Box::new(cert),
-        wraps: Vec::new(),
-    };
-    let state = alex.membership();
-    let secret = cove_client::keystore::Keystore::open(&home.keystore(), PASSPHRASE).unwrap();
-    let entry =
-        cove_shared::Entry::sign(alex.plan(), state.len(), state.head(), body, secret.device())
-            .unwrap();
     let (conn, _pushes) = cove_client::sync::connect(&alex).await.unwrap();
     match conn.append_membership(alex.plan(), entry.encode()).await {
         Ok(_) => panic!("the relay took an enrolment certified by the wrong partner"),

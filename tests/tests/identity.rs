@@ -2,35 +2,15 @@
 //! do, what a lying relay cannot slip in, and recovering, pairing and
 //! replacing a phrase through the client library.
 
-use cove_client::device::{Alarm, Device};
-use cove_client::keystore::{KdfParams, Keystore};
+use cove_client::device::Alarm;
+use cove_client::keystore::KdfParams;
 use cove_client::pairing::{self, Invite, PairError};
 use cove_client::recovery::{self, RecoverError};
-use cove_shared::{
-    DeviceSecret, DocId, Entry, EntryBody, IdentitySeed, OsEntropy, Partner, PartnerSecret,
-};
+use cove_shared::{DocId, IdentitySeed, Partner, PartnerSecret};
 use cove_tests::devices::{
-    PASSPHRASE, couple, get, home, new_device, pair, put, sync_now, try_sync,
+    PASSPHRASE, couple, forged_enrolment, get, home, new_device, pair, put, sync_now, try_sync,
 };
 use cove_tests::harness::{TempDir, TestRelay};
-
-/// An add-device entry for partner B that `a` signs, certified by an
-/// identity `a`'s person made up, as a lying relay might serve it.
-fn forged_enrolment(a: &Device, root: &TempDir, name: &str) -> Entry {
-    let fake = PartnerSecret::from_seed(&IdentitySeed::random(&mut OsEntropy)).unwrap();
-    let stooge = DeviceSecret::generate(&mut OsEntropy);
-    let cert = fake.certify(a.plan(), a.membership().genesis(), Partner::B, stooge.id());
-    let body = EntryBody::AddDevice {
-        partner: Partner::B,
-        bundle: stooge.bundle(),
-        identity: fake.public(),
-        certificate: Box::new(cert),
-        wraps: Vec::new(),
-    };
-    let keystore = Keystore::open(&home(root, name).keystore(), PASSPHRASE).unwrap();
-    let state = a.membership();
-    Entry::sign(a.plan(), state.len(), state.head(), body, keystore.device()).unwrap()
-}
 
 #[tokio::test]
 async fn an_enrolment_certified_by_the_wrong_partner_is_refused_and_reported() {
@@ -40,7 +20,7 @@ async fn an_enrolment_certified_by_the_wrong_partner_is_refused_and_reported() {
     put(&mut b, DocId::PartnerB, "limit", "hard: nothing new without asking").await;
     sync_now(&mut b).await;
     sync_now(&mut a).await;
-    let forged = forged_enrolment(&a, &root, "alex");
+    let forged = forged_enrolment(&a);
 
     // The relay refuses it.
     let (conn, _pushes) = cove_client::sync::connect(&a).await.unwrap();

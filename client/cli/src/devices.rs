@@ -57,6 +57,25 @@ pub(crate) async fn name(home: &Home, out: &Printer, name: &str) -> anyhow::Resu
     Ok(())
 }
 
+/// Names a device that was just set up and sends the name at once, so that
+/// the other devices' lists show it. A failure is kept as the first sync's,
+/// never returned: the device is made, and its recovery phrase must show.
+pub(crate) async fn name_new_device(
+    device: &mut cove_client::device::Device,
+    name: &str,
+    sync_error: &mut Option<cove_client::device::DeviceError>,
+) {
+    match device.set_device_name(name).await {
+        Ok(()) if sync_error.is_none() => {
+            if let Err(error) = crate::syncing::sync_now(device).await {
+                *sync_error = Some(error);
+            }
+        }
+        Ok(()) => {}
+        Err(error) => *sync_error = Some(error),
+    }
+}
+
 /// A device name as given, checked before anything is made, so that a name
 /// that cannot be kept never stops a set-up half way.
 pub(crate) fn device_name(given: Option<String>) -> anyhow::Result<String> {

@@ -58,15 +58,8 @@ pub(crate) async fn recover(home: &Home, out: &Printer, args: RecoverArgs) -> an
     )
     .await?;
     let mut recovered = recovered;
-    match recovered.device.set_device_name(&device_name).await {
-        Ok(()) if recovered.sync_error.is_none() => {
-            if let Err(error) = crate::syncing::sync_now(&mut recovered.device).await {
-                recovered.sync_error = Some(error);
-            }
-        }
-        Ok(()) => {}
-        Err(error) => recovered.sync_error = Some(error),
-    }
+    crate::devices::name_new_device(&mut recovered.device, &device_name, &mut recovered.sync_error)
+        .await;
     let device = &recovered.device;
     let fingerprint = device.id().fingerprint();
     out.emit(

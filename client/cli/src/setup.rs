@@ -174,16 +174,7 @@ pub(crate) async fn join(home: &Home, out: &Printer, args: JoinArgs) -> anyhow::
         _ => devices::default_device_name(),
     };
     // The device is made: what follows never stops the phrase from showing.
-    match joined.device.set_device_name(&device_name).await {
-        // Send the name now, so that the inviter's list shows it.
-        Ok(()) if joined.sync_error.is_none() => {
-            if let Err(error) = super::syncing::sync_now(&mut joined.device).await {
-                joined.sync_error = Some(error);
-            }
-        }
-        Ok(()) => {}
-        Err(error) => joined.sync_error = Some(error),
-    }
+    devices::name_new_device(&mut joined.device, &device_name, &mut joined.sync_error).await;
     let paired = &joined.paired;
     let phrase = if joined.new_phrase { joined.device.recovery_phrase() } else { None };
     out.emit(

@@ -35,14 +35,16 @@ impl Device {
         let current = self.log.state().epoch();
         let rows = self.outbox().await?;
         let offered = self.sync.offered_upto;
-        let stale = |id: &i64, bytes: &[u8]| {
-            (offered_too || *id > offered)
-                && envelope::header_of(bytes).is_ok_and(|h| h.epoch < current)
-        };
-        if !rows.iter().any(|(id, bytes)| stale(id, bytes)) {
+        let marked: Vec<bool> = rows
+            .iter()
+            .map(|(id, bytes)| {
+                (offered_too || *id > offered)
+                    && envelope::header_of(bytes).is_ok_and(|h| h.epoch < current)
+            })
+            .collect();
+        if !marked.contains(&true) {
             return Ok(0);
         }
-        let marked: Vec<bool> = rows.iter().map(|(id, bytes)| stale(id, bytes)).collect();
         self.must_sync = true;
         self.write(async |device, tx| {
             let state = device.log.state().clone();

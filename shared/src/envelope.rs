@@ -6,9 +6,9 @@
 //! offset  size  field
 //!      0     4  magic "COVE" (43 4f 56 45)
 //!      4     1  version, 0x01
-//!      5     1  kind: 1 changes, 2 snapshot, 3 signal
+//!      5     1  kind: 1 changes, 2 snapshot, 3 signal, 4 checkpoint
 //!      6    16  plan id
-//!     22     1  doc id: 0 shared, 1 partner-a, 2 partner-b (signals: 0)
+//!     22     1  doc id: 0 shared, 1 partner-a, 2 partner-b (signals, checkpoints: 0)
 //!     23     4  epoch, u32 big-endian
 //!     27    32  key id of the epoch key (see `kdf`)
 //!     59    32  sender device id (Ed25519 public key)
@@ -81,11 +81,14 @@ pub enum Kind {
     Snapshot,
     /// A live, short-lived signal between partners.
     Signal,
+    /// A device's signed account of what it holds: the tip of every stream
+    /// it has applied. Others compare it with their own history.
+    Checkpoint,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Kind; 3] = [Self::Changes, Self::Snapshot, Self::Signal];
+    pub const ALL: [Kind; 4] = [Self::Changes, Self::Snapshot, Self::Signal, Self::Checkpoint];
 
     /// The header byte.
     pub const fn code(self) -> u8 {
@@ -93,6 +96,7 @@ impl Kind {
             Self::Changes => 1,
             Self::Snapshot => 2,
             Self::Signal => 3,
+            Self::Checkpoint => 4,
         }
     }
 
@@ -102,6 +106,7 @@ impl Kind {
             1 => Some(Self::Changes),
             2 => Some(Self::Snapshot),
             3 => Some(Self::Signal),
+            4 => Some(Self::Checkpoint),
             _ => None,
         }
     }
@@ -112,6 +117,7 @@ impl Kind {
             Self::Changes => Purpose::Changes,
             Self::Snapshot => Purpose::Snapshot,
             Self::Signal => Purpose::Signal,
+            Self::Checkpoint => Purpose::Checkpoint,
         }
     }
 }

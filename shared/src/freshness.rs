@@ -11,6 +11,7 @@
 //! |---|---|---|---|---|
 //! | changes | duplicate | duplicate if same hash, else fork | new if `prev` matches, else fork | gap |
 //! | signal | duplicate | as changes | as changes | new after a gap (expired or withheld signals) |
+//! | checkpoint | duplicate | as changes | as changes | new after a gap (only the newest matters) |
 //! | snapshot | rollback | as changes | new | new (a device sees only the newest snapshot) |
 //!
 //! A gap is held back, not applied; the device asks for the missing range
@@ -100,19 +101,21 @@ impl Freshness {
         if seq == next {
             return match header.kind {
                 Kind::Snapshot => Verdict::New,
-                Kind::Changes | Kind::Signal if header.prev == head => Verdict::New,
-                Kind::Changes | Kind::Signal => Verdict::Fork,
+                Kind::Changes | Kind::Signal | Kind::Checkpoint if header.prev == head => {
+                    Verdict::New
+                }
+                Kind::Changes | Kind::Signal | Kind::Checkpoint => Verdict::Fork,
             };
         }
         if seq < mark {
             return match header.kind {
                 Kind::Snapshot => Verdict::Rollback { seen: Seq(mark) },
-                Kind::Changes | Kind::Signal => Verdict::Duplicate,
+                Kind::Changes | Kind::Signal | Kind::Checkpoint => Verdict::Duplicate,
             };
         }
         match header.kind {
             Kind::Changes => Verdict::Gap { missing_from: Seq(next) },
-            Kind::Signal => Verdict::NewAfterGap { missing_from: Seq(next) },
+            Kind::Signal | Kind::Checkpoint => Verdict::NewAfterGap { missing_from: Seq(next) },
             Kind::Snapshot => Verdict::New,
         }
     }

@@ -19,6 +19,8 @@ pub const LABEL_CHANGES: &[u8] = b"cove/v1/changes";
 pub const LABEL_SNAPSHOT: &[u8] = b"cove/v1/snapshot";
 /// Subkey that seals `signal` envelopes.
 pub const LABEL_SIGNAL: &[u8] = b"cove/v1/signal";
+/// Subkey that seals `checkpoint` envelopes.
+pub const LABEL_CHECKPOINT: &[u8] = b"cove/v1/checkpoint";
 /// The public key id that commits an envelope to its epoch key.
 pub const LABEL_KEY_ID: &[u8] = b"cove/v1/key-id";
 /// Key-encryption key of a key wrap.
@@ -52,6 +54,8 @@ pub enum Purpose {
     Snapshot,
     /// `signal` envelopes.
     Signal,
+    /// `checkpoint` envelopes.
+    Checkpoint,
 }
 
 impl Purpose {
@@ -61,6 +65,7 @@ impl Purpose {
             Self::Changes => LABEL_CHANGES,
             Self::Snapshot => LABEL_SNAPSHOT,
             Self::Signal => LABEL_SIGNAL,
+            Self::Checkpoint => LABEL_CHECKPOINT,
         }
     }
 }
@@ -78,6 +83,7 @@ pub struct EpochKeys {
     changes: SymmetricKey,
     snapshot: SymmetricKey,
     signal: SymmetricKey,
+    checkpoint: SymmetricKey,
 }
 
 impl EpochKeys {
@@ -102,6 +108,7 @@ impl EpochKeys {
             changes: expand(LABEL_CHANGES),
             snapshot: expand(LABEL_SNAPSHOT),
             signal: expand(LABEL_SIGNAL),
+            checkpoint: expand(LABEL_CHECKPOINT),
         }
     }
 
@@ -126,6 +133,7 @@ impl EpochKeys {
             Purpose::Changes => &self.changes,
             Purpose::Snapshot => &self.snapshot,
             Purpose::Signal => &self.signal,
+            Purpose::Checkpoint => &self.checkpoint,
         }
     }
 }

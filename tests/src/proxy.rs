@@ -54,6 +54,9 @@ pub enum Fault {
     },
     /// Serve this entry after the membership log's last one.
     ExtraEntry(Vec<u8>),
+    /// Leave out every envelope this device sent, in pages and live
+    /// deliveries, while serving everything else.
+    Withhold(cove_shared::DeviceId),
     /// Label every page with another plan's id.
     WrongPlan(cove_shared::PlanId),
     /// After the next frame, tell the device it was revoked from this plan
@@ -272,6 +275,13 @@ fn alter_items(
         }
         Fault::Drop(cursors) => {
             items.retain(|i| !cursors.contains(&i.cursor.0));
+            (items, head)
+        }
+        Fault::Withhold(sender) => {
+            items.retain(|i| {
+                cove_shared::envelope::header_of(&i.envelope.0)
+                    .map_or(true, |h| h.sender != *sender)
+            });
             (items, head)
         }
         Fault::DropAndCopy { drop, copy, onto } => {

@@ -56,6 +56,8 @@ pub struct EpochVector {
     pub snapshot_key: String,
     /// Subkey `cove/v1/signal`.
     pub signal_key: String,
+    /// Subkey `cove/v1/checkpoint`.
+    pub checkpoint_key: String,
 }
 
 /// One sealed envelope.
@@ -315,6 +317,7 @@ fn epoch_vector(plan: PlanId, epoch: Epoch, key: &SymmetricKey) -> EpochVector {
         changes_key: to_hex(keys.subkey(Purpose::Changes).as_bytes()),
         snapshot_key: to_hex(keys.subkey(Purpose::Snapshot).as_bytes()),
         signal_key: to_hex(keys.subkey(Purpose::Signal).as_bytes()),
+        checkpoint_key: to_hex(keys.subkey(Purpose::Checkpoint).as_bytes()),
     }
 }
 
@@ -527,6 +530,23 @@ pub fn build() -> Vectors {
             payload: b"",
         },
     ];
+    // A checkpoint by Alex's device, a real section 10 value: it holds
+    // Blair's partner-b stream up to the second envelope above.
+    let checkpoint = |tips: &std::collections::HashMap<_, EnvelopeHash>| {
+        let key = (blair.id(), Kind::Changes.code(), DocId::PartnerB.code());
+        let hash = tips.get(&key).copied().unwrap_or(EnvelopeHash::GENESIS);
+        cove_client::payload::Payload::Checkpoint(cove_client::payload::CheckpointPayload {
+            made_at: 1_796_342_400_000,
+            read_through: Cursor(7),
+            tips: vec![cove_client::payload::TipClaim {
+                device: blair.id(),
+                kind: Kind::Changes.code(),
+                doc: DocId::PartnerB.code(),
+                tip: cove_shared::freshness::StreamTip { seq: Seq(2), hash },
+            }],
+        })
+        .encode()
+    };
     let mut envelopes = Vec::new();
     // Each stream (sender, kind, doc) chains on its own: `prev` is the hash
     // of the same stream's previous envelope, zeros for its first.
@@ -560,6 +580,32 @@ pub fn build() -> Vectors {
             hash: to_hex(&sealed.hash.0),
         });
         tips.insert(stream, sealed.hash);
+    }
+    {
+        let payload = checkpoint(&tips);
+        let i = envelopes.len();
+        let mut rng = SeededEntropy::new(format!("envelope-{i}").as_bytes());
+        let nonce: [u8; NONCE_LEN] = rng.clone().array();
+        let view = log.state().view();
+        let (kind, doc, seq, prev) = (Kind::Checkpoint, DocId::Shared, 1, EnvelopeHash::GENESIS);
+        let request = Seal { kind, doc, seq: Seq(seq), prev, view, payload: &payload };
+        let sealed =
+            envelope::seal(&keys3, &alex, request, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+        envelopes.push(EnvelopeVector {
+            name: "checkpoint, holding blair's partner-b stream at seq 2".into(),
+            sender: "device-alex".into(),
+            kind: kind.code(),
+            doc: doc.code(),
+            epoch: epoch.0,
+            seq,
+            prev: to_hex(&prev.0),
+            view_len: view.len,
+            view_head: to_hex(&view.head.0),
+            payload: to_hex(&payload),
+            nonce: to_hex(&nonce),
+            envelope: to_hex(&sealed.bytes),
+            hash: to_hex(&sealed.hash.0),
+        });
     }
 
     // A standalone key wrap.

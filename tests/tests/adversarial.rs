@@ -140,10 +140,13 @@ async fn replayed_envelopes_are_ignored() {
     proxy.set(Fault::DropAndCopy { drop: Vec::new(), copy: before, onto: vec![newest] });
     let alarms_before = b.sync_state().alarms().len();
     let report = sync_now(&mut b).await;
-    assert_eq!(report.applied, [0, 0, 0]);
     assert_eq!(report.quarantined, 0);
     assert_eq!(b.sync_state().alarms().len(), alarms_before, "{:?}", b.sync_state().alarms());
-    assert_eq!(get(&b, DocId::Shared, "next"), None, "the hidden change was not served");
+    // A's checkpoint, later on the same page, names the change the copy hid:
+    // the device fetched that stretch again, where the copy trick (which
+    // needs the copied envelope on the same page) no longer worked.
+    assert_eq!(report.applied, [1, 0, 0]);
+    assert_eq!(get(&b, DocId::Shared, "next").as_deref(), Some("v"));
 }
 
 #[tokio::test]
@@ -275,10 +278,12 @@ async fn a_live_delivery_that_never_came_is_fetched_before_the_cursor_moves_past
     sync_now(&mut a).await;
     put(&mut a, DocId::Shared, "y", "arrives").await;
     sync_now(&mut a).await;
-    // The daemon's next event is its handling of Y.
+    // The daemon handles Y's delivery (and the checkpoints around it):
+    // wait until it has been quiet for a second.
     tokio::time::timeout(std::time::Duration::from_secs(10), applied.recv())
         .await
         .expect("the daemon handled the delivery");
+    while tokio::time::timeout(std::time::Duration::from_secs(1), applied.recv()).await.is_ok() {}
     let _ = stop_tx.send(());
     let (b, result) = daemon.await.unwrap();
     result.unwrap();

@@ -130,6 +130,28 @@ async fn a_partners_change_and_signal_reach_the_other_page_live() {
     assert!(browser_a.text().await.contains("pause"));
     save(&browser_a, "signal-received").await;
 
+    // A's device says, in its own signed checkpoint, that it holds the
+    // signal: B's page says it was seen, and B's status page says what A's
+    // device holds of B's changes.
+    let mut seen = false;
+    for _ in 0..60 {
+        browser_b.go(&format!("{base_b}/now")).await;
+        if browser_b.text().await.contains("You sent pause at")
+            && browser_b.text().await.contains(": seen.")
+        {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(seen, "B's page never said the signal was seen: {}", browser_b.text().await);
+    browser_b.go(&format!("{base_b}/status")).await;
+    assert!(
+        browser_b.wait_for_text("What each device has received", Duration::from_secs(10)).await
+    );
+    assert!(browser_b.text().await.contains("has all your changes"), "{}", browser_b.text().await);
+    save(&browser_b, "status-receipts").await;
+
     browser_a.go(&format!("{base_a}/reviews")).await;
     assert!(browser_a.wait_for_text("Since the plan began", Duration::from_secs(10)).await);
     save(&browser_a, "review").await;

@@ -564,8 +564,21 @@ async fn a_signal_reaches_the_partners_daemon_at_once_and_is_listed_until_it_exp
     let listed = alex.json(&["signals"]);
     assert_eq!(listed[0]["signal"], "yellow", "{listed}");
     assert_eq!(listed[0]["meaning"], "pause");
-    // The sender keeps no copy; nothing is listed on Sam's device.
-    assert_eq!(sam.json(&["signals"]), serde_json::json!([]));
+    // The sender lists what it sent, as seen once Alex's device says, in
+    // its own signed checkpoint, that it holds it; and the status says
+    // what Alex's device holds of Sam's changes.
+    let mine = sam.json(&["signals"]);
+    assert_eq!(mine[0]["signal"], "yellow", "{mine}");
+    alex.json(&["sync"]);
+    sam.json(&["sync"]);
+    let mine = sam.json(&["signals"]);
+    assert_eq!(mine[0]["seen"], true, "{mine}");
+    let listed = sam.output(&["signals"], None);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("You sent: yellow"), "{mine}");
+    let status = sam.output(&["status"], None);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("Received, by each device's own signed word:"), "{status}");
+    assert!(status.contains("has all your changes"), "{status}");
     drop(relay);
 }
 

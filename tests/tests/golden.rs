@@ -106,6 +106,7 @@ fn epoch_subkeys_follow_from_the_epoch_key() {
         assert_eq!(to_hex(keys.subkey(Purpose::Changes).as_bytes()), e.changes_key);
         assert_eq!(to_hex(keys.subkey(Purpose::Snapshot).as_bytes()), e.snapshot_key);
         assert_eq!(to_hex(keys.subkey(Purpose::Signal).as_bytes()), e.signal_key);
+        assert_eq!(to_hex(keys.subkey(Purpose::Checkpoint).as_bytes()), e.checkpoint_key);
     }
 }
 
@@ -197,6 +198,30 @@ fn envelopes_open_with_the_recorded_keys() {
             }
         }
     }
+}
+
+/// The checkpoint vector's payload is a section 10 value, byte for byte,
+/// naming the `changes` stream it holds by the hash of its second envelope.
+#[test]
+fn the_checkpoint_vector_holds_what_it_says() {
+    use cove_client::payload::Payload;
+    use cove_shared::Kind;
+    let f = files();
+    let checkpoint = f.envelopes.iter().find(|v| v.kind == Kind::Checkpoint.code()).unwrap();
+    let Some(Payload::Checkpoint(payload)) = Payload::decode(&hex(&checkpoint.payload)) else {
+        panic!("not a checkpoint payload");
+    };
+    assert_eq!(Payload::Checkpoint(payload.clone()).encode(), hex(&checkpoint.payload));
+    assert_eq!((payload.made_at, payload.read_through.0), (1_796_342_400_000, 7));
+    let second = f
+        .envelopes
+        .iter()
+        .find(|v| v.kind == Kind::Changes.code() && v.doc == 2 && v.seq == 2)
+        .unwrap();
+    let [tip] = payload.tips.as_slice() else { panic!("one tip") };
+    assert_eq!(tip.device, f.secret(&second.sender).id());
+    assert_eq!((tip.kind, tip.doc, tip.tip.seq.0), (second.kind, second.doc, second.seq));
+    assert_eq!(to_hex(&tip.tip.hash.0), second.hash);
 }
 
 #[test]

@@ -39,7 +39,8 @@ pub(crate) async fn list(home: &Home, out: &Printer) -> anyhow::Result<()> {
     let plan = device.current_plan();
     let now = device.now_ms();
     let live: Vec<_> = device.sync_state().signals().iter().filter(|s| !s.expired(now)).collect();
-    let rows: Vec<_> = live
+    let sent: Vec<_> = device.sent_signals().into_iter().filter(|s| s.expires_at >= now).collect();
+    let mut rows: Vec<_> = live
         .iter()
         .map(|s| {
             json!({
@@ -51,9 +52,27 @@ pub(crate) async fn list(home: &Home, out: &Printer) -> anyhow::Result<()> {
             })
         })
         .collect();
+    rows.extend(sent.iter().map(|s| {
+        json!({
+            "from": device.id().to_string(),
+            "signal": s.signal,
+            "meaning": signals::meaning(&plan, &s.signal),
+            "sent_at": s.sent_at,
+            "expires_at": s.expires_at,
+            "seen": s.seen,
+        })
+    }));
     out.emit(&rows, || {
+        // "Seen" only on the partner's device's own signed word.
+        let yours = sent.iter().map(|s| {
+            let minutes = (now - s.sent_at).max(0) / 60_000;
+            let seen = if s.seen { "seen" } else { "not seen yet" };
+            format!("You sent: {} ({minutes} min ago): {seen}", s.signal)
+        });
         if live.is_empty() {
-            return "No current signals. (Signals are dropped once their time is up; run `cove sync` or keep `cove daemon` running to receive them.)".to_owned();
+            let mut lines: Vec<String> = yours.collect();
+            lines.push("No current signals from your partner. (Signals are dropped once their time is up; run `cove sync` or keep `cove daemon` running to receive them.)".to_owned());
+            return lines.join("\n");
         }
         live.iter()
             .map(|s| {
@@ -68,6 +87,7 @@ pub(crate) async fn list(home: &Home, out: &Printer) -> anyhow::Result<()> {
                 }
                 line
             })
+            .chain(yours)
             .collect::<Vec<_>>()
             .join("\n")
     });

@@ -39,6 +39,8 @@ struct Status {
     removal: Option<String>,
     last_sync: Option<i64>,
     devices: Vec<cove_client::device::DeviceRow>,
+    /// What each other device holds of this one's changes, by its checkpoint.
+    receipts: Vec<cove_client::device::Receipt>,
     /// Open alarms.
     alarms: Vec<cove_client::device::AlarmNote>,
     /// Quarantined envelopes not yet acknowledged.
@@ -81,6 +83,7 @@ pub(crate) async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
         removal: device.removal(),
         last_sync: state.last_sync(),
         devices: device.device_rows(),
+        receipts: device.receipts(),
         alarms: attention.alarms,
         quarantined: attention.quarantined,
         quarantined_total: attention.quarantined_total,
@@ -139,6 +142,10 @@ fn human_status(s: &Status, now: i64) -> String {
             ));
         }
         lines.push(line);
+    }
+    if !s.receipts.is_empty() {
+        lines.push("Received, by each device's own signed word:".into());
+        lines.extend(s.receipts.iter().map(|r| format!("  {}", r.text)));
     }
     let attention = Attention {
         alarms: s.alarms.clone(),

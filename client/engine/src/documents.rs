@@ -13,6 +13,7 @@
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge, AutomergeError, Change, ChangeHash, ReadDoc};
 use cove_shared::{DeviceId, DocId};
+use std::collections::BTreeMap;
 
 /// A document operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,11 @@ pub enum DocError {
     /// dependencies are missing), which no honest save does.
     #[error("a saved document holds changes that wait on others it does not hold")]
     QueuedChanges,
+    /// A snapshot claims more envelopes from a device than the document it
+    /// carries holds changes from that device (every envelope carries at
+    /// least one).
+    #[error("a snapshot claims more changes from a device than it holds")]
+    CoverageUnbacked,
 }
 
 /// The plan's synced documents.
@@ -80,12 +86,14 @@ impl Documents {
     /// Merges a saved document into one of ours (starting from a snapshot:
     /// into an empty document this is a load; into one with history, the
     /// snapshot's changes are added and nothing of ours is lost), if every
-    /// change in it was made by a device `allowed` to write `doc`.
+    /// change in it was made by a device `allowed` to write `doc`, and it
+    /// holds at least `claimed` changes of each device that map names.
     pub fn merge_checked(
         &mut self,
         doc: DocId,
         bytes: &[u8],
         allowed: impl Fn(&DeviceId) -> bool,
+        claimed: &BTreeMap<DeviceId, u64>,
     ) -> Result<(), DocError> {
         let mut other = Automerge::load(bytes)?;
         // Automerge keeps, unapplied, any change whose dependencies are
@@ -94,13 +102,18 @@ impl Documents {
         if !other.get_missing_deps(&[]).is_empty() {
             return Err(DocError::QueuedChanges);
         }
+        let mut held: BTreeMap<DeviceId, u64> = BTreeMap::new();
         for change in other.get_changes_meta(&[]) {
             let author: Option<DeviceId> = <[u8; 32]>::try_from(change.actor.to_bytes())
                 .ok()
                 .and_then(|b| DeviceId::from_bytes(b).ok());
-            if !author.is_some_and(|a| allowed(&a)) {
-                return Err(DocError::ForeignAuthor);
+            match author {
+                Some(a) if allowed(&a) => *held.entry(a).or_default() += 1,
+                _ => return Err(DocError::ForeignAuthor),
             }
+        }
+        if claimed.iter().any(|(device, n)| held.get(device).copied().unwrap_or(0) < *n) {
+            return Err(DocError::CoverageUnbacked);
         }
         let mine = &mut self.docs[index(doc)];
         if mine.get_heads().is_empty() {
@@ -243,10 +256,10 @@ mod merge_tests {
         theirs.edit(DocId::Shared, 0, |tx| tx.put(ROOT, "k", "v").map_err(DocError::from)).unwrap();
         let saved = theirs.save(DocId::Shared);
         let mut mine = Documents::new(&a);
-        let refused = mine.merge_checked(DocId::Shared, &saved, |d| *d == a);
+        let refused = mine.merge_checked(DocId::Shared, &saved, |d| *d == a, &BTreeMap::new());
         assert!(matches!(refused, Err(DocError::ForeignAuthor)));
         assert!(mine.heads(DocId::Shared).is_empty());
-        mine.merge_checked(DocId::Shared, &saved, |d| *d == stranger).unwrap();
+        mine.merge_checked(DocId::Shared, &saved, |d| *d == stranger, &BTreeMap::new()).unwrap();
         assert_eq!(mine.heads(DocId::Shared), theirs.heads(DocId::Shared));
     }
 
@@ -263,13 +276,34 @@ mod merge_tests {
         put(&mut theirs, "two").unwrap();
         // A stranger's change on top of the second, which the save leaves out.
         let mut forked = Documents::new(&stranger);
-        forked.merge_checked(DocId::Shared, &theirs.save(DocId::Shared), |_| true).unwrap();
+        forked
+            .merge_checked(DocId::Shared, &theirs.save(DocId::Shared), |_| true, &BTreeMap::new())
+            .unwrap();
         let (_, foreign) = put(&mut forked, "three").unwrap();
         let mut bytes = only_first;
         bytes.extend_from_slice(foreign[0].raw_bytes());
         let mut mine = Documents::new(&a);
-        let refused = mine.merge_checked(DocId::Shared, &bytes, |d| *d == a);
+        let refused = mine.merge_checked(DocId::Shared, &bytes, |d| *d == a, &BTreeMap::new());
         assert!(matches!(refused, Err(DocError::QueuedChanges)), "{refused:?}");
         assert!(mine.heads(DocId::Shared).is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_claiming_more_changes_than_it_holds_is_refused() {
+        let a = DeviceSecret::generate(&mut SeededEntropy::new(b"a")).id();
+        let mut theirs = Documents::new(&a);
+        for key in ["one", "two"] {
+            theirs
+                .edit(DocId::Shared, 0, |tx| tx.put(ROOT, key, "v").map_err(DocError::from))
+                .unwrap();
+        }
+        let saved = theirs.save(DocId::Shared);
+        let claim = |n: u64| BTreeMap::from([(a, n)]);
+        let mut mine = Documents::new(&a);
+        let refused = mine.merge_checked(DocId::Shared, &saved, |_| true, &claim(1 << 40));
+        assert!(matches!(refused, Err(DocError::CoverageUnbacked)), "{refused:?}");
+        assert!(mine.heads(DocId::Shared).is_empty());
+        mine.merge_checked(DocId::Shared, &saved, |_| true, &claim(2)).unwrap();
+        assert_eq!(mine.heads(DocId::Shared), theirs.heads(DocId::Shared));
     }
 }

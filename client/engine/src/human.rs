@@ -34,6 +34,18 @@ pub fn day(at_ms: i64, now_ms: i64) -> String {
     if year == civil(now_ms).0 { format!("{d} {month}") } else { format!("{d} {month} {year}") }
 }
 
+/// A Unix time (milliseconds) as a clock time in UTC: "14:02 UTC", with
+/// the day when it is not the day of `now_ms` ("14:02 UTC on 3 December").
+pub fn moment(at_ms: i64, now_ms: i64) -> String {
+    let minutes = at_ms.div_euclid(60_000).rem_euclid(24 * 60);
+    let clock = format!("{:02}:{:02} UTC", minutes / 60, minutes % 60);
+    if at_ms.div_euclid(86_400_000) == now_ms.div_euclid(86_400_000) {
+        clock
+    } else {
+        format!("{clock} on {}", day(at_ms, now_ms))
+    }
+}
+
 fn plural(n: i64, unit: &str) -> String {
     if n == 1 { format!("1 {unit} ago") } else { format!("{n} {unit}s ago") }
 }
@@ -57,5 +69,13 @@ mod tests {
         let (december, january) = (1_796_342_400_000, 1_738_281_600_000);
         assert_eq!(day(december + 3_600_000, december), "4 December");
         assert_eq!(day(january, december), "31 January 2025");
+    }
+
+    #[test]
+    fn moments_read_naturally() {
+        let december = 1_796_342_400_000;
+        let at = december + (14 * 60 + 2) * 60_000 + 59_000;
+        assert_eq!(moment(at, december + 86_399_000), "14:02 UTC");
+        assert_eq!(moment(at, december + 86_400_000), "14:02 UTC on 4 December");
     }
 }

@@ -19,6 +19,45 @@ pub enum Payload {
     Snapshot(SnapshotPayload),
     /// A live signal.
     Signal(SignalPayload),
+    /// A device's account of what it holds.
+    Checkpoint(CheckpointPayload),
+}
+
+/// A checkpoint's content: what its sender held when it made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointPayload {
+    /// When it was made, in Unix milliseconds (the sender's clock).
+    pub made_at: i64,
+    /// The relay cursor up to which the sender had read the plan's log.
+    pub read_through: Cursor,
+    /// The tip of every `changes` and `signal` stream the sender holds, its
+    /// own included (its own only as far as the relay has acknowledged
+    /// them), in ascending (device, kind, doc) order.
+    pub tips: Vec<TipClaim>,
+}
+
+/// One stream's tip, as a checkpoint states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipClaim {
+    /// The stream's sender.
+    pub device: DeviceId,
+    /// The stream's kind code (1 changes, 3 signal).
+    pub kind: u8,
+    /// The stream's document code.
+    pub doc: u8,
+    /// Its tip: the highest sequence number held, and that envelope's hash.
+    pub tip: StreamTip,
+}
+
+impl TipClaim {
+    /// The stream it is about, if its codes name one.
+    pub fn stream(&self) -> Option<cove_shared::Stream> {
+        Some(cove_shared::Stream {
+            sender: self.device,
+            kind: cove_shared::Kind::from_code(self.kind)?,
+            doc: cove_shared::DocId::from_code(self.doc)?,
+        })
+    }
 }
 
 /// A snapshot's content.

@@ -34,6 +34,11 @@ use std::time::Instant;
 /// Consecutive rate-limited requests after which the connection is closed.
 const MAX_LIMITED_IN_A_ROW: u32 = 200;
 
+/// How long the relay keeps a device's checkpoint (30 days): long enough
+/// for a partner's device that was away a month to read it, short enough
+/// that a device checkpointing on every sync does not fill the plan's quota.
+const CHECKPOINT_TTL_SECS: i64 = 30 * 24 * 3600;
+
 /// One authenticated connection's state.
 pub struct Session<'a, S: Store> {
     /// The relay.
@@ -402,11 +407,17 @@ impl<'a, S: Store> Session<'a, S> {
         bytes: Vec<u8>,
     ) -> Result<Vec<RelayToClient>, ApiError> {
         let (header, hash, current) =
-            self.admit(plan, &bytes, &[Kind::Changes, Kind::Signal]).await?;
+            self.admit(plan, &bytes, &[Kind::Changes, Kind::Signal, Kind::Checkpoint]).await?;
         if let Some(cursor) = self.refuse_stale(plan, &header, hash, current).await? {
             return Ok(vec![RelayToClient::Stored { request, cursor, duplicate: true }]);
         }
-        let ttl = self.relay.settings.limits.signal_ttl.as_secs() as i64;
+        // A signal lives as long as it matters; a checkpoint is superseded
+        // by its sender's next one, and devices keep the newest they saw.
+        let ttl = match header.kind {
+            Kind::Signal => Some(self.relay.settings.limits.signal_ttl.as_secs() as i64),
+            Kind::Checkpoint => Some(CHECKPOINT_TTL_SECS),
+            _ => None,
+        };
         let body = Bytes::from(bytes);
         let size = body.len();
         let new = NewEnvelope {
@@ -416,7 +427,7 @@ impl<'a, S: Store> Session<'a, S> {
             seq: header.seq,
             doc: header.doc,
             hash,
-            expires_at: (header.kind == Kind::Signal).then(|| self.relay.now_s() + ttl),
+            expires_at: ttl.map(|ttl| self.relay.now_s() + ttl),
             body: body.clone(),
         };
         match self.relay.batcher.append(new).await? {

@@ -128,6 +128,17 @@ impl MembershipState {
         (self.heads.get(i)? == &view.head).then(|| self.epochs.get(i).copied())?
     }
 
+    /// Whether `view` names a log this one cannot be continued into: an
+    /// entry at a position this log holds, with another hash. (A longer
+    /// view may still be this log's future.)
+    pub fn contradicts(&self, view: MembershipView) -> bool {
+        usize::try_from(view.len)
+            .ok()
+            .and_then(|len| len.checked_sub(1))
+            .and_then(|i| self.heads.get(i))
+            .is_some_and(|head| *head != view.head)
+    }
+
     /// The key id an epoch's key must have.
     pub fn key_id(&self, epoch: Epoch) -> Option<KeyId> {
         self.key_ids.get(&epoch).copied()

@@ -105,6 +105,20 @@ pub enum Alarm {
         /// Whether this partner removed them, rather than they left.
         removed: bool,
     },
+    /// A device that checkpoints regularly still lacks changes from this
+    /// device that the relay showed before those checkpoints.
+    Withheld {
+        /// The device kept from them.
+        device: DeviceId,
+        /// When this device made the oldest change it lacks (Unix ms).
+        since: i64,
+    },
+    /// A device's checkpoint, or an envelope it signed, contradicts this
+    /// device's history: the relay is showing the two different histories.
+    Diverged {
+        /// The device.
+        device: DeviceId,
+    },
 }
 
 impl Alarm {
@@ -116,7 +130,9 @@ impl Alarm {
             | (A::PastCutoff { device: a, doc: x }, A::PastCutoff { device: b, doc: y }) => {
                 a == b && x == y
             }
-            (A::Fork { device: a }, A::Fork { device: b }) => a == b,
+            (A::Fork { device: a }, A::Fork { device: b })
+            | (A::Withheld { device: a, .. }, A::Withheld { device: b, .. })
+            | (A::Diverged { device: a }, A::Diverged { device: b }) => a == b,
             (A::UnusableKey { epoch: a }, A::UnusableKey { epoch: b }) => a == b,
             (A::BadSnapshot { doc: a }, A::BadSnapshot { doc: b }) => a == b,
             _ => std::mem::discriminant(self) == std::mem::discriminant(other),
@@ -168,6 +184,15 @@ impl Alarm {
             Self::RefusedEntry { reason } => format!(
                 "the relay served a change to the plan's devices that breaks the plan's rules ({reason}); it was refused and changes nothing here. Someone may have tried to add a device that is not theirs"
             ),
+            Self::Withheld { device, since } => format!(
+                "{} has not received your changes since {}, although it has been in touch since; the relay may be holding them back",
+                label(device),
+                crate::human::moment(*since, i64::MAX)
+            ),
+            Self::Diverged { device } => format!(
+                "{} reports a history of the plan that contradicts this device's (a different version of a change, or of the list of devices); the relay may be showing the two of you different plans",
+                label(device)
+            ),
             Self::PastCutoff { device, doc } => format!(
                 "{} was removed with a cutoff below changes this device had already applied (in the {doc} document); they stay here, but devices that had not received them will not apply them",
                 label(device)
@@ -181,9 +206,11 @@ impl Alarm {
     /// relay or this device.
     pub fn device(&self) -> Option<DeviceId> {
         match self {
-            Self::Gap { device, .. } | Self::Fork { device } | Self::PastCutoff { device, .. } => {
-                Some(*device)
-            }
+            Self::Gap { device, .. }
+            | Self::Fork { device }
+            | Self::PastCutoff { device, .. }
+            | Self::Withheld { device, .. }
+            | Self::Diverged { device } => Some(*device),
             _ => None,
         }
     }

@@ -1,7 +1,7 @@
 //! Edits and signals: each change is sealed into the outbox in the same
 //! local transaction that makes it.
 
-use super::{Device, DeviceError};
+use super::{Device, DeviceError, SentSignal};
 use crate::localdb::LocalTx;
 use crate::payload::{Payload, SignalPayload};
 use automerge::ChangeHash;
@@ -51,6 +51,7 @@ impl Device {
         let request = Seal { kind, doc, seq, prev, view: state.view(), payload };
         let sealed = envelope::seal(keys, self.keystore.device(), request, &mut OsEntropy)?;
         self.sync.set_tip(kind, doc, seq, sealed.hash);
+        self.book.made(kind, doc, seq, sealed.hash, self.clock.now_ms());
         Ok(sealed)
     }
 
@@ -162,6 +163,13 @@ impl Device {
             });
             let sealed = device.seal_next(Kind::Signal, DocId::Shared, &payload.encode())?;
             tx.push_outbox(&sealed.bytes)?;
+            device.book.sent_signal(SentSignal {
+                seq: sealed.header.seq.0,
+                signal: signal.to_owned(),
+                sent_at: now,
+                expires_at: now + ttl_ms,
+                seen: false,
+            });
             Ok(sealed.bytes)
         })
         .await

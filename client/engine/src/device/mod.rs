@@ -17,6 +17,8 @@
 //! - [`receive`]: what the device does with envelopes from the relay.
 //! - [`progress`]: what the sync has reached, and the steps that move it.
 //! - [`state`]: the sync state as it is stored.
+//! - [`checkpoints`]: each device's signed account of what it holds;
+//!   receipts, and what a relay that withholds or forks gives away.
 //! - [`alarms`]: what a person should know, and what they acknowledged.
 //! - [`attention`]: alarms and quarantined envelopes, as a person reads them.
 //! - [`error`]: what can go wrong.
@@ -26,6 +28,7 @@
 
 mod alarms;
 mod attention;
+mod checkpoints;
 mod edit;
 mod error;
 mod members;
@@ -41,6 +44,9 @@ mod store;
 
 pub use alarms::{ALARM_HISTORY, Alarm, AlarmLog, AlarmRecord};
 pub use attention::{AlarmNote, Attention, DeviceRow, QuarantineNote};
+pub use checkpoints::{
+    CHECKPOINT_EVERY_MS, CHECKPOINT_GAP_MS, Receipt, SentSignal, WITHHELD_AFTER,
+};
 pub use error::DeviceError;
 pub use receive::{Quarantined, Received};
 pub use state::{
@@ -69,6 +75,8 @@ pub struct Device {
     docs: Documents,
     sync: SyncState,
     freshness: Freshness,
+    /// Others' checkpoints, and what this device sent, for comparing.
+    book: checkpoints::Book,
     clock: SharedClock,
     /// The token of the last write this process saw; `None` forces a reload
     /// before the next write.

@@ -41,6 +41,13 @@ impl Device {
         .await
     }
 
+    /// A fetched page showed one of this device's envelopes where `record`
+    /// now says: receipts count from there.
+    pub(super) fn note_shown(&mut self, record: &SentEnvelope) {
+        let Ok(header) = envelope::header_of(&record.envelope.0) else { return };
+        self.book.shown(header.kind, header.doc, header.seq, record.cursor);
+    }
+
     /// This device's envelopes that no fetched page has shown yet, oldest
     /// first.
     pub async fn unconfirmed(&self) -> Result<Vec<(i64, SentEnvelope)>, DeviceError> {
@@ -65,8 +72,9 @@ impl Device {
         mut record: SentEnvelope,
         cursor: Cursor,
     ) -> Result<(), DeviceError> {
-        self.write(async |_, tx| {
+        self.write(async |device, tx| {
             record.cursor = cursor.0;
+            device.note_shown(&record);
             tx.set_sent(id, &record, true)?;
             tx.prune_confirmed(SENT_KEPT);
             Ok(())

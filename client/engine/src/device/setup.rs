@@ -1,6 +1,7 @@
 //! Making a device: a new plan (`init`), a device that pairing enrolled
 //! (`join`), and unlocking one that exists (`open`).
 
+use super::checkpoints::Book;
 use super::store::{KV_FORMAT, KV_MEMBERSHIP, KV_READY, LOCAL_FORMAT};
 use super::{Device, DeviceError, SyncState};
 use crate::documents::Documents;
@@ -194,6 +195,7 @@ impl Device {
             log,
             sync: SyncState { registered, ..SyncState::default() },
             freshness: Freshness::new(),
+            book: Book::default(),
             clock: clock::system(),
             generation: None,
             log_saved: 0,
@@ -238,6 +240,7 @@ impl Device {
             log,
             sync: SyncState::default(),
             freshness: Freshness::new(),
+            book: Book::default(),
             clock,
             generation: None,
             log_saved: 0,

@@ -56,4 +56,30 @@ impl Device {
         })
         .await
     }
+
+    /// Test hook: seals a snapshot of `doc` as this device would, covering
+    /// `covers`, after `alter` has changed its content: what a modified
+    /// client of a member device could produce. Nothing is stored.
+    #[cfg(feature = "test-hooks")]
+    pub async fn seal_snapshot_altered(
+        &mut self,
+        doc: DocId,
+        covers: Cursor,
+        alter: impl FnOnce(&mut SnapshotPayload),
+    ) -> Result<Vec<u8>, DeviceError> {
+        self.write(async |device, _| {
+            let mut coverage = BTreeMap::new();
+            for (stream, tip) in device.freshness.tips() {
+                if stream.kind == Kind::Changes && stream.doc == doc {
+                    coverage.insert(stream.sender, tip);
+                }
+            }
+            let mut payload =
+                SnapshotPayload { covers, coverage, document: Blob(device.docs.save(doc)) };
+            alter(&mut payload);
+            let payload = Payload::Snapshot(payload);
+            Ok(device.seal_next(Kind::Snapshot, doc, &payload.encode())?.bytes)
+        })
+        .await
+    }
 }

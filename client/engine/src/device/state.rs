@@ -98,9 +98,11 @@ impl CursorMark {
     }
 
     /// Whether the relay may have removed this envelope on purpose: a signal
-    /// past its time to live, or changes a snapshot replaced.
+    /// or checkpoint past its time to live, or changes a snapshot replaced.
     pub fn may_vanish(&self, compacted: Cursor) -> bool {
-        self.kind == Kind::Signal.code() || self.cursor <= compacted.0
+        self.kind == Kind::Signal.code()
+            || self.kind == Kind::Checkpoint.code()
+            || self.cursor <= compacted.0
     }
 }
 

@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 pub(super) const KV_MEMBERSHIP: &str = "membership";
 pub(super) const KV_FRESHNESS: &str = "freshness";
 pub(super) const KV_SYNC: &str = "sync";
+pub(super) const KV_CHECKPOINTS: &str = "checkpoints";
 pub(super) const KV_GENERATION: &str = crate::localdb::GENERATION;
 pub(super) const KV_READY: &str = "ready";
 pub(super) const KV_FORMAT: &str = "format";
@@ -109,8 +110,13 @@ impl Device {
         let sync = encode(&self.sync)?;
         let freshness = encode(&self.freshness.to_bytes())?;
         let token = encode(&generation)?;
-        let mut rows: Vec<(&str, &[u8])> =
-            vec![(KV_SYNC, &sync), (KV_FRESHNESS, &freshness), (KV_GENERATION, &token)];
+        let book = encode(&self.book)?;
+        let mut rows: Vec<(&str, &[u8])> = vec![
+            (KV_SYNC, &sync),
+            (KV_FRESHNESS, &freshness),
+            (KV_CHECKPOINTS, &book),
+            (KV_GENERATION, &token),
+        ];
         let membership;
         if self.log.state().len() != self.log_saved {
             let entries: Vec<Blob> =
@@ -164,6 +170,9 @@ impl Device {
         self.docs =
             Documents::load(&me, [0, 1, 2].map(|i| saved[i].as_deref().map(Vec::as_slice)))?;
         self.sync = self.db.get(KV_SYNC).await?.unwrap_or_default();
+        // Kept apart from the sync state, so that a directory made before
+        // checkpoints existed still opens (with none).
+        self.book = self.db.get(KV_CHECKPOINTS).await?.unwrap_or_default();
         self.freshness = match self.db.get::<Vec<u8>>(KV_FRESHNESS).await? {
             Some(bytes) => Freshness::from_bytes(&bytes).map_err(|_| LocalError::Corrupt)?,
             None => Freshness::new(),

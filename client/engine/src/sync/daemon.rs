@@ -2,10 +2,10 @@
 //! sent as they are made, and reconnection with backoff and jitter.
 
 use super::{
-    SyncReport, apply_page, connect, fetch_all, rotate, send_and_confirm, send_outbox,
-    sync_membership, sync_once,
+    SyncReport, apply_page, connect, fetch_all, rotate, send_and_confirm, send_checkpoint,
+    send_outbox, sync_membership, sync_once,
 };
-use crate::device::{Alarm, Device, DeviceError, Received};
+use crate::device::{Alarm, CHECKPOINT_GAP_MS, Device, DeviceError, Received};
 use crate::transport::{Push, RelayConnection, TransportError};
 use cove_shared::OsEntropy;
 use cove_shared::random::Entropy;
@@ -93,8 +93,13 @@ pub async fn run_daemon_nudged(
                     }
                     // Edits made here or by another process on this state
                     // directory: checked every second, and at once when
-                    // another instance says it wrote.
-                    _ = tick.tick() => send_pending(device, &conn).await?,
+                    // another instance says it wrote. A checkpoint follows
+                    // when what this device holds changed (at most every
+                    // few seconds), and every quarter of an hour regardless.
+                    _ = tick.tick() => {
+                        send_pending(device, &conn).await?;
+                        send_checkpoint(device, &conn, CHECKPOINT_GAP_MS).await?;
+                    }
                     () = send_now.notified() => send_pending(device, &conn).await?,
                 }
             }

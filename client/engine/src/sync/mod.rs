@@ -5,9 +5,12 @@
 //! outbox in order; start from snapshots if this device is new; fetch every
 //! envelope after the stored cursor, page by page, verify and apply each
 //! page in one batch, and acknowledge the cursor only after the local
-//! commit; fetch again where a gap was seen; after a rollback, send again
-//! what the relay lost; upload a snapshot where one is due. The daemon runs
+//! commit; read again from where each other device was last heard, in case
+//! the relay left something out; fetch again where a gap was seen; after a
+//! rollback, send again what the relay lost; upload a snapshot where one is
+//! due; and last, send this device's checkpoint. The daemon runs
 //! a pass, then stays subscribed and applies live deliveries as they come,
+//! checkpointing after each (and every quarter of an hour),
 //! reconnecting with exponential backoff and jitter when the connection
 //! drops.
 //!
@@ -23,7 +26,7 @@ mod daemon;
 mod own;
 
 pub use daemon::{BACKOFF, Event, backoff, run_daemon, run_daemon_nudged};
-pub use own::{send_and_confirm, send_outbox, settle_own};
+pub use own::{send_and_confirm, send_checkpoint, send_outbox, settle_own};
 
 use crate::device::{Alarm, Device, DeviceError, Received, ReceivedSignal};
 use crate::transport::{Push, RelayConnection, TransportError};
@@ -54,6 +57,8 @@ pub struct SyncReport {
     pub resent: usize,
     /// Own envelopes the relay said it stored that no page has shown yet.
     pub unconfirmed: u64,
+    /// Whether this device's checkpoint was stored.
+    pub checkpointed: bool,
 }
 
 impl SyncReport {
@@ -187,6 +192,7 @@ pub async fn sync_once(
         start_from_snapshots(device, conn).await?;
     }
     fetch_all(device, conn, &mut report).await?;
+    recheck(device, conn, &mut report).await?;
     refetch_gaps(device, conn, &mut report).await?;
     if device.owes_own_document() {
         device.ensure_own_document().await?;
@@ -204,6 +210,7 @@ pub async fn sync_once(
     }
     device.finish_sync().await?;
     report.unconfirmed = device.unconfirmed_count().await?;
+    report.checkpointed = send_checkpoint(device, conn, 0).await?;
     Ok(report)
 }
 
@@ -309,6 +316,39 @@ pub async fn fetch_all(
             return Ok(());
         }
     }
+}
+
+/// At most this many pages are read again per pass by [`recheck`].
+pub const RECHECK_PAGES: usize = 2;
+
+/// Reads again what the relay served after the point where this device
+/// last heard from the other device heard from longest ago (at most
+/// [`RECHECK_PAGES`] pages). A relay that left envelopes out of the pages it
+/// served, its own sender's checkpoints included, cannot be caught by the
+/// next envelope alone when that sender falls quiet: this way one honest
+/// pass takes in what was left out. What was applied comes back as
+/// duplicates.
+async fn recheck(
+    device: &mut Device,
+    conn: &RelayConnection,
+    report: &mut SyncReport,
+) -> Result<(), DeviceError> {
+    let until = device.cursor();
+    let Some(mut after) = device.last_heard_positions().into_iter().min().map(Cursor) else {
+        return Ok(());
+    };
+    for _ in 0..RECHECK_PAGES {
+        if after >= until {
+            break;
+        }
+        let (items, _, _) = conn.fetch(device.plan(), after, MAX_PAGE_ITEMS).await?;
+        let items: Vec<StoredEnvelope> =
+            items.into_iter().filter(|i| i.cursor > after && i.cursor <= until).collect();
+        let Some(last) = items.last().map(|i| i.cursor) else { break };
+        after = last;
+        apply_page(device, conn, items, report).await?;
+    }
+    Ok(())
 }
 
 /// After a gap: fetches the stretch where the missing envelopes must lie

@@ -91,6 +91,32 @@ async fn send_each(
     Ok(Sending::Done)
 }
 
+/// Sends this device's checkpoint, if one is due and the last was said at
+/// least `min_gap_ms` ago (see `Device::checkpoint_due`). A relay that
+/// refuses it costs nothing: the next one says the same and more. Returns
+/// whether one was stored.
+pub async fn send_checkpoint(
+    device: &mut Device,
+    conn: &RelayConnection,
+    min_gap_ms: i64,
+) -> Result<bool, DeviceError> {
+    if !device.checkpoint_due(min_gap_ms) {
+        return Ok(false);
+    }
+    let Some((envelope, digest)) = device.checkpoint_if_due().await? else { return Ok(false) };
+    match conn.push(device.plan(), &envelope).await {
+        Ok(_) => {
+            device.checkpoint_sent(digest).await?;
+            Ok(true)
+        }
+        Err(TransportError::Refused { code, message }) => {
+            tracing::warn!(%code, message, "the relay refused this device's checkpoint");
+            Ok(false)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// This device's own envelopes that the relay said it stored before this
 /// pass began (kept rows up to `answered`): a fetch pass that has just read
 /// the relay's log to its head should have shown each of them, so any still

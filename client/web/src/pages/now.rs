@@ -43,6 +43,7 @@ pub async fn now(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
     let device = fresh(&ui).await;
     let plan = device.current_plan();
     let signals = device.sync_state().signals().to_vec();
+    let sent = device.sent_signals();
     let senders: Vec<(cove_shared::DeviceId, Partner)> =
         device.membership().members().map(|m| (m.device, m.partner)).collect();
     drop(device);
@@ -58,6 +59,16 @@ pub async fn now(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
             "<p class=\"signal-received\">Signal from {}: {}</p>",
             esc(&from),
             esc(&s.signal.signal)
+        );
+    }
+    for s in sent.iter().rev().filter(|s| s.expires_at >= now).take(3) {
+        // "Seen" only on the partner's device's own signed word.
+        let seen = if s.seen { "seen" } else { "not seen yet" };
+        let _ = write!(
+            body,
+            "<p class=\"signal-sent\">You sent {} at {}: {seen}.</p>",
+            esc(&s.signal),
+            esc(&cove_client::human::moment(s.sent_at, now))
         );
     }
     // The signal buttons first: in the moment, they matter most.

@@ -56,6 +56,15 @@ pub async fn status(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
         let _ = write!(body, "<li>{} · {} · {}</li>", esc(&row.fingerprint), esc(&who), esc(&what));
     }
     body.push_str("</ul>");
+    let receipts = device.receipts();
+    if !receipts.is_empty() {
+        // Each device's own signed word, never the relay's.
+        body.push_str("<h2>What each device has received</h2><ul class=\"receipts\">");
+        for receipt in receipts {
+            let _ = write!(body, "<li>{}.</li>", esc(&receipt.text));
+        }
+        body.push_str("</ul>");
+    }
     match device.attention().await {
         Ok(attention) => attention_html(&mut body, &attention, &ui.csrf, now_s),
         Err(error) => {

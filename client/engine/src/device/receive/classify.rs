@@ -12,7 +12,7 @@
 
 use super::held::HoldKey;
 use crate::documents::decode_changes;
-use crate::payload::{Payload, SignalPayload};
+use crate::payload::{CheckpointPayload, Payload, SignalPayload};
 use automerge::Change;
 use cove_shared::envelope::{self, Header};
 use cove_shared::freshness::{Freshness, Verdict};
@@ -67,6 +67,9 @@ pub(crate) enum Refusal {
     Unreadable,
     /// Its changes do not apply to the document.
     DoesNotApply,
+    /// Its sender signed it against a list of devices that contradicts
+    /// this device's: the relay is showing the two different histories.
+    Diverged(DeviceId),
 }
 
 impl Refusal {
@@ -81,6 +84,7 @@ impl Refusal {
             Self::NotItsChange => "a change not made by its sender, or not a change",
             Self::Unreadable => "unreadable content",
             Self::DoesNotApply => "changes that do not apply",
+            Self::Diverged(_) => "signed against a list of devices that contradicts this one's",
         }
     }
 }
@@ -91,6 +95,8 @@ pub(crate) enum Content {
     Changes(DocId, Vec<Change>),
     /// A signal.
     Signal(SignalPayload),
+    /// Another device's account of what it holds.
+    Checkpoint(CheckpointPayload),
     /// Nothing usable: its position in the stream is used up all the same.
     Refused(Refusal),
 }
@@ -140,6 +146,7 @@ impl Class {
             Self::Fresh { content: Content::Signal(_), after_gap: true, .. } => {
                 "fresh signal, after a gap"
             }
+            Self::Fresh { content: Content::Checkpoint(_), .. } => "fresh checkpoint",
             Self::Fresh { content: Content::Refused(r), .. } => {
                 return format!("fresh, but {}", r.reason());
             }
@@ -187,7 +194,7 @@ pub(crate) fn classify(cx: &Context<'_>, item: &StoredEnvelope) -> Class {
     }
     let policy = Recipient { membership: cx.membership, keyring: cx.keyring };
     let Ok(opened) = envelope::open(bytes, &policy) else {
-        return Class::Refused(Refusal::FailedVerification);
+        return Class::Refused(refusal_of_unopened(cx, &header, bytes));
     };
     let header = opened.header;
     if header.kind == Kind::Snapshot {
@@ -235,7 +242,28 @@ pub(crate) fn classify(cx: &Context<'_>, item: &StoredEnvelope) -> Class {
             }
         }
         (Kind::Signal, Some(Payload::Signal(signal))) => Content::Signal(signal),
+        (Kind::Checkpoint, Some(Payload::Checkpoint(checkpoint)))
+            if header.doc == DocId::Shared =>
+        {
+            Content::Checkpoint(checkpoint)
+        }
         _ => Content::Refused(Refusal::Unreadable),
     };
     Class::Fresh { header, hash: opened.hash, after_gap, content }
+}
+
+/// Why an envelope that [`envelope::open`] refused is refused: a member's
+/// genuine signature over a list of devices that contradicts this device's
+/// is a fork (the sender was shown another history), anything else a
+/// failed check.
+fn refusal_of_unopened(cx: &Context<'_>, header: &Header, bytes: &[u8]) -> Refusal {
+    let Some(member) = cx.membership.member(&header.sender) else {
+        return Refusal::FailedVerification;
+    };
+    let signed = envelope::inspect_with(bytes, |_| member.device.verifying_key()).is_ok();
+    if signed && cx.membership.contradicts(header.view) {
+        Refusal::Diverged(header.sender)
+    } else {
+        Refusal::FailedVerification
+    }
 }

@@ -277,6 +277,9 @@ impl Device {
                     Refusal::Fork { sender, alarm: true } => {
                         self.sync.raise(Alarm::Fork { device: sender }, now);
                     }
+                    Refusal::Diverged(sender) => {
+                        self.sync.raise(Alarm::Diverged { device: sender }, now);
+                    }
                     _ => {}
                 }
                 Outcome::Quarantined(refusal)
@@ -298,6 +301,10 @@ impl Device {
                         });
                         Outcome::Applied(None)
                     }
+                    Content::Checkpoint(checkpoint) => {
+                        self.take_checkpoint(header.sender, header.seq, item.cursor.0, checkpoint);
+                        Outcome::Applied(None)
+                    }
                     Content::Refused(refusal) => Outcome::Quarantined(refusal),
                 }
             }
@@ -311,15 +318,23 @@ impl Device {
         refusal: Refusal,
         report: &mut Received,
     ) -> Result<(), DeviceError> {
+        let bytes = &item.envelope.0;
+        let kept = &bytes[..bytes.len().min(QUARANTINE_BYTES)];
+        // The same envelope served again at the same position (a gap's
+        // stretch fetched again, say) is already set aside: a relay that
+        // keeps serving it cannot grow the list or the count.
+        let quarantined: Vec<(i64, Quarantined)> = self.db.list(ListTable::Quarantine).await?;
+        if quarantined.iter().any(|(_, q)| q.cursor == item.cursor.0 && q.envelope.0 == kept) {
+            return Ok(());
+        }
         report.quarantined += 1;
         self.sync.quarantined_total += 1;
-        let bytes = &item.envelope.0;
         let record = Quarantined {
             reason: refusal.reason().to_owned(),
             cursor: item.cursor.0,
             at: self.now_ms(),
             len: bytes.len() as u64,
-            envelope: Blob(bytes[..bytes.len().min(QUARANTINE_BYTES)].to_vec()),
+            envelope: Blob(kept.to_vec()),
         };
         tx.push(ListTable::Quarantine, &record)?;
         tx.prune(ListTable::Quarantine, QUARANTINE_KEPT);
@@ -349,6 +364,7 @@ impl Device {
             if let Some(at) = kept.iter().position(|(_, r)| r.envelope.0 == item.envelope.0) {
                 let (id, mut record) = kept.swap_remove(at);
                 record.cursor = item.cursor.0;
+                self.note_shown(&record);
                 tx.set_sent(id, &record, true)?;
             }
         }

@@ -63,7 +63,12 @@ impl Device {
         let allowed = |author: &DeviceId| {
             state.member(author).is_some_and(|m| doc.owner().is_none_or(|owner| m.partner == owner))
         };
-        if self.docs.merge_checked(doc, &document.0, allowed).is_err() {
+        // Every envelope carries at least one change: a snapshot that
+        // claims more envelopes from a device than it holds changes from
+        // it would make this device drop that device's next ones as
+        // duplicates.
+        let claimed = coverage.iter().map(|(d, t)| (*d, t.seq.0)).collect();
+        if self.docs.merge_checked(doc, &document.0, allowed, &claimed).is_err() {
             return None;
         }
         for (sender, tip) in coverage {

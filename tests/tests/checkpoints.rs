@@ -154,6 +154,53 @@ async fn serving_the_partners_different_histories_is_caught_as_a_fork() {
     assert_eq!(get(&a, DocId::Shared, "sam"), None);
 }
 
+/// The relay hides a removal from one of Alex's devices: Alex's laptop
+/// removes Sam's device, and the relay serves the tablet the list of devices
+/// from before. The tablet sees the laptop's envelopes signed against the
+/// longer list, says so, and keeps its edits here, unsealed and unsent, until
+/// it has the whole list; then they go out.
+#[tokio::test]
+async fn a_device_shown_a_shorter_list_than_others_signed_against_keeps_its_edits_back() {
+    let (listener, proxy_url) = Proxy::bind().await;
+    let origin = proxy_url.clone();
+    let relay = TestRelay::start_with(|s| {
+        s.origins = vec![format!("ws://{}", s.listen), origin];
+    })
+    .await;
+    let proxy = Proxy::start(listener, proxy_url, &relay.url);
+    let root = TempDir::new("log-withheld");
+    let (mut a, b) = couple(&root, &relay.url, &relay.url).await;
+    let (mut tablet, _, _) = pair(&mut a, &root, "alex-tablet", &proxy.url, true).await;
+    sync_now(&mut a).await;
+    sync_now(&mut tablet).await;
+    let known = tablet.membership().len();
+    proxy.set(Fault::Rollback { head: u64::MAX, membership: known });
+
+    let (conn, _pushes) = sync::connect(&a).await.unwrap();
+    let target = b.id();
+    sync::publish_entry(&mut a, &conn, |d| d.revocation(target)).await.unwrap();
+    sync_now(&mut a).await;
+    put(&mut a, DocId::Shared, "laptop", "after the removal").await;
+    sync_now(&mut a).await;
+    sync_now(&mut tablet).await;
+    let withheld = |d: &Device| alarms(d).iter().any(|x| matches!(x, Alarm::LogWithheld { .. }));
+    assert!(withheld(&tablet), "{:?}", alarms(&tablet));
+    assert!(tablet.log_withheld());
+    put(&mut tablet, DocId::Shared, "tablet", "kept back").await;
+    sync_now(&mut tablet).await;
+    assert_eq!(tablet.outbox().await.unwrap().len(), 0, "nothing sealed meanwhile");
+    sync_now(&mut a).await;
+    assert_eq!(get(&a, DocId::Shared, "tablet"), None);
+
+    proxy.set(Fault::None);
+    sync_now(&mut tablet).await;
+    assert!(!withheld(&tablet), "{:?}", alarms(&tablet));
+    assert_eq!(get(&tablet, DocId::Shared, "laptop").as_deref(), Some("after the removal"));
+    sync_now(&mut a).await;
+    assert_eq!(get(&a, DocId::Shared, "tablet").as_deref(), Some("kept back"));
+    assert_eq!(tablet.membership().epoch(), a.membership().epoch());
+}
+
 /// A member device signs a snapshot that claims far more of Sam's changes
 /// than it holds, or one that carries a change queued on a missing one. A
 /// new device refuses it with an alarm, reads the history instead, and

@@ -119,6 +119,14 @@ pub enum Alarm {
         /// The device.
         device: DeviceId,
     },
+    /// Other devices signed changes against a longer list of devices than
+    /// the relay gives this one: it may be hiding a removal.
+    LogWithheld {
+        /// The length others cited.
+        cited: u64,
+        /// The length this device has.
+        have: u64,
+    },
 }
 
 impl Alarm {
@@ -192,6 +200,9 @@ impl Alarm {
             Self::Diverged { device } => format!(
                 "{} reports a history of the plan that contradicts this device's (a different version of a change, or of the list of devices); the relay may be showing the two of you different plans",
                 label(device)
+            ),
+            Self::LogWithheld { cited, have } => format!(
+                "other devices have signed changes against a list of devices with {cited} entries, but the relay gives this device only {have}; it may be hiding a removal, so this device keeps its edits here, unsent, until it has the whole list"
             ),
             Self::PastCutoff { device, doc } => format!(
                 "{} was removed with a cutoff below changes this device had already applied (in the {doc} document); they stay here, but devices that had not received them will not apply them",

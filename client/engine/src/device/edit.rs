@@ -61,7 +61,9 @@ impl Device {
     /// While a key rotation is due (a device left, and no remaining device
     /// has moved the plan to a new key yet), the change is kept on this
     /// device but not sealed: the departed device still holds the current
-    /// key. It is sealed under the new key once the rotation is done.
+    /// key. It is sealed under the new key once the rotation is done. The
+    /// same holds while the relay withholds part of the list of devices
+    /// that others signed against (see [`Self::log_withheld`]).
     pub async fn edit<T>(
         &mut self,
         doc: DocId,
@@ -77,7 +79,7 @@ impl Device {
             // A person's edit must survive a power cut, sealed or not.
             device.must_sync = true;
             device.sync.since_snapshot[usize::from(doc.code())] += changes.len() as u64;
-            if device.log.state().rotation_due() {
+            if device.must_hold_back() {
                 if !device.sync.unsealed.iter().any(|(d, _)| *d == doc.code()) {
                     let heads = before.iter().map(|h| h.0).collect();
                     device.sync.unsealed.push((doc.code(), heads));
@@ -128,7 +130,7 @@ impl Device {
     /// Seals the changes kept back while a rotation was due (see
     /// [`Self::edit`]), now that it is done.
     pub(crate) async fn seal_held_back(&mut self) -> Result<(), DeviceError> {
-        if self.sync.unsealed.is_empty() || self.log.state().rotation_due() {
+        if self.sync.unsealed.is_empty() || self.must_hold_back() {
             return Ok(());
         }
         self.write(async |device, tx| {
@@ -152,6 +154,11 @@ impl Device {
         if self.log.state().rotation_due() {
             return Err(DeviceError::Invalid(
                 "a device has just left the plan; sync once so that the plan moves to a new key, then send the signal".into(),
+            ));
+        }
+        if self.log_withheld() {
+            return Err(DeviceError::Invalid(
+                "the relay is withholding part of the plan's list of devices, which may hold a removal; the signal was not sent (`cove status` says more)".into(),
             ));
         }
         self.write(async |device, tx| {

@@ -178,6 +178,7 @@ pub async fn sync_once(
 ) -> Result<SyncReport, DeviceError> {
     let mut report =
         SyncReport { membership: sync_membership(device, conn).await?, ..SyncReport::default() };
+    device.note_cited_log().await?;
     if !device.is_active() {
         return Err(DeviceError::Revoked);
     }
@@ -383,6 +384,7 @@ pub async fn apply_page(
     let mut received = device.receive(items).await?;
     if received.needs_membership {
         report.membership += sync_membership(device, conn).await?;
+        device.note_cited_log().await?;
         let retried = device.receive(Vec::new()).await?;
         received.held = retried.held;
         received.quarantined += retried.quarantined;

@@ -33,7 +33,7 @@ mod receipts;
 
 pub use receipts::{Receipt, SentSignal};
 
-use super::{Device, DeviceError};
+use super::{Alarm, Device, DeviceError};
 use crate::payload::{CheckpointPayload, Payload, TipClaim};
 use cove_shared::freshness::StreamTip;
 use cove_shared::wire::Cursor;
@@ -73,6 +73,9 @@ pub(super) struct Book {
     pub(super) signals: Vec<SentSignal>,
     /// What this device last said: a digest of its tips, and when.
     pub(super) said: Option<([u8; 32], i64)>,
+    /// The longest list of devices a member device has signed an envelope
+    /// against (entries), as far as this device has seen.
+    pub(super) cited: u64,
 }
 
 /// The newest checkpoint of another device.
@@ -170,7 +173,7 @@ impl Device {
     /// the last one was said at least `min_gap_ms` ago: judged from memory,
     /// without touching the disk, so that a connected device may ask often.
     pub fn checkpoint_due(&self, min_gap_ms: i64) -> bool {
-        if self.sync.sealing_stopped || !self.is_active() || self.log.state().rotation_due() {
+        if self.sync.sealing_stopped || !self.is_active() || self.must_hold_back() {
             return false;
         }
         let Some((said, at)) = self.book.said else { return true };
@@ -257,6 +260,44 @@ impl Device {
             hash.update(t.tip.hash.0);
         }
         hash.finalize().into()
+    }
+
+    /// Whether this device must keep its edits here, unsealed: a rotation
+    /// is due (a device left and still holds the current key), or the log
+    /// is withheld (see [`Self::log_withheld`]).
+    pub(crate) fn must_hold_back(&self) -> bool {
+        self.log.state().rotation_due() || self.log_withheld()
+    }
+
+    /// Whether a member device has signed an envelope against a longer list
+    /// of devices than the relay gives this one. That list may hold a
+    /// removal: sealing or sending under the key this device holds could
+    /// reach a removed device, so it does neither until it has the list.
+    pub fn log_withheld(&self) -> bool {
+        self.book.cited > self.log.state().len()
+    }
+
+    /// After taking the relay's list of devices: raises, or ends, the alarm
+    /// that it withholds part of the list others signed against.
+    pub async fn note_cited_log(&mut self) -> Result<(), DeviceError> {
+        if !self.is_active() {
+            // A removed device is shown the log up to its removal only.
+            return Ok(());
+        }
+        let (cited, have) = (self.book.cited, self.log.state().len());
+        let open = self.sync.alarms().iter().any(|a| matches!(a, Alarm::LogWithheld { .. }));
+        if cited <= have && !open {
+            return Ok(());
+        }
+        let now = self.now_ms();
+        self.update(|sync| {
+            if cited > have {
+                sync.raise(Alarm::LogWithheld { cited, have }, now);
+            } else {
+                sync.alarm_log.resolve(now, |a| matches!(a, Alarm::LogWithheld { .. }));
+            }
+        })
+        .await
     }
 
     /// Where this device last heard from each other active device (the

@@ -113,7 +113,12 @@ pub(crate) enum Class {
     Own { ahead: bool },
     /// Sealed against a longer membership log than this device has: hold
     /// it (with its verified key, if the sender is known) and fetch the log.
-    NeedsMembership(Option<HoldKey>),
+    NeedsMembership {
+        /// The verified key to hold it under; `None` for an unknown sender.
+        hold: Option<HoldKey>,
+        /// The length of the log it cites.
+        cites: u64,
+    },
     /// From a revoked device, and not (yet) in a complete run up to the
     /// revocation's cutoff: hold it.
     AwaitsRun(HoldKey),
@@ -135,8 +140,8 @@ impl Class {
             Self::NotFromLog => "not from the log",
             Self::Own { ahead: false } => "own",
             Self::Own { ahead: true } => "own, ahead of this device",
-            Self::NeedsMembership(Some(_)) => "needs membership",
-            Self::NeedsMembership(None) => "needs membership, sender unknown",
+            Self::NeedsMembership { hold: Some(_), .. } => "needs membership",
+            Self::NeedsMembership { hold: None, .. } => "needs membership, sender unknown",
             Self::AwaitsRun(_) => "awaits a revoked sender's run",
             Self::Gap { hold: Some(_), .. } => "gap",
             Self::Gap { hold: None, .. } => "gap, too far ahead",
@@ -185,11 +190,14 @@ pub(crate) fn classify(cx: &Context<'_>, item: &StoredEnvelope) -> Class {
         return match cx.membership.member(&header.sender) {
             Some(member) => {
                 match envelope::inspect_with(bytes, |_| member.device.verifying_key()) {
-                    Ok((_, hash)) => Class::NeedsMembership(Some(hold_key(&header, hash))),
+                    Ok((_, hash)) => Class::NeedsMembership {
+                        hold: Some(hold_key(&header, hash)),
+                        cites: u64::from(header.view.len),
+                    },
                     Err(_) => Class::Refused(Refusal::FailedVerification),
                 }
             }
-            None => Class::NeedsMembership(None),
+            None => Class::NeedsMembership { hold: None, cites: u64::from(header.view.len) },
         };
     }
     let policy = Recipient { membership: cx.membership, keyring: cx.keyring };

@@ -250,9 +250,14 @@ impl Device {
                 self.sync.raise(Alarm::StateBehind, now);
                 Outcome::Duplicate
             }
-            Class::NeedsMembership(key) => {
+            Class::NeedsMembership { hold, cites } => {
                 report.needs_membership = true;
-                Outcome::Held(key)
+                // Only a member's verified signature proves that a longer
+                // log exists.
+                if hold.is_some() {
+                    self.book.cited = self.book.cited.max(cites);
+                }
+                Outcome::Held(hold)
             }
             Class::AwaitsRun(key) => Outcome::Held(Some(key)),
             Class::Gap { stream, missing_from, hold } => {

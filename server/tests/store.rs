@@ -276,6 +276,27 @@ async fn snapshots_compaction_and_expiry<S: Store>(store: &S) {
     assert_eq!(store.append(&[next], two_left).await.unwrap(), vec![Ok(Appended::New(Cursor(6)))]);
 }
 
+/// Chapter: a device's newer checkpoint makes its older ones expire, and
+/// only its own; expiry then frees their quota.
+async fn checkpoints_superseded<S: Store>(store: &S) {
+    let Plans { x, a1, b1, .. } = plans(store, 0x60).await;
+    let checkpoint = |sender, seq: u64, body: &[u8]| NewEnvelope {
+        expires_at: Some(NOW + 30 * 86_400),
+        ..envelope(x, sender, Kind::Checkpoint, seq, DocId::Shared, body)
+    };
+    let batch = vec![
+        checkpoint(a1, 1, b"a1-checkpoint-1"),
+        checkpoint(b1, 1, b"b1-checkpoint-1"),
+        checkpoint(a1, 2, b"a1-checkpoint-2"),
+    ];
+    assert!(store.append(&batch, ROOMY).await.unwrap().iter().all(Result::is_ok));
+    store.supersede_checkpoints(x, a1, Seq(2), NOW).await.unwrap();
+    assert!(store.expire_signals(NOW).await.unwrap() >= 1);
+    let page = store.fetch(x, Cursor(0), 100, 1 << 20, NOW).await.unwrap();
+    let bodies: Vec<&[u8]> = page.items.iter().map(|i| i.envelope.0.as_slice()).collect();
+    assert_eq!(bodies, [&b"b1-checkpoint-1"[..], &b"a1-checkpoint-2"[..]]);
+}
+
 /// Chapter: pairing mailboxes: open, join once, post within a bound, burn,
 /// close, expire.
 async fn pairing_mailboxes<S: Store>(store: &S) {
@@ -349,6 +370,7 @@ async fn conformance<S: Store>(store: S) {
     appends(&store).await;
     fetching(&store).await;
     snapshots_compaction_and_expiry(&store).await;
+    checkpoints_superseded(&store).await;
     pairing_mailboxes(&store).await;
     deletion(&store).await;
 }

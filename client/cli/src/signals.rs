@@ -66,7 +66,7 @@ pub(crate) async fn list(home: &Home, out: &Printer) -> anyhow::Result<()> {
         // "Seen" only on the partner's device's own signed word.
         let yours = sent.iter().map(|s| {
             let minutes = (now - s.sent_at).max(0) / 60_000;
-            let seen = if s.seen { "seen" } else { "not seen yet" };
+            let seen = if s.seen { "seen" } else { "no receipt yet" };
             format!("You sent: {} ({minutes} min ago): {seen}", s.signal)
         });
         if live.is_empty() {

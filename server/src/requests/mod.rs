@@ -436,6 +436,15 @@ impl<'a, S: Store> Session<'a, S> {
             }
             Appended::New(cursor) => {
                 self.relay.metrics.stored(size);
+                if header.kind == Kind::Checkpoint {
+                    let now = self.relay.now_s();
+                    let superseded =
+                        self.relay.store.supersede_checkpoints(plan, self.device, header.seq, now);
+                    // The new one is stored; an old one left over only
+                    // waits for its own time to live. (`write` notes a
+                    // failing store.)
+                    let _ = self.relay.write(StoreOp::Other, superseded).await;
+                }
                 let item = StoredEnvelope { cursor, envelope: Blob(body.to_vec()) };
                 if let Ok(frame) = wire::encode(&RelayToClient::Deliver { plan, item }) {
                     let n = self.relay.hub.deliver(plan, Some(self.device), &Bytes::from(frame));

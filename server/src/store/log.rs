@@ -384,6 +384,32 @@ impl<B: Backend> EnvelopeLog for B {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%plan))]
+    async fn supersede_checkpoints(
+        &self,
+        plan: PlanId,
+        sender: DeviceId,
+        seq: Seq,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = dialect::begin(self).await?;
+        dialect::execute::<B>(
+            &mut tx,
+            "UPDATE envelopes SET expires_at = $5
+             WHERE plan = $1 AND sender = $2 AND kind = $3 AND seq < $4 AND expires_at > $5",
+            &[
+                Arg::Bytes(plan.as_bytes()),
+                Arg::Bytes(sender.as_bytes()),
+                Arg::Int(kind_code(Kind::Checkpoint)),
+                Arg::Int(to_i64(seq.0)?),
+                Arg::Int(now),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     #[tracing::instrument(level = "debug", skip_all)]
     async fn expire_signals(&self, now: i64) -> Result<u64, StoreError> {
         let mut tx = dialect::begin(self).await?;

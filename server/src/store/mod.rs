@@ -407,8 +407,20 @@ pub trait EnvelopeLog: Clone + Send + Sync + 'static {
     /// Deletes the plan and everything stored for it.
     fn delete_plan(&self, plan: PlanId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Drops signals past their time to live; returns how many.
+    /// Drops signals and checkpoints past their time to live; returns how
+    /// many.
     fn expire_signals(&self, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// A device stored its checkpoint number `seq`: its earlier ones expire
+    /// at `now` (the next expiry pass drops them), since devices keep only
+    /// the newest.
+    fn supersede_checkpoints(
+        &self,
+        plan: PlanId,
+        sender: DeviceId,
+        seq: Seq,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Pairing mailboxes. Implemented once, in [`mailboxes`], for every

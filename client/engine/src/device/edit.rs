@@ -79,7 +79,9 @@ impl Device {
             // A person's edit must survive a power cut, sealed or not.
             device.must_sync = true;
             device.sync.since_snapshot[usize::from(doc.code())] += changes.len() as u64;
-            if device.must_hold_back() {
+            // Behind edits already held back, so that changes go out in order.
+            let behind = device.sync.unsealed.iter().any(|(d, _)| *d == doc.code());
+            if device.must_hold_back() || behind {
                 if !device.sync.unsealed.iter().any(|(d, _)| *d == doc.code()) {
                     let heads = before.iter().map(|h| h.0).collect();
                     device.sync.unsealed.push((doc.code(), heads));

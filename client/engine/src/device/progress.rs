@@ -89,6 +89,13 @@ impl Device {
         self.update(|s| s.refetch_after.take().map(Cursor)).await
     }
 
+    /// Fetches again from `from` at the next pass (or from earlier, if a
+    /// gap already asks for that).
+    pub(crate) async fn refetch_from(&mut self, from: Cursor) -> Result<(), DeviceError> {
+        self.update(|s| s.refetch_after = Some(s.refetch_after.map_or(from.0, |r| r.min(from.0))))
+            .await
+    }
+
     /// A sync pass finished.
     pub(crate) async fn finish_sync(&mut self) -> Result<(), DeviceError> {
         let now = self.now_s();

@@ -21,7 +21,10 @@ impl Device {
         doc: DocId,
     ) -> Result<Option<(Cursor, Vec<u8>)>, DeviceError> {
         let due = self.sync.since_snapshot[usize::from(doc.code())] >= SNAPSHOT_EVERY;
-        if !due || !self.may_write(doc) {
+        // Not while edits are held back, nor while an active device's
+        // stream holds a position without changes: receivers would refuse
+        // its claim for that stream as more than the snapshot holds.
+        if !due || !self.may_write(doc) || self.must_hold_back() || self.has_hollow_stream(doc) {
             return Ok(None);
         }
         self.write(async |device, tx| {

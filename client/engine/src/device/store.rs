@@ -172,7 +172,13 @@ impl Device {
         self.sync = self.db.get(KV_SYNC).await?.unwrap_or_default();
         // Kept apart from the sync state, so that a directory made before
         // checkpoints existed still opens (with none).
-        self.book = self.db.get(KV_CHECKPOINTS).await?.unwrap_or_default();
+        self.book = match self.db.get(KV_CHECKPOINTS).await {
+            Ok(book) => book.unwrap_or_default(),
+            // Only receipts and comparisons are lost, and rebuilt as
+            // checkpoints come: never a reason to refuse the device.
+            Err(LocalError::Corrupt) => Default::default(),
+            Err(error) => return Err(error.into()),
+        };
         self.freshness = match self.db.get::<Vec<u8>>(KV_FRESHNESS).await? {
             Some(bytes) => Freshness::from_bytes(&bytes).map_err(|_| LocalError::Corrupt)?,
             None => Freshness::new(),

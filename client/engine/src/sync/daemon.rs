@@ -156,10 +156,11 @@ async fn handle_pushes(
                 if !device.is_active() {
                     return Err(DeviceError::Revoked);
                 }
+                device.note_cited_log().await?;
                 if device.membership().rotation_due() {
                     rotate(device, conn).await?;
-                    device.seal_held_back().await?;
                 }
+                device.seal_held_back().await?;
                 if device.reseal_outbox(false).await? > 0 || device.local().outbox_len().await? > 0
                 {
                     send_outbox(device, conn).await?;

@@ -319,15 +319,16 @@ pub async fn fetch_all(
     }
 }
 
-/// At most this many pages are read again per pass by [`recheck`].
+/// At most this many pages are read again per device per pass by
+/// [`recheck`].
 pub const RECHECK_PAGES: usize = 2;
 
 /// Reads again what the relay served after the point where this device
-/// last heard from the other device heard from longest ago (at most
-/// [`RECHECK_PAGES`] pages). A relay that left envelopes out of the pages it
-/// served, its own sender's checkpoints included, cannot be caught by the
-/// next envelope alone when that sender falls quiet: this way one honest
-/// pass takes in what was left out. What was applied comes back as
+/// last heard from each other device (at most [`RECHECK_PAGES`] pages from
+/// each, and each stretch once). A relay that left envelopes out of the
+/// pages it served, their sender's checkpoints included, cannot be caught by
+/// the next envelope alone when that sender falls quiet: this way one
+/// honest pass takes in what was left out. What was applied comes back as
 /// duplicates.
 async fn recheck(
     device: &mut Device,
@@ -335,19 +336,26 @@ async fn recheck(
     report: &mut SyncReport,
 ) -> Result<(), DeviceError> {
     let until = device.cursor();
-    let Some(mut after) = device.last_heard_positions().into_iter().min().map(Cursor) else {
-        return Ok(());
-    };
-    for _ in 0..RECHECK_PAGES {
-        if after >= until {
-            break;
+    let mut starts = device.last_heard_positions();
+    starts.sort_unstable();
+    let mut read_to = Cursor(0);
+    for start in starts {
+        let mut after = Cursor(start).max(read_to);
+        for _ in 0..RECHECK_PAGES {
+            if after >= until {
+                break;
+            }
+            let (items, _, _) = conn.fetch(device.plan(), after, MAX_PAGE_ITEMS).await?;
+            let items: Vec<StoredEnvelope> =
+                items.into_iter().filter(|i| i.cursor > after && i.cursor <= until).collect();
+            let Some(last) = items.last().map(|i| i.cursor) else {
+                after = until;
+                break;
+            };
+            after = last;
+            apply_page(device, conn, items, report).await?;
         }
-        let (items, _, _) = conn.fetch(device.plan(), after, MAX_PAGE_ITEMS).await?;
-        let items: Vec<StoredEnvelope> =
-            items.into_iter().filter(|i| i.cursor > after && i.cursor <= until).collect();
-        let Some(last) = items.last().map(|i| i.cursor) else { break };
-        after = last;
-        apply_page(device, conn, items, report).await?;
+        read_to = after;
     }
     Ok(())
 }
@@ -363,16 +371,24 @@ async fn refetch_gaps(
     let Some(from) = device.take_refetch().await? else { return Ok(()) };
     let until = device.cursor();
     let mut after = from;
-    while after < until {
+    for _ in 0..REFETCH_PAGES {
+        if after >= until {
+            return Ok(());
+        }
         let (items, _, _) = conn.fetch(device.plan(), after, MAX_PAGE_ITEMS).await?;
         let items: Vec<StoredEnvelope> =
             items.into_iter().filter(|i| i.cursor > after && i.cursor <= until).collect();
-        let Some(last) = items.last().map(|i| i.cursor) else { break };
+        let Some(last) = items.last().map(|i| i.cursor) else { return Ok(()) };
         after = last;
         apply_page(device, conn, items, report).await?;
     }
-    Ok(())
+    // The rest at the next pass, from here.
+    device.refetch_from(after).await
 }
+
+/// At most this many pages are fetched again per pass after a gap; the
+/// next pass goes on from where this one stopped.
+pub const REFETCH_PAGES: usize = 16;
 
 /// Applies one page (or one live delivery batch) and acknowledges it.
 pub async fn apply_page(
@@ -385,6 +401,9 @@ pub async fn apply_page(
     if received.needs_membership {
         report.membership += sync_membership(device, conn).await?;
         device.note_cited_log().await?;
+        // Edits kept back while the list was withheld go out now, if it
+        // has arrived.
+        device.seal_held_back().await?;
         let retried = device.receive(Vec::new()).await?;
         received.held = retried.held;
         received.quarantined += retried.quarantined;

@@ -107,14 +107,26 @@ pub async fn send_checkpoint(
     if !device.checkpoint_due(min_gap_ms) {
         return Ok(false);
     }
-    let Some((envelope, digest)) = device.checkpoint_if_due().await? else { return Ok(false) };
+    let (envelope, digest) = match device.checkpoint_if_due().await {
+        Ok(Some(sealed)) => sealed,
+        Ok(None) => return Ok(false),
+        // A checkpoint is advisory: a device that cannot seal one (it holds
+        // no key for the epoch, say) still syncs, and its alarms say why.
+        Err(error) => {
+            tracing::warn!(%error, "this device could not make its checkpoint");
+            return Ok(false);
+        }
+    };
     match conn.push(device.plan(), &envelope).await {
         Ok(_) => {
-            device.checkpoint_sent(digest).await?;
+            device.checkpoint_said(digest).await?;
             Ok(true)
         }
         Err(TransportError::Refused { code, message }) => {
+            // Not tried again before what it holds changes, or the quarter
+            // of an hour is up: a relay that refuses it costs one attempt.
             tracing::warn!(%code, message, "the relay refused this device's checkpoint");
+            device.checkpoint_said(digest).await?;
             Ok(false)
         }
         Err(error) => Err(error.into()),

@@ -63,7 +63,7 @@ pub async fn now(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
     }
     for s in sent.iter().rev().filter(|s| s.expires_at >= now).take(3) {
         // "Seen" only on the partner's device's own signed word.
-        let seen = if s.seen { "seen" } else { "not seen yet" };
+        let seen = if s.seen { "seen" } else { "no receipt yet" };
         let _ = write!(
             body,
             "<p class=\"signal-sent\">You sent {} at {}: {seen}.</p>",

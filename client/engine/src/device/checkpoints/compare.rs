@@ -42,8 +42,25 @@ impl Device {
                 .alarm_log
                 .resolve(now, |a| matches!(a, Alarm::Withheld { device, .. } if *device == from)),
         }
+        self.mark_seen(&theirs);
         self.book.theirs.retain(|t| t.device != from);
         self.book.theirs.push(theirs);
+    }
+
+    /// A signal of this device's is seen once a device of the other partner
+    /// says its newest signal from this device is that very one. (Holding a
+    /// later one proves nothing: signals are taken after a gap, so the
+    /// relay may have withheld the earlier.)
+    fn mark_seen(&mut self, theirs: &Theirs) {
+        let me = self.id();
+        let state = self.log.state();
+        if state.member(&theirs.device).is_none_or(|m| m.partner == self.partner()) {
+            return;
+        }
+        let newest = theirs.holds(me, Kind::Signal, DocId::Shared);
+        for signal in self.book.signals.iter_mut().filter(|s| s.seq == newest.0) {
+            signal.seen = true;
+        }
     }
 
     /// Whether `tips` name another hash for a position this device holds:
@@ -74,8 +91,12 @@ impl Device {
         let me = self.id();
         for claim in tips {
             let Some(stream) = claim.stream() else { continue };
-            let active = self.log.state().is_active(&stream.sender);
-            if stream.kind != Kind::Changes || stream.sender == me || !active {
+            // Only streams that exist: an active device's, of a document it
+            // may write.
+            let writes = self.log.state().member(&stream.sender).is_some_and(|m| {
+                m.is_active() && stream.doc.owner().is_none_or(|owner| owner == m.partner)
+            });
+            if stream.kind != Kind::Changes || stream.sender == me || !writes {
                 continue;
             }
             let held = self.freshness.tip(stream).map_or(0, |t| t.seq.0);
@@ -92,14 +113,21 @@ impl Device {
     /// When this device made the oldest of its changes that `theirs` should
     /// hold by now and does not: one a page showed this device before the
     /// cursor the other device says it read through, or before each of its
-    /// [`WITHHELD_AFTER`] newest checkpoints.
+    /// [`WITHHELD_AFTER`] newest checkpoints. (The first one it lacks, or,
+    /// if this device no longer remembers that one, the oldest it does.)
     fn withheld_since(&self, theirs: &Theirs) -> Option<i64> {
         let me = self.id();
         DocId::ALL
             .into_iter()
             .filter_map(|doc| {
                 let held = theirs.holds(me, Kind::Changes, doc);
-                let next = self.book.own(Kind::Changes, doc, Seq(held.0 + 1))?;
+                let next = self
+                    .book
+                    .own
+                    .iter()
+                    .filter(|o| o.kind == Kind::Changes.code() && o.doc == doc.code())
+                    .filter(|o| o.seq > held.0)
+                    .min_by_key(|o| o.seq)?;
                 let shown = next.cursor;
                 let read_past = theirs.read_through >= shown;
                 let checkpointed_past = theirs.positions.len() >= WITHHELD_AFTER

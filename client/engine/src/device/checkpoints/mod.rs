@@ -73,9 +73,14 @@ pub(super) struct Book {
     pub(super) signals: Vec<SentSignal>,
     /// What this device last said: a digest of its tips, and when.
     pub(super) said: Option<([u8; 32], i64)>,
-    /// The longest list of devices a member device has signed an envelope
-    /// against (entries), as far as this device has seen.
-    pub(super) cited: u64,
+    /// Per member device: the longest list of devices (entries) it has
+    /// signed an envelope against, as far as this device has seen.
+    pub(super) cited: Vec<(DeviceId, u64)>,
+    /// Streams (sender, doc code) with a position used up by an envelope
+    /// whose changes were refused: a snapshot's claim for such a stream
+    /// exceeds the changes it holds, so none is made while the sender is
+    /// active.
+    pub(super) hollow: Vec<(DeviceId, u8)>,
 }
 
 /// The newest checkpoint of another device.
@@ -137,6 +142,28 @@ impl Book {
         self.own.push(OwnEnvelope { kind, doc, seq: seq.0, hash: hash.0, made_at: at, cursor: 0 });
         let excess = self.own.len().saturating_sub(OWN_KEPT);
         self.own.drain(..excess);
+    }
+
+    /// An outbox envelope was sealed again, at the same position.
+    pub(super) fn resealed(&mut self, kind: Kind, doc: DocId, seq: Seq, hash: EnvelopeHash) {
+        if let Some(own) = self.own_mut(kind, doc, seq) {
+            own.hash = hash.0;
+        }
+    }
+
+    /// `sender` signed an envelope against a list of `len` entries.
+    pub(super) fn cites(&mut self, sender: DeviceId, len: u64) {
+        match self.cited.iter_mut().find(|(d, _)| *d == sender) {
+            Some((_, n)) => *n = (*n).max(len),
+            None => self.cited.push((sender, len)),
+        }
+    }
+
+    /// A position of `sender`'s stream for `doc` was used up without changes.
+    pub(super) fn hollowed(&mut self, sender: DeviceId, doc: DocId) {
+        if !self.hollow.contains(&(sender, doc.code())) {
+            self.hollow.push((sender, doc.code()));
+        }
     }
 
     /// A fetched page showed one of this device's envelopes at `cursor`.
@@ -208,8 +235,8 @@ impl Device {
         .await
     }
 
-    /// The relay stored this device's checkpoint with tips `digest`.
-    pub async fn checkpoint_sent(&mut self, digest: [u8; 32]) -> Result<(), DeviceError> {
+    /// This device offered the relay its checkpoint with tips `digest`.
+    pub async fn checkpoint_said(&mut self, digest: [u8; 32]) -> Result<(), DeviceError> {
         self.write(async |device, _| {
             device.book.said = Some((digest, device.now_ms()));
             Ok(())
@@ -274,7 +301,32 @@ impl Device {
     /// removal: sealing or sending under the key this device holds could
     /// reach a removed device, so it does neither until it has the list.
     pub fn log_withheld(&self) -> bool {
-        self.book.cited > self.log.state().len()
+        self.cited_len() > self.log.state().len()
+    }
+
+    /// The longest list of devices an active member signed against.
+    fn cited_len(&self) -> u64 {
+        let state = self.log.state();
+        self.book
+            .cited
+            .iter()
+            .filter(|(d, _)| state.is_active(d))
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether a snapshot of `doc` could claim more of an active device's
+    /// changes than it holds (see [`Book::hollow`]).
+    pub(crate) fn has_hollow_stream(&self, doc: DocId) -> bool {
+        let state = self.log.state();
+        self.book.hollow.iter().any(|(d, code)| *code == doc.code() && state.is_active(d))
+    }
+
+    /// A verified envelope's position in a stream was used up, but its
+    /// changes were refused.
+    pub(crate) fn note_hollow(&mut self, sender: DeviceId, doc: DocId) {
+        self.book.hollowed(sender, doc);
     }
 
     /// After taking the relay's list of devices: raises, or ends, the alarm
@@ -284,18 +336,29 @@ impl Device {
             // A removed device is shown the log up to its removal only.
             return Ok(());
         }
-        let (cited, have) = (self.book.cited, self.log.state().len());
-        let open = self.sync.alarms().iter().any(|a| matches!(a, Alarm::LogWithheld { .. }));
-        if cited <= have && !open {
+        let (cited, have) = (self.cited_len(), self.log.state().len());
+        let state = self.log.state();
+        // Withholding from a device that has since left ends with it.
+        let ended = |a: &Alarm| match a {
+            Alarm::LogWithheld { .. } => cited <= have,
+            Alarm::Withheld { device, .. } => !state.is_active(device),
+            _ => false,
+        };
+        if cited <= have && !self.sync.alarms().into_iter().any(ended) {
             return Ok(());
         }
         let now = self.now_ms();
+        let removed: Vec<DeviceId> =
+            state.members().filter(|m| !m.is_active()).map(|m| m.device).collect();
         self.update(|sync| {
             if cited > have {
                 sync.raise(Alarm::LogWithheld { cited, have }, now);
-            } else {
-                sync.alarm_log.resolve(now, |a| matches!(a, Alarm::LogWithheld { .. }));
             }
+            sync.alarm_log.resolve(now, |a| match a {
+                Alarm::LogWithheld { .. } => cited <= have,
+                Alarm::Withheld { device, .. } => removed.contains(device),
+                _ => false,
+            });
         })
         .await
     }

@@ -35,9 +35,7 @@ pub struct SentSignal {
     pub sent_at: i64,
     /// When it stops being live.
     pub expires_at: i64,
-    /// Whether one of the other partner's devices has it. Filled in when
-    /// read, never stored.
-    #[serde(skip)]
+    /// Whether one of the other partner's devices has said it holds it.
     pub seen: bool,
 }
 
@@ -92,22 +90,8 @@ impl Device {
     }
 
     /// The signals this device sent, newest last, each marked seen once a
-    /// device of the other partner holds it.
+    /// device of the other partner has said it holds it.
     pub fn sent_signals(&self) -> Vec<SentSignal> {
-        let me = self.id();
-        let other = self.partner().other();
-        let seen_upto = self
-            .book
-            .theirs
-            .iter()
-            .filter(|t| self.membership().member(&t.device).is_some_and(|m| m.partner == other))
-            .map(|t| t.holds(me, Kind::Signal, DocId::Shared))
-            .max()
-            .unwrap_or(Seq(0));
-        self.book
-            .signals
-            .iter()
-            .map(|s| SentSignal { seen: Seq(s.seq) <= seen_upto, ..s.clone() })
-            .collect()
+        self.book.signals.clone()
     }
 }

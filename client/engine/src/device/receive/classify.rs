@@ -26,6 +26,11 @@ use std::collections::BTreeMap;
 /// come again, with what is missing before them.
 pub const HOLD_WINDOW: u64 = 4096;
 
+/// A checkpoint names at most this many streams (four per device: its
+/// `changes` in three documents and its signals); one naming more is
+/// refused as unreadable.
+pub const MAX_CHECKPOINT_TIPS: usize = 1024;
+
 /// What the device holds that decides what an envelope is.
 pub(crate) struct Context<'a> {
     /// This device.
@@ -184,6 +189,9 @@ pub(crate) fn classify(cx: &Context<'_>, item: &StoredEnvelope) -> Class {
         return Class::NotFromLog;
     }
     if u64::from(header.view.len) > cx.membership.len() {
+        if header.plan != cx.membership.plan() {
+            return Class::Refused(Refusal::FailedVerification);
+        }
         // Held only once its signature checks out against a key this device
         // knows (a sender it does not know yet is held within a small
         // allowance).
@@ -251,7 +259,7 @@ pub(crate) fn classify(cx: &Context<'_>, item: &StoredEnvelope) -> Class {
         }
         (Kind::Signal, Some(Payload::Signal(signal))) => Content::Signal(signal),
         (Kind::Checkpoint, Some(Payload::Checkpoint(checkpoint)))
-            if header.doc == DocId::Shared =>
+            if header.doc == DocId::Shared && checkpoint.tips.len() <= MAX_CHECKPOINT_TIPS =>
         {
             Content::Checkpoint(checkpoint)
         }

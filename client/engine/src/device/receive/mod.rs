@@ -34,7 +34,7 @@ use held::{Held, HeldBounds, HoldKey};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use classify::HOLD_WINDOW;
+pub use classify::{HOLD_WINDOW, MAX_CHECKPOINT_TIPS};
 pub use held::{MAX_HELD, MAX_HELD_BYTES, MAX_HELD_UNVERIFIED};
 
 /// The quarantine keeps this many of the newest entries.
@@ -193,6 +193,9 @@ impl Device {
                     match self.docs.try_apply(doc, changes) {
                         Ok(()) => applied += n,
                         Err(_) => {
+                            if let Ok(header) = envelope::header_of(&item.envelope.0) {
+                                self.note_hollow(header.sender, header.doc);
+                            }
                             let refusal = Refusal::DoesNotApply;
                             self.quarantine(tx, &item, refusal, &mut report).await?;
                         }
@@ -254,8 +257,8 @@ impl Device {
                 report.needs_membership = true;
                 // Only a member's verified signature proves that a longer
                 // log exists.
-                if hold.is_some() {
-                    self.book.cited = self.book.cited.max(cites);
+                if let Some(key) = hold {
+                    self.book.cites(key.0, cites);
                 }
                 Outcome::Held(hold)
             }
@@ -310,7 +313,12 @@ impl Device {
                         self.take_checkpoint(header.sender, header.seq, item.cursor.0, checkpoint);
                         Outcome::Applied(None)
                     }
-                    Content::Refused(refusal) => Outcome::Quarantined(refusal),
+                    Content::Refused(refusal) => {
+                        if header.kind == Kind::Changes {
+                            self.note_hollow(header.sender, header.doc);
+                        }
+                        Outcome::Quarantined(refusal)
+                    }
                 }
             }
         }

@@ -66,8 +66,14 @@ impl Device {
         // Every envelope carries at least one change: a snapshot that
         // claims more envelopes from a device than it holds changes from
         // it would make this device drop that device's next ones as
-        // duplicates.
-        let claimed = coverage.iter().map(|(d, t)| (*d, t.seq.0)).collect();
+        // duplicates. (A removed device's stream is closed: a claim for it
+        // hides nothing still to come, and may count positions its refused
+        // envelopes used up.)
+        let claimed = coverage
+            .iter()
+            .filter(|(d, _)| state.is_active(d))
+            .map(|(d, t)| (*d, t.seq.0))
+            .collect();
         if self.docs.merge_checked(doc, &document.0, allowed, &claimed).is_err() {
             return None;
         }

@@ -305,6 +305,35 @@ pub fn seal(
     request: Seal<'_>,
     rng: &mut impl Entropy,
 ) -> Result<Sealed, SealError> {
+    seal_padded(keys, sender, request, rng, |_| {})
+}
+
+/// Test support: [`seal`], with the padding's last byte made non-zero: a
+/// validly signed envelope that every opener must refuse at the padding
+/// check.
+#[cfg(any(test, feature = "test-support"))]
+pub fn seal_with_bad_padding(
+    keys: &EpochKeys,
+    sender: &DeviceSecret,
+    request: Seal<'_>,
+    rng: &mut impl Entropy,
+) -> Result<Sealed, SealError> {
+    seal_padded(keys, sender, request, rng, |plain| {
+        if let Some(last) = plain.last_mut() {
+            *last = 1;
+        }
+    })
+}
+
+/// [`seal`], letting `alter` change the padded plaintext before it is
+/// encrypted.
+fn seal_padded(
+    keys: &EpochKeys,
+    sender: &DeviceSecret,
+    request: Seal<'_>,
+    rng: &mut impl Entropy,
+    alter: impl FnOnce(&mut [u8]),
+) -> Result<Sealed, SealError> {
     if request.kind == Kind::Signal && request.doc != DocId::Shared {
         return Err(SealError::SignalDoc);
     }
@@ -331,6 +360,7 @@ pub fn seal(
     let nonce: [u8; NONCE_LEN] = rng.array();
     bytes.extend_from_slice(&nonce);
     padding::pad_into(&mut bytes, request.payload).ok_or(too_large)?;
+    alter(&mut bytes[HEADER_LEN + NONCE_LEN..]);
 
     let cipher = XChaCha20Poly1305::new(keys.subkey(request.kind.purpose()).as_bytes().into());
     let (aad, body) = bytes.split_at_mut(HEADER_LEN + NONCE_LEN);

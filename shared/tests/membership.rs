@@ -672,3 +672,27 @@ fn genesis_rules_hold() {
         .unwrap();
     assert_eq!(log.clone().append(foreign), Err(MembershipError::WrongPlan));
 }
+
+#[test]
+fn a_cutoff_must_name_an_envelope_of_a_document_the_device_could_write() {
+    let mut story = Story::new();
+    let mut log = story.genesis();
+    let (a1, a2, b1) = (copy(&story.a1), copy(&story.a2), copy(&story.b1));
+    let e = story.add(&log, &a1, Partner::B, &b1).unwrap();
+    log.append(e).unwrap();
+    let e = story.add(&log, &a1, Partner::A, &a2).unwrap();
+    log.append(e).unwrap();
+    let cut = |doc, seq| Cutoff { doc, seq: Seq(seq), hash: EnvelopeHash([7; 32]) };
+    // Partner B's document, which A2 could never write; and no envelope at all.
+    for bad in [cut(DocId::PartnerB, 3), cut(DocId::Shared, 0)] {
+        let key = story.new_key();
+        let made = log.revoke(&a1, a2.id(), vec![bad], &key, &mut story.rng);
+        let refused = made.map_or(true, |e| log.clone().append(e).is_err());
+        assert!(refused, "{bad:?}");
+    }
+    let key = story.new_key();
+    let good = vec![cut(DocId::Shared, 3), cut(DocId::PartnerA, 1)];
+    let e = log.revoke(&a1, a2.id(), good, &key, &mut story.rng).unwrap();
+    log.append(e).unwrap();
+    assert!(!log.state().is_active(&a2.id()));
+}

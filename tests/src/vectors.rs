@@ -8,6 +8,9 @@
 //! If a change makes it fail, the change breaks compatibility with every
 //! deployed device and relay.
 
+use automerge::transaction::Transactable;
+use cove_client::documents::{DocError, Documents};
+use cove_client::payload::{CheckpointPayload, Payload, SignalPayload, SnapshotPayload, TipClaim};
 use cove_shared::codec::to_hex;
 use cove_shared::envelope::{self, HEADER_LEN, NONCE_LEN, Seal};
 use cove_shared::kdf::Purpose;
@@ -21,6 +24,9 @@ use cove_shared::{
     Kind, MembershipLog, Partner, PartnerSecret, PlanId, Seq, SymmetricKey,
 };
 use serde::{Deserialize, Serialize};
+
+mod pairing;
+pub use pairing::{InvitationVector, MailboxVector, PairingVector};
 
 /// A device made from a fixed seed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,6 +255,8 @@ pub struct Vectors {
     pub rejections: Vec<RejectionVector>,
     /// `membership-more.json`
     pub membership_more: MembershipVector,
+    /// `pairing.json`
+    pub pairing: PairingVector,
 }
 
 /// The files and their contents, pretty-printed with a trailing newline.
@@ -271,6 +279,7 @@ impl Vectors {
             ("identities.json", json(&self.identities)),
             ("rejections.json", json(&self.rejections)),
             ("membership-more.json", json(&self.membership_more)),
+            ("pairing.json", json(&self.pairing)),
         ]
     }
 }
@@ -480,13 +489,26 @@ pub fn build() -> Vectors {
     let ring = Keyring::from_log(&log, &alex);
     let epoch = log.state().epoch();
     let keys3 = ring.keys(epoch).cloned().unwrap_or_else(|| panic!("epoch key"));
+    // Real section 10 payloads: Automerge changes made by each sender's
+    // actor at a fixed time, a snapshot of Alex's shared document, a signal.
+    let mut alex_docs = Documents::new(&alex.id());
+    let mut blair_docs = Documents::new(&blair.id());
+    let changes = |docs: &mut Documents, doc: DocId, key: &str, value: &str| {
+        let (_, made) = docs
+            .edit(doc, 1_796_342_400_000, |tx| {
+                tx.put(automerge::ROOT, key, value).map_err(DocError::from)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let raw = made.iter().map(|c| Blob(c.raw_bytes().to_vec())).collect();
+        Payload::Changes(raw).encode()
+    };
     struct Case<'a> {
         name: &'a str,
         sender: (&'a DeviceSecret, &'a str),
         kind: Kind,
         doc: DocId,
         seq: u64,
-        payload: &'a [u8],
+        payload: Vec<u8>,
     }
     let cases = [
         Case {
@@ -495,7 +517,7 @@ pub fn build() -> Vectors {
             kind: Kind::Changes,
             doc: DocId::Shared,
             seq: 1,
-            payload: b"menu: warm blanket",
+            payload: changes(&mut alex_docs, DocId::Shared, "menu", "warm blanket"),
         },
         Case {
             name: "changes, partner-b document, first in stream",
@@ -503,7 +525,7 @@ pub fn build() -> Vectors {
             kind: Kind::Changes,
             doc: DocId::PartnerB,
             seq: 1,
-            payload: b"boundary (soft): ask first",
+            payload: changes(&mut blair_docs, DocId::PartnerB, "boundary", "ask first"),
         },
         Case {
             name: "changes, partner-b document, second in stream",
@@ -511,7 +533,15 @@ pub fn build() -> Vectors {
             kind: Kind::Changes,
             doc: DocId::PartnerB,
             seq: 2,
-            payload: b"boundary (hard): no analysis tonight",
+            payload: changes(&mut blair_docs, DocId::PartnerB, "boundary", "no analysis tonight"),
+        },
+        Case {
+            name: "changes, partner-a document, in the 1024 bucket",
+            sender: (&alex, "device-alex"),
+            kind: Kind::Changes,
+            doc: DocId::PartnerA,
+            seq: 1,
+            payload: changes(&mut alex_docs, DocId::PartnerA, "need", &"quiet time, ".repeat(50)),
         },
         Case {
             name: "snapshot, shared document",
@@ -519,15 +549,21 @@ pub fn build() -> Vectors {
             kind: Kind::Snapshot,
             doc: DocId::Shared,
             seq: 1,
-            payload: &[0x85, 0x6f, 0x4a, 0x83],
+            // Filled in below, once the stream it covers has its hash.
+            payload: Vec::new(),
         },
         Case {
-            name: "signal, empty payload",
+            name: "signal",
             sender: (&blair, "device-blair"),
             kind: Kind::Signal,
             doc: DocId::Shared,
             seq: 1,
-            payload: b"",
+            payload: Payload::Signal(SignalPayload {
+                signal: "pause".into(),
+                sent_at: 1_796_342_400_000,
+                expires_at: 1_796_344_200_000,
+            })
+            .encode(),
         },
     ];
     // A checkpoint by Alex's device, a real section 10 value: it holds
@@ -535,10 +571,10 @@ pub fn build() -> Vectors {
     let checkpoint = |tips: &std::collections::HashMap<_, EnvelopeHash>| {
         let key = (blair.id(), Kind::Changes.code(), DocId::PartnerB.code());
         let hash = tips.get(&key).copied().unwrap_or(EnvelopeHash::GENESIS);
-        cove_client::payload::Payload::Checkpoint(cove_client::payload::CheckpointPayload {
+        Payload::Checkpoint(CheckpointPayload {
             made_at: 1_796_342_400_000,
             read_through: Cursor(7),
-            tips: vec![cove_client::payload::TipClaim {
+            tips: vec![TipClaim {
                 device: blair.id(),
                 kind: Kind::Changes.code(),
                 doc: DocId::PartnerB.code(),
@@ -552,9 +588,22 @@ pub fn build() -> Vectors {
     // of the same stream's previous envelope, zeros for its first.
     let mut tips: std::collections::HashMap<(cove_shared::DeviceId, u8, u8), EnvelopeHash> =
         std::collections::HashMap::new();
-    for (i, Case { name, sender: (sender, sender_name), kind, doc, seq, payload }) in
+    for (i, Case { name, sender: (sender, sender_name), kind, doc, seq, mut payload }) in
         cases.into_iter().enumerate()
     {
+        if kind == Kind::Snapshot {
+            // Alex's shared document, covering Alex's one change to it.
+            let key = (alex.id(), Kind::Changes.code(), DocId::Shared.code());
+            let hash = tips.get(&key).copied().unwrap_or(EnvelopeHash::GENESIS);
+            let tip = cove_shared::freshness::StreamTip { seq: Seq(1), hash };
+            payload = Payload::Snapshot(SnapshotPayload {
+                covers: Cursor(1),
+                coverage: std::collections::BTreeMap::from([(alex.id(), tip)]),
+                document: Blob(alex_docs.save(DocId::Shared)),
+            })
+            .encode();
+        }
+        let payload = payload.as_slice();
         let stream = (sender.id(), kind.code(), doc.code());
         let prev = tips.get(&stream).copied().unwrap_or(EnvelopeHash::GENESIS);
         let mut rng = SeededEntropy::new(format!("envelope-{i}").as_bytes());
@@ -650,6 +699,8 @@ pub fn build() -> Vectors {
     let rejections = rejections(&envelopes, &blair2, &keys3, &log);
     let (alex2, alex2_v) = device("device-alex-2");
     let membership_more = membership_more(&alex, &alex2, &blair, &id_alex, &id_blair, &keys);
+    let pairing =
+        pairing::pairing((&alex, "device-alex"), (&blair, "device-blair"), plan, genesis_hash);
     Vectors {
         devices: vec![alex_v, blair_v, blair2_v, blair3_v, alex2_v],
         epochs,
@@ -661,6 +712,7 @@ pub fn build() -> Vectors {
         identities,
         rejections,
         membership_more,
+        pairing,
     }
 }
 
@@ -810,6 +862,24 @@ fn rejections(
             "section 4, opening step 4: the membership log admits the sender (a revoked device only for changes up to its cutoff, with a view from before its revocation)",
         ));
     }
+    let mut rng = SeededEntropy::new(b"rejection-padding");
+    let request = Seal {
+        kind: Kind::Changes,
+        doc: DocId::Shared,
+        seq: Seq(2),
+        prev: EnvelopeHash::GENESIS,
+        view: log.state().view(),
+        payload: b"padding that is not all zero",
+    };
+    let alex = DeviceSecret::generate(&mut SeededEntropy::new(b"device-alex"));
+    if let Ok(sealed) = envelope::seal_with_bad_padding(keys, &alex, request, &mut rng) {
+        out.push(reject(
+            "an envelope from device-alex, validly signed and encrypted, whose padding's last byte is 01",
+            "envelope",
+            &sealed.bytes,
+            "section 4, opening step 8: the padding is canonical (all zero)",
+        ));
+    }
     let mut wrong_plan = first.clone();
     wrong_plan[6] ^= 0x01;
     out.push(reject(
@@ -840,7 +910,9 @@ fn rejections(
     out
 }
 
-/// One sample of every message, in variant order.
+/// One sample of every message, in variant order, then the variants'
+/// other shapes (a `Snapshot` with none, an `Error` with no request). The
+/// `Authenticate` answers the `Challenge`: its signature is real.
 pub fn wire_samples(
     plan: PlanId,
     device: &DeviceSecret,
@@ -849,8 +921,13 @@ pub fn wire_samples(
 ) -> (Vec<ClientToRelay>, Vec<RelayToClient>) {
     let entry = Blob(entry.to_vec());
     let stored = StoredEnvelope { cursor: Cursor(42), envelope: envelope.clone() };
+    let (origin, nonce) = ("wss://relay.example:8443", Nonce32([0x11; 32]));
+    let answer = wire::auth_message(origin, &nonce, &device.id()).unwrap_or_default();
     let client = vec![
-        ClientToRelay::Authenticate { device: device.id(), signature: Signature64([0x5a; 64]) },
+        ClientToRelay::Authenticate {
+            device: device.id(),
+            signature: Signature64(device.sign(&answer)),
+        },
         ClientToRelay::CreatePlan { request: 1, genesis: entry.clone() },
         ClientToRelay::AppendMembership { request: 2, plan, entry: entry.clone() },
         ClientToRelay::FetchMembership { request: 3, plan, from: 1 },
@@ -882,11 +959,7 @@ pub fn wire_samples(
         },
     ];
     let relay = vec![
-        RelayToClient::Challenge {
-            version: wire::PROTOCOL_VERSION,
-            origin: "wss://relay.example:8443".into(),
-            nonce: Nonce32([0x11; 32]),
-        },
+        RelayToClient::Challenge { version: wire::PROTOCOL_VERSION, origin: origin.into(), nonce },
         RelayToClient::Authenticated { device: device.id() },
         RelayToClient::Done { request: 7 },
         RelayToClient::Stored { request: 4, cursor: Cursor(42), duplicate: false },
@@ -916,6 +989,12 @@ pub fn wire_samples(
         },
         RelayToClient::Revoked { plan },
         RelayToClient::Recovering { request: 16, plan },
+        RelayToClient::Snapshot { request: 10, plan, snapshot: None },
+        RelayToClient::Error {
+            request: None,
+            code: ErrorCode::AuthFailed,
+            message: ErrorCode::AuthFailed.describe().into(),
+        },
     ];
     (client, relay)
 }

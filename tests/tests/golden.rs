@@ -12,7 +12,7 @@ use cove_shared::{
 };
 use cove_tests::vectors::{
     self, AuthVector, DeviceVector, EnvelopeVector, EpochVector, IdentitiesVector,
-    MembershipVector, RejectionVector, WireVector, WrapVector,
+    MembershipVector, PairingVector, RejectionVector, WireVector, WrapVector,
 };
 use serde::de::DeserializeOwned;
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -38,6 +38,7 @@ struct Files {
     identities: IdentitiesVector,
     rejections: Vec<RejectionVector>,
     membership_more: MembershipVector,
+    pairing: PairingVector,
 }
 
 fn files() -> Files {
@@ -52,6 +53,7 @@ fn files() -> Files {
         identities: load("identities.json"),
         rejections: load("rejections.json"),
         membership_more: load("membership-more.json"),
+        pairing: load("pairing.json"),
     }
 }
 
@@ -72,11 +74,53 @@ fn the_code_still_produces_the_vectors_byte_for_byte() {
     assert_eq!(built.wraps, f.wraps, "wraps.json");
     assert_eq!(built.membership, f.membership, "membership.json");
     assert_eq!(built.auth, f.auth, "auth.json");
+    assert_eq!(built.pairing, f.pairing, "pairing.json");
     // The `message` text is for people; the frame is the format.
     let frames = |w: &[WireVector]| {
         w.iter().map(|v| (v.direction.clone(), v.frame.clone())).collect::<Vec<_>>()
     };
     assert_eq!(frames(&built.wire), frames(&f.wire), "wire.json");
+}
+
+/// The pairing keys, derived again here from section 11's formulas alone
+/// (HKDF and SHA-256, not the pairing code), match the vector.
+#[test]
+fn the_pairing_keys_follow_from_the_spake2_output_as_written() {
+    use hkdf::Hkdf;
+    use sha2::{Digest, Sha256};
+    let p = files().pairing;
+    let transcript: [u8; 32] =
+        Sha256::new().chain_update(hex(&p.msg_a)).chain_update(hex(&p.msg_b)).finalize().into();
+    assert_eq!(to_hex(&transcript), p.transcript);
+    let salt = [b"cove/v1/pair".as_slice(), p.nameplate.as_bytes()].concat();
+    let (prk, hkdf) = Hkdf::<Sha256>::extract(Some(&salt), &hex(&p.shared_key));
+    assert_eq!(to_hex(&prk), p.prk);
+    let expand = |label: &str, n: usize| {
+        let mut out = vec![0u8; n];
+        hkdf.expand(&[label.as_bytes(), &transcript].concat(), &mut out).unwrap();
+        out
+    };
+    assert_eq!(to_hex(&expand("cove/v1/pair/confirm-inviter", 32)), p.confirm_inviter);
+    assert_eq!(to_hex(&expand("cove/v1/pair/confirm-joiner", 32)), p.confirm_joiner);
+    assert_eq!(to_hex(&expand("cove/v1/pair/seal-inviter", 32)), p.seal_inviter);
+    assert_eq!(to_hex(&expand("cove/v1/pair/seal-joiner", 32)), p.seal_joiner);
+    let four: [u8; 4] = expand("cove/v1/pair/safety", 4).try_into().unwrap();
+    assert_eq!(format!("{:06}", u32::from_be_bytes(four) % 1_000_000), p.safety_code);
+    let msg_b = hex(&p.msg_b);
+    let bundle = files().secret(&p.joiner).bundle().encode();
+    let commitment: [u8; 32] = Sha256::new()
+        .chain_update(b"cove/v1/pair/commit")
+        .chain_update((msg_b.len() as u32).to_be_bytes())
+        .chain_update(&msg_b)
+        .chain_update(&bundle)
+        .finalize()
+        .into();
+    assert_eq!(to_hex(&commitment), p.commitment);
+    // The code is the nameplate and two words of the list.
+    let words: Vec<&str> = p.code.split('-').collect();
+    assert_eq!(words[0], p.nameplate);
+    assert!(words[1..].iter().all(|w| p.word_list.iter().any(|l| l == w)));
+    assert_eq!(p.word_list.len(), 256);
 }
 
 #[test]
@@ -252,7 +296,10 @@ fn every_wire_frame_decodes_and_re_encodes_identically() {
                 wire::encode(&wire::decode::<ClientToRelay>(&frame).unwrap()).unwrap()
             }
             "relay-to-client" => {
-                assert_eq!(frame[0], relay, "variants appear in order");
+                // One of each variant in order, then other shapes of some.
+                if relay < 16 {
+                    assert_eq!(frame[0], relay, "variants appear in order");
+                }
                 relay += 1;
                 wire::encode(&wire::decode::<RelayToClient>(&frame).unwrap()).unwrap()
             }
@@ -260,7 +307,10 @@ fn every_wire_frame_decodes_and_re_encodes_identically() {
         };
         assert_eq!(again, frame, "{}", v.message);
     }
-    assert_eq!((client, relay), (17, 16), "one sample of every message");
+    assert_eq!((client, relay), (17, 18), "one sample of every message, and two more shapes");
+    let shapes: Vec<&str> = f.wire.iter().rev().take(2).map(|v| v.message.as_str()).collect();
+    assert!(shapes[0].starts_with("Error { request: None"), "{shapes:?}");
+    assert!(shapes[1].contains("snapshot: None"), "{shapes:?}");
 }
 
 #[test]
@@ -276,6 +326,70 @@ fn the_auth_signature_verifies_for_its_origin_only() {
     let mut other_nonce = nonce;
     other_nonce.0[0] ^= 1;
     assert!(!wire::verify_challenge(&a.origin, &other_nonce, &device, &signature));
+}
+
+/// The wire sample's `Authenticate` answers its `Challenge`.
+#[test]
+fn the_wire_samples_authenticate_answers_the_challenge() {
+    let f = files();
+    let decode = |direction: &str, starts: &str| {
+        let v = f
+            .wire
+            .iter()
+            .find(|v| v.direction == direction && v.message.starts_with(starts))
+            .unwrap();
+        hex(&v.frame)
+    };
+    let Ok(RelayToClient::Challenge { origin, nonce, .. }) =
+        wire::decode::<RelayToClient>(&decode("relay-to-client", "Challenge"))
+    else {
+        panic!("no challenge");
+    };
+    let Ok(ClientToRelay::Authenticate { device, signature }) =
+        wire::decode::<ClientToRelay>(&decode("client-to-relay", "Authenticate"))
+    else {
+        panic!("no authenticate");
+    };
+    assert_eq!(device, f.secret("device-alex").id());
+    assert!(wire::verify_challenge(&origin, &nonce, &device, &signature));
+}
+
+/// Every envelope's payload is the section 10 value its kind says: changes
+/// made by the sender's actor, a snapshot whose document loads and whose
+/// coverage names a real envelope, a signal, a checkpoint.
+#[test]
+fn envelope_payloads_are_section_10_values() {
+    use cove_client::payload::Payload;
+    use cove_shared::Kind;
+    let f = files();
+    for v in &f.envelopes {
+        let payload = Payload::decode(&hex(&v.payload)).unwrap_or_else(|| panic!("{}", v.name));
+        let sender = f.secret(&v.sender).id();
+        match (Kind::from_code(v.kind).unwrap(), payload) {
+            (Kind::Changes, Payload::Changes(raw)) => {
+                let raw: Vec<Vec<u8>> = raw.into_iter().map(|b| b.0).collect();
+                assert!(!raw.is_empty(), "{}", v.name);
+                cove_client::documents::decode_changes(&raw, &sender)
+                    .unwrap_or_else(|e| panic!("{}: {e}", v.name));
+            }
+            (Kind::Snapshot, Payload::Snapshot(s)) => {
+                automerge::Automerge::load(&s.document.0).unwrap();
+                let (device, tip) = s.coverage.iter().next().unwrap();
+                let covered = f
+                    .envelopes
+                    .iter()
+                    .find(|e| {
+                        (e.kind, e.doc, e.seq) == (1, v.doc, tip.seq.0)
+                            && f.secret(&e.sender).id() == *device
+                    })
+                    .unwrap();
+                assert_eq!(to_hex(&tip.hash.0), covered.hash);
+            }
+            (Kind::Signal, Payload::Signal(s)) => assert_eq!(s.signal, "pause"),
+            (Kind::Checkpoint, Payload::Checkpoint(_)) => {}
+            (kind, _) => panic!("{}: not a {kind:?} payload", v.name),
+        }
+    }
 }
 
 /// Identities derive from their seeds as documented (HKDF-SHA256, computed

@@ -343,6 +343,15 @@ impl MembershipState {
                         "the last device cannot be revoked; delete the plan instead",
                     ));
                 }
+                let partner = self.member(device).map(|m| m.partner);
+                if cutoffs
+                    .iter()
+                    .any(|c| c.seq.0 == 0 || c.doc.owner().is_some_and(|o| Some(o) != partner))
+                {
+                    return Err(MembershipError::NotAllowed(
+                        "a cutoff names no envelope, or a document the device could not write",
+                    ));
+                }
                 let revoked_epoch = if *device == entry.signer {
                     // Leaving: no new key, since the leaver would know it.
                     if *new_epoch != epoch || *key_id != KeyId::default() || !wraps.is_empty() {

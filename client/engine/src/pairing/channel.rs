@@ -146,10 +146,19 @@ impl Keys {
 }
 
 pub(super) fn seal(key: &SymmetricKey, role: &str, message: &Sealed) -> Result<Blob, PairError> {
+    seal_with(key, role, message, OsEntropy.array())
+}
+
+/// [`seal`], with the nonce given (vectors need a fixed one).
+pub(super) fn seal_with(
+    key: &SymmetricKey,
+    role: &str,
+    message: &Sealed,
+    nonce: [u8; 24],
+) -> Result<Blob, PairError> {
     let plain = Zeroizing::new(
         postcard::to_allocvec(message).map_err(|_| PairError::Protocol("encoding"))?,
     );
-    let nonce: [u8; 24] = OsEntropy.array();
     let mut out = nonce.to_vec();
     out.extend_from_slice(&plain);
     let ad = format!("cove/v1/pair/sealed-{role}");

@@ -55,6 +55,8 @@
 
 mod channel;
 mod invite;
+#[cfg(feature = "test-hooks")]
+pub mod trace;
 
 use crate::device::{Device, DeviceError};
 use crate::home::Home;

@@ -38,6 +38,7 @@ pub mod serve;
 pub mod settings;
 pub mod store;
 pub mod tcp;
+pub mod tls;
 
 pub use settings::Settings;
 
@@ -114,9 +115,18 @@ pub async fn serve<S: Store>(
         max_open_per_address: limits.max_connections_per_address,
         exempt: relay.settings.trusted_proxies.clone(),
     };
+    let tls = match (&relay.settings.tls_cert, &relay.settings.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = std::sync::Arc::new(tls::Tls::load(cert, key).map_err(anyhow::Error::msg)?);
+            tls.spawn_reloader(relay.shutdown.clone());
+            Some(tls)
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both tls_cert and tls_key (or neither)"),
+    };
     let listener = tcp::GuardedListener::new(listener, bounds);
     relay.metrics.watch_sockets(listener.counts());
-    serve::serve(listener, app, limits.handshake_timeout, async move {
+    serve::serve(listener, app, limits.handshake_timeout, tls, async move {
         shutdown.await;
         tracing::info!("shutting down; draining connections");
         let _ = stop.send(true);

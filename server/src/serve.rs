@@ -1,6 +1,7 @@
 //! The accept loop: every socket from [`crate::tcp::GuardedListener`] is
-//! served by hyper (HTTP/1.1, upgradable to the WebSocket) with a deadline
-//! on each request head, until shutdown.
+//! served by hyper (HTTP/1.1, upgradable to the WebSocket), over TLS when
+//! the relay serves it, with a deadline on the TLS handshake and on each
+//! request head, until shutdown.
 //!
 //! axum's own `serve` gives hyper no timer, so hyper could not time a
 //! request head: a peer that was answered once could keep its socket by
@@ -22,6 +23,10 @@ use tokio::task::JoinSet;
 use tower_service::Service;
 
 use crate::tcp::GuardedListener;
+use crate::tls::Tls;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsAcceptor;
 
 /// Serves `app` on `listener` until `shutdown` resolves; then stops
 /// accepting, lets each socket finish the request it is in, and returns
@@ -31,6 +36,7 @@ pub async fn serve(
     mut listener: GuardedListener,
     app: Router,
     head_timeout: Duration,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop, stopped) = watch::channel(false);
@@ -49,33 +55,63 @@ pub async fn serve(
         // Reap finished sockets as we go, so the set stays small.
         while sockets.try_join_next().is_some() {}
         let app = app.clone();
-        let mut stopped = stopped.clone();
+        let stopped = stopped.clone();
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
         sockets.spawn(async move {
-            let service =
-                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    let mut app = app.clone();
-                    async move {
-                        Ok::<_, Infallible>(app.call(request).await.unwrap_or_else(|e| match e {}))
-                    }
-                });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(head_timeout);
-            let mut connection =
-                pin!(builder.serve_connection(TokioIo::new(stream), service).with_upgrades());
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::trace!(%error, "socket ended");
-                    }
-                    return;
-                }
-                _ = stopped.wait_for(|s| *s) => {}
+            let Some(acceptor) = acceptor else {
+                return serve_socket(stream, app, peer, head_timeout, stopped).await;
+            };
+            if let Some(stream) = handshake(acceptor, stream, head_timeout).await {
+                serve_socket(stream, app, peer, head_timeout, stopped).await;
             }
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
         });
     }
     let _ = stop.send(true);
     while sockets.join_next().await.is_some() {}
+}
+
+/// The TLS handshake, within `timeout`; `None` if it failed.
+async fn handshake<IO: AsyncRead + AsyncWrite + Unpin>(
+    acceptor: TlsAcceptor,
+    stream: IO,
+    timeout: Duration,
+) -> Option<tokio_rustls::server::TlsStream<IO>> {
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Serves one socket (plain or TLS) until it ends or the relay stops.
+async fn serve_socket<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: IO,
+    app: Router,
+    peer: std::net::SocketAddr,
+    head_timeout: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let mut app = app.clone();
+        async move { Ok::<_, Infallible>(app.call(request).await.unwrap_or_else(|e| match e {})) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(head_timeout);
+    let mut connection =
+        pin!(builder.serve_connection(TokioIo::new(stream), service).with_upgrades());
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::trace!(%error, "socket ended");
+            }
+            return;
+        }
+        _ = stopped.wait_for(|s| *s) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
 }

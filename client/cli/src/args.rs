@@ -146,9 +146,12 @@ pub(crate) enum AlarmsCommand {
 /// `cove init`.
 #[derive(Debug, Args)]
 pub(crate) struct InitArgs {
-    /// The relay's address, such as ws://127.0.0.1:2683.
+    /// The relay's address, such as wss://relay.example.org or (on this
+    /// machine) ws://127.0.0.1:2683.
     #[arg(long, value_name = "URL")]
     pub(crate) relay: String,
+    #[command(flatten)]
+    pub(crate) trust: crate::relay_address::TrustArgs,
     /// Your name, as your partner will see it in the plan.
     #[arg(long)]
     pub(crate) name: String,
@@ -238,6 +241,8 @@ pub(crate) struct PairArgs {
 pub(crate) struct RecoverArgs {
     /// The relay's address, as for `cove join`.
     pub(crate) relay: String,
+    #[command(flatten)]
+    pub(crate) trust: crate::relay_address::TrustArgs,
     /// Your name, shown if your own part of the plan has to be made anew.
     #[arg(long)]
     pub(crate) name: Option<String>,
@@ -273,9 +278,11 @@ pub(crate) enum PhraseCommand {
 /// `cove join`.
 #[derive(Debug, Args)]
 pub(crate) struct JoinArgs {
-    /// The relay's address (ws://HOST:PORT), or the whole text of the QR
-    /// code (cove-join:CODE@URL).
+    /// The relay's address (wss://HOST, or ws://127.0.0.1:PORT on this
+    /// machine), or the whole text of the QR code (cove-join:CODE@URL).
     pub(crate) relay: String,
+    #[command(flatten)]
+    pub(crate) trust: crate::relay_address::TrustArgs,
     /// The code the other device shows, such as 482913-lantern-river.
     pub(crate) code: Option<String>,
     /// Your name, as your partner will see it. When adding another device of
@@ -325,6 +332,14 @@ pub(crate) enum JournalCommand {
 /// `cove relay`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum RelayCommand {
+    /// Reach the same relay another way: a new address, or the certificate
+    /// it serves after a renewal (pin the new fingerprint).
+    Set {
+        /// The relay's address, such as wss://relay.example.org.
+        relay: String,
+        #[command(flatten)]
+        trust: crate::relay_address::TrustArgs,
+    },
     /// Delete the plan and all of its data from the relay.
     DeletePlan {
         /// Do not ask for confirmation.

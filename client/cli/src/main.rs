@@ -35,6 +35,7 @@ mod plan;
 mod plan_args;
 mod prompt;
 mod recovery;
+mod relay_address;
 mod reviews;
 mod sessions;
 mod setup;
@@ -87,6 +88,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Leave { yes } => devices::leave(&home, &out, yes).await,
         Command::Partner(args::PartnerCommand::Remove { yes }) => {
             devices::remove_partner(&home, &out, yes).await
+        }
+        Command::Relay(args::RelayCommand::Set { relay, trust }) => {
+            setup::set_relay(&home, &out, &relay, &trust).await
         }
         Command::Relay(args::RelayCommand::DeletePlan { yes }) => {
             devices::delete_plan(&home, &out, yes).await

@@ -51,7 +51,7 @@ pub(crate) async fn recover(home: &Home, out: &Printer, args: RecoverArgs) -> an
     let recovered = cove_client::recovery::recover(
         home,
         &passphrase,
-        &args.relay,
+        &crate::relay_address::with_trust(&args.relay, &args.trust)?,
         &phrase,
         name,
         KdfParams::default(),

@@ -21,10 +21,11 @@ pub(crate) async fn init(home: &Home, out: &Printer, args: InitArgs) -> anyhow::
         )
         .into());
     }
+    let relay = crate::relay_address::with_trust(&args.relay, &args.trust)?;
     let device_name = devices::device_name(args.device)?;
     let passphrase = prompt::passphrase(true)?;
     let mut device =
-        Device::init(home, &passphrase, &args.relay, &args.name, KdfParams::default()).await?;
+        Device::init(home, &passphrase, &relay, &args.name, KdfParams::default()).await?;
     if args.template.is_some() {
         let who = cove_client::plan::items::author(&device);
         device
@@ -137,7 +138,7 @@ pub(crate) async fn join(home: &Home, out: &Printer, args: JoinArgs) -> anyhow::
             Some((code, relay)) => (relay.to_owned(), code.to_owned()),
             None => bail!("{:?} is not the text of a Cove pairing code", args.relay),
         },
-        (None, Some(code)) => (args.relay, code),
+        (None, Some(code)) => (args.relay.clone(), code),
         (Some(_), Some(_)) => {
             bail!("give either the QR code's text, or the relay address and the code, not both")
         }
@@ -145,6 +146,7 @@ pub(crate) async fn join(home: &Home, out: &Printer, args: JoinArgs) -> anyhow::
             "the pairing code is missing: cove join RELAY CODE, such as cove join ws://127.0.0.1:2683 482913-lantern-river"
         ),
     };
+    let relay = crate::relay_address::with_trust(&relay, &args.trust)?;
     pairing::parse_code(&code)?;
     if home.exists() {
         return Err(cove_client::device::DeviceError::AlreadyExists(
@@ -224,6 +226,27 @@ fn qr(text: &str) -> Option<String> {
             .quiet_zone(true)
             .build(),
     )
+}
+
+/// `cove relay set`.
+pub(crate) async fn set_relay(
+    home: &Home,
+    out: &Printer,
+    relay: &str,
+    trust: &crate::relay_address::TrustArgs,
+) -> anyhow::Result<()> {
+    let address = crate::relay_address::with_trust(relay, trust)?;
+    let mut device = unlock(home).await?;
+    device.set_relay(&address)?;
+    let shown = cove_client::transport::tls::describe(&address);
+    let reached = cove_client::sync::check_relay(&device).await;
+    out.emit(&json!({ "relay": shown, "reachable": reached.is_ok() }), || match &reached {
+        Ok(()) => format!("This device now reaches the relay at {shown}, and it answers."),
+        Err(error) => {
+            format!("This device now reaches the relay at {shown}; it does not answer yet: {error}")
+        }
+    });
+    Ok(())
 }
 
 #[cfg(test)]

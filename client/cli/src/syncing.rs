@@ -76,7 +76,7 @@ pub(crate) async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
         device: device.id().to_string(),
         fingerprint: device.id().fingerprint(),
         partner: device.partner().to_string(),
-        relay: device.relay().to_owned(),
+        relay: cove_client::transport::tls::describe(device.relay()),
         reachable: reach.is_ok(),
         relay_error: reach.clone().err(),
         active: device.is_active(),

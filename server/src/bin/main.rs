@@ -33,6 +33,16 @@ struct Cli {
     #[arg(long = "origin", value_name = "URL")]
     origins: Vec<String>,
 
+    /// Serve TLS with this certificate chain (PEM), so devices use wss://
+    /// with no reverse proxy; needs --tls-key. Reloaded on SIGHUP and when
+    /// the file changes.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -44,6 +54,16 @@ enum Command {
     /// Ask the relay at the configured listen address whether it is healthy
     /// (exit status 0 if it is): for container health checks.
     Health,
+    /// Write a self-signed TLS certificate and key for this relay, and
+    /// print the fingerprint devices pin (cove init --relay-cert-sha256).
+    GenCert {
+        /// A name (or address) devices reach the relay by; repeat for several.
+        #[arg(long = "host", value_name = "NAME", required = true)]
+        hosts: Vec<String>,
+        /// Where to write cove-relay.crt and cove-relay.key.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -51,6 +71,21 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::DefaultConfig) = cli.command {
         print!("{}", cove_server::settings::default_config());
+        return Ok(());
+    }
+    if let Some(Command::GenCert { hosts, out }) = &cli.command {
+        let made = cove_server::tls::generate(hosts, out).map_err(anyhow::Error::msg)?;
+        println!(
+            "Wrote {} and {} (the key is readable by its owner only).",
+            made.cert.display(),
+            made.key.display()
+        );
+        println!(
+            "Serve it with: cove-server --tls-cert {} --tls-key {}",
+            made.cert.display(),
+            made.key.display()
+        );
+        println!("Devices pin it with: --relay-cert-sha256 {}", made.fingerprint);
         return Ok(());
     }
     tracing_subscriber::fmt()
@@ -70,6 +105,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if !cli.origins.is_empty() {
         settings.origins = cli.origins;
+    }
+    if let (Some(cert), Some(key)) = (cli.tls_cert, cli.tls_key) {
+        settings.tls_cert = Some(cert);
+        settings.tls_key = Some(key);
     }
     if let Some(Command::Health) = cli.command {
         return health(settings.listen);

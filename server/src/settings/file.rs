@@ -17,6 +17,8 @@ pub(super) struct FileSettings {
     pub(super) sqlite_max_bytes: Option<u64>,
     pub(super) trusted_proxies: Option<Vec<IpNet>>,
     pub(super) trust_forwarded_for: Option<toml::Value>,
+    pub(super) tls_cert: Option<std::path::PathBuf>,
+    pub(super) tls_key: Option<std::path::PathBuf>,
     pub(super) limits: Option<FileLimits>,
 }
 
@@ -102,6 +104,12 @@ impl FileSettings {
         if let Some(v) = self.trusted_proxies {
             s.trusted_proxies = v;
         }
+        if let Some(v) = self.tls_cert {
+            s.tls_cert = Some(v);
+        }
+        if let Some(v) = self.tls_key {
+            s.tls_key = Some(v);
+        }
         let Some(l) = self.limits else { return Ok(()) };
         let t = &mut s.limits;
         let secs = Duration::from_secs;
@@ -158,11 +166,18 @@ pub fn default_config() -> String {
         r#"# cove-server.toml: settings for the Cove relay.
 # Precedence, lowest first: built-in defaults, this file, COVE_* environment
 # variables (COVE_LISTEN, COVE_DATABASE, COVE_ORIGINS, COVE_SQLITE_SYNCHRONOUS,
-# COVE_SQLITE_MAX_BYTES, COVE_TRUSTED_PROXIES, COVE_LIMIT_<NAME> for each limit below), then
-# command-line flags.
+# COVE_SQLITE_MAX_BYTES, COVE_TRUSTED_PROXIES, COVE_TLS_CERT, COVE_TLS_KEY,
+# COVE_LIMIT_<NAME> for each limit below), then command-line flags.
 
-# Address and port to listen on. Put a TLS reverse proxy in front of it.
+# Address and port to listen on.
 listen = "{listen}"
+
+# Serve TLS (wss://) with this certificate chain and key (PEM), reloaded on
+# SIGHUP and when either file changes. `cove-server gen-cert --host NAME`
+# writes a self-signed pair and prints the fingerprint devices pin. Unset:
+# plain ws://, for this machine or behind a TLS reverse proxy.
+# tls_cert = "/var/lib/cove-relay/cove-relay.crt"
+# tls_key = "/var/lib/cove-relay/cove-relay.key"
 
 # Storage: "sqlite://PATH" (created if missing) or "postgres://USER:PASSWORD@HOST/DB".
 database = "{database}"
@@ -170,7 +185,7 @@ database = "{database}"
 # The public addresses devices connect to; their authentication response
 # signs this, so a response is useless at any other relay. Empty: derived
 # from `listen` (ws://ADDRESS, plus ws://localhost:PORT on loopback; for
-# 0.0.0.0, the loopback names only).
+# 0.0.0.0, the loopback names only; wss:// when the relay serves TLS).
 # origins = ["wss://relay.example.org"]
 
 # SQLite durability: "full" fsyncs every commit (survives power loss);

@@ -14,7 +14,7 @@ use crate::proxies::IpNet;
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What `trust_forwarded_for`, which trusted the header from anyone, became.
@@ -46,6 +46,11 @@ pub struct Settings {
     /// the client, for the per-address limits. Sockets from them are exempt
     /// from the per-address socket caps: every client arrives through them.
     pub trusted_proxies: Vec<IpNet>,
+    /// The TLS certificate chain (PEM) the relay serves itself; with
+    /// `tls_key`, the relay speaks `wss://`.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// Limits.
     pub limits: Limits,
 }
@@ -149,6 +154,8 @@ impl Default for Settings {
             sqlite_synchronous: SqliteSync::Full,
             sqlite_max_bytes: None,
             trusted_proxies: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
             limits: Limits::default(),
         }
     }
@@ -167,18 +174,24 @@ impl Settings {
         }
         let port = self.listen.port();
         let ip = self.listen.ip();
+        let scheme = if self.serves_tls() { "wss" } else { "ws" };
         if ip.is_unspecified() {
             return vec![
-                format!("ws://127.0.0.1:{port}"),
-                format!("ws://localhost:{port}"),
-                format!("ws://[::1]:{port}"),
+                format!("{scheme}://127.0.0.1:{port}"),
+                format!("{scheme}://localhost:{port}"),
+                format!("{scheme}://[::1]:{port}"),
             ];
         }
-        let mut out = vec![format!("ws://{}", self.listen)];
+        let mut out = vec![format!("{scheme}://{}", self.listen)];
         if ip.is_loopback() {
-            out.push(format!("ws://localhost:{port}"));
+            out.push(format!("{scheme}://localhost:{port}"));
         }
         out
+    }
+
+    /// Whether the relay serves TLS itself.
+    pub fn serves_tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
     }
 
     /// Applies a `cove-server.toml` document over these settings.
@@ -216,6 +229,8 @@ impl Settings {
                     )
                 }
                 "TRUST_FORWARDED_FOR" => return Err(SettingsError::Replaced(REPLACED_TRUST)),
+                "TLS_CERT" => file.tls_cert = Some(value.clone().into()),
+                "TLS_KEY" => file.tls_key = Some(value.clone().into()),
                 "SQLITE_MAX_BYTES" => {
                     file.sqlite_max_bytes = Some(value.parse().map_err(|_| bad())?)
                 }
@@ -269,6 +284,8 @@ impl fmt::Debug for Settings {
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("sqlite_max_bytes", &self.sqlite_max_bytes)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("limits", &self.limits)
             .finish()
     }

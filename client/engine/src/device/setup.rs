@@ -206,6 +206,18 @@ impl Device {
         Ok(device)
     }
 
+    /// Reaches the same relay another way from now on: another address, or
+    /// another certificate pinned (after the relay's certificate was
+    /// renewed). The address is checked, then stored in the keystore.
+    pub fn set_relay(&mut self, address: &str) -> Result<(), DeviceError> {
+        let (url, _) = crate::transport::tls::split(address)?;
+        crate::transport::endpoint(url)?;
+        if let Some(plan) = self.keystore.plan.as_mut() {
+            plan.relay = address.to_owned();
+        }
+        Ok(self.keystore.save(&self.home.keystore())?)
+    }
+
     /// Unlocks the device in `home`.
     pub async fn open(home: &Home, passphrase: &str) -> Result<Self, DeviceError> {
         Self::open_with_clock(home, passphrase, clock::system()).await

@@ -12,10 +12,12 @@
 //! - this module: connecting, authenticating, and one request's round trip.
 //! - [`requests`]: each request the relay answers, by name.
 //! - [`socket`]: the task that owns the socket.
+//! - [`tls`]: `wss://`, and what a device trusts for a relay's certificate.
 
 mod checks;
 mod requests;
 mod socket;
+pub mod tls;
 
 use socket::{drive, read, write};
 
@@ -28,6 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// How long a request may wait for its answer.
@@ -78,6 +81,17 @@ pub enum TransportError {
         dialed: String,
         /// The address the relay announced.
         expected: String,
+    },
+    /// The relay's TLS certificate was refused; no frame was sent.
+    #[error("{0}")]
+    Certificate(String),
+    /// The relay, dialed over `wss://`, signs devices in only over `ws://`.
+    #[error(
+        "the relay at {dialed} signs devices in only over plain ws://, and this device will not drop to an unencrypted connection; ask the relay's operator to list {dialed} among its origins"
+    )]
+    PlainOnly {
+        /// The address this device dialed (and signed).
+        dialed: String,
     },
     /// The relay revoked this device from a plan.
     #[error("this device has been removed from the plan")]
@@ -186,18 +200,18 @@ impl RelayConnection {
         url: &str,
         device: &DeviceSecret,
     ) -> Result<(Self, mpsc::Receiver<Push>), TransportError> {
-        let (endpoint, origin) = endpoint(url)?;
-        tokio::time::timeout(CONNECT_TIMEOUT, Self::open(&endpoint, &origin, device))
-            .await
-            .map_err(|_| TransportError::Unreachable {
-                url: url.to_owned(),
-                reason: "timed out".into(),
-            })?
+        let (address, trust) = tls::split(url)?;
+        let (endpoint, origin) = endpoint(address)?;
+        let open = Box::pin(Self::open(&endpoint, &origin, &trust, device));
+        tokio::time::timeout(CONNECT_TIMEOUT, open).await.map_err(|_| {
+            TransportError::Unreachable { url: url.to_owned(), reason: "timed out".into() }
+        })?
     }
 
     async fn open(
         endpoint: &str,
         origin: &str,
+        trust: &tls::Trust,
         device: &DeviceSecret,
     ) -> Result<(Self, mpsc::Receiver<Push>), TransportError> {
         let unreachable =
@@ -208,10 +222,25 @@ impl RelayConnection {
             .max_write_buffer_size(2 * MAX_FRAME_LEN)
             .max_message_size(Some(MAX_FRAME_LEN))
             .max_frame_size(Some(MAX_FRAME_LEN));
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async_with_config(endpoint, Some(config), true)
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let connector = match origin.starts_with("wss://") {
+            true => Some(Connector::Rustls(tls::client_config(trust, Arc::clone(&seen))?)),
+            false => None,
+        };
+        // A certificate that is refused ends the TLS handshake: no frame
+        // has been sent. (Boxed: with TLS the handshake's state is large,
+        // and every caller's future would otherwise carry it.)
+        let (mut socket, _) = Box::pin(tokio_tungstenite::connect_async_tls_with_config(
+            endpoint,
+            Some(config),
+            true,
+            connector,
+        ))
+        .await
+        .map_err(|e| match tls::explain(&e, trust, &seen) {
+            Some(sentence) => TransportError::Certificate(sentence),
+            None => unreachable(e.to_string()),
+        })?;
         let (nonce, announced) = match read(&mut socket).await? {
             RelayToClient::Challenge { version, nonce, origin: announced }
                 if version == wire::PROTOCOL_VERSION =>
@@ -238,6 +267,12 @@ impl RelayConnection {
             RelayToClient::Authenticated { device: id } if id == device.id() => {}
             // The relay names the address it expects (unauthenticated, but
             // only shown to the person, never signed or trusted).
+            // Never a suggestion to drop from wss:// to ws://.
+            RelayToClient::Error { code: ErrorCode::AuthFailed, .. }
+                if origin.starts_with("wss://") && announced.starts_with("ws://") =>
+            {
+                return Err(TransportError::PlainOnly { dialed: origin.to_owned() });
+            }
             RelayToClient::Error { code: ErrorCode::AuthFailed, .. }
                 if !announced.is_empty() && announced != origin =>
             {

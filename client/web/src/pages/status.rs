@@ -28,7 +28,8 @@ pub async fn status(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
     if let Some(removal) = device.removal() {
         let _ = write!(body, "<p class=\"flash\">{}</p>", esc(&removal));
     }
-    let _ = write!(body, "<p>Relay {}: {}.</p>", esc(device.relay()), esc(&reachable));
+    let relay = cove_client::transport::tls::describe(device.relay());
+    let _ = write!(body, "<p>Relay {}: {}.</p>", esc(&relay), esc(&reachable));
     let _ = write!(
         body,
         "<p>Last sync: {}.</p>",

@@ -102,7 +102,7 @@ async fn pairing_and_sync_over_wss_with_a_pinned_self_signed_certificate() {
 }
 
 #[tokio::test]
-async fn pairing_and_sync_over_wss_with_a_certificate_authority() {
+async fn pairing_sync_and_live_delivery_over_wss_with_a_certificate_authority() {
     let root = TempDir::new("tls-ca");
     let (ca, pair) = issued(root.path());
     let (_relay, wss) = relay_with(&pair).await;
@@ -112,6 +112,54 @@ async fn pairing_and_sync_over_wss_with_a_certificate_authority() {
     sync_now(&mut b).await;
     sync_now(&mut a).await;
     assert_eq!(get(&a, DocId::Shared, "from").as_deref(), Some("sam, over wss"));
+
+    // Live: Sam's daemon applies Alex's next change as it is pushed.
+    let (applied, mut events) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(async move {
+        let report = |event: &sync::Event| {
+            if matches!(event, sync::Event::Synced(_) | sync::Event::Applied(_)) {
+                let _ = applied.send(());
+            }
+        };
+        let stop = Box::pin(async {
+            let _ = stopped.await;
+        });
+        let result = sync::run_daemon(&mut b, report, stop).await;
+        (b, result)
+    });
+    events.recv().await;
+    put(&mut a, DocId::Shared, "live", "over wss").await;
+    sync_now(&mut a).await;
+    tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap();
+    while tokio::time::timeout(Duration::from_secs(1), events.recv()).await.is_ok() {}
+    let _ = stop.send(());
+    let (b, result) = daemon.await.unwrap();
+    result.unwrap();
+    assert_eq!(get(&b, DocId::Shared, "live").as_deref(), Some("over wss"));
+}
+
+/// A relay that serves TLS but is configured to accept only a `ws://`
+/// origin: a device that dialed `wss://` signs the `wss://` origin, so it is
+/// not signed in, and it is told so without being pointed at `ws://`.
+#[tokio::test]
+async fn a_device_that_dialed_wss_is_never_signed_in_for_a_ws_origin() {
+    let root = TempDir::new("tls-scheme");
+    let pair = self_signed(root.path(), "relay", false);
+    let (cert, key) = (pair.cert.clone(), pair.key.clone());
+    let relay = TestRelay::start_with(move |s| {
+        s.origins = vec![format!("ws://{}", s.listen)];
+        s.tls_cert = Some(cert);
+        s.tls_key = Some(key);
+    })
+    .await;
+    let wss = relay.url.replacen("ws://", "wss://", 1);
+    let device = DeviceSecret::generate(&mut OsEntropy);
+    let address = format!("{wss}#sha256={}", pair.fingerprint);
+    match RelayConnection::connect(&address, &device).await {
+        Err(TransportError::PlainOnly { dialed }) => assert_eq!(dialed, wss),
+        other => panic!("expected a refusal without a downgrade: {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -121,7 +121,12 @@ pub async fn serve<S: Store>(
             tls.spawn_reloader(relay.shutdown.clone());
             Some(tls)
         }
-        (None, None) => None,
+        (None, None) => {
+            // SIGHUP reloads TLS; without TLS it must still not end the
+            // relay (`systemctl reload` sends it).
+            tls::ignore_hangups(relay.shutdown.clone());
+            None
+        }
         _ => anyhow::bail!("TLS needs both tls_cert and tls_key (or neither)"),
     };
     let listener = tcp::GuardedListener::new(listener, bounds);

@@ -112,6 +112,26 @@ impl Tls {
     }
 }
 
+/// For a relay without TLS: takes SIGHUP, so that it does not end the
+/// process, and says there is nothing to reload.
+pub fn ignore_hangups(mut stop: tokio::sync::watch::Receiver<bool>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => tracing::info!("SIGHUP: this relay serves no TLS, so there is nothing to reload"),
+                _ = stop.changed() => return,
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = &mut stop;
+}
+
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
@@ -151,18 +171,27 @@ pub struct Generated {
 }
 
 /// Writes a self-signed certificate for `hosts` (names or addresses) and
-/// its key into `dir`, valid for ten years from now.
-pub fn generate(hosts: &[String], dir: &Path) -> Result<Generated, String> {
+/// its key into `dir`, valid from a day ago (for devices whose clock is a
+/// little behind) for ten years. Existing files are kept unless `force`:
+/// a new certificate locks out every device that pinned the old one.
+pub fn generate(hosts: &[String], dir: &Path, force: bool) -> Result<Generated, String> {
+    let (cert_path, key_path) = (dir.join("cove-relay.crt"), dir.join("cove-relay.key"));
+    if !force && (cert_path.exists() || key_path.exists()) {
+        return Err(format!(
+            "{} or {} already exists; devices that pinned it would no longer connect to a new one. Pass --force to replace it, then pin the new fingerprint on every device (cove relay set)",
+            cert_path.display(),
+            key_path.display()
+        ));
+    }
     let mut params = rcgen::CertificateParams::new(hosts.to_vec())
         .map_err(|e| format!("cannot make a certificate for {hosts:?}: {e}"))?;
     let now = SystemTime::now();
-    params.not_before = now.into();
+    params.not_before = (now - Duration::from_secs(24 * 3600)).into();
     params.not_after = (now + Duration::from_secs(10 * 365 * 24 * 3600)).into();
     params.distinguished_name.push(rcgen::DnType::CommonName, "Cove relay");
     let key = rcgen::KeyPair::generate().map_err(|e| format!("cannot make a key: {e}"))?;
     let cert = params.self_signed(&key).map_err(|e| format!("cannot sign the certificate: {e}"))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let (cert_path, key_path) = (dir.join("cove-relay.crt"), dir.join("cove-relay.key"));
     write_private(&key_path, key.serialize_pem().as_bytes())?;
     std::fs::write(&cert_path, cert.pem())
         .map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
@@ -178,5 +207,12 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file =
         options.open(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // A file that already existed keeps its mode on open: set it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    }
     file.write_all(bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

@@ -70,6 +70,26 @@ async fn every_acknowledged_envelope_survives_sigkill() {
     }
 }
 
+/// `systemctl reload` sends SIGHUP; a relay without TLS keeps running, with
+/// its devices connected.
+#[tokio::test]
+async fn sighup_without_tls_leaves_the_relay_running() {
+    let dir = TempDir::new("sighup");
+    let database = format!("sqlite://{}", dir.path().join("relay.db").display());
+    let relay = RelayProcess::start(free_port(), &database, &[]).await;
+    let mut plan = TestPlan::new();
+    let (a, _pushes) = RelayConnection::connect(&relay.url, &plan.a).await.unwrap();
+    plan.register(&a).await;
+    let hangup = std::process::Command::new("kill")
+        .args(["-HUP", &relay.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hangup.success());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (cursor, _) = a.push(plan.plan, &plan.change_by_a(b"after the hangup")).await.unwrap();
+    assert!(cursor.0 > 0);
+}
+
 #[tokio::test]
 async fn sigterm_tells_devices_drains_and_exits_cleanly() {
     let dir = TempDir::new("sigterm");

@@ -289,6 +289,14 @@ async fn the_commands_make_pin_and_show_a_relay_certificate() {
         let mode = std::fs::metadata(dir.join("cove-relay.key")).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the key is its owner's alone");
     }
+    // A second run keeps the pair that devices may have pinned.
+    let again = Command::new(workspace_binary("cove-server", "cove-server"))
+        .args(["gen-cert", "--host", "127.0.0.1", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
     let pair = Pair {
         cert: dir.join("cove-relay.crt"),
         key: dir.join("cove-relay.key"),

@@ -31,15 +31,20 @@ const PLAIN_WS: &str = "ws:// is not encrypted: anyone on the network path sees 
 /// after a `#` (see `cove_client::transport::tls`). A QR code's text may
 /// already carry one.
 pub(crate) fn with_trust(relay: &str, trust: &TrustArgs) -> anyhow::Result<String> {
-    let (base, _) = tls::split(relay)?;
-    let secure = base.starts_with("wss://");
+    let (base, given) = tls::split(relay)?;
+    if matches!(given, tls::Trust::CaFile(_)) {
+        // A path on this machine comes from this person, never from text
+        // someone else made.
+        bail!("give a certificate authorities' file with --relay-ca, not inside the address");
+    }
+    let secure = base.to_ascii_lowercase().starts_with("wss://");
     if !secure && (trust.relay_cert_sha256.is_some() || trust.relay_ca.is_some()) {
         bail!("a certificate can only be pinned for a wss:// relay address");
     }
     if !secure {
-        let host = cove_client::transport::endpoint(base)?.1;
-        let loopback = ["ws://127.", "ws://localhost", "ws://[::1]"];
-        if !loopback.iter().any(|prefix| host.starts_with(prefix)) {
+        let origin = cove_client::transport::endpoint(base)?.1;
+        if !on_this_machine(&origin) {
+            let host = origin.as_str();
             if !trust.allow_plain_ws {
                 bail!(
                     "{PLAIN_WS}. Use a wss:// address, or pass --allow-plain-ws if the network between your devices and {host} is yours alone"
@@ -62,4 +67,34 @@ pub(crate) fn with_trust(relay: &str, trust: &TrustArgs) -> anyhow::Result<Strin
         return Ok(format!("{base}#ca={}", path.display()));
     }
     Ok(relay.to_owned())
+}
+
+/// Whether a `ws://` origin names this machine: `localhost`, or a loopback
+/// address, exactly (never a name that merely starts like one).
+fn on_this_machine(origin: &str) -> bool {
+    let authority = origin.trim_start_matches("ws://");
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_this_machine;
+
+    #[test]
+    fn only_this_machine_is_this_machine() {
+        for here in
+            ["ws://127.0.0.1:2683", "ws://localhost:2683", "ws://[::1]:2683", "ws://127.8.9.10"]
+        {
+            assert!(on_this_machine(here), "{here}");
+        }
+        for away in
+            ["ws://localhost.evil.example", "ws://127.0.0.1.nip.io:2683", "ws://192.0.2.1:2683"]
+        {
+            assert!(!on_this_machine(away), "{away}");
+        }
+    }
 }

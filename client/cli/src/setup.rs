@@ -78,17 +78,17 @@ pub(crate) async fn pair(home: &Home, out: &Printer, args: PairArgs) -> anyhow::
     let mut device = unlock(home).await?;
     let invite = Invite::open(&device, args.own_device).await?;
     let code = invite.code().to_owned();
-    let qr_text = format!("{QR_PREFIX}{code}@{}", device.relay());
+    let shared = cove_client::transport::tls::shareable(device.relay());
+    let qr_text = format!("{QR_PREFIX}{code}@{shared}");
     let whose = if args.own_device { "your other device" } else { "your partner's device" };
-    out.emit(&json!({ "code": code, "qr": qr_text, "relay": device.relay() }), || {
+    out.emit(&json!({ "code": code, "qr": qr_text, "relay": shared }), || {
         let mut text = format!("Pairing code: {code}\n\n");
         if let Some(qr) = qr(&qr_text) {
             text.push_str(&qr);
             text.push('\n');
         }
         text.push_str(&format!(
-            "On {whose}, run:\n  cove join {} {code}{}\nor scan the code above. Waiting up to 10 minutes...",
-            device.relay(),
+            "On {whose}, run:\n  cove join '{shared}' {code}{}\nor scan the code above. Waiting up to 10 minutes...",
             if args.own_device { "" } else { " --name THEIR-NAME" },
         ));
         text

@@ -63,6 +63,10 @@ enum Command {
         /// Where to write cove-relay.crt and cove-relay.key.
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
+        /// Replace an existing certificate and key (every device that
+        /// pinned the old one must then pin the new fingerprint).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -73,8 +77,8 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", cove_server::settings::default_config());
         return Ok(());
     }
-    if let Some(Command::GenCert { hosts, out }) = &cli.command {
-        let made = cove_server::tls::generate(hosts, out).map_err(anyhow::Error::msg)?;
+    if let Some(Command::GenCert { hosts, out, force }) = &cli.command {
+        let made = cove_server::tls::generate(hosts, out, *force).map_err(anyhow::Error::msg)?;
         println!(
             "Wrote {} and {} (the key is readable by its owner only).",
             made.cert.display(),

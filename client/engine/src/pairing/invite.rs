@@ -155,7 +155,7 @@ impl Invite {
         .await?;
         let invitation = Invitation {
             plan: device.plan(),
-            relay: device.relay().to_owned(),
+            relay: crate::transport::tls::shareable(device.relay()),
             genesis: device.membership().genesis(),
             partner: self.partner,
             own: self.own,

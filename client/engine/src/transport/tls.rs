@@ -48,11 +48,24 @@ pub fn split(address: &str) -> Result<(&str, Trust), TransportError> {
     } else {
         return Err(bad());
     };
-    if !url.starts_with("wss://") {
+    if !url.to_ascii_lowercase().starts_with("wss://") {
         return Err(bad());
     }
     Ok((url, trust))
 }
+
+/// The address as another device may use it: a pin travels (inside the
+/// encrypted pairing, or a QR code the partner scans), a path to this
+/// machine's authorities' file does not.
+pub fn shareable(address: &str) -> String {
+    match split(address) {
+        Ok((url, Trust::CaFile(_))) => url.to_owned(),
+        _ => address.to_owned(),
+    }
+}
+
+/// The largest authorities' file a device reads (1 MiB).
+const MAX_CA_FILE: u64 = 1024 * 1024;
 
 /// A relay address as a person reads it: the address, and how its
 /// certificate is trusted (or that it is not encrypted).
@@ -118,10 +131,14 @@ pub(super) fn client_config(
                     path.display()
                 ))
             };
+            // A regular file of bounded size: never a device or a pipe.
+            let meta = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?;
+            if !meta.is_file() || meta.len() > MAX_CA_FILE {
+                return Err(unreadable("it is not a regular file of at most 1 MiB".into()));
+            }
+            let pem = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
             let mut roots = RootCertStore::empty();
-            for cert in
-                CertificateDer::pem_file_iter(path).map_err(|e| unreadable(e.to_string()))?
-            {
+            for cert in CertificateDer::pem_slice_iter(&pem) {
                 roots
                     .add(cert.map_err(|e| unreadable(e.to_string()))?)
                     .map_err(|e| unreadable(e.to_string()))?;
@@ -280,7 +297,7 @@ pub(super) fn explain(
             "the relay's certificate (SHA-256 {presented}) is not for this address; use the name the certificate was made for"
         ),
         (CertificateError::UnknownIssuer, Trust::Platform) => format!(
-            "the relay's certificate (SHA-256 {presented}) is not signed by an authority this machine trusts; if it is self-signed, pin it with --relay-cert-sha256 {presented}"
+            "the relay's certificate (SHA-256 {presented}) is not signed by an authority this machine trusts; if the relay uses a self-signed certificate, compare this fingerprint with the one cove-server gen-cert printed on the relay's own machine, and pin that one (--relay-cert-sha256) only if they are the same"
         ),
         (other, _) => {
             format!("the relay's certificate (SHA-256 {presented}) was refused: {other:?}")

@@ -619,3 +619,17 @@ pub async fn next_push<T>(
     .await
     .unwrap_or_else(|_| panic!("no matching push within five seconds"))
 }
+
+/// Copies a relay's SQLite files (database, log, index) from `from` to `to`,
+/// as an operator's cold copy would.
+pub fn copy_database(from: &Path, to: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let source = PathBuf::from(format!("{}{suffix}", from.display()));
+        let target = PathBuf::from(format!("{}{suffix}", to.display()));
+        let _ = std::fs::remove_file(&target);
+        if source.exists() {
+            std::fs::copy(&source, &target)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
+        }
+    }
+}

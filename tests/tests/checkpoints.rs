@@ -8,7 +8,7 @@ use cove_shared::freshness::StreamTip;
 use cove_shared::wire::Cursor;
 use cove_shared::{DocId, EnvelopeHash, Seq};
 use cove_tests::devices::{couple, get, heads, pair, put, sync_now};
-use cove_tests::harness::{TempDir, TestRelay};
+use cove_tests::harness::{TempDir, TestRelay, copy_database};
 use cove_tests::proxy::{Fault, Proxy};
 use sqlx::Connection;
 
@@ -16,15 +16,20 @@ fn alarms(device: &Device) -> Vec<Alarm> {
     device.sync_state().alarms().into_iter().cloned().collect()
 }
 
-/// A couple whose device B reaches the relay only through the proxy.
-async fn behind_proxy(name: &str) -> (Proxy, Device, Device, TestRelay, TempDir) {
+/// A relay, and a proxy in front of it that the relay accepts as an origin.
+async fn relay_and_proxy() -> (Proxy, TestRelay) {
     let (listener, proxy_url) = Proxy::bind().await;
     let origin = proxy_url.clone();
     let relay = TestRelay::start_with(|s| {
         s.origins = vec![format!("ws://{}", s.listen), origin];
     })
     .await;
-    let proxy = Proxy::start(listener, proxy_url, &relay.url);
+    (Proxy::start(listener, proxy_url, &relay.url), relay)
+}
+
+/// A couple whose device B reaches the relay only through the proxy.
+async fn behind_proxy(name: &str) -> (Proxy, Device, Device, TestRelay, TempDir) {
+    let (proxy, relay) = relay_and_proxy().await;
     let root = TempDir::new(name);
     let (mut a, mut b) = couple(&root, &relay.url, &proxy.url).await;
     sync_now(&mut b).await;
@@ -161,13 +166,7 @@ async fn serving_the_partners_different_histories_is_caught_as_a_fork() {
 /// it has the whole list; then they go out.
 #[tokio::test]
 async fn a_device_shown_a_shorter_list_than_others_signed_against_keeps_its_edits_back() {
-    let (listener, proxy_url) = Proxy::bind().await;
-    let origin = proxy_url.clone();
-    let relay = TestRelay::start_with(|s| {
-        s.origins = vec![format!("ws://{}", s.listen), origin];
-    })
-    .await;
-    let proxy = Proxy::start(listener, proxy_url, &relay.url);
+    let (proxy, relay) = relay_and_proxy().await;
     let root = TempDir::new("log-withheld");
     let (mut a, b) = couple(&root, &relay.url, &relay.url).await;
     let (mut tablet, _, _) = pair(&mut a, &root, "alex-tablet", &proxy.url, true).await;
@@ -260,18 +259,6 @@ fn queued_change(device: &Device) -> Vec<u8> {
     tx.put(automerge::ROOT, "queued", "by a stranger").unwrap();
     tx.commit();
     doc.get_last_local_change().map(|c| c.raw_bytes().to_vec()).unwrap()
-}
-
-/// Copies the relay's SQLite files (database, log, index) from `from` to `to`.
-fn copy_database(from: &std::path::Path, to: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let source = std::path::PathBuf::from(format!("{}{suffix}", from.display()));
-        let target = std::path::PathBuf::from(format!("{}{suffix}", to.display()));
-        let _ = std::fs::remove_file(&target);
-        if source.exists() {
-            std::fs::copy(&source, &target).unwrap();
-        }
-    }
 }
 
 /// What an operator with both copies can do: append to `into` the

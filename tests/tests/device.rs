@@ -12,7 +12,7 @@ use cove_shared::{DocId, Keyring, Kind, MembershipLog, Partner, Recipient};
 use cove_tests::devices::{
     PASSPHRASE, couple, get, heads, home, keys, new_device, pair, put, sync_now, try_put, try_sync,
 };
-use cove_tests::harness::{TempDir, TestRelay};
+use cove_tests::harness::{TempDir, TestRelay, copy_database};
 use cove_tests::proxy::Proxy;
 
 #[tokio::test]
@@ -393,18 +393,6 @@ async fn a_revocation_cutoff_below_what_a_device_applied_is_reported() {
     );
     // The change stays where it was applied.
     assert!(get(&a, DocId::Shared, "late").is_some());
-}
-
-/// Copies the relay's SQLite files (database, log, index) from `from` to `to`.
-fn copy_database(from: &std::path::Path, to: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let source = std::path::PathBuf::from(format!("{}{suffix}", from.display()));
-        let target = std::path::PathBuf::from(format!("{}{suffix}", to.display()));
-        let _ = std::fs::remove_file(&target);
-        if source.exists() {
-            std::fs::copy(&source, &target).unwrap();
-        }
-    }
 }
 
 #[tokio::test]

@@ -52,12 +52,6 @@ impl Tls {
         TlsAcceptor::from(Arc::clone(&loaded.config))
     }
 
-    /// The SHA-256 fingerprint of the certificate being served.
-    pub fn fingerprint(&self) -> String {
-        let loaded = self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        loaded.fingerprint.clone()
-    }
-
     /// Reads the files again if `always`, or if either changed since they
     /// were read; keeps the previous pair when the new one does not load.
     pub fn reload(&self, always: bool) {

@@ -200,14 +200,20 @@ fn the_second_chain_leaves_rotates_and_revokes_as_recorded() {
     assert!(state.member(&blair).unwrap().revoked.as_ref().unwrap().cutoffs.is_empty());
 }
 
-#[test]
-fn envelopes_open_with_the_recorded_keys() {
-    let f = files();
-    let log = membership(&f);
+/// The vector plan's keyring: every epoch key of `epochs.json`.
+fn keyring(f: &Files, log: &MembershipLog) -> Keyring {
     let mut ring = Keyring::new(log.state().plan());
     for e in &f.epochs {
         ring.insert(Epoch(e.epoch), SymmetricKey::from_bytes(from_hex(&e.epoch_key).unwrap()));
     }
+    ring
+}
+
+#[test]
+fn envelopes_open_with_the_recorded_keys() {
+    let f = files();
+    let log = membership(&f);
+    let ring = keyring(&f, &log);
     let policy = Recipient { membership: log.state(), keyring: &ring };
     for v in &f.envelopes {
         let bytes = hex(&v.envelope);
@@ -453,10 +459,7 @@ fn a_device_certified_by_the_wrong_partner_is_refused() {
 fn every_rejection_vector_is_refused() {
     let f = files();
     let log = membership(&f);
-    let mut ring = Keyring::new(log.state().plan());
-    for e in &f.epochs {
-        ring.insert(Epoch(e.epoch), SymmetricKey::from_bytes(from_hex(&e.epoch_key).unwrap()));
-    }
+    let ring = keyring(&f, &log);
     let policy = Recipient { membership: log.state(), keyring: &ring };
     assert!(envelope::open(&hex(&f.envelopes[0].envelope), &policy).is_ok());
     let formats: Vec<&str> = f.rejections.iter().map(|r| r.format.as_str()).collect();

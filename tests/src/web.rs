@@ -181,6 +181,13 @@ impl Driver {
     }
 
     async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("webdriver {method} {path}: {e}"))
+    }
+
+    /// A WebDriver call; an error status comes back as its JSON text.
+    async fn try_call(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
         let body =
             if method == "GET" || method == "DELETE" { String::new() } else { body.to_string() };
         let response = http(
@@ -194,9 +201,9 @@ impl Driver {
         let value: Value = serde_json::from_str(&response.body)
             .unwrap_or_else(|e| panic!("webdriver {path}: {e}: {}", response.body));
         if response.status >= 400 {
-            panic!("webdriver {method} {path}: {value}");
+            return Err(value.to_string());
         }
-        value["value"].clone()
+        Ok(value["value"].clone())
     }
 
     /// A new headless browser session.
@@ -262,10 +269,21 @@ impl Browser<'_> {
         self.call("POST", &format!("/element/{element}/value"), json!({ "text": text })).await;
     }
 
-    /// Clicks the element matching `css`.
+    /// Clicks the element matching `css`. A live update can swap the page's
+    /// main part between finding and clicking; a person would click the new
+    /// button in the same place, so a stale element is found again.
     pub async fn click(&self, css: &str) {
-        let element = self.find(css).await;
-        self.call("POST", &format!("/element/{element}/click"), json!({})).await;
+        for _ in 0..5 {
+            let element = self.find(css).await;
+            let path = format!("/session/{}/element/{element}/click", self.id);
+            let response = self.driver.try_call("POST", &path, json!({})).await;
+            match response {
+                Ok(_) => return,
+                Err(e) if e.contains("stale element reference") => continue,
+                Err(e) => panic!("webdriver POST {path}: {e}"),
+            }
+        }
+        panic!("{css} went stale five times in a row");
     }
 
     /// The page's visible text.

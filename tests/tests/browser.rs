@@ -93,7 +93,12 @@ async fn a_partners_change_and_signal_reach_the_other_page_live() {
     browser_a.go(&format!("{base_a}/s/menu")).await;
     let prefer = format!("form[action='/prefer/{water}']");
     browser_a
-        .run(&format!("document.querySelector(\"{prefer} select\").value = 'yes'; return true;"))
+        // As a person's choice does, the change fires `input`, which tells
+        // the page not to swap its main part while the form is half done.
+        .run(&format!(
+            "const s = document.querySelector(\"{prefer} select\"); s.value = 'yes'; \
+             s.dispatchEvent(new Event('input', {{ bubbles: true }})); return true;"
+        ))
         .await;
     browser_a.click(&format!("{prefer} button[type=submit]")).await;
     assert!(browser_a.wait_for_text("Your preference is now: yes", Duration::from_secs(10)).await);

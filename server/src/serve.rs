@@ -22,11 +22,15 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower_service::Service;
 
-use crate::tcp::GuardedListener;
+use crate::tcp::{GuardedListener, GuardedStream};
 use crate::tls::Tls;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 /// Serves `app` on `listener` until `shutdown` resolves; then stops
 /// accepting, lets each socket finish the request it is in, and returns
@@ -62,7 +66,7 @@ pub async fn serve(
                 return serve_socket(stream, app, peer, head_timeout, stopped).await;
             };
             if let Some(stream) = handshake(acceptor, stream, head_timeout).await {
-                serve_socket(stream, app, peer, head_timeout, stopped).await;
+                serve_socket(TlsSocket(stream), app, peer, head_timeout, stopped).await;
             }
         });
     }
@@ -71,11 +75,12 @@ pub async fn serve(
 }
 
 /// The TLS handshake, within `timeout`; `None` if it failed.
-async fn handshake<IO: AsyncRead + AsyncWrite + Unpin>(
+async fn handshake(
     acceptor: TlsAcceptor,
-    stream: IO,
+    mut stream: GuardedStream,
     timeout: Duration,
-) -> Option<tokio_rustls::server::TlsStream<IO>> {
+) -> Option<TlsStream<GuardedStream>> {
+    stream.defer_answer();
     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => Some(stream),
         Ok(Err(error)) => {
@@ -114,4 +119,56 @@ async fn serve_socket<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     }
     connection.as_mut().graceful_shutdown();
     let _ = connection.await;
+}
+
+/// A TLS socket whose first write of application data is its answer (see
+/// [`crate::tcp`]): a peer that completes the TLS handshake and says
+/// nothing more stays in its handshake, under the same caps.
+struct TlsSocket(TlsStream<GuardedStream>);
+
+impl TlsSocket {
+    fn answered(&mut self) -> Pin<&mut TlsStream<GuardedStream>> {
+        self.0.get_mut().0.answer();
+        Pin::new(&mut self.0)
+    }
+}
+
+impl AsyncRead for TlsSocket {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsSocket {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.answered().poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.answered().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
 }

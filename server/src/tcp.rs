@@ -11,7 +11,10 @@
 //! handshake. After it, the socket carries either further HTTP requests or,
 //! once upgraded, the WebSocket, whose own (shorter) idle timeout closes it
 //! with a reason first. (Each later request head has its own deadline,
-//! kept by hyper: see [`crate::serve`].)
+//! kept by hyper: see [`crate::serve`].) Over TLS, the handshake's own
+//! records are no answer: the relay must write above TLS, so a peer that
+//! finishes the TLS handshake and then falls silent stays pending, under
+//! the same caps and handshake deadline as a silent plain socket.
 //!
 //! One address may hold only so many sockets, and so many in their
 //! handshake, so that one peer cannot take the whole budget from everyone
@@ -181,6 +184,7 @@ impl Listener for GuardedListener {
                 last_read: Instant::now(),
                 idle: self.bounds.idle_timeout,
                 answered: false,
+                answer_on_write: true,
                 address,
                 counts: Arc::clone(counts),
             };
@@ -202,8 +206,10 @@ pub struct GuardedStream {
     /// When the last byte was read after the first answer.
     last_read: Instant,
     idle: Duration,
-    /// Whether the relay has written to the socket.
+    /// Whether the relay has answered on the socket.
     answered: bool,
+    /// Whether any write is an answer (plain sockets); see [`Self::defer_answer`].
+    answer_on_write: bool,
     /// The peer, as counted against the per-address caps (`None`: exempt).
     address: Option<IpAddr>,
     counts: Arc<Counts>,
@@ -215,7 +221,14 @@ impl GuardedStream {
         &self.inner
     }
 
-    fn answer(&mut self) {
+    /// Writes no longer count as an answer: the layer above (TLS) calls
+    /// [`Self::answer`] when it writes for the layer above it.
+    pub fn defer_answer(&mut self) {
+        self.answer_on_write = false;
+    }
+
+    /// Ends the handshake: the idle deadline applies from now on.
+    pub fn answer(&mut self) {
         if !self.answered {
             self.answered = true;
             self.counts.answered(self.address);
@@ -275,7 +288,9 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.answer();
+        if self.answer_on_write {
+            self.answer();
+        }
         Pin::new(&mut self.inner).poll_write(cx, data)
     }
 
@@ -284,7 +299,9 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.answer();
+        if self.answer_on_write {
+            self.answer();
+        }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 

@@ -371,3 +371,56 @@ async fn behind_a_tls_terminating_proxy_the_device_signs_the_origin_it_dialed() 
     sync_now(&mut b).await;
     assert_eq!(get(&b, DocId::Shared, "through").as_deref(), Some("the proxy"));
 }
+
+/// A TLS handshake is no answer: a peer that completes it and then sends
+/// nothing stays in its handshake, counted against the cap on such
+/// sockets, and is closed at the handshake deadline, as a silent plain
+/// socket is.
+#[tokio::test]
+async fn a_completed_tls_handshake_with_no_request_stays_under_the_handshake_caps() {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::AsyncReadExt;
+    let root = TempDir::new("tls-pending");
+    let (ca, pair) = issued(root.path());
+    let (cert, key) = (pair.cert.clone(), pair.key.clone());
+    let relay = TestRelay::start_with(move |s| {
+        s.tls_cert = Some(cert);
+        s.tls_key = Some(key);
+        s.limits.handshake_timeout = Duration::from_secs(2);
+        s.limits.max_pending_connections = 4;
+    })
+    .await;
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_der = rustls::pki_types::CertificateDer::from_pem_file(&ca).unwrap();
+    roots.add(ca_der).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+
+    let started = tokio::time::Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let tcp = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+        held.push(connector.connect(name.clone(), tcp).await.expect("the TLS handshake"));
+    }
+    // Past the cap, a new socket is closed at once.
+    let mut over = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_millis(800), over.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "four silent TLS sockets left room for a fifth: {read:?}"
+    );
+    // The silent TLS sockets are closed at the handshake deadline.
+    for socket in &mut held {
+        let read = tokio::time::timeout(Duration::from_secs(4), socket.read(&mut byte)).await;
+        assert!(matches!(read, Ok(Ok(0) | Err(_))), "a silent TLS socket stayed: {read:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(4));
+}

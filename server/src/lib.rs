@@ -31,6 +31,7 @@ pub mod http;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod probe;
 pub mod proxies;
 pub mod relay;
 pub mod requests;

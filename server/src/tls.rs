@@ -13,7 +13,6 @@
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -147,11 +146,7 @@ fn read(cert: &Path, key: &Path) -> Result<Loaded, String> {
     Ok(Loaded { config: Arc::new(config), stamps, fingerprint })
 }
 
-/// A certificate's SHA-256 fingerprint, as devices pin it: 64 lowercase
-/// hexadecimal digits of the hash of its DER encoding.
-pub fn fingerprint(der: &[u8]) -> String {
-    cove_shared::codec::to_hex(&Sha256::digest(der))
-}
+pub use cove_shared::tls_pin::fingerprint;
 
 /// What `gen-cert` wrote.
 #[derive(Debug)]

@@ -45,6 +45,7 @@ pub mod membership;
 pub mod padding;
 pub mod phrase;
 pub mod random;
+pub mod tls_pin;
 pub mod wire;
 pub mod wrap;
 

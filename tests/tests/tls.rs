@@ -424,3 +424,22 @@ async fn a_completed_tls_handshake_with_no_request_stays_under_the_handshake_cap
     }
     assert!(started.elapsed() < Duration::from_secs(4));
 }
+
+/// `cove-server health` asks a TLS relay over TLS, trusting exactly the
+/// relay's own certificate file; plain HTTP, or another certificate, gets
+/// no "healthy".
+#[tokio::test]
+async fn the_health_probe_speaks_tls_to_a_relay_that_serves_it() {
+    let root = TempDir::new("tls-health");
+    let pair = self_signed(root.path(), "relay", false);
+    let other = self_signed(root.path(), "other", false);
+    let (relay, _) = relay_with(&pair).await;
+    let probe = |cert: Option<PathBuf>| {
+        let addr = relay.addr;
+        tokio::task::spawn_blocking(move || cove_server::probe::health(addr, cert.as_deref()))
+    };
+    probe(Some(pair.cert.clone())).await.unwrap().expect("healthy over TLS");
+    let plain = probe(None).await.unwrap().expect_err("plain HTTP to a TLS relay");
+    assert!(plain.contains(&relay.addr.to_string()), "{plain}");
+    probe(Some(other.cert.clone())).await.unwrap().expect_err("another certificate");
+}

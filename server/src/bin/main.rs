@@ -52,7 +52,8 @@ enum Command {
     /// Print a commented cove-server.toml with every default.
     DefaultConfig,
     /// Ask the relay at the configured listen address whether it is healthy
-    /// (exit status 0 if it is): for container health checks.
+    /// (exit status 0 if it is), over TLS when it serves TLS: for container
+    /// and service health checks.
     Health,
     /// Write a self-signed TLS certificate and key for this relay, and
     /// print the fingerprint devices pin (cove init --relay-cert-sha256).
@@ -115,30 +116,10 @@ async fn main() -> anyhow::Result<()> {
         settings.tls_key = Some(key);
     }
     if let Some(Command::Health) = cli.command {
-        return health(settings.listen);
+        cove_server::probe::health(settings.listen, settings.tls_cert.as_deref())
+            .map_err(anyhow::Error::msg)?;
+        println!("healthy");
+        return Ok(());
     }
     cove_server::launch(settings).await
-}
-
-/// GET /healthz on the relay's own address.
-fn health(listen: SocketAddr) -> anyhow::Result<()> {
-    use std::io::{Read, Write};
-    use std::time::Duration;
-    let mut address = listen;
-    if address.ip().is_unspecified() {
-        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5))
-        .with_context(|| format!("the relay at {address} is not answering"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    if response.starts_with("HTTP/1.1 200") {
-        println!("healthy");
-        Ok(())
-    } else {
-        let status = response.lines().next().unwrap_or("no answer");
-        anyhow::bail!("the relay at {address} is not healthy: {status}")
-    }
 }

@@ -82,17 +82,7 @@ pub fn describe(address: &str) -> String {
     }
 }
 
-/// A fingerprint as people copy it: 64 hexadecimal digits, in either case,
-/// with or without colons between bytes.
-pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
-    let digits: String = text.chars().filter(|c| *c != ':').collect();
-    cove_shared::codec::from_hex(&digits.to_ascii_lowercase()).ok()
-}
-
-/// A certificate's SHA-256 fingerprint, as 64 lowercase hex digits.
-pub fn fingerprint(der: &[u8]) -> String {
-    cove_shared::codec::to_hex(&Sha256::digest(der))
-}
+pub use cove_shared::tls_pin::{fingerprint, parse as parse_fingerprint};
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

@@ -126,7 +126,7 @@ async fn a_partners_change_and_signal_reach_the_other_page_live() {
     browser_a.go(&format!("{base_a}/")).await;
     browser_b.go(&format!("{base_b}/now")).await;
     save(&browser_b, "right-now").await;
-    browser_b.click("form[action='/signal'] button[type=submit]").await;
+    browser_b.click("form[action='/signal']:has(input[value='pause']) button[type=submit]").await;
     assert!(
         browser_a.wait_for_text("Signal from", Duration::from_secs(15)).await,
         "A's page never showed the signal: {}",
@@ -141,9 +141,8 @@ async fn a_partners_change_and_signal_reach_the_other_page_live() {
     let mut seen = false;
     for _ in 0..60 {
         browser_b.go(&format!("{base_b}/now")).await;
-        if browser_b.text().await.contains("You sent pause at")
-            && browser_b.text().await.contains(": seen.")
-        {
+        let text = browser_b.text().await;
+        if text.contains("Your signals") && text.contains("device has it") {
             seen = true;
             break;
         }

@@ -1,112 +1,16 @@
 //! Whole scenarios through the `cove` binary, against a `cove-server`
 //! process: what a person at a terminal does, and what stays private.
 
+use cove_client::plan::calendar;
+use cove_tests::cli::{
+    Cove, next_json, pair_couple, pair_couple_with, said, said_in, sqlite_relay,
+};
 use cove_tests::devices::PASSPHRASE;
-use cove_tests::harness::{RelayProcess, TempDir, free_port, workspace_binary};
+use cove_tests::harness::{RelayProcess, TempDir, free_port};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-
-/// Runs `cove` commands for one state directory and keeps what they print.
-struct Cove {
-    home: PathBuf,
-    /// Everything the commands wrote to stderr (their debug logs).
-    log: Vec<u8>,
-}
-
-impl Cove {
-    fn new(home: PathBuf) -> Self {
-        Self { home, log: Vec::new() }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(workspace_binary("cove-cli", "cove"));
-        command
-            .args(args)
-            .env("COVE_HOME", &self.home)
-            .env("COVE_PASSPHRASE", PASSPHRASE)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn output(&mut self, args: &[&str], passphrase: Option<&str>) -> Output {
-        let mut command = self.command(args);
-        if let Some(p) = passphrase {
-            command.env("COVE_PASSPHRASE", p);
-        }
-        let output = command.output().unwrap_or_else(|e| panic!("cannot run cove: {e}"));
-        // What a person asked to see goes to stdout; logs and errors to
-        // stderr, which must never carry the plan.
-        self.log.extend_from_slice(&output.stderr);
-        output
-    }
-
-    /// Runs a command that must succeed and print one JSON value.
-    fn json(&mut self, args: &[&str]) -> Value {
-        let mut with_json = args.to_vec();
-        with_json.push("--json");
-        let output = self.output(&with_json, None);
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "cove {args:?} failed: {}{stdout}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
-    }
-
-    /// Runs a command that must fail; returns what it printed on stderr,
-    /// without the debug log lines.
-    fn fails(&mut self, args: &[&str], passphrase: Option<&str>) -> String {
-        let output = self.output(args, passphrase);
-        assert!(!output.status.success(), "cove {args:?} should have failed");
-        String::from_utf8_lossy(&output.stderr)
-            .lines()
-            .filter(|l| l.starts_with("cove: "))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// Runs a command whose files may not grow past `bytes`, as on a disk
-    /// with that much room left (see `RelayProcess::limit_file_size`).
-    fn output_on_full_disk(&mut self, args: &[&str], bytes: u64) -> Output {
-        let plain = self.command(args);
-        let mut command = Command::new("sh");
-        command
-            .args(["-c", "trap '' XFSZ; exec prlimit --fsize=\"$0\": -- \"$@\""])
-            .arg(bytes.to_string())
-            .arg(plain.get_program())
-            .args(plain.get_args());
-        for (key, value) in plain.get_envs() {
-            if let Some(value) = value {
-                command.env(key, value);
-            }
-        }
-        let output = command
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run cove: {e}"));
-        self.log.extend_from_slice(&output.stderr);
-        output
-    }
-
-    fn spawn_pair(&self, args: &[&str]) -> Child {
-        self.command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run cove pair: {e}"))
-    }
-}
-
-/// Reads one JSON line from a running `cove pair --json`.
-fn next_json(lines: &mut impl BufRead) -> Value {
-    let mut line = String::new();
-    lines.read_line(&mut line).unwrap_or_else(|e| panic!("read cove pair: {e}"));
-    serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line:?}"))
-}
+use std::process::{Output, Stdio};
 
 /// Every file under `dir`.
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -122,49 +26,6 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// A relay on a free port, with its SQLite database in `root`.
-async fn sqlite_relay(root: &TempDir) -> RelayProcess {
-    let database = format!("sqlite://{}", root.path().join("r.db").display());
-    RelayProcess::start(free_port(), &database, &[]).await
-}
-
-/// `cove init` on Alex's device and `cove pair` / `cove join` with Sam's,
-/// through the binary; returns what `join` printed.
-fn pair_couple(alex: &mut Cove, sam: &mut Cove, relay: &str) -> Value {
-    pair_couple_with(alex, sam, relay, &["init", "--relay", relay, "--name", "Alex"], "Sam")
-}
-
-/// As [`pair_couple`], with Alex's device made by `first` (`init` or
-/// `import`) and Sam's name `joiner`.
-fn pair_couple_with(
-    alex: &mut Cove,
-    sam: &mut Cove,
-    relay: &str,
-    first: &[&str],
-    joiner: &str,
-) -> Value {
-    let init = alex.json(first);
-    assert!(init["registered"] == true || init["sent"] == true, "{init}");
-
-    // Pairing: the inviter prints the code, then the safety code (which
-    // `--yes` takes as compared), then that the device was added.
-    let mut pairing = alex.spawn_pair(&["pair", "--json", "--yes"]);
-    let mut lines = BufReader::new(pairing.stdout.take().unwrap());
-    let offer = next_json(&mut lines);
-    let code = offer["code"].as_str().unwrap().to_owned();
-    assert!(offer["qr"].as_str().unwrap().starts_with("cove-join:"));
-    let joined = sam.json(&["join", relay, &code, "--name", joiner]);
-    let paired = next_json(&mut lines);
-    assert_eq!(paired["confirmed"], false, "{paired}");
-    assert_eq!(joined["safety_code"], paired["safety_code"]);
-    assert_eq!(next_json(&mut lines)["confirmed"], true);
-    assert_eq!(joined["synced"], true, "{joined}");
-    let pair_output = pairing.wait_with_output().unwrap();
-    assert!(pair_output.status.success(), "{}", String::from_utf8_lossy(&pair_output.stderr));
-    alex.log.extend_from_slice(&pair_output.stderr);
-    joined
 }
 
 #[tokio::test]
@@ -273,7 +134,9 @@ async fn a_wrong_code_fails_in_both_terminals() {
     assert!(error.contains("the code did not match"), "{error}");
     let output = pairing.wait_with_output().unwrap();
     assert!(!output.status.success());
-    let inviter_error = String::from_utf8_lossy(&output.stderr).into_owned();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
+    let inviter_error = said_in(&output.stderr, &rest);
     assert!(inviter_error.contains("the code did not match"), "{inviter_error}");
     // The right code is burned too.
     let error = sam.fails(&["join", &relay.url, &code, "--name", "Sam"], None);
@@ -401,7 +264,7 @@ async fn every_plan_section_round_trips_through_the_cove_binary() {
     assert_eq!(plan["sequence"][1]["id"], step.as_str());
     assert_eq!(plan["sequence"][1]["title"], "Glass of water");
     assert_eq!(plan["sequence"][1]["for_whom"], "a");
-    assert_eq!(plan["signals"][0]["name"], "yellow");
+    assert_eq!(plan["signals"][0]["name"], "Yellow", "kept as written");
     assert_eq!(plan["signals"][0]["meaning"], "pause");
     assert_eq!(plan["vocabulary"][0]["term"], "drop");
     assert_eq!(plan["checkin"]["window_minutes"], 30);
@@ -562,19 +425,23 @@ async fn a_signal_reaches_the_partners_daemon_at_once_and_is_listed_until_it_exp
     let _ = daemon.wait();
 
     let listed = alex.json(&["signals"]);
-    assert_eq!(listed[0]["signal"], "yellow", "{listed}");
-    assert_eq!(listed[0]["meaning"], "pause");
+    assert_eq!(listed["incoming"][0]["name"], "yellow", "{listed}");
+    assert_eq!(listed["incoming"][0]["meaning"], "pause what is happening");
     // The sender lists what it sent, as seen once Alex's device says, in
     // its own signed checkpoint, that it holds it; and the status says
     // what Alex's device holds of Sam's changes.
     let mine = sam.json(&["signals"]);
-    assert_eq!(mine[0]["signal"], "yellow", "{mine}");
+    assert_eq!(mine["outgoing"][0]["name"], "yellow", "{mine}");
     alex.json(&["sync"]);
     sam.json(&["sync"]);
     let mine = sam.json(&["signals"]);
-    assert_eq!(mine[0]["seen"], true, "{mine}");
+    assert_eq!(mine["outgoing"][0]["progress"], "seen", "{mine}");
     let listed = sam.output(&["signals"], None);
-    assert!(String::from_utf8_lossy(&listed.stdout).contains("You sent: yellow"), "{mine}");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("You sent yellow at") && listed.contains("seen: Alex's device has it"),
+        "{listed}"
+    );
     let status = sam.output(&["status"], None);
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(status.contains("Received, by each device's own signed word:"), "{status}");
@@ -821,20 +688,30 @@ async fn conflicts_reviews_leaving_and_deleting_through_the_cove_binary() {
     assert!(text.contains("To resolve: 1 of your values"), "{text}");
     let show = alex.output(&["plan", "show"], None);
     let show = String::from_utf8_lossy(&show.stdout);
-    assert!(show.contains("To resolve") && show.contains("Your firmness for ["), "{show}");
+    assert!(
+        show.contains("To resolve") && show.contains("Your firmness for \"No tickling\" was set"),
+        "{show}"
+    );
     assert!(sam.json(&["status"])["conflicts"].as_array().unwrap().is_empty());
     // Alex settles it: the conflict is gone everywhere.
     alex.json(&["plan", "boundary", "edit", &boundary, "--firmness", "hard"]);
     tablet.json(&["sync"]);
     assert!(tablet.json(&["status"])["conflicts"].as_array().unwrap().is_empty());
 
-    // A review date in the past is due; a day that does not exist is refused.
+    // A review set for today is due; a day that does not exist, or has
+    // passed, is refused.
     assert!(sam.fails(&["review", "next", "2026-02-30"], None).contains("is not a day"));
-    sam.json(&["review", "next", "2026-01-05"]);
+    assert!(sam.fails(&["review", "next", "2026-01-05"], None).contains("is in the past"));
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as i64;
+    let today = calendar::format_day(calendar::today(now_ms));
+    sam.json(&["review", "next", &today]);
     alex.json(&["sync"]);
-    assert_eq!(alex.json(&["status"])["review_due"], "2026-01-05");
+    assert_eq!(alex.json(&["status"])["review_due"], today.as_str());
     let text = alex.output(&["status"], None);
-    assert!(String::from_utf8_lossy(&text.stdout).contains("A review is due (since 2026-01-05)"));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&format!("A review is due (since {today})")), "{text}");
 
     // Alex leaves from the tablet: both of Alex's devices are removed.
     let left = tablet.json(&["leave", "--yes"]);
@@ -1135,11 +1012,11 @@ async fn a_wrong_or_unknown_recovery_phrase_creates_nothing() {
     for (phrase, expected) in cases {
         let output = recover(&mut other, &relay.url, &phrase);
         assert!(!output.status.success());
-        let error = String::from_utf8_lossy(&output.stderr);
-        let said: Vec<&str> = error.lines().filter(|l| l.starts_with("cove: ")).collect();
-        assert_eq!(said.len(), 1, "{error}");
-        assert!(said[0].contains(expected), "{error}");
-        assert!(said[0].contains("nothing was created"), "{error}");
+        let error = said(&output);
+        let lines: Vec<&str> = error.lines().collect();
+        assert_eq!(lines.len(), 1, "{error}");
+        assert!(lines[0].contains(expected), "{error}");
+        assert!(lines[0].contains("nothing was created"), "{error}");
         assert!(!other.home.join("keystore.cove").exists(), "{phrase:?} left a device behind");
     }
     // Alex's plan has one device still.
@@ -1175,8 +1052,10 @@ async fn a_safety_code_the_inviter_rejects_admits_nothing() {
     std::io::Write::write_all(pairing.stdin.as_mut().unwrap(), b"no\n").unwrap();
     let inviter = pairing.wait_with_output().unwrap();
     assert!(!inviter.status.success());
-    let said = String::from_utf8_lossy(&inviter.stderr);
-    assert!(said.contains("the device was not added and nothing was shared"), "{said}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
+    let error = said_in(&inviter.stderr, &rest);
+    assert!(error.contains("the device was not added and nothing was shared"), "{error}");
     let joiner = join.wait_with_output().unwrap();
     assert!(!joiner.status.success());
     let said = String::from_utf8_lossy(&joiner.stderr);
@@ -1264,7 +1143,8 @@ async fn devices_have_names_and_say_where_they_stand() {
     let mut again = Cove::new(root.path().join("sam-again"));
     let output = recover(&mut again, &relay.url, &phrase);
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no plan on the relay"));
+    let error = cove_tests::cli::said(&output);
+    assert!(error.contains("no plan on the relay"), "{error}");
     let refused = alex.fails(&["pair"], None);
     assert!(refused.contains("has left this plan"), "{refused}");
 }

@@ -460,7 +460,11 @@ async fn sessions_reviews_settings_steps_and_signals_from_the_page() {
     let unknown = page.submit("/signal", &[("name", "purple")]).await;
     assert!(flash(&unknown).unwrap().contains("not a signal you have agreed on"));
     let sent = page.submit("/signal", &[("name", "check-on-me")]).await;
-    assert!(flash(&sent).unwrap().contains("Signal &#39;check-on-me&#39; sent."), "{}", sent.body);
+    assert!(
+        flash(&sent).unwrap().contains("Signal &#39;check-on-me&#39; sent: the relay stored it"),
+        "{}",
+        sent.body
+    );
 
     sync_now(&mut b).await;
     let plan = cove_client::plan::current(b.docs());
@@ -517,7 +521,7 @@ async fn a_conflict_is_shown_to_its_owner_until_they_settle_it_on_the_page() {
     for path in ["/", "/s/boundaries"] {
         let html = page_a.get(path).await.body;
         assert!(html.contains("To resolve"), "{path}: {html}");
-        assert!(html.contains("Your firmness for ["), "{path}");
+        assert!(html.contains("Your firmness for &quot;"), "{path}: {html}");
         assert!(html.contains("hard is in force"), "{path}");
         assert!(!page_b.get(path).await.body.contains("To resolve"), "only the owner is asked");
     }

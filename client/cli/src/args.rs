@@ -85,8 +85,9 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: Option<crate::plan_args::ReviewCommand>,
     },
-    /// Send a signal to your partner now: pause, space, check-on-me, or the
-    /// name of a signal you agreed on (`cove plan signal list`).
+    /// Send a signal to your partner now: stop (the safe word: stop
+    /// everything), pause, space, check-on-me, all-clear (lifts your stop),
+    /// or the name of a signal you agreed on (`cove plan signal list`).
     Signal {
         /// The signal.
         name: String,
@@ -95,8 +96,13 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=1440))]
         ttl_minutes: i64,
     },
-    /// Signals received recently that are still current.
-    Signals,
+    /// Your partner's current signals, and yours with how far each got;
+    /// `ack` or `dismiss` answers your partner's.
+    Signals {
+        /// What to do [default: list].
+        #[command(subcommand)]
+        command: Option<SignalsCommand>,
+    },
     /// Write the plan out: Markdown to print, complete JSON, or the raw
     /// Automerge documents. The output is not encrypted.
     Export(ExportArgs),
@@ -187,10 +193,21 @@ pub(crate) struct ExportArgs {
     pub(crate) output: Option<PathBuf>,
 }
 
+/// `cove signals ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SignalsCommand {
+    /// Acknowledge your partner's current signals (a stop among them): they
+    /// see that you took them in.
+    Ack,
+    /// Dismiss your partner's current signals: they see that you did.
+    Dismiss,
+}
+
 /// `cove import`.
 #[derive(Debug, Args)]
 pub(crate) struct ImportArgs {
-    /// A JSON export (`cove export --format json`).
+    /// A JSON export (`cove export --format json`), or the directory
+    /// `cove export --format automerge` wrote.
     pub(crate) file: PathBuf,
     /// For a new plan: the relay's address.
     #[arg(long, value_name = "URL")]

@@ -31,7 +31,7 @@ pub(crate) async fn list(home: &Home, out: &Printer) -> anyhow::Result<()> {
                 } else {
                     format!(
                         "last heard from {}",
-                        d.last_heard.map_or_else(|| "never".into(), |t| ago(t, now))
+                        d.last_heard.map_or_else(|| "never".into(), |t| ago(t / 1000, now))
                     )
                 };
                 format!("{}  {who}  {state}", d.fingerprint)

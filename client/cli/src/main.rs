@@ -103,7 +103,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Signal { name, ttl_minutes } => {
             signals::send(&home, &out, &name, ttl_minutes).await
         }
-        Command::Signals => signals::list(&home, &out).await,
+        Command::Signals { command: None } => signals::list(&home, &out).await,
+        Command::Signals { command: Some(command) } => signals::answer(&home, &out, command).await,
         Command::Ui { port, no_open } => serve_ui(&home, &out, port, no_open).await,
         Command::Export(args) => transfer::export(&home, &out, args).await,
         Command::Import(args) => transfer::import(&home, &out, args).await,
@@ -173,14 +174,22 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let json = cli.json;
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One sentence: what happened, and where a command helps,
-            // which one to run.
-            match advice::next_step(&error) {
-                Some(next) => eprintln!("cove: {error}; {next}"),
-                None => eprintln!("cove: {error}"),
+            // which one to run. With --json, the same as one JSON line on
+            // standard output, where a script reads.
+            let next = advice::next_step(&error);
+            if json {
+                let value = serde_json::json!({ "error": error.to_string(), "next": next });
+                output::write_out(&format!("{value}\n"));
+            } else {
+                match next {
+                    Some(next) => eprintln!("cove: {error}; {next}"),
+                    None => eprintln!("cove: {error}"),
+                }
             }
             ExitCode::FAILURE
         }

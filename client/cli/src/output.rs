@@ -18,13 +18,13 @@ impl Printer {
     pub(crate) fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
         if self.json {
             match serde_json::to_string(value) {
-                Ok(line) => println!("{line}"),
-                Err(error) => eprintln!("cannot print JSON: {error}"),
+                Ok(line) => write_out(&format!("{line}\n")),
+                Err(error) => eprintln!("cove: cannot print JSON: {error}"),
             }
         } else {
             let text = human();
             if !text.is_empty() {
-                println!("{}", terminal_safe(&text));
+                write_out(&format!("{}\n", terminal_safe(&text)));
             }
         }
     }
@@ -32,8 +32,24 @@ impl Printer {
     /// Prints a line of text for people; nothing in JSON mode.
     pub(crate) fn say(&self, text: &str) {
         if !self.json {
-            println!("{}", terminal_safe(text));
+            write_out(&format!("{}\n", terminal_safe(text)));
         }
+    }
+}
+
+/// Writes `text` to standard output. A reader that has gone away
+/// (`cove plan show | head -1`) ends the command quietly and successfully:
+/// what was done is done, and the reader took what it wanted. Any other
+/// failure to write says so in one sentence.
+pub(crate) fn write_out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cove: cannot write to standard output: {error}");
+        std::process::exit(1);
     }
 }
 

@@ -24,13 +24,8 @@ use cove_client::plan::model::{Choice, Plan, Status};
 use cove_client::plan::schema::shared as s;
 use cove_client::plan::write::{self, Field, Section};
 use cove_client::plan::{self, model, text};
-use cove_client::sync;
+use cove_client::sync::{self, Delivery};
 use serde_json::json;
-use std::time::Duration;
-
-/// How long a change command tries to reach the relay before leaving the
-/// change for the next sync.
-const SEND_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Runs `cove plan ...`.
 pub(crate) async fn run(home: &Home, out: &Printer, command: PlanCommand) -> anyhow::Result<()> {
@@ -475,36 +470,18 @@ fn place_position(
 /// means a page from the relay showed it stored, not merely that the relay
 /// said so.
 pub(crate) async fn saved(out: &Printer, device: &mut Device, id: &str, what: &str) {
-    let sent = match tokio::time::timeout(SEND_TIMEOUT, send(device)).await {
-        Ok(Ok(true)) => Ok(()),
-        Ok(Ok(false)) => Err("the relay has not yet shown that it stored it".to_owned()),
-        Ok(Err(error)) => {
-            if error.is_removal() {
-                // Learn it from the signed log, which says who and when.
-                let _ = tokio::time::timeout(SEND_TIMEOUT, crate::syncing::sync_now(device)).await;
-            }
-            Err(error.to_string())
-        }
-        Err(_) => Err("the relay did not answer in time".to_owned()),
-    };
-    // A device that learned just now that it was removed must not promise
-    // to send what it saved.
-    let removal = device.removal();
+    let delivery = sync::deliver(device, sync::DELIVER_WITHIN).await;
+    let removed = matches!(delivery, Delivery::Removed(_));
     out.emit(
-        &json!({ "id": (!id.is_empty()).then_some(id), "sent": sent.is_ok(), "removed": removal.is_some() }),
-        || match (&sent, &removal) {
-            (Ok(()), _) => format!("{what} Sent."),
-            (Err(_), Some(removal)) => {
+        &json!({ "id": (!id.is_empty()).then_some(id), "sent": delivery == Delivery::Sent, "removed": removed }),
+        || match &delivery {
+            Delivery::Sent => format!("{what} Sent."),
+            Delivery::Removed(removal) => {
                 format!("{what} Saved on this device only; it will not be sent. {removal}")
             }
-            (Err(error), None) => format!(
-                "{what} Saved on this device; it will be sent at the next `cove sync` ({error})."
+            Delivery::NotSent(reason) => format!(
+                "{what} Saved on this device; it will be sent at the next `cove sync` ({reason})."
             ),
         },
     );
-}
-
-async fn send(device: &mut Device) -> Result<bool, DeviceError> {
-    let (conn, _pushes) = sync::connect(device).await?;
-    sync::send_and_confirm(device, &conn).await
 }

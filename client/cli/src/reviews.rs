@@ -58,6 +58,13 @@ pub(crate) async fn run(home: &Home, out: &Printer, command: ReviewCommand) -> a
             let Some(day) = parse_day(date.trim()) else {
                 anyhow::bail!("'{date}' is not a day; give it as YYYY-MM-DD, such as 2026-12-24");
             };
+            let now = today(device.now_ms());
+            if day < now {
+                anyhow::bail!(
+                    "{date} is in the past; give today ({}) or a later day as YYYY-MM-DD",
+                    format_day(now)
+                );
+            }
             let next = format_day(day);
             let value = Field::Str(next.clone());
             device

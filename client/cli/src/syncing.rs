@@ -5,6 +5,7 @@ use crate::unlock;
 use cove_client::device::{Attention, Device, DeviceError, ReceivedSignal};
 use cove_client::home::Home;
 use cove_client::human::ago;
+use cove_client::plan::text::count;
 use cove_client::sync::{self, Event, SyncReport};
 use cove_shared::DeviceId;
 use serde::Serialize;
@@ -116,7 +117,7 @@ fn human_status(s: &Status, now: i64) -> String {
     }
     lines.push(format!(
         "Last sync: {}",
-        s.last_sync.map_or_else(|| "never".to_owned(), |t| ago(t, now))
+        s.last_sync.map_or_else(|| "never".to_owned(), |t| ago(t / 1000, now))
     ));
     if s.outbox > 0 {
         lines.push(format!("Waiting to send: {} change(s)", s.outbox));
@@ -138,7 +139,7 @@ fn human_status(s: &Status, now: i64) -> String {
         } else {
             line.push_str(&format!(
                 "  last heard from {}",
-                d.last_heard.map_or_else(|| "never".to_owned(), |t| ago(t, now))
+                d.last_heard.map_or_else(|| "never".to_owned(), |t| ago(t / 1000, now))
             ));
         }
         lines.push(line);
@@ -171,14 +172,15 @@ fn human_status(s: &Status, now: i64) -> String {
     }
     if !s.changed_options.is_empty() {
         lines.push(format!(
-            "To resolve: {} of your preferences were given before their option changed; `cove plan show` lists them.",
-            s.changed_options.len()
+            "To resolve: {} given before {} changed; `cove plan show` lists them.",
+            count(s.changed_options.len(), "of your preferences was", "of your preferences were"),
+            if s.changed_options.len() == 1 { "its option" } else { "their options" }
         ));
     }
     if !s.conflicts.is_empty() {
         lines.push(format!(
-            "To resolve: {} of your values were set differently on two of your devices at once; `cove plan show` lists them.",
-            s.conflicts.len()
+            "To resolve: {} set differently on two of your devices at once; `cove plan show` lists them.",
+            count(s.conflicts.len(), "of your values was", "of your values were")
         ));
     }
     lines.join("\n")
@@ -259,11 +261,48 @@ pub(crate) async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
     // What each signal means, from the plan as it was when the daemon began.
     let plan = device.current_plan();
     let label = |id: &DeviceId| label(id);
-    let describe =
-        |id: &DeviceId, name: &str| match cove_client::plan::signals::meaning(&plan, name) {
-            Some(m) => format!("{}: {name} ({m})", label(id)),
-            None => format!("{}: {name}", label(id)),
-        };
+    let describe = |id: &DeviceId, name: &str| {
+        use cove_client::plan::signals;
+        let meaning = signals::meaning(&plan, name).map(|m| format!(" ({m})")).unwrap_or_default();
+        let response = signals::response(&plan, name)
+            .map(|r| format!("; what you agreed to do: {r}"))
+            .unwrap_or_default();
+        if signals::is_stop(&plan, name) {
+            // The safe word outranks everything: it is not one line among
+            // others.
+            format!(
+                "\n==========\nSTOP: {} used the safe word '{name}'{meaning}{response}.\n`cove signals ack` tells them you have stopped.\n==========",
+                label(id)
+            )
+        } else {
+            format!("{}: {name}{meaning}{response}", label(id))
+        }
+    };
+    let mine: Vec<DeviceId> = device
+        .membership()
+        .members()
+        .filter(|m| m.partner == device.partner())
+        .map(|m| m.device)
+        .collect();
+    let print_answers = |answers: &[cove_client::device::AnswerRecord]| {
+        let now = clock.now_ms();
+        for a in answers.iter().filter(|a| !mine.contains(&a.by)) {
+            let verb = match a.answer {
+                cove_client::payload::Answer::Acknowledged => "acknowledged",
+                cove_client::payload::Answer::Dismissed => "dismissed",
+            };
+            printer.emit(
+                &serde_json::json!({ "event": "answer", "by": a.by.to_string(), "answer": verb, "sent_at": a.sent_at }),
+                || {
+                    format!(
+                        "{} {verb} your signal of {}.",
+                        label(&a.by),
+                        cove_client::human::moment(a.sent_at, now)
+                    )
+                },
+            );
+        }
+    };
     let events = |event: &Event| match event {
         Event::Synced(report) => {
             let received: usize = report.applied.iter().sum();
@@ -272,6 +311,7 @@ pub(crate) async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
                 || format!("In sync (sent {}, received {received}).", report.sent),
             );
             print_signals(&printer, &report.signals, &describe, clock.now_ms());
+            print_answers(&report.answers);
         }
         Event::Applied(received) => {
             let n: usize = received.applied.iter().sum();
@@ -281,6 +321,7 @@ pub(crate) async fn daemon(home: &Home, out: &Printer) -> anyhow::Result<()> {
                 });
             }
             print_signals(&printer, &received.signals, &describe, clock.now_ms());
+            print_answers(&received.answers);
             if received.quarantined > 0 {
                 printer.emit(
                     &serde_json::json!({ "event": "quarantined", "count": received.quarantined }),

@@ -8,7 +8,7 @@ use anyhow::Context;
 use cove_client::device::{Device, DeviceError};
 use cove_client::home::Home;
 use cove_client::keystore::KdfParams;
-use cove_client::plan::export::{self, Export, ImportItem, MAX_IMPORT_BYTES};
+use cove_client::plan::export::{self, ImportItem, MAX_IMPORT_BYTES};
 use cove_client::plan::model::Plan;
 use cove_client::plan::write;
 use cove_shared::{DocId, Partner};
@@ -31,8 +31,7 @@ pub(crate) async fn export(home: &Home, out: &Printer, args: ExportArgs) -> anyh
             };
             match &args.output {
                 None => {
-                    print!("{text}");
-                    std::io::stdout().flush()?;
+                    super::output::write_out(&text);
                     eprintln!("cove: this export is not encrypted; keep it somewhere private.");
                 }
                 Some(path) => {
@@ -94,7 +93,26 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_export(path: &Path) -> anyhow::Result<Export> {
+/// Reads a JSON export, or (given a directory) the three documents `cove
+/// export --format automerge` wrote there.
+fn read_export(path: &Path) -> anyhow::Result<Plan> {
+    if path.is_dir() {
+        let mut saved = Vec::new();
+        for doc in DocId::ALL {
+            let file = path.join(format!("{}.automerge", doc.name()));
+            saved.push(read_bounded(&file)?);
+        }
+        let [shared, a, b] = [&saved[0], &saved[1], &saved[2]].map(Vec::as_slice);
+        return Ok(export::from_automerge([shared, a, b])?);
+    }
+    let bytes = read_bounded(path)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("cannot read {} as text", path.display()))?;
+    Ok(export::from_json(&text)?.plan)
+}
+
+/// A file's bytes, refused past [`MAX_IMPORT_BYTES`].
+fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
     let size =
         std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
     if size > MAX_IMPORT_BYTES {
@@ -106,29 +124,28 @@ fn read_export(path: &Path) -> anyhow::Result<Export> {
     }
     // Read at most one byte past the limit: the size checked above may not
     // be the size read (a growing file, a pipe).
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| {
-            std::io::Read::read_to_string(
+            std::io::Read::read_to_end(
                 &mut std::io::Read::take(f, MAX_IMPORT_BYTES + 1),
-                &mut text,
+                &mut bytes,
             )
         })
-        .with_context(|| format!("cannot read {} as text", path.display()))?;
-    if text.len() as u64 > MAX_IMPORT_BYTES {
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > MAX_IMPORT_BYTES {
         anyhow::bail!(
             "{} is larger than an export can be ({} MiB)",
             path.display(),
             MAX_IMPORT_BYTES >> 20
         );
     }
-    Ok(export::from_json(&text)?)
+    Ok(bytes)
 }
 
 /// `cove import`.
 pub(crate) async fn import(home: &Home, out: &Printer, args: ImportArgs) -> anyhow::Result<()> {
-    let export = read_export(&args.file)?;
-    let plan = export.plan;
+    let plan = read_export(&args.file)?;
     let new_plan = !home.exists();
     if new_plan && (args.relay.is_none() || args.name.is_none()) {
         anyhow::bail!(

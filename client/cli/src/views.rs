@@ -7,8 +7,8 @@ use cove_client::home::Home;
 use cove_client::plan::ids::short;
 use cove_client::plan::model::{Plan, Preference, Signal, Step};
 use cove_client::plan::text::{
-    boundaries_now, boundary_line, later_line, need_line, option_line, picked, signal_line,
-    space_line, step_line, titled,
+    boundaries_now, boundary_line, conflict_line, later_line, need_line, option_line, picked,
+    signal_line, space_line, step_line, titled,
 };
 use cove_shared::Partner;
 use serde_json::json;
@@ -109,21 +109,8 @@ fn overview(plan: &Plan, me: Partner, all: bool) -> String {
     };
     let mark = |archived: bool| if archived { "  (archived)" } else { "" };
 
-    let conflicts: Vec<String> = plan
-        .conflicts
-        .iter()
-        .map(|c| {
-            let whose = if c.owner == me { "Your".to_owned() } else { format!("{}'s", plan.name(c.owner)) };
-            format!(
-                "{whose} {} for [{}] was set to {} on two devices at once; {} is in force until {} set it again.",
-                c.field,
-                short(&c.item),
-                c.values.join(" and "),
-                c.kept,
-                if c.owner == me { "you".to_owned() } else { plan.name(c.owner) },
-            )
-        })
-        .collect();
+    let conflicts: Vec<String> =
+        plan.conflicts.iter().map(|c| conflict_line(plan, me, c)).collect();
     let mut conflicts = conflicts;
     for c in &plan.changed_options {
         let title = plan

@@ -21,6 +21,31 @@ pub enum Payload {
     Signal(SignalPayload),
     /// A device's account of what it holds.
     Checkpoint(CheckpointPayload),
+    /// A partner's answer to a signal: in a `signal` envelope.
+    Answer(AnswerPayload),
+}
+
+/// A partner's answer to one signal of the other partner's, so that the
+/// sender sees it was taken in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerPayload {
+    /// The device that sent the signal.
+    pub to: DeviceId,
+    /// The signal's `sent_at`, which names it among that device's signals.
+    pub sent_at: i64,
+    /// The answer.
+    pub answer: Answer,
+    /// When it was given, in Unix milliseconds (the answering clock).
+    pub at: i64,
+}
+
+/// How a partner answered a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    /// Taken in, and acted on ("I have stopped", "I'm here").
+    Acknowledged,
+    /// Put away without acting on it.
+    Dismissed,
 }
 
 /// A checkpoint's content: what its sender held when it made it.
@@ -96,5 +121,26 @@ impl Payload {
             Ok((payload, [])) => Some(payload),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example docs/protocol.md §10 gives for an answer.
+    #[test]
+    fn an_answer_encodes_as_the_protocol_says() {
+        let answer = Payload::Answer(AnswerPayload {
+            to: DeviceId::from_bytes([0x11; 32]).unwrap(),
+            sent_at: 1000,
+            answer: Answer::Acknowledged,
+            at: 2000,
+        });
+        let mut expected = vec![0x04, 0x20];
+        expected.extend([0x11; 32]);
+        expected.extend([0xd0, 0x0f, 0x00, 0xa0, 0x1f]);
+        assert_eq!(answer.encode(), expected);
+        assert_eq!(Payload::decode(&expected), Some(answer));
     }
 }

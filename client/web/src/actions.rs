@@ -26,14 +26,14 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// A submitted form: every pair, in order (checkboxes repeat a name).
-struct Form(Vec<(String, String)>);
+pub(crate) struct Form(Vec<(String, String)>);
 
 impl Form {
-    fn parse(body: &Bytes) -> Self {
+    pub(crate) fn parse(body: &Bytes) -> Self {
         Self(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
@@ -47,7 +47,7 @@ impl Form {
 }
 
 /// Back to `path`, with a message or an error.
-fn back(ui: &Ui, path: &str, outcome: Result<String, String>) -> Response {
+pub(crate) fn back(ui: &Ui, path: &str, outcome: Result<String, String>) -> Response {
     let note = match outcome {
         Ok(text) => Note { text, error: false },
         Err(text) => Note { text, error: true },
@@ -57,12 +57,12 @@ fn back(ui: &Ui, path: &str, outcome: Result<String, String>) -> Response {
 }
 
 /// Whether the form carries this page's anti-forgery value.
-fn genuine(ui: &Ui, form: &Form) -> bool {
+pub(crate) fn genuine(ui: &Ui, form: &Form) -> bool {
     let csrf = form.get("csrf").unwrap_or("");
     csrf.len() == ui.csrf.len() && bool::from(csrf.as_bytes().ct_eq(ui.csrf.as_bytes()))
 }
 
-fn forged() -> Response {
+pub(crate) fn forged() -> Response {
     (StatusCode::FORBIDDEN, "This form is out of date: reload the page and try again.")
         .into_response()
 }
@@ -337,21 +337,6 @@ pub async fn setting(State(ui): State<Arc<Ui>>, Path(name): Path<String>, body: 
             })
             .await?;
         Ok(format!("{}: {value}.", setting.label))
-    })
-    .await
-}
-
-/// `POST /signal` with `name`.
-pub async fn signal(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
-    act(&ui, &body, "/now", async |device, form| {
-        let name = plan::signals::normalize(form.get("name").unwrap_or(""));
-        if !plan::signals::known(&device.current_plan(), &name) {
-            return Err(DeviceError::Invalid(format!(
-                "'{name}' is not a signal you have agreed on."
-            )));
-        }
-        device.signal(&name, 30 * 60_000).await?;
-        Ok(format!("Signal '{name}' sent."))
     })
     .await
 }

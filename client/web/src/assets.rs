@@ -9,10 +9,10 @@ pub const SCRIPT_PATH: &str = "/assets/cove.js";
 /// Calm, readable, high contrast; a dark scheme for low light.
 pub const STYLE: &str = r#"
 :root { --bg: #f6f5f2; --fg: #1d1f21; --muted: #555b61; --line: #d5d2cc; --accent: #2f5d62;
-  --card: #ffffff; --warn: #7a3e00; --warnbg: #fff3e0; font-size: 18px; }
+  --card: #ffffff; --warn: #7a3e00; --warnbg: #fff3e0; --sig: #123f73; --sigbg: #e6f0fb; font-size: 18px; }
 @media (prefers-color-scheme: dark) {
   :root { --bg: #15171a; --fg: #e8e6e3; --muted: #a8adb3; --line: #3a3e44; --accent: #8fc1c6;
-    --card: #1d2024; --warn: #ffcc80; --warnbg: #3a2a12; } }
+    --card: #1d2024; --warn: #ffcc80; --warnbg: #3a2a12; --sig: #b9d7ff; --sigbg: #13263d; } }
 * { box-sizing: border-box; }
 body { margin: 0; background: var(--bg); color: var(--fg); line-height: 1.5;
   font-family: system-ui, -apple-system, "Segoe UI", sans-serif; }
@@ -37,12 +37,22 @@ button.quiet { background: transparent; color: var(--accent); padding: .15rem .5
 details { margin: .3rem 0; } summary { cursor: pointer; color: var(--accent); }
 .flash { padding: .6rem .8rem; border-radius: 6px; background: var(--card); border-left: 4px solid var(--accent); }
 .error { padding: .6rem .8rem; border-radius: 6px; background: var(--warnbg); color: var(--warn); border-left: 4px solid var(--warn); }
-.signal-received { padding: .8rem 1rem; font-size: 1.4rem; border-radius: 8px; background: var(--warnbg); color: var(--warn); border: 2px solid var(--warn); }
-.resolve { border-left: 4px solid var(--warn); }
-#signal:not(:empty) { position: sticky; top: 0; z-index: 2; padding: 1rem; font-size: 1.4rem; text-align: center;
-  background: var(--warnbg); color: var(--warn); border-bottom: 2px solid var(--warn); }
+#signal:not(:empty) { position: sticky; top: 0; z-index: 2; padding: .5rem 1rem; background: var(--sigbg); color: var(--sig); border-bottom: 2px solid var(--sig); }
+#signal .incoming { max-width: 52rem; margin: .3rem auto; font-size: 1.2rem; }
+#signal .incoming p { margin: .2rem 0; } #signal .headline { font-size: 1.4rem; font-weight: 600; }
+#signal button { border-color: var(--sig); background: var(--sig); color: var(--sigbg); }
+#signal button.quiet { background: transparent; color: var(--sig); }
+#stop:not([hidden]) { position: fixed; inset: 0; z-index: 10; overflow: auto; display: flex; flex-direction: column;
+  justify-content: center; align-items: center; text-align: center; padding: 2rem; background: #0c1b2e; color: #ffffff; font-size: 1.5rem; }
+#stop h2 { font-size: 4rem; letter-spacing: .08em; margin: 0 0 1rem; border: 0; }
+#stop .headline { font-size: 1.8rem; font-weight: 600; max-width: 40rem; } #stop .muted { color: #c9d3df; }
+#stop button { font-size: 1.5rem; padding: 1rem 2rem; background: #ffffff; color: #0c1b2e; border-color: #ffffff; }
+form.stop button { background: #8b1e1e; border-color: #8b1e1e; color: #ffffff; font-weight: 700; }
+.all-clear { padding: .6rem 1rem; border-radius: 8px; border: 2px solid var(--accent); margin: .75rem 0; }
+ul.sent-signals { padding-left: 1.2rem; } .progress-waiting, .progress-unconfirmed { color: var(--warn); }
 #notice:not(:empty) { padding: .5rem 1rem; text-align: center; background: var(--card); border-bottom: 1px solid var(--line); }
-body.now { --bg: #101214; --fg: #f0ebe3; --card: #181b1e; --line: #2c3035; --accent: #d9b38c; --muted: #b6b0a8; }
+body.now { --bg: #101214; --fg: #f0ebe3; --card: #181b1e; --line: #2c3035; --accent: #d9b38c; --muted: #b6b0a8;
+  --warn: #ffcc80; --warnbg: #3a2a12; }
 body.now main { max-width: 80rem; font-size: 1.3rem; padding-top: .5rem; }
 body.now h1 { font-size: 1.5rem; margin: .25rem 0; }
 body.now h2 { font-size: 1.1rem; margin-top: 1rem; }
@@ -57,9 +67,10 @@ table { border-collapse: collapse; width: 100%; } th, td { text-align: left; pad
 "#;
 
 /// Live updates: on a change from the other device, the page's main part is
-/// fetched again and swapped in, unless the person is typing in a form; a
-/// signal is shown at the top. Untrusted text only ever goes in through
-/// `textContent`.
+/// fetched again and swapped in, unless the person is typing in a form. The
+/// partner's signals are drawn at the top of every page from
+/// `/signals.json`, and their stop over the whole page until it is
+/// acknowledged. Untrusted text only ever goes in through `textContent`.
 pub const SCRIPT: &str = r#"
 (() => {
   let dirty = false;
@@ -80,17 +91,67 @@ pub const SCRIPT: &str = r#"
       document.body.dataset.updates = String(Number(document.body.dataset.updates || '0') + 1);
     }
   };
+  const el = (tag, cls, text) => {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text) e.textContent = text;
+    return e;
+  };
+  const answerForm = (csrf, s, answer, label) => {
+    const f = el('form', 'inline');
+    f.method = 'post';
+    f.action = '/signal/answer';
+    for (const [name, value] of [['csrf', csrf], ['from', s.from], ['sent_at', String(s.sent_at)], ['answer', answer], ['back', location.pathname]]) {
+      const i = el('input');
+      i.type = 'hidden'; i.name = name; i.value = value;
+      f.append(i);
+    }
+    const b = el('button', answer === 'acknowledge' ? '' : 'quiet', label);
+    b.type = 'submit';
+    f.append(b);
+    return f;
+  };
+  const drawSignals = async () => {
+    let board;
+    try {
+      const response = await fetch('/signals.json', { credentials: 'same-origin' });
+      if (!response.ok) return;
+      board = await response.json();
+    } catch (_) { return; }
+    const stop = document.getElementById('stop');
+    if (stop) {
+      stop.replaceChildren();
+      stop.hidden = !board.stop;
+      if (board.stop) {
+        const s = board.stop;
+        stop.append(el('h2', '', 'Stop'), el('p', 'headline', s.headline));
+        if (s.response) stop.append(el('p', '', 'What you agreed to do: ' + s.response));
+        stop.append(el('p', 'muted', 'Sent at ' + s.when + '.'));
+        stop.append(answerForm(board.csrf, s, 'acknowledge', 'I have stopped: acknowledge'));
+      }
+    }
+    const banner = document.getElementById('signal');
+    if (banner) {
+      banner.replaceChildren();
+      for (const s of board.banner || []) {
+        const item = el('div', s.stop ? 'incoming stop' : 'incoming');
+        item.append(el('p', 'headline', s.headline));
+        if (s.response) item.append(el('p', '', 'What you agreed to do: ' + s.response));
+        item.append(el('p', 'muted', 'Sent at ' + s.when + '.'));
+        if (!s.acknowledged) item.append(answerForm(board.csrf, s, 'acknowledge', 'Acknowledge'));
+        item.append(answerForm(board.csrf, s, 'dismiss', 'Dismiss'));
+        banner.append(item);
+      }
+    }
+  };
   const connect = () => {
     const events = new EventSource('/events');
-    events.addEventListener('changed', () => { refresh(); });
-    events.addEventListener('signal', (e) => {
-      let data = {};
-      try { data = JSON.parse(e.data); } catch (_) { return; }
-      say('signal', 'Signal from ' + (data.from || 'your partner') + ': ' + (data.text || ''));
-    });
+    events.addEventListener('changed', () => { refresh(); drawSignals(); });
+    events.addEventListener('signal', () => { drawSignals(); });
     events.onerror = () => { say('notice', 'Connection to Cove lost; retrying.'); };
     events.onopen = () => { const n = document.getElementById('notice'); if (n && n.textContent.startsWith('Connection')) n.textContent = ''; };
   };
+  drawSignals();
   connect();
 })();
 "#;

@@ -79,6 +79,7 @@ pub fn page(title: &str, path: &str, body: &str, note: Option<&Note>, class: &st
          <script src=\"{SCRIPT_PATH}\" defer></script></head>\
          <body class=\"{class}\"><a class=\"skip\" href=\"#main\">Skip to content</a>\
          <header><nav aria-label=\"Sections\">{nav}</nav></header>\
+         <div id=\"stop\" role=\"alertdialog\" aria-live=\"assertive\" hidden></div>\
          <div id=\"signal\" role=\"alert\" aria-live=\"assertive\"></div>\
          <div id=\"notice\" role=\"status\" aria-live=\"polite\"></div>\
          <main id=\"main\" tabindex=\"-1\"><h1>{title}</h1>{flash}{body}</main></body></html>",

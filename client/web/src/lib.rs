@@ -27,6 +27,7 @@ pub mod fields;
 pub mod guard;
 pub mod html;
 pub mod pages;
+pub mod signaling;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -290,12 +291,10 @@ fn labels_of(device: &Device) -> BTreeMap<DeviceId, String> {
 /// keeps the connection's state for the status page.
 fn forward(ui: &Ui, labels: &BTreeMap<DeviceId, String>, event: &Event) {
     let events = &ui.events;
-    let (applied, signals) = match event {
-        Event::Synced(report) => (report.applied.iter().sum::<usize>(), report.signals.as_slice()),
-        Event::Applied(received) => {
-            (received.applied.iter().sum::<usize>(), received.signals.as_slice())
-        }
-        _ => (0, &[][..]),
+    let signals = match event {
+        Event::Synced(report) => report.signals.as_slice(),
+        Event::Applied(received) => received.signals.as_slice(),
+        _ => &[][..],
     };
     let was = ui.link();
     match event {
@@ -305,7 +304,10 @@ fn forward(ui: &Ui, labels: &BTreeMap<DeviceId, String>, event: &Event) {
         }
         _ => {}
     }
-    if applied > 0 || matches!(event, Event::Synced(_)) || ui.link() != was {
+    // An arrival of any kind (changes, signals, answers, receipts) may
+    // change what a page shows.
+    let arrived = matches!(event, Event::Applied(_) | Event::Synced(_));
+    if arrived || ui.link() != was {
         let _ = events.send(LiveEvent { kind: "changed", data: "{}".into() });
     }
     let now = ui.clock.now_ms();
@@ -346,7 +348,9 @@ fn router(ui: Arc<Ui>) -> Router {
         .route("/prefer/{option}", post(actions::prefer))
         .route("/step/{id}/move", post(actions::move_step))
         .route("/setting/{name}", post(actions::setting))
-        .route("/signal", post(actions::signal))
+        .route("/signal", post(signaling::signal))
+        .route("/signal/answer", post(signaling::answer))
+        .route("/signals.json", get(pages::signal_board))
         .route("/sessions/log", post(actions::log_session))
         .route("/debrief/{session}", post(actions::debrief))
         .route("/reviews/record", post(actions::record_review))

@@ -168,7 +168,8 @@ pub struct DeviceRow {
     pub this_device: bool,
     /// Whether it is still a member.
     pub active: bool,
-    /// When something from it was last received (Unix seconds).
+    /// When something from it was last received (Unix milliseconds, kept to
+    /// the second).
     pub last_heard: Option<i64>,
 }
 
@@ -191,7 +192,7 @@ impl Device {
                 device_name: device_name(device.docs(), m.partner, &m.device),
                 this_device: m.device == device.id(),
                 active: m.is_active(),
-                last_heard: device.sync.last_seen(&m.device),
+                last_heard: device.sync.last_seen(&m.device).map(|s| s * 1000),
             })
             .collect()
     }

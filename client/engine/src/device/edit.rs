@@ -149,9 +149,8 @@ impl Device {
         .await
     }
 
-    /// Puts a signal in the outbox and returns it, sealed, for sending at
-    /// once.
-    pub async fn signal(&mut self, signal: &str, ttl_ms: i64) -> Result<Vec<u8>, DeviceError> {
+    /// Whether this device may send a signal (or an answer to one) now.
+    pub(super) fn require_signals(&self) -> Result<(), DeviceError> {
         self.require_writable(DocId::Shared)?;
         if self.log.state().rotation_due() {
             return Err(DeviceError::Invalid(
@@ -163,8 +162,18 @@ impl Device {
                 "the relay is withholding part of the plan's list of devices, which may hold a removal; the signal was not sent (`cove status` says more)".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Puts a signal in the outbox and returns it, sealed, for sending at
+    /// once.
+    pub async fn signal(&mut self, signal: &str, ttl_ms: i64) -> Result<Vec<u8>, DeviceError> {
+        self.require_signals()?;
         self.write(async |device, tx| {
             let now = device.now_ms();
+            if crate::plan::signals::is_all_clear(signal) {
+                device.lift_own_stops(now);
+            }
             let payload = Payload::Signal(SignalPayload {
                 signal: signal.to_owned(),
                 sent_at: now,

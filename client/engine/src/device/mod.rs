@@ -25,6 +25,8 @@
 //! - [`store`]: the write discipline, loading and saving.
 //! - [`members`]: the membership log: enrol, revoke, rotate.
 //! - [`snapshot`]: sealed snapshots.
+//! - [`signals`]: signals as a person sees them: answers, the safe word,
+//!   and how far each of this partner's got.
 
 mod alarms;
 mod attention;
@@ -37,6 +39,7 @@ mod progress;
 pub mod receive;
 mod reseal;
 mod setup;
+mod signals;
 mod snapshot;
 mod standing;
 mod state;
@@ -49,6 +52,7 @@ pub use checkpoints::{
 };
 pub use error::DeviceError;
 pub use receive::{Quarantined, Received};
+pub use signals::{AnswerRecord, Board, IncomingSignal, OutgoingSignal, Progress};
 pub use state::{
     CursorMark, OwnTip, ReceivedSignal, SENT_KEPT, SIGNALS_KEPT, SNAPSHOT_EVERY, SentEnvelope,
     SyncState,
@@ -77,6 +81,8 @@ pub struct Device {
     freshness: Freshness,
     /// Others' checkpoints, and what this device sent, for comparing.
     book: checkpoints::Book,
+    /// Answers to signals, and the stops that stand.
+    desk: signals::Desk,
     clock: SharedClock,
     /// The token of the last write this process saw; `None` forces a reload
     /// before the next write.

@@ -196,6 +196,7 @@ impl Device {
             sync: SyncState { registered, ..SyncState::default() },
             freshness: Freshness::new(),
             book: Book::default(),
+            desk: Default::default(),
             clock: clock::system(),
             generation: None,
             log_saved: 0,
@@ -253,16 +254,24 @@ impl Device {
             sync: SyncState::default(),
             freshness: Freshness::new(),
             book: Book::default(),
+            desk: Default::default(),
             clock,
             generation: None,
             log_saved: 0,
             must_sync: false,
         };
         device.reload().await?;
-        // A signal is never kept past its time to live: one that expired
-        // since the last write goes now, not at the next one.
+        // A signal is never kept past its time to live (a standing stop
+        // aside): one that expired since the last write goes now, not at
+        // the next one.
         let now = device.now_ms();
-        if device.sync.signals.iter().any(|s| s.expired(now)) {
+        let desk = &device.desk;
+        if device
+            .sync
+            .signals
+            .iter()
+            .any(|s| s.expired(now) && !desk.stands(s.from, s.signal.sent_at))
+        {
             device.update(|_| {}).await?;
         }
         Ok(device)

@@ -203,9 +203,10 @@ impl SyncState {
         self.last_seen.iter().find(|(d, _)| d == device).map(|(_, t)| *t)
     }
 
-    /// When this device last finished a sync (Unix seconds).
+    /// When this device last finished a sync (Unix milliseconds, as every
+    /// time the engine gives; it is kept to the second).
     pub fn last_sync(&self) -> Option<i64> {
-        self.last_sync
+        self.last_sync.map(|s| s * 1000)
     }
 
     /// Signals received and still current as of the last write, newest

@@ -17,6 +17,7 @@ pub(super) const KV_MEMBERSHIP: &str = "membership";
 pub(super) const KV_FRESHNESS: &str = "freshness";
 pub(super) const KV_SYNC: &str = "sync";
 pub(super) const KV_CHECKPOINTS: &str = "checkpoints";
+pub(super) const KV_SIGNALS: &str = "signals";
 pub(super) const KV_GENERATION: &str = crate::localdb::GENERATION;
 pub(super) const KV_READY: &str = "ready";
 pub(super) const KV_FORMAT: &str = "format";
@@ -64,9 +65,11 @@ impl Device {
         result: Result<T, DeviceError>,
     ) -> Result<T, DeviceError> {
         let value = result?;
-        // A signal is never kept past its time to live.
+        // A signal is never kept past its time to live, except a stop that
+        // stands until it is answered.
         let now = self.now_ms();
-        self.sync.signals.retain(|s| !s.expired(now));
+        let desk = &self.desk;
+        self.sync.signals.retain(|s| !s.expired(now) || desk.stands(s.from, s.signal.sent_at));
         self.persist(&mut tx).await?;
         let durability = if std::mem::take(&mut self.must_sync) {
             Durability::Synced
@@ -111,10 +114,12 @@ impl Device {
         let freshness = encode(&self.freshness.to_bytes())?;
         let token = encode(&generation)?;
         let book = encode(&self.book)?;
+        let desk = encode(&self.desk)?;
         let mut rows: Vec<(&str, &[u8])> = vec![
             (KV_SYNC, &sync),
             (KV_FRESHNESS, &freshness),
             (KV_CHECKPOINTS, &book),
+            (KV_SIGNALS, &desk),
             (KV_GENERATION, &token),
         ];
         let membership;
@@ -176,6 +181,13 @@ impl Device {
             Ok(book) => book.unwrap_or_default(),
             // Only receipts and comparisons are lost, and rebuilt as
             // checkpoints come: never a reason to refuse the device.
+            Err(LocalError::Corrupt) => Default::default(),
+            Err(error) => return Err(error.into()),
+        };
+        // Likewise: answers and standing stops are lost at worst, never the
+        // device.
+        self.desk = match self.db.get(KV_SIGNALS).await {
+            Ok(desk) => desk.unwrap_or_default(),
             Err(LocalError::Corrupt) => Default::default(),
             Err(error) => return Err(error.into()),
         };

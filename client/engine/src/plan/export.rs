@@ -1,4 +1,6 @@
-//! Export (Markdown for print, JSON complete) and import of a JSON export.
+//! Export (Markdown for print, JSON complete, or the three Automerge
+//! documents as saved) and import of a JSON export or of the three saved
+//! documents.
 //!
 //! The JSON format is `{"format": "cove-plan", "version": 1, "exported_at":
 //! <Unix ms>, "plan": <Plan>}`, where `Plan` is [`super::model::Plan`] as
@@ -46,6 +48,9 @@ pub enum ImportError {
     /// Not JSON, or not the shape of an export.
     #[error("the file is not a Cove JSON export ({0})")]
     Malformed(String),
+    /// One of the three saved documents does not load.
+    #[error("the {0} document is not a saved Automerge document ({1})")]
+    NotAutomerge(&'static str, String),
     /// Another format or a newer version.
     #[error(
         "the file is a '{format}' export, version {version}; this Cove reads '{FORMAT}' version {VERSION}"
@@ -82,6 +87,22 @@ pub fn from_json(text: &str) -> Result<Export, ImportError> {
         return Err(ImportError::Unsupported { format: head.format, version: head.version });
     }
     serde_json::from_str(text).map_err(|e| ImportError::Malformed(e.to_string()))
+}
+
+/// Reads the plan from the three Automerge documents as `cove export
+/// --format automerge` saved them (shared, partner A's, partner B's), for
+/// import as a JSON export is imported. Their history is read, not kept.
+pub fn from_automerge(saved: [&[u8]; 3]) -> Result<Plan, ImportError> {
+    let load = |bytes: &[u8], which: &'static str| {
+        automerge::Automerge::load(bytes)
+            .map_err(|e| ImportError::NotAutomerge(which, e.to_string()))
+    };
+    let [shared, a, b] = saved;
+    Ok(super::read::plan(
+        &load(shared, "shared")?,
+        &load(a, "partner A's")?,
+        &load(b, "partner B's")?,
+    ))
 }
 
 fn str_field(key: &'static str, value: &str) -> (&'static str, Field) {

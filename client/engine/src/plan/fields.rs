@@ -29,15 +29,6 @@ pub enum Kind {
     Internal,
 }
 
-/// How a text value is normalised before it is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Normal {
-    /// Leading and trailing white space removed.
-    Trim,
-    /// Trimmed and lowercased (a signal's name is compared that way).
-    Lowercase,
-}
-
 /// One field of a section.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
@@ -53,8 +44,6 @@ pub struct Spec {
     pub required: bool,
     /// The stored value an added item gets when none is given.
     pub default: Option<&'static str>,
-    /// How a text value is normalised.
-    pub normal: Normal,
 }
 
 impl Spec {
@@ -69,15 +58,7 @@ fn names<C: Choice>() -> Vec<&'static str> {
 }
 
 const fn text(key: &'static str, label: &'static str) -> Spec {
-    Spec {
-        key,
-        json: key,
-        label,
-        kind: Kind::Text,
-        required: false,
-        default: None,
-        normal: Normal::Trim,
-    }
+    Spec { key, json: key, label, kind: Kind::Text, required: false, default: None }
 }
 
 const fn needed(spec: Spec) -> Spec {
@@ -163,9 +144,9 @@ pub mod step {
 /// Signals.
 pub mod signal {
     use super::*;
-    /// The word, gesture or button; compared and sent lowercased.
-    pub const NAME: Spec =
-        Spec { normal: Normal::Lowercase, ..needed(text("name", "Word, gesture or button name")) };
+    /// The word, gesture or button, as written ("Tap twice"); compared
+    /// without regard to case (see [`crate::plan::signals`]).
+    pub const NAME: Spec = needed(text("name", "Word, gesture or button name"));
     /// How it is given.
     pub const KIND: Spec = choice("kind", "How it is given", names::<SignalKind>);
     /// What it means.
@@ -303,13 +284,7 @@ fn normalise(spec: &Spec, field: Field) -> Result<Field, PlanError> {
     Ok(match (spec.kind, field) {
         (_, Field::Str(v)) => {
             let v = v.trim();
-            if v.is_empty() {
-                Field::Clear
-            } else if spec.normal == Normal::Lowercase {
-                Field::Str(v.to_lowercase())
-            } else {
-                Field::Str(v.to_owned())
-            }
+            if v.is_empty() { Field::Clear } else { Field::Str(v.to_owned()) }
         }
         (Kind::Choice(of), Field::Choice(v)) => match of().into_iter().find(|c| *c == v) {
             Some(c) => Field::Choice(c),
@@ -400,10 +375,7 @@ mod tests {
                 let (field, read_back) = match spec.kind {
                     Kind::Text => {
                         let text = format!("  Some {} ", spec.key.to_uppercase());
-                        let stored = match spec.normal {
-                            Normal::Trim => text.trim().to_owned(),
-                            Normal::Lowercase => text.trim().to_lowercase(),
-                        };
+                        let stored = text.trim().to_owned();
                         (Field::Str(text), serde_json::json!(stored))
                     }
                     Kind::Choice(of) => {

@@ -148,6 +148,9 @@ choice!(
 choice!(
     /// What a signal means.
     Meaning {
+        /// Stop everything, now: the safe word. It outranks every other
+        /// signal until the partner acknowledges it.
+        Stop = "stop",
         /// Pause what is happening.
         Pause = "pause",
         /// I need space.

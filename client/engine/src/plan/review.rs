@@ -251,8 +251,24 @@ fn describe(
     if path.starts_with("confirmations/") {
         return format!("{who} confirmed a review");
     }
-    let key = path.rsplit('/').next().unwrap_or(path).replace('_', " ");
+    let key = path.rsplit('/').next().unwrap_or(path);
+    if let Some((what, unit)) = setting_words(key) {
+        let unit = if after == "1" { unit.trim_end_matches('s') } else { unit };
+        return format!("{who} set {what} to {after}{unit}");
+    }
+    let key = key.replace('_', " ");
     format!("{who} set {whose}{key} to \"{after}\"")
+}
+
+/// How a shared setting reads in a sentence: its name, and its unit.
+fn setting_words(key: &str) -> Option<(&'static str, &'static str)> {
+    Some(match key {
+        "window_minutes" => ("the check-in window after a session", " minutes"),
+        "reflection_limit_minutes" => ("the time to reflect before talking again", " minutes"),
+        "cadence_days" => ("the time between reviews", " days"),
+        "next_due" => ("the next review", ""),
+        _ => return None,
+    })
 }
 
 /// Parses the comma-separated heads a review stores.

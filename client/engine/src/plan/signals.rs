@@ -1,41 +1,79 @@
-//! Signals: the ones every plan understands, whether a name is known, and
-//! what a signal means.
+//! Signals: the ones every plan understands, whether a name is known, what
+//! a signal means, and which one is the safe word.
+//!
+//! `stop` is the safe word every plan has: it outranks every other signal
+//! and stays in front of the partner until they acknowledge it. A signal
+//! the couple agreed on with the meaning "stop" is a safe word too. Only
+//! the partner who sent a stop lifts it, with `all-clear`.
 
-use super::model::Plan;
+use super::model::{Choice, Meaning, Plan, Signal};
+
+/// The safe word every plan understands.
+pub const STOP: &str = "stop";
+
+/// The signal that lifts its sender's stop: "I am all right; it is over".
+pub const ALL_CLEAR: &str = "all-clear";
 
 /// Signals every plan understands, agreed or not.
-pub const BUILT_IN: [&str; 3] = ["pause", "space", "check-on-me"];
+pub const BUILT_IN: [&str; 5] = [STOP, "pause", "space", "check-on-me", ALL_CLEAR];
+
+/// The agreed (not archived) signal called `name`, if there is one.
+fn agreed_signal<'a>(plan: &'a Plan, name: &str) -> Option<&'a Signal> {
+    plan.signals.iter().find(|s| !s.meta.archived() && same(&s.name, name))
+}
 
 /// What a signal means, from the agreed signals if it is one.
 pub fn meaning(plan: &Plan, name: &str) -> Option<String> {
-    let agreed = plan.signals.iter().find(|s| !s.meta.archived() && s.name == name);
-    match agreed {
-        Some(s) => {
-            let mut text = s.meaning.map(|m| m.to_string()).unwrap_or_default();
-            if let Some(r) = s.response.as_deref().filter(|r| !r.is_empty()) {
-                if !text.is_empty() {
-                    text.push_str("; ");
-                }
-                text.push_str(&format!("response: {r}"));
-            }
-            (!text.is_empty()).then_some(text)
-        }
-        None => match name {
-            "pause" => Some("pause what is happening".into()),
-            "space" => Some("I need space".into()),
-            "check-on-me" => Some("check on me".into()),
-            _ => None,
-        },
+    match agreed_signal(plan, name) {
+        Some(s) => s.meaning.map(|m| built_in_meaning(m.as_str()).unwrap_or(m.as_str()).to_owned()),
+        None => built_in_meaning(&name.trim().to_lowercase()).map(str::to_owned),
     }
 }
 
-/// A signal's name as it is compared and sent: trimmed and lowercased.
-pub fn normalize(name: &str) -> String {
-    name.trim().to_lowercase()
+/// The response the couple agreed on for a signal, if any.
+pub fn response(plan: &Plan, name: &str) -> Option<String> {
+    agreed_signal(plan, name).and_then(|s| s.response.clone()).filter(|r| !r.trim().is_empty())
 }
 
-/// Whether `name` (normalized) is a signal this plan understands: built in,
-/// or agreed and not archived.
-pub fn known(plan: &Plan, name: &str) -> bool {
-    BUILT_IN.contains(&name) || plan.signals.iter().any(|s| !s.meta.archived() && s.name == name)
+fn built_in_meaning(name: &str) -> Option<&'static str> {
+    Some(match name {
+        STOP => "stop everything, now",
+        "pause" => "pause what is happening",
+        "space" => "I need space",
+        "reassure" => "reassure me",
+        "stop-topic" => "stop this topic",
+        "check-on-me" => "check on me",
+        ALL_CLEAR => "the stop is over; I am all right",
+        _ => return None,
+    })
+}
+
+/// Whether `name` is a safe word: the built-in `stop`, or an agreed signal
+/// that means "stop".
+pub fn is_stop(plan: &Plan, name: &str) -> bool {
+    match agreed_signal(plan, name) {
+        Some(s) => s.meaning == Some(Meaning::Stop),
+        None => same(name, STOP),
+    }
+}
+
+/// Whether `name` is the all-clear.
+pub fn is_all_clear(name: &str) -> bool {
+    same(name, ALL_CLEAR)
+}
+
+/// Whether two signal names are the same signal: names are compared
+/// trimmed and without regard to case, and shown as they were written.
+pub fn same(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
+/// The signal `name` stands for, as it is sent and shown: a built-in name,
+/// or an agreed (not archived) signal's name as the couple wrote it.
+/// `None` if the plan does not understand it.
+pub fn agreed(plan: &Plan, name: &str) -> Option<String> {
+    if let Some(built_in) = BUILT_IN.iter().find(|b| same(b, name)) {
+        return Some((*built_in).to_owned());
+    }
+    agreed_signal(plan, name).map(|s| s.name.clone())
 }

@@ -55,7 +55,7 @@ const TECHNIQUES: &[(&str, &str)] = &[
 ];
 
 const SIGNALS: &[(&str, Meaning, &str)] = &[
-    ("red", Meaning::Pause, "Stop at once, then check in."),
+    ("red", Meaning::Stop, "Stop everything at once, then check in."),
     ("yellow", Meaning::CheckOnMe, "Slow down and ask how I am."),
 ];
 

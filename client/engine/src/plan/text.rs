@@ -2,8 +2,8 @@
 //! and the plural of a section's noun.
 
 use super::model::{
-    Boundary, ForWhom, LaterCheckin, MenuOption, Need, PartnerPlan, Plan, Preference, Scope,
-    Signal, Space, Status, Step,
+    Boundary, Conflict, ForWhom, LaterCheckin, MenuOption, Need, PartnerPlan, Plan, Preference,
+    Scope, Signal, Space, Status, Step,
 };
 use cove_shared::Partner;
 
@@ -25,6 +25,38 @@ pub fn boundaries_now(pp: &PartnerPlan) -> impl Iterator<Item = &Boundary> {
             && b.status == Status::Active
             && matches!(b.scope, Scope::Cooldown | Scope::Always)
     })
+}
+
+/// A value set to two things on two of its owner's devices at once, as
+/// `me` reads it: named by its item's words, not its id.
+pub fn conflict_line(plan: &Plan, me: Partner, c: &Conflict) -> String {
+    let named = match c.section.as_str() {
+        "boundaries" => plan
+            .partner(c.owner)
+            .and_then(|pp| pp.boundaries.iter().find(|b| b.meta.id == c.item))
+            .map(|b| b.statement.clone()),
+        _ => plan.menu.iter().find(|m| m.meta.id == c.item).map(|m| m.title.clone()),
+    };
+    let what =
+        named.map_or_else(|| format!("[{}]", super::ids::short(&c.item)), |t| format!("\"{t}\""));
+    let values = c.values.join(" and ");
+    if c.owner == me {
+        format!(
+            "Your {} for {what} was set to {values} on two of your devices at once; {} is in force until you set it again.",
+            c.field, c.kept
+        )
+    } else {
+        let name = plan.name(c.owner);
+        format!(
+            "{name}'s {} for {what} was set to {values} on two of their devices at once; {} is in force until {name} sets it again.",
+            c.field, c.kept
+        )
+    }
+}
+
+/// "1 option was" or "2 options were": a count with its noun and verb.
+pub fn count(n: usize, singular: &str, plural: &str) -> String {
+    if n == 1 { format!("1 {singular}") } else { format!("{n} {plural}") }
 }
 
 /// "ones", as in "No needs yet".

@@ -23,12 +23,14 @@
 //! - [`daemon`]: staying connected.
 
 mod daemon;
+mod deliver;
 mod own;
 
 pub use daemon::{BACKOFF, Event, backoff, run_daemon, run_daemon_nudged};
+pub use deliver::{DELIVER_WITHIN, Delivery, deliver};
 pub use own::{send_and_confirm, send_checkpoint, send_outbox, settle_own};
 
-use crate::device::{Alarm, Device, DeviceError, Received, ReceivedSignal};
+use crate::device::{Alarm, AnswerRecord, Device, DeviceError, Received, ReceivedSignal};
 use crate::transport::{Push, RelayConnection, TransportError};
 use cove_shared::DocId;
 use cove_shared::membership::Entry;
@@ -52,6 +54,8 @@ pub struct SyncReport {
     pub snapshots: usize,
     /// Signals received.
     pub signals: Vec<ReceivedSignal>,
+    /// Answers to signals received.
+    pub answers: Vec<AnswerRecord>,
     /// Own envelopes sent again because the relay did not serve them where
     /// it said it had stored them.
     pub resent: usize,
@@ -69,6 +73,7 @@ impl SyncReport {
         self.held = received.held;
         self.quarantined += received.quarantined;
         self.signals.extend(received.signals.iter().cloned());
+        self.answers.extend(received.answers.iter().copied());
     }
 }
 
@@ -408,6 +413,7 @@ pub async fn apply_page(
         received.held = retried.held;
         received.quarantined += retried.quarantined;
         received.signals.extend(retried.signals);
+        received.answers.extend(retried.answers);
         for (total, n) in received.applied.iter_mut().zip(retried.applied) {
             *total += n;
         }

@@ -7,15 +7,19 @@
 //! - [`now`]: "Right now", in large type, with the signal buttons.
 //! - [`history`]: sessions and debriefs, reviews, the journal.
 //! - [`status`]: the relay, the devices, and what needs attention.
+//! - [`signals`]: the partner's signals on every page, and this partner's
+//!   own with how far each got.
 
 mod history;
 mod now;
 mod sections;
+mod signals;
 mod status;
 
 pub use history::{journal, reviews, sessions};
 pub use now::now;
 pub use sections::{checkin, deescalation, section};
+pub use signals::board as signal_board;
 pub use status::status;
 
 use crate::html::{esc, page};
@@ -25,7 +29,6 @@ use axum::http::header;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use cove_client::device::Device;
-use cove_client::plan::ids::short;
 use cove_client::plan::model::Plan;
 use cove_client::plan::text as views;
 use cove_shared::Partner;
@@ -170,13 +173,7 @@ fn list(body: &mut String, lines: impl Iterator<Item = String>) {
 fn to_resolve(plan: &Plan, me: Partner) -> String {
     let mut lines = Vec::new();
     for c in plan.conflicts.iter().filter(|c| c.owner == me) {
-        lines.push(format!(
-            "Your {} for [{}] was set to {} on two of your devices at once; {} is in force until you set it again.",
-            c.field,
-            short(&c.item),
-            c.values.join(" and "),
-            c.kept
-        ));
+        lines.push(views::conflict_line(plan, me, c));
     }
     for c in plan.changed_options.iter().filter(|c| c.owner == me) {
         let title = plan

@@ -6,20 +6,24 @@ use crate::html::{esc, form, page};
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use cove_client::plan::model::{Plan, Preference};
+use cove_client::plan::signals;
 use cove_client::plan::text as views;
 use cove_shared::Partner;
 use std::fmt::Write;
 use std::sync::Arc;
 
-/// The signals a button can send: the built-in ones and the agreed ones.
+/// The signals a button can send: the safe word first, then the other
+/// built-in ones and the agreed ones. (The all-clear has its own button,
+/// shown while this partner's stop stands.)
 fn signal_buttons(plan: &Plan, csrf: &str) -> String {
     let mut names: Vec<(String, String)> = vec![
+        (signals::STOP.into(), "Stop (the safe word)".into()),
         ("pause".into(), "Pause".into()),
         ("space".into(), "I need space".into()),
         ("check-on-me".into(), "Check on me".into()),
     ];
     for s in plan.signals.iter().filter(|s| !s.meta.archived()) {
-        if !names.iter().any(|(n, _)| *n == s.name) {
+        if !names.iter().any(|(n, _)| signals::same(n, &s.name)) {
             let label = match s.meaning {
                 Some(meaning) => format!("{} ({meaning})", s.name),
                 None => s.name.clone(),
@@ -30,8 +34,10 @@ fn signal_buttons(plan: &Plan, csrf: &str) -> String {
     let mut out = String::from("<div class=\"signals\">");
     for (name, label) in names {
         let inner = format!("<input type=\"hidden\" name=\"name\" value=\"{}\">", esc(&name));
+        let class = if signals::is_stop(plan, &name) { "inline stop" } else { "inline" };
         out.push_str(
-            &form("/signal", csrf, &inner, &label).replace("<form ", "<form class=\"inline\" "),
+            &form("/signal", csrf, &inner, &label)
+                .replace("<form ", &format!("<form class=\"{class}\" ")),
         );
     }
     out.push_str("</div>");
@@ -42,38 +48,15 @@ fn signal_buttons(plan: &Plan, csrf: &str) -> String {
 pub async fn now(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
     let device = fresh(&ui).await;
     let plan = device.current_plan();
-    let signals = device.sync_state().signals().to_vec();
-    let sent = device.sent_signals();
-    let senders: Vec<(cove_shared::DeviceId, Partner)> =
-        device.membership().members().map(|m| (m.device, m.partner)).collect();
+    let board = device.signal_board().await.unwrap_or_default();
+    let partner = plan.name(device.partner().other());
     drop(device);
     let mut body = String::new();
     let now = ui.clock.now_ms();
-    for s in signals.iter().filter(|s| !s.expired(now)) {
-        let from = senders
-            .iter()
-            .find(|(d, _)| *d == s.from)
-            .map_or_else(|| "your partner".to_owned(), |(_, p)| plan.name(*p));
-        let _ = write!(
-            body,
-            "<p class=\"signal-received\">Signal from {}: {}</p>",
-            esc(&from),
-            esc(&s.signal.signal)
-        );
-    }
-    for s in sent.iter().rev().filter(|s| s.expires_at >= now).take(3) {
-        // "Seen" only on the partner's device's own signed word.
-        let seen = if s.seen { "seen" } else { "no receipt yet" };
-        let _ = write!(
-            body,
-            "<p class=\"signal-sent\">You sent {} at {}: {seen}.</p>",
-            esc(&s.signal),
-            esc(&cove_client::human::moment(s.sent_at, now))
-        );
-    }
     // The signal buttons first: in the moment, they matter most.
     body.push_str("<h2 class=\"hidden\">Send a signal</h2>");
     body.push_str(&signal_buttons(&plan, &ui.csrf));
+    super::signals::own(&mut body, &board, &plan, &partner, &ui.csrf, now);
     body.push_str("<div class=\"now-grid\"><section><h2>The sequence</h2>");
     sequence(&mut body, &plan);
     let agreed: Vec<String> =

@@ -35,13 +35,13 @@ pub async fn status(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
         "<p>Last sync: {}.</p>",
         esc(&state
             .last_sync()
-            .map_or_else(|| "never".to_owned(), |t| cove_client::human::ago(t, now_s)))
+            .map_or_else(|| "never".to_owned(), |t| cove_client::human::ago(t / 1000, now_s)))
     );
     body.push_str("<h2>Devices</h2><ul>");
     for row in device.device_rows() {
         let heard = row.last_heard.map_or_else(
             || "never heard from".to_owned(),
-            |t| format!("last heard {}", cove_client::human::ago(t, now_s)),
+            |t| format!("last heard {}", cove_client::human::ago(t / 1000, now_s)),
         );
         let mut who = row.name.clone().unwrap_or_else(|| format!("partner {}", row.partner));
         if let Some(named) = &row.device_name {

@@ -187,6 +187,14 @@ impl Book {
         self.theirs.iter().find(|t| t.device == *device)
     }
 
+    /// A device of the other partner answered this device's signal sent at
+    /// `sent_at`: it holds it.
+    pub(super) fn answered(&mut self, sent_at: i64) {
+        for signal in self.signals.iter_mut().filter(|s| s.sent_at == sent_at) {
+            signal.seen = true;
+        }
+    }
+
     /// This device sent a signal.
     pub(super) fn sent_signal(&mut self, signal: SentSignal) {
         self.signals.push(signal);

@@ -12,7 +12,7 @@
 
 use super::held::HoldKey;
 use crate::documents::decode_changes;
-use crate::payload::{CheckpointPayload, Payload, SignalPayload};
+use crate::payload::{AnswerPayload, CheckpointPayload, Payload, SignalPayload};
 use automerge::Change;
 use cove_shared::envelope::{self, Header};
 use cove_shared::freshness::{Freshness, Verdict};
@@ -100,6 +100,8 @@ pub(crate) enum Content {
     Changes(DocId, Vec<Change>),
     /// A signal.
     Signal(SignalPayload),
+    /// An answer to a signal.
+    Answer(AnswerPayload),
     /// Another device's account of what it holds.
     Checkpoint(CheckpointPayload),
     /// Nothing usable: its position in the stream is used up all the same.
@@ -156,6 +158,7 @@ impl Class {
             Self::Fresh { content: Content::Signal(_), after_gap: true, .. } => {
                 "fresh signal, after a gap"
             }
+            Self::Fresh { content: Content::Answer(_), .. } => "fresh answer to a signal",
             Self::Fresh { content: Content::Checkpoint(_), .. } => "fresh checkpoint",
             Self::Fresh { content: Content::Refused(r), .. } => {
                 return format!("fresh, but {}", r.reason());
@@ -258,6 +261,7 @@ pub(crate) fn classify(cx: &Context<'_>, item: &StoredEnvelope) -> Class {
             }
         }
         (Kind::Signal, Some(Payload::Signal(signal))) => Content::Signal(signal),
+        (Kind::Signal, Some(Payload::Answer(answer))) => Content::Answer(answer),
         (Kind::Checkpoint, Some(Payload::Checkpoint(checkpoint)))
             if header.doc == DocId::Shared && checkpoint.tips.len() <= MAX_CHECKPOINT_TIPS =>
         {

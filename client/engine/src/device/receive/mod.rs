@@ -22,7 +22,8 @@ mod snapshot;
 mod tests;
 
 use super::{
-    Alarm, CursorMark, Device, DeviceError, ReceivedSignal, SENT_KEPT, SIGNALS_KEPT, SentEnvelope,
+    Alarm, AnswerRecord, CursorMark, Device, DeviceError, ReceivedSignal, SENT_KEPT, SIGNALS_KEPT,
+    SentEnvelope,
 };
 use crate::localdb::{ListTable, LocalTx};
 use automerge::Change;
@@ -71,6 +72,8 @@ pub struct Received {
     pub quarantined: usize,
     /// Signals that arrived.
     pub signals: Vec<ReceivedSignal>,
+    /// Answers to signals that arrived.
+    pub answers: Vec<AnswerRecord>,
     /// The membership log must be fetched before some envelopes can be read.
     pub needs_membership: bool,
     /// The highest cursor handled (applied, skipped, held or quarantined).
@@ -214,9 +217,13 @@ impl Device {
         if self.sync.snapshot_covers.iter().all(|c| *c <= self.sync.cursor) {
             self.sync.snapshot_covers = [0; 3];
         }
-        // Only live signals are kept (and dropped when they expire).
+        // Only live signals are kept (and dropped when they expire, unless
+        // a stop stands).
         let now = self.now_ms();
-        self.sync.signals.extend(report.signals.iter().filter(|s| !s.expired(now)).cloned());
+        for signal in report.signals.iter().filter(|s| !s.expired(now)) {
+            self.take_signal(signal);
+            self.sync.signals.push(signal.clone());
+        }
         let excess = self.sync.signals.len().saturating_sub(SIGNALS_KEPT);
         self.sync.signals.drain(..excess);
         Ok(report)
@@ -307,6 +314,10 @@ impl Device {
                             received_at: now,
                             after_gap,
                         });
+                        Outcome::Applied(None)
+                    }
+                    Content::Answer(answer) => {
+                        report.answers.extend(self.take_answer(header.sender, answer));
                         Outcome::Applied(None)
                     }
                     Content::Checkpoint(checkpoint) => {

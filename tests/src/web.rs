@@ -246,6 +246,17 @@ impl Browser<'_> {
         self.call("POST", "/url", json!({ "url": url })).await;
     }
 
+    /// Resizes the window (in headless Chromium, the viewport) to
+    /// `width` × `height` CSS pixels.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.call("POST", "/window/rect", json!({ "width": width, "height": height })).await;
+    }
+
+    /// The address the browser is at.
+    pub async fn url(&self) -> String {
+        self.call("GET", "/url", Value::Null).await.as_str().unwrap_or_default().to_owned()
+    }
+
     /// Runs `script` (a function body) and returns its value.
     pub async fn run(&self, script: &str) -> Value {
         self.call("POST", "/execute/sync", json!({ "script": script, "args": [] })).await

@@ -118,6 +118,10 @@ pub(crate) enum Command {
         /// Print the address without opening a browser.
         #[arg(long)]
         no_open: bool,
+        /// Lock the page after this many minutes without use (0: never;
+        /// not on a computer others use).
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(0..=1440))]
+        lock_after: u64,
     },
     /// Private notes kept on this device only; never sent anywhere.
     #[command(subcommand)]

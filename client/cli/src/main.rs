@@ -51,6 +51,7 @@ use cove_client::device::Device;
 use cove_client::home::Home;
 use output::Printer;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Runs one command.
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -105,7 +106,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Signals { command: None } => signals::list(&home, &out).await,
         Command::Signals { command: Some(command) } => signals::answer(&home, &out, command).await,
-        Command::Ui { port, no_open } => serve_ui(&home, &out, port, no_open).await,
+        Command::Ui { port, no_open, lock_after } => {
+            let lock_after = (lock_after > 0).then(|| Duration::from_secs(lock_after * 60));
+            let options = cove_web::Options { port, lock_after };
+            serve_ui(&home, &out, options, no_open).await
+        }
         Command::Export(args) => transfer::export(&home, &out, args).await,
         Command::Import(args) => transfer::import(&home, &out, args).await,
         Command::Session(command) => sessions::run(&home, &out, command).await,
@@ -128,12 +133,17 @@ pub(crate) async fn unlock(home: &Home) -> anyhow::Result<Device> {
 }
 
 /// `cove ui`: serves until Ctrl-C.
-async fn serve_ui(home: &Home, out: &Printer, port: u16, no_open: bool) -> anyhow::Result<()> {
+async fn serve_ui(
+    home: &Home,
+    out: &Printer,
+    options: cove_web::Options,
+    no_open: bool,
+) -> anyhow::Result<()> {
     if !home.exists() {
         return Err(cove_client::keystore::KeystoreError::Missing.into());
     }
     let passphrase = prompt::passphrase(false)?;
-    let running = cove_web::start(home, &passphrase, port).await?;
+    let running = cove_web::start_with(home, &passphrase, options).await?;
     // Wiped now, not when the page server stops.
     drop(passphrase);
     out.emit(&serde_json::json!({ "url": running.url }), || {

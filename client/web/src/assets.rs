@@ -29,7 +29,7 @@ ul.items { list-style: none; padding: 0; } ul.items > li { background: var(--car
 .archived { opacity: .65; }
 form { margin: .4rem 0; } form.inline { display: inline-block; margin: .2rem .4rem .2rem 0; }
 label { display: block; margin: .4rem 0; }
-input[type=text], input[type=number], input[type=date], textarea, select { display: block; width: 100%; max-width: 36rem; padding: .45rem; font: inherit;
+input[type=text], input[type=password], input[type=number], input[type=date], textarea, select { display: block; width: 100%; max-width: 36rem; padding: .45rem; font: inherit;
   color: var(--fg); background: var(--bg); border: 1px solid var(--line); border-radius: 6px; }
 button { font: inherit; padding: .45rem .9rem; border-radius: 6px; border: 1px solid var(--accent); background: var(--accent); color: var(--bg); cursor: pointer; }
 button.quiet { background: transparent; color: var(--accent); padding: .15rem .5rem; }
@@ -63,6 +63,11 @@ body.now ol.sequence li { margin: .25rem 0; }
 .signals { display: flex; flex-wrap: wrap; gap: .4rem; margin: .75rem 0 .5rem; }
 .signals button { font-size: 1.25rem; padding: .8rem 1.1rem; min-width: 9rem; }
 .now-grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(17rem, 1fr)); gap: 0 2rem; }
+@media (max-width: 40rem) {
+  header nav { flex-wrap: nowrap; overflow-x: auto; white-space: nowrap; gap: 1rem; padding: .5rem .75rem; scrollbar-width: none; }
+  main { padding: .75rem .9rem 3rem; }
+  h1 { font-size: 1.35rem; margin: .4rem 0; }
+}
 table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line); }
 "#;
 
@@ -71,8 +76,40 @@ table { border-collapse: collapse; width: 100%; } th, td { text-align: left; pad
 /// partner's signals are drawn at the top of every page from
 /// `/signals.json`, and their stop over the whole page until it is
 /// acknowledged. Untrusted text only ever goes in through `textContent`.
+/// The lock (see `crate::lock`): Escape twice blanks the page and locks it
+/// at once, and so does the time without use running out.
 pub const SCRIPT: &str = r#"
 (() => {
+  // Requests this script makes by itself: they do not keep the page open.
+  const live = { 'X-Cove-Live': '1' };
+  let csrf = '';
+  let lockAfter = null;
+  let lastUsed = Date.now();
+  let lastTold = Date.now();
+  const post = (path) => fetch(path, { method: 'POST', credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf }) });
+  const lockNow = async () => {
+    document.title = 'Cove';
+    document.body.replaceChildren();
+    try { await post('/lock'); } catch (_) {}
+    location.replace('/unlock');
+  };
+  const used = () => {
+    lastUsed = Date.now();
+    if (csrf && lastUsed - lastTold > 60000) { lastTold = lastUsed; post('/alive').catch(() => {}); }
+  };
+  for (const kind of ['keydown', 'pointerdown', 'input', 'wheel', 'touchstart']) {
+    document.addEventListener(kind, used, { passive: true });
+  }
+  let escapedAt = 0;
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape') return;
+    const now = Date.now();
+    if (now - escapedAt < 1500) { lockNow(); }
+    escapedAt = now;
+  });
+  setInterval(() => { if (lockAfter !== null && Date.now() - lastUsed >= lockAfter) lockNow(); }, 1000);
+  window.addEventListener('pageshow', (e) => { if (e.persisted) location.reload(); });
   let dirty = false;
   document.addEventListener('input', (e) => { if (e.target.closest && e.target.closest('form')) dirty = true; });
   const say = (id, text) => { const el = document.getElementById(id); if (el) el.textContent = text; };
@@ -82,7 +119,8 @@ pub const SCRIPT: &str = r#"
       say('notice', 'The plan changed on another device. Reload the page to see it.');
       return;
     }
-    const response = await fetch(location.href, { credentials: 'same-origin' });
+    const response = await fetch(location.href, { credentials: 'same-origin', headers: live });
+    if (response.status === 423) { location.replace('/unlock'); return; }
     if (!response.ok) return;
     const next = new DOMParser().parseFromString(await response.text(), 'text/html').getElementById('main');
     const main = document.getElementById('main');
@@ -114,10 +152,13 @@ pub const SCRIPT: &str = r#"
   const drawSignals = async () => {
     let board;
     try {
-      const response = await fetch('/signals.json', { credentials: 'same-origin' });
+      const response = await fetch('/signals.json', { credentials: 'same-origin', headers: live });
+      if (response.status === 423) { location.replace('/unlock'); return; }
       if (!response.ok) return;
       board = await response.json();
     } catch (_) { return; }
+    csrf = board.csrf || csrf;
+    lockAfter = (typeof board.lock_after_ms === 'number') ? board.lock_after_ms : null;
     const stop = document.getElementById('stop');
     if (stop) {
       stop.replaceChildren();
@@ -151,6 +192,10 @@ pub const SCRIPT: &str = r#"
     events.onerror = () => { say('notice', 'Connection to Cove lost; retrying.'); };
     events.onopen = () => { const n = document.getElementById('notice'); if (n && n.textContent.startsWith('Connection')) n.textContent = ''; };
   };
+  // On a narrow screen the sections scroll sideways in one line: keep the
+  // current one in view.
+  const current = document.querySelector('header nav a[aria-current]');
+  if (current) current.scrollIntoView({ block: 'nearest', inline: 'center' });
   drawSignals();
   connect();
 })();

@@ -12,8 +12,10 @@
 //!
 //! # Layout
 //! - [`guard`]: the token, the cookie, the `Host` and origin checks.
+//! - [`lock`]: the lock after a time without use, or on Escape twice.
 //! - [`pages`]: the pages (GET).
 //! - [`actions`]: the forms (POST), with the command line's rules.
+//! - [`signaling`]: sending a signal and answering one, truthfully.
 //! - [`fields`]: which fields each section's forms have.
 //! - [`html`], [`assets`]: markup helpers, the stylesheet and script.
 
@@ -26,6 +28,7 @@ pub mod assets;
 pub mod fields;
 pub mod guard;
 pub mod html;
+pub mod lock;
 pub mod pages;
 pub mod signaling;
 
@@ -109,6 +112,23 @@ pub struct Ui {
     pub launcher: std::sync::Mutex<Option<PathBuf>>,
     /// Where the pages read the time: the device's clock.
     pub clock: cove_shared::SharedClock,
+    /// The lock after a time without use.
+    pub lock: lock::Lock,
+}
+
+/// How `cove ui` serves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The port on 127.0.0.1 (0: any free port).
+    pub port: u16,
+    /// How long the page stays open without use; `None`: never locks.
+    pub lock_after: Option<std::time::Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { port: 0, lock_after: Some(lock::LOCK_AFTER) }
+    }
 }
 
 impl Ui {
@@ -217,8 +237,19 @@ fn random_hex(entropy: &mut impl Entropy) -> String {
 }
 
 /// Unlocks the device in `home` (twice: one instance for the pages, one for
-/// the sync engine), binds 127.0.0.1:`port` (0: any free port), and serves.
+/// the sync engine), binds 127.0.0.1:`port` (0: any free port), and serves,
+/// locking after [`lock::LOCK_AFTER`] without use.
 pub async fn start(home: &Home, passphrase: &str, port: u16) -> Result<Running, DeviceError> {
+    start_with(home, passphrase, Options { port, ..Options::default() }).await
+}
+
+/// As [`start`], with `options`.
+pub async fn start_with(
+    home: &Home,
+    passphrase: &str,
+    options: Options,
+) -> Result<Running, DeviceError> {
+    let port = options.port;
     let device = Device::open(home, passphrase).await?;
     let mut engine = Device::open(home, passphrase).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -231,6 +262,7 @@ pub async fn start(home: &Home, passphrase: &str, port: u16) -> Result<Running, 
     let token = random_hex(&mut OsEntropy);
     let clock = device.clock().clone();
     let ui = Arc::new(Ui {
+        lock: lock::Lock::new(options.lock_after, clock.now_ms()),
         clock,
         device: Mutex::new(device),
         token: std::sync::Mutex::new(Some(token.clone())),
@@ -357,6 +389,11 @@ fn router(ui: Arc<Ui>) -> Router {
         .route("/reviews/{id}/confirm", post(actions::confirm_review))
         .route("/journal", post(actions::journal))
         .route("/alarms/{which}/ack", post(actions::acknowledge))
+        .route("/unlock", get(lock::unlock_page).post(lock::unlock))
+        .route("/lock", post(lock::lock))
+        .route("/alive", post(lock::alive))
+        // The guard runs first (the outer layer), then the lock.
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&ui), lock::gate))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&ui), guard::guard))
         .with_state(ui)
 }

@@ -54,6 +54,7 @@ pub async fn board(State(ui): State<Arc<Ui>>) -> Response {
         .collect();
     json_response(&json!({
         "csrf": ui.csrf,
+        "lock_after_ms": ui.lock.after_ms(),
         "partner": partner,
         "stop": board.stop.as_ref().map(incoming),
         "banner": banner,

@@ -51,8 +51,18 @@ pub(crate) enum Command {
     },
     /// Send local changes, receive the partner's, and exit.
     Sync,
-    /// Stay connected and apply changes as they arrive.
-    Daemon,
+    /// Stay connected and apply changes as they arrive; tell of signals,
+    /// answers and reminders (check-ins and reviews that come due).
+    Daemon {
+        /// Run this command (with `sh -c`) for each signal, answer and
+        /// reminder; it gets COVE_EVENT and COVE_TEXT in its environment.
+        #[arg(long, value_name = "CMD")]
+        exec: Option<String>,
+        /// Put the plan's own words in COVE_TEXT; without this, the text
+        /// says only what kind of event it is ("Cove: a check-in is due").
+        #[arg(long)]
+        notify_content: bool,
+    },
     /// List or revoke devices.
     #[command(subcommand)]
     Device(DeviceCommand),

@@ -28,8 +28,10 @@
 mod advice;
 mod alarms;
 mod args;
+mod daemon;
 mod devices;
 mod journal;
+mod notify;
 mod output;
 mod plan;
 mod plan_args;
@@ -78,7 +80,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 alarms::ack(&home, &out, &ids, all).await
             }
         },
-        Command::Daemon => syncing::daemon(&home, &out).await,
+        Command::Daemon { exec, notify_content } => {
+            daemon::daemon(&home, &out, notify::Hook::new(exec, notify_content)).await
+        }
         Command::Device(args::DeviceCommand::List) => devices::list(&home, &out).await,
         Command::Device(args::DeviceCommand::Name { name }) => {
             devices::name(&home, &out, &name).await

@@ -163,6 +163,9 @@ impl SectionFields for LaterFields {
         let mut f = Vec::new();
         push_str(&mut f, later::WHEN, self.when);
         push_str(&mut f, later::NOTE, self.note);
+        if let Some(h) = self.after_hours {
+            f.push((later::AFTER_HOURS.key, Field::Int(h)));
+        }
         f
     }
 }

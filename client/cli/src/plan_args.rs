@@ -303,6 +303,10 @@ pub(crate) struct LaterFields {
     /// What to ask or do.
     #[arg(long)]
     pub(crate) note: Option<String>,
+    /// Hours after a session when it is due: `cove daemon` and `cove ui`
+    /// remind you then [default: 12].
+    #[arg(long)]
+    pub(crate) after_hours: Option<i64>,
 }
 
 /// `cove plan deescalation`.

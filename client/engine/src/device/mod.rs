@@ -27,6 +27,7 @@
 //! - [`snapshot`]: sealed snapshots.
 //! - [`signals`]: signals as a person sees them: answers, the safe word,
 //!   and how far each of this partner's got.
+//! - [`reminders`]: check-ins and reviews that come due, given once each.
 
 mod alarms;
 mod attention;
@@ -37,6 +38,7 @@ mod members;
 mod own;
 mod progress;
 pub mod receive;
+mod reminders;
 mod reseal;
 mod setup;
 mod signals;
@@ -52,6 +54,7 @@ pub use checkpoints::{
 };
 pub use error::DeviceError;
 pub use receive::{Quarantined, Received};
+pub use reminders::Reminder;
 pub use signals::{AnswerRecord, Board, IncomingSignal, OutgoingSignal, Progress};
 pub use state::{
     CursorMark, OwnTip, ReceivedSignal, SENT_KEPT, SIGNALS_KEPT, SNAPSHOT_EVERY, SentEnvelope,
@@ -83,6 +86,8 @@ pub struct Device {
     book: checkpoints::Book,
     /// Answers to signals, and the stops that stand.
     desk: signals::Desk,
+    /// The reminders given.
+    reminded: reminders::Given,
     clock: SharedClock,
     /// The token of the last write this process saw; `None` forces a reload
     /// before the next write.

@@ -18,6 +18,7 @@ pub(super) const KV_FRESHNESS: &str = "freshness";
 pub(super) const KV_SYNC: &str = "sync";
 pub(super) const KV_CHECKPOINTS: &str = "checkpoints";
 pub(super) const KV_SIGNALS: &str = "signals";
+pub(super) const KV_REMINDERS: &str = "reminders";
 pub(super) const KV_GENERATION: &str = crate::localdb::GENERATION;
 pub(super) const KV_READY: &str = "ready";
 pub(super) const KV_FORMAT: &str = "format";
@@ -115,11 +116,13 @@ impl Device {
         let token = encode(&generation)?;
         let book = encode(&self.book)?;
         let desk = encode(&self.desk)?;
+        let reminded = encode(&self.reminded)?;
         let mut rows: Vec<(&str, &[u8])> = vec![
             (KV_SYNC, &sync),
             (KV_FRESHNESS, &freshness),
             (KV_CHECKPOINTS, &book),
             (KV_SIGNALS, &desk),
+            (KV_REMINDERS, &reminded),
             (KV_GENERATION, &token),
         ];
         let membership;
@@ -188,6 +191,11 @@ impl Device {
         // device.
         self.desk = match self.db.get(KV_SIGNALS).await {
             Ok(desk) => desk.unwrap_or_default(),
+            Err(LocalError::Corrupt) => Default::default(),
+            Err(error) => return Err(error.into()),
+        };
+        self.reminded = match self.db.get(KV_REMINDERS).await {
+            Ok(given) => given.unwrap_or_default(),
             Err(LocalError::Corrupt) => Default::default(),
             Err(error) => return Err(error.into()),
         };

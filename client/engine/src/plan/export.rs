@@ -171,9 +171,12 @@ pub fn shared_items(plan: &Plan) -> Vec<ImportItem> {
     for Question { meta, text } in &plan.checkin.questions {
         out.push(item(Section::Questions, meta, vec![str_field(question::TEXT.key, text)]));
     }
-    for LaterCheckin { meta, when, note } in &plan.checkin.later {
+    for LaterCheckin { meta, when, note, after_hours } in &plan.checkin.later {
         let mut f = vec![str_field(later::WHEN.key, when)];
         opt_str(&mut f, later::NOTE.key, note);
+        if let Some(h) = after_hours {
+            f.push((later::AFTER_HOURS.key, Field::Int(*h)));
+        }
         out.push(item(Section::Later, meta, f));
     }
     for Technique { meta, title, description } in &plan.deescalation.techniques {

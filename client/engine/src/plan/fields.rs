@@ -184,8 +184,14 @@ pub mod later {
     pub const WHEN: Spec = needed(text("when", "When"));
     /// What to ask or do.
     pub const NOTE: Spec = text("note", "What to ask or do");
+    /// How many hours after a session it is due (a reminder then); when
+    /// not given, [`crate::plan::model::LATER_DEFAULT_HOURS`].
+    pub const AFTER_HOURS: Spec = Spec {
+        kind: Kind::Int { min: 1, max: 336 },
+        ..text("after_hours", "Hours after a session (for the reminder)")
+    };
     /// Every field, in order.
-    pub const ALL: &[Spec] = &[WHEN, NOTE];
+    pub const ALL: &[Spec] = &[WHEN, NOTE, AFTER_HOURS];
 }
 
 /// De-escalation techniques.

@@ -356,7 +356,14 @@ pub struct LaterCheckin {
     pub when: String,
     /// What to ask or do.
     pub note: Option<String>,
+    /// Hours after a session when it is due; see [`LATER_DEFAULT_HOURS`].
+    #[serde(default)]
+    pub after_hours: Option<i64>,
 }
+
+/// When a later check-in without `after_hours` is due: the next morning,
+/// for a session in the evening.
+pub const LATER_DEFAULT_HOURS: i64 = 12;
 
 /// The check-in after a session.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

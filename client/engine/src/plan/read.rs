@@ -243,6 +243,7 @@ fn later(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<LaterCheckin> {
         meta,
         when: r.str(obj, later::WHEN.key)?,
         note: r.str(obj, later::NOTE.key),
+        after_hours: r.int(obj, later::AFTER_HOURS.key),
     })
 }
 

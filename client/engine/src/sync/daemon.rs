@@ -5,7 +5,7 @@ use super::{
     SyncReport, apply_page, connect, fetch_all, rotate, send_and_confirm, send_checkpoint,
     send_outbox, sync_membership, sync_once,
 };
-use crate::device::{Alarm, CHECKPOINT_GAP_MS, Device, DeviceError, Received};
+use crate::device::{Alarm, CHECKPOINT_GAP_MS, Device, DeviceError, Received, Reminder};
 use crate::transport::{Push, RelayConnection, TransportError};
 use cove_shared::OsEntropy;
 use cove_shared::random::Entropy;
@@ -19,6 +19,8 @@ pub enum Event {
     Synced(SyncReport),
     /// Live envelopes were applied.
     Applied(Received),
+    /// Check-ins and reviews that came due (each is given once).
+    Reminders(Vec<Reminder>),
     /// Disconnected; retrying after `retry`.
     Disconnected {
         /// Why.
@@ -77,7 +79,9 @@ pub async fn run_daemon_nudged(
             fetch_all(device, &conn, &mut caught_up).await?;
             events(&Event::Synced(report));
             attempt = 0;
+            remind(device, &mut events).await?;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut next_look = tokio::time::Instant::now() + REMINDERS_EVERY;
             loop {
                 tokio::select! {
                     push = pushes.recv() => {
@@ -99,6 +103,10 @@ pub async fn run_daemon_nudged(
                     _ = tick.tick() => {
                         send_pending(device, &conn).await?;
                         send_checkpoint(device, &conn, CHECKPOINT_GAP_MS).await?;
+                        if tokio::time::Instant::now() >= next_look {
+                            next_look += REMINDERS_EVERY;
+                            remind(device, &mut events).await?;
+                        }
                     }
                     () = send_now.notified() => send_pending(device, &conn).await?,
                 }
@@ -123,6 +131,19 @@ pub async fn run_daemon_nudged(
             Ok(()) => {}
         }
     }
+}
+
+/// How often a connected daemon looks for reminders that came due.
+pub const REMINDERS_EVERY: Duration = Duration::from_secs(30);
+
+/// Tells of reminders that came due, if any.
+async fn remind(device: &mut Device, events: &mut impl FnMut(&Event)) -> Result<(), DeviceError> {
+    device.refresh().await?;
+    let due = device.due_reminders().await?;
+    if !due.is_empty() {
+        events(&Event::Reminders(due));
+    }
+    Ok(())
 }
 
 /// Sends what the outbox holds, if anything, after taking up what other

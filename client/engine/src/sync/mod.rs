@@ -26,7 +26,7 @@ mod daemon;
 mod deliver;
 mod own;
 
-pub use daemon::{BACKOFF, Event, backoff, run_daemon, run_daemon_nudged};
+pub use daemon::{BACKOFF, Event, REMINDERS_EVERY, backoff, run_daemon, run_daemon_nudged};
 pub use deliver::{DELIVER_WITHIN, Delivery, deliver};
 pub use own::{send_and_confirm, send_checkpoint, send_outbox, settle_own};
 

@@ -154,6 +154,34 @@ pub fn chromedriver() -> Option<std::path::PathBuf> {
         .find(|p| p.exists())
 }
 
+/// `chromedriver`, for a browser test; `None` (the test skips, and says
+/// so) when it is not installed, unless `COVE_REQUIRE_BROWSER` is set, as
+/// `.ci/run` sets it: then a missing browser fails the test.
+pub fn chromedriver_or_skip() -> Option<std::path::PathBuf> {
+    let found = chromedriver();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("COVE_REQUIRE_BROWSER").is_none(),
+            "chromedriver is not installed, and this run requires the browser test"
+        );
+        eprintln!("skipped: chromedriver is not installed (.ci/run installs it)");
+    }
+    found
+}
+
+/// Saves a screenshot of the page as `target/ui-screenshots/NAME.png`.
+pub async fn save_screenshot(browser: &Browser<'_>, name: &str) {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"),
+        std::path::PathBuf::from,
+    );
+    let dir = target.join("ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let png = browser.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap_or_else(|e| panic!("{name}: {e}"));
+}
+
 /// A running `chromedriver`, stopped on drop.
 pub struct Driver {
     child: std::process::Child,

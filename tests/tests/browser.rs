@@ -9,37 +9,13 @@
 use cove_client::plan::write::{self, Author, Field, Section};
 use cove_tests::devices::{PASSPHRASE, couple, sync_now};
 use cove_tests::harness::{TempDir, TestRelay};
-use cove_tests::web::{Browser, Driver, chromedriver};
+use cove_tests::web::{Driver, chromedriver_or_skip, save_screenshot as save};
 use cove_web as ui;
-use std::path::PathBuf;
 use std::time::Duration;
-
-fn screenshots() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"),
-        PathBuf::from,
-    );
-    let dir = target.join("ui-screenshots");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    dir
-}
-
-async fn save(browser: &Browser<'_>, name: &str) {
-    let png = browser.screenshot().await;
-    assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
-    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partners_change_and_signal_reach_the_other_page_live() {
-    let Some(binary) = chromedriver() else {
-        assert!(
-            std::env::var_os("COVE_REQUIRE_BROWSER").is_none(),
-            "chromedriver is not installed, and this run requires the browser test"
-        );
-        eprintln!("skipped: chromedriver is not installed (.ci/run installs it)");
-        return;
-    };
+    let Some(binary) = chromedriver_or_skip() else { return };
     let relay = TestRelay::start().await;
     let root = TempDir::new("browser");
     let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;

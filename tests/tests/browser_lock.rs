@@ -8,25 +8,12 @@
 use cove_client::plan::write::{self, Author, Field, Section};
 use cove_tests::devices::{PASSPHRASE, couple, sync_now};
 use cove_tests::harness::{TempDir, TestRelay};
-use cove_tests::web::{Browser, Driver, chromedriver};
+use cove_tests::web::{Browser, Driver, chromedriver_or_skip, save_screenshot as save};
 use cove_web as ui;
 use serde_json::Value;
-use std::path::PathBuf;
 use std::time::Duration;
 
 const PRIVATE: &str = "A private detail of the plan";
-
-async fn save(browser: &Browser<'_>, name: &str) {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"),
-        PathBuf::from,
-    );
-    let dir = target.join("ui-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    let png = browser.screenshot().await;
-    assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-}
 
 /// Waits (up to `within`) until the browser is at a path ending in `path`.
 async fn wait_for_path(browser: &Browser<'_>, path: &str, within: Duration) -> bool {
@@ -47,14 +34,7 @@ async fn unlock(browser: &Browser<'_>, passphrase: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_locks_when_idle_or_on_escape_twice_and_fits_a_small_screen() {
-    let Some(binary) = chromedriver() else {
-        assert!(
-            std::env::var_os("COVE_REQUIRE_BROWSER").is_none(),
-            "chromedriver is not installed, and this run requires the browser test"
-        );
-        eprintln!("skipped: chromedriver is not installed (.ci/run installs it)");
-        return;
-    };
+    let Some(binary) = chromedriver_or_skip() else { return };
     let relay = TestRelay::start().await;
     let root = TempDir::new("browser-lock");
     let (mut a, b) = couple(&root, &relay.url, &relay.url).await;

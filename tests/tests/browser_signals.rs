@@ -6,22 +6,9 @@
 
 use cove_tests::devices::{PASSPHRASE, couple, sync_now};
 use cove_tests::harness::{TempDir, TestRelay};
-use cove_tests::web::{Browser, Driver, chromedriver};
+use cove_tests::web::{Browser, Driver, chromedriver_or_skip, save_screenshot as save};
 use cove_web as ui;
-use std::path::PathBuf;
 use std::time::Duration;
-
-async fn save(browser: &Browser<'_>, name: &str) {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"),
-        PathBuf::from,
-    );
-    let dir = target.join("ui-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    let png = browser.screenshot().await;
-    assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-}
 
 /// Whether the full-screen stop is showing.
 async fn stop_showing(browser: &Browser<'_>) -> bool {
@@ -43,14 +30,7 @@ async fn reload_until(browser: &Browser<'_>, url: &str, needle: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_safe_word_stops_the_other_page_until_acknowledged_and_the_all_clear_lifts_it() {
-    let Some(binary) = chromedriver() else {
-        assert!(
-            std::env::var_os("COVE_REQUIRE_BROWSER").is_none(),
-            "chromedriver is not installed, and this run requires the browser test"
-        );
-        eprintln!("skipped: chromedriver is not installed (.ci/run installs it)");
-        return;
-    };
+    let Some(binary) = chromedriver_or_skip() else { return };
     let relay = TestRelay::start().await;
     let root = TempDir::new("browser-signals");
     let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;

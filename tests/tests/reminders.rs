@@ -71,7 +71,9 @@ async fn check_ins_and_reviews_come_due_once_each() {
     sync_now(&mut a).await;
     sync_now(&mut b).await;
     // B's first look: what is due now is brought up.
-    assert!(b.due_reminders().await.unwrap().contains(&Reminder::ReviewDue { day: due_day.clone() }));
+    assert!(
+        b.due_reminders().await.unwrap().contains(&Reminder::ReviewDue { day: due_day.clone() })
+    );
     cove_client::plan::review::record(&mut b, Some("it went well".into()), None, None)
         .await
         .unwrap();

@@ -91,6 +91,34 @@ async fn a_stop_stands_until_answered_and_only_its_senders_all_clear_lifts_it() 
     assert_eq!(board.outgoing[0].name, "check-on-me");
     assert_eq!(board.outgoing[0].progress, Progress::Dismissed);
 
+    // A stop that arrives after its time to live still stands: late, it
+    // is shown with when it was sent.
+    send(&mut b, "stop", 1000).await;
+    clock.advance(5000);
+    sync_now(&mut a).await;
+    let late = a.signal_board().await.unwrap().stop.expect("a late stop stands");
+    assert!(!late.live);
+
+    // Nothing in the plan can make `stop` mean less.
+    let who = cove_client::plan::write::Author { partner: a.partner(), now_ms: a.now_ms() };
+    let renamed = a
+        .edit(cove_shared::DocId::Shared, |tx| {
+            let fields = vec![
+                ("name", cove_client::plan::write::Field::Str("Stop".into())),
+                ("meaning", cove_client::plan::write::Field::Choice("pause")),
+            ];
+            cove_client::plan::write::add(
+                tx,
+                who,
+                cove_client::plan::write::Section::Signals,
+                fields,
+            )
+            .map_err(Into::into)
+        })
+        .await;
+    let refused = renamed.expect_err("an agreed signal may not be called stop").to_string();
+    assert!(refused.contains("every plan has already"), "{refused}");
+
     // A device answers only the other partner's signals.
     let own = b.id();
     let refused = b.answer_signal(own, 1, Answer::Acknowledged).await;

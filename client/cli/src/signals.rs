@@ -32,11 +32,11 @@ pub(crate) async fn send(
     device.signal(&name, ttl_minutes * 60_000).await?;
     let what = if signals::is_stop(&plan, &name) {
         format!(
-            "Stop ('{name}') is on its way; it stays in front of {} until they acknowledge it, and stands until you send `cove signal all-clear`.",
+            "Saved the stop ('{name}'): once it arrives, it stays in front of {} until they acknowledge it; `cove signal all-clear` lifts it.",
             plan.name(device.partner().other())
         )
     } else {
-        format!("Signal '{name}' is on its way; it stays current for {ttl_minutes} minutes.")
+        format!("Saved the signal '{name}'; it stays current for {ttl_minutes} minutes.")
     };
     saved(out, &mut device, "", &what).await;
     Ok(())
@@ -123,7 +123,11 @@ pub(crate) async fn answer(
     let open: Vec<&IncomingSignal> = board
         .incoming
         .iter()
-        .filter(|s| s.answer.is_none() || answer == Answer::Dismissed)
+        // A stop is acknowledged, never dismissed unseen.
+        .filter(|s| match answer {
+            Answer::Acknowledged => s.answer.is_none(),
+            Answer::Dismissed => board.stop.as_ref() != Some(*s),
+        })
         .collect();
     let partner = device.current_plan().name(device.partner().other());
     if open.is_empty() {

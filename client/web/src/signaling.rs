@@ -18,7 +18,15 @@ use std::sync::Arc;
 /// Where a form came from, if it names a page of this site; else "/now".
 fn return_to(form: &Form) -> String {
     match form.get("back") {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('?') => {
+        // Only a plain path of this site: no second slash at the start, no
+        // backslash, query or anything a browser might read as another host.
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && path
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_')) =>
+        {
             path.to_owned()
         }
         _ => "/now".to_owned(),
@@ -90,15 +98,20 @@ pub async fn answer(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
     let partner = device.current_plan().name(device.partner().other());
     let (done, what) = match answer {
         Answer::Acknowledged => (
-            format!("You acknowledged it; {partner} sees that."),
+            format!(
+                "You acknowledged it: the relay has your answer, and {partner}'s device shows it when it next syncs."
+            ),
             "Your acknowledgement".to_owned(),
         ),
-        Answer::Dismissed => {
-            (format!("You dismissed it; {partner} sees that."), "Your answer".to_owned())
-        }
+        Answer::Dismissed => (
+            format!(
+                "You dismissed it: the relay has your answer, and {partner}'s device shows it when it next syncs."
+            ),
+            "Your answer".to_owned(),
+        ),
     };
     let outcome = match device.answer_signal(from, sent_at, answer).await {
-        Err(error) => Err(format!("{what} was not saved: {error}.")),
+        Err(error) => Err(format!("{what} counts on this device, but was not sent: {error}.")),
         Ok(_) => deliver(&mut device, done, &what).await,
     };
     drop(device);

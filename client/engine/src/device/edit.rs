@@ -170,10 +170,11 @@ impl Device {
     pub async fn signal(&mut self, signal: &str, ttl_ms: i64) -> Result<Vec<u8>, DeviceError> {
         self.require_signals()?;
         self.write(async |device, tx| {
-            let now = device.now_ms();
-            if crate::plan::signals::is_all_clear(signal) {
-                device.lift_own_stops(now);
-            }
+            // A signal is named by its sender and `sent_at` (answers point at
+            // it so): each of this device's is later than the one before,
+            // even within a millisecond or after the clock stepped back.
+            let last = device.book.signals.last().map_or(i64::MIN, |s| s.sent_at);
+            let now = device.now_ms().max(last.saturating_add(1));
             let payload = Payload::Signal(SignalPayload {
                 signal: signal.to_owned(),
                 sent_at: now,

@@ -108,6 +108,11 @@ impl Device {
         let Ok(opened) = envelope::open(bytes, &policy) else { return true };
         match Payload::decode(&opened.payload) {
             Some(Payload::Signal(signal)) => now > signal.expires_at,
+            // An answer is worth sending again for as long as its signal
+            // may still stand on the other side.
+            Some(Payload::Answer(answer)) => {
+                now > answer.at.saturating_add(super::signals::ANSWER_RESENT_MS)
+            }
             _ => true,
         }
     }

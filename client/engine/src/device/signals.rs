@@ -8,7 +8,12 @@
 //! is a hint); "seen" means a device of the other partner said it holds it,
 //! in its signed checkpoint or in a signed answer.
 //!
-//! What is kept here (answers, standing stops, all-clears) is stored apart
+//! An all-clear lifts the stops of its sender's partner that this device
+//! holds when it arrives: arrival, not anyone's clock, decides. A stop
+//! stands whatever its age: one that arrives late is shown all the same,
+//! with when it was sent. A signal is named by its sender and `sent_at`.
+//!
+//! What is kept here (answers, standing and lifted stops) is stored apart
 //! from the sync state, so that a state directory made before answers
 //! existed still opens, with none.
 
@@ -16,15 +21,22 @@ use super::{Device, DeviceError, ReceivedSignal};
 use crate::payload::{Answer, AnswerPayload, Payload};
 use crate::plan::signals as words;
 use cove_shared::envelope;
-use cove_shared::{DeviceId, DocId, Kind, Partner};
+use cove_shared::{DeviceId, DocId, Kind, Seq};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-/// How many answers a device keeps, given and received.
+/// How many answers a device keeps, of each side.
 pub(super) const ANSWERS_KEPT: usize = 100;
+
+/// How many stops may stand at once, and how many lifted ones are kept.
+const STOPS_KEPT: usize = 20;
 
 /// How long this partner's own signals stay listed after they were sent.
 pub(super) const OWN_LISTED_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// How long an answer of this device's is sent again if the relay loses
+/// it: as long as the relay keeps signals by default.
+pub(crate) const ANSWER_RESENT_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// One answer to a signal, given or received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,8 +53,7 @@ pub struct AnswerRecord {
     pub at: i64,
 }
 
-/// A stop of the other partner's that no device of this partner has
-/// answered, and that no all-clear has lifted.
+/// A stop of the other partner's, by its sender and `sent_at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Standing {
     from: DeviceId,
@@ -52,43 +63,43 @@ struct Standing {
 /// What a device keeps about answers and stops.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct Desk {
-    /// Answers, oldest first: this partner's to the other's signals, and the
-    /// other partner's to this partner's.
-    answers: Vec<AnswerRecord>,
+    /// Answers this partner's devices gave to the other's signals, oldest
+    /// first.
+    given: Vec<AnswerRecord>,
+    /// Answers the other partner's devices gave to this device's signals.
+    received: Vec<AnswerRecord>,
     /// The other partner's stops that stand.
     standing: Vec<Standing>,
-    /// Per partner (A, B): the `sent_at` of their newest all-clear.
-    cleared: [i64; 2],
+    /// The other partner's stops this device received, answered or not.
+    stops: Vec<Standing>,
+    /// Stops their sender lifted with the all-clear.
+    lifted: Vec<Standing>,
 }
 
-fn index(partner: Partner) -> usize {
-    match partner {
-        Partner::A => 0,
-        Partner::B => 1,
-    }
+fn push_bounded<T>(list: &mut Vec<T>, item: T, kept: usize) {
+    list.push(item);
+    let excess = list.len().saturating_sub(kept);
+    list.drain(..excess);
 }
 
 impl Desk {
-    fn answer_to(
-        &self,
-        to: DeviceId,
-        sent_at: i64,
-        by_partner: impl Fn(&DeviceId) -> bool,
-    ) -> Option<&AnswerRecord> {
-        self.answers.iter().rev().find(|a| a.to == to && a.sent_at == sent_at && by_partner(&a.by))
+    fn answer(list: &[AnswerRecord], to: DeviceId, sent_at: i64) -> Option<&AnswerRecord> {
+        list.iter().rev().find(|a| a.to == to && a.sent_at == sent_at)
     }
 
-    fn record(&mut self, answer: AnswerRecord) {
+    fn given(&mut self, answer: AnswerRecord) {
         self.standing.retain(|s| !(s.from == answer.to && s.sent_at == answer.sent_at));
-        self.answers.push(answer);
-        let excess = self.answers.len().saturating_sub(ANSWERS_KEPT);
-        self.answers.drain(..excess);
+        push_bounded(&mut self.given, answer, ANSWERS_KEPT);
     }
 
     /// Whether the signal `from` sent at `sent_at` is a stop that still
     /// stands.
     pub(super) fn stands(&self, from: DeviceId, sent_at: i64) -> bool {
         self.standing.iter().any(|s| s.from == from && s.sent_at == sent_at)
+    }
+
+    fn lifted(&self, from: DeviceId, sent_at: i64) -> bool {
+        self.lifted.iter().any(|s| s.from == from && s.sent_at == sent_at)
     }
 }
 
@@ -186,8 +197,8 @@ pub struct Board {
     pub incoming: Vec<IncomingSignal>,
     /// This device's signals of the last day, newest first.
     pub outgoing: Vec<OutgoingSignal>,
-    /// Whether this partner's newest stop is current and not yet lifted:
-    /// the all-clear is theirs to send.
+    /// Whether this device sent a stop in the last day and no all-clear
+    /// since: the all-clear is this partner's to send.
     pub all_clear_due: bool,
 }
 
@@ -197,48 +208,56 @@ impl Device {
         let now = self.now_ms();
         let plan = self.current_plan();
         let state = self.log.state();
-        let mine = |d: &DeviceId| state.member(d).is_some_and(|m| m.partner == self.partner());
         let theirs = |d: &DeviceId| state.member(d).is_some_and(|m| m.partner != self.partner());
-        let other = self.partner().other();
-        let mut incoming: Vec<IncomingSignal> = self
+        let incoming: Vec<IncomingSignal> = self
             .sync
             .signals
             .iter()
             .rev()
-            .map(|s| self.incoming(&plan, s, now, other, &mine))
+            .filter(|s| theirs(&s.from))
+            .map(|s| self.incoming(&plan, s, now))
             .filter(|s| {
                 (s.live || self.desk.stands(s.from, s.sent_at))
                     && !matches!(s.answer, Some((Answer::Dismissed, _)))
             })
             .collect();
-        incoming.retain(|s| theirs(&s.from));
         let stop = incoming.iter().find(|s| self.desk.stands(s.from, s.sent_at)).cloned();
 
         let (waiting, unconfirmed) = self.signals_in_flight().await?;
         let me = self.id();
         let mut outgoing = Vec::new();
+        // Newest first: the all-clear is due if a stop comes before any
+        // all-clear.
+        let mut all_clear_due = None;
         for s in self.book.signals.iter().rev().filter(|s| now - s.sent_at <= OWN_LISTED_MS) {
-            let answer = self.desk.answer_to(me, s.sent_at, theirs);
+            let answer = Desk::answer(&self.desk.received, me, s.sent_at);
+            // "Sent" only where a fetched page showed it.
+            let shown = self
+                .book
+                .own(Kind::Signal, DocId::Shared, Seq(s.seq))
+                .is_some_and(|o| o.cursor > 0);
             let progress = match answer {
                 Some(a) if a.answer == Answer::Acknowledged => Progress::Acknowledged,
                 Some(_) => Progress::Dismissed,
                 None if s.seen => Progress::Seen,
                 None if waiting.contains(&s.seq) => Progress::Waiting,
-                None if unconfirmed.contains(&s.seq) => Progress::Unconfirmed,
+                None if unconfirmed.contains(&s.seq) || !shown => Progress::Unconfirmed,
                 None => Progress::Sent,
             };
+            let stop = words::is_stop(&plan, &s.signal);
+            if all_clear_due.is_none() && (stop || words::is_all_clear(&s.signal)) {
+                all_clear_due = Some(stop);
+            }
             outgoing.push(OutgoingSignal {
                 name: s.signal.clone(),
-                stop: words::is_stop(&plan, &s.signal),
+                stop,
                 sent_at: s.sent_at,
                 expires_at: s.expires_at,
                 progress,
                 answered_at: answer.map(|a| a.at),
             });
         }
-        let newest_stop = outgoing.iter().find(|s| s.stop);
-        let lifted = self.desk.cleared[index(self.partner())];
-        let all_clear_due = newest_stop.is_some_and(|s| s.sent_at > lifted && s.expires_at >= now);
+        let all_clear_due = all_clear_due.unwrap_or(false);
         Ok(Board { stop, incoming, outgoing, all_clear_due })
     }
 
@@ -247,8 +266,6 @@ impl Device {
         plan: &crate::plan::model::Plan,
         s: &ReceivedSignal,
         now: i64,
-        sender: Partner,
-        mine: &impl Fn(&DeviceId) -> bool,
     ) -> IncomingSignal {
         let name = s.signal.signal.clone();
         let sent_at = s.signal.sent_at;
@@ -261,8 +278,8 @@ impl Device {
             received_at: s.received_at,
             live: !s.expired(now),
             after_gap: s.after_gap,
-            answer: self.desk.answer_to(s.from, sent_at, mine).map(|a| (a.answer, a.at)),
-            lifted: sent_at <= self.desk.cleared[index(sender)],
+            answer: Desk::answer(&self.desk.given, s.from, sent_at).map(|a| (a.answer, a.at)),
+            lifted: self.desk.lifted(s.from, sent_at),
             name,
         }
     }
@@ -285,7 +302,9 @@ impl Device {
 
     /// Answers one of the other partner's signals (the one `from` sent at
     /// `sent_at`): the answer goes to the outbox, for sending at once, and
-    /// a stop it answers no longer stands on this partner's devices.
+    /// a stop it answers no longer stands on this partner's devices. When
+    /// this device may not send now (the error says why), the answer still
+    /// counts here, so that a stop never stays in front of its person.
     pub async fn answer_signal(
         &mut self,
         from: DeviceId,
@@ -296,36 +315,39 @@ impl Device {
         if state.member(&from).is_none_or(|m| m.partner == self.partner()) {
             return Err(DeviceError::Invalid("that signal is not one of your partner's".into()));
         }
-        self.require_signals()?;
+        let me = self.id();
+        if let Err(refused) = self.require_signals() {
+            self.write(async |device, _| {
+                let at = device.now_ms();
+                device.desk.given(AnswerRecord { by: me, to: from, sent_at, answer, at });
+                Ok(())
+            })
+            .await?;
+            return Err(refused);
+        }
         self.write(async |device, tx| {
             let at = device.now_ms();
             let payload = Payload::Answer(AnswerPayload { to: from, sent_at, answer, at });
             let sealed = device.seal_next(Kind::Signal, DocId::Shared, &payload.encode())?;
             tx.push_outbox(&sealed.bytes)?;
-            let me = device.id();
-            device.desk.record(AnswerRecord { by: me, to: from, sent_at, answer, at });
+            device.desk.given(AnswerRecord { by: me, to: from, sent_at, answer, at });
             Ok(sealed.bytes)
         })
         .await
     }
 
-    /// A received answer: recorded if it is the other partner's answer to
-    /// this partner's signal, or another device of this partner's answer to
-    /// the other partner's. A device of the other partner holding the
-    /// signal is a receipt: the signal is seen.
+    /// A received answer, kept if it is the other partner's answer to a
+    /// signal this device sent (a receipt: the signal is seen), or another
+    /// device of this partner's answer to the other partner's signal.
     pub(super) fn take_answer(
         &mut self,
         by: DeviceId,
         answer: AnswerPayload,
     ) -> Option<AnswerRecord> {
         let state = self.log.state();
-        let (by_partner, to_partner) =
-            (state.member(&by)?.partner, state.member(&answer.to)?.partner);
-        if by_partner == to_partner {
+        let by_partner = state.member(&by)?.partner;
+        if by_partner == state.member(&answer.to)?.partner {
             return None;
-        }
-        if answer.to == self.id() {
-            self.book.answered(answer.sent_at);
         }
         let record = AnswerRecord {
             by,
@@ -334,34 +356,57 @@ impl Device {
             answer: answer.answer,
             at: answer.at,
         };
-        self.desk.record(record);
+        if answer.to == self.id() {
+            if !self.book.signals.iter().any(|s| s.sent_at == answer.sent_at) {
+                return None;
+            }
+            self.book.answered(answer.sent_at);
+            push_bounded(&mut self.desk.received, record, ANSWERS_KEPT);
+        } else if by_partner == self.partner() {
+            // Another device of this partner's: taken even for a signal
+            // that arrives later in the same batch.
+            self.desk.given(record);
+        } else {
+            return None;
+        }
         Some(record)
     }
 
-    /// A received signal (current on arrival): a stop of the other
-    /// partner's starts to stand; an all-clear lifts its sender's stops.
-    pub(super) fn take_signal(&mut self, signal: &ReceivedSignal) {
+    /// A received signal of the other partner's, whatever its age: a stop
+    /// (`stop`) starts to stand, unless a device of this partner already
+    /// answered it; an all-clear lifts the stops of its sender's partner
+    /// that this device holds.
+    pub(super) fn take_signal(&mut self, signal: &ReceivedSignal, stop: bool) {
         let state = self.log.state();
         let Some(sender) = state.member(&signal.from).map(|m| m.partner) else { return };
-        let name = &signal.signal.signal;
+        if sender == self.partner() {
+            return;
+        }
         let sent_at = signal.signal.sent_at;
-        if words::is_all_clear(name) {
-            let cleared = &mut self.desk.cleared[index(sender)];
-            *cleared = (*cleared).max(sent_at);
+        if words::is_all_clear(&signal.signal.signal) {
             let members: Vec<DeviceId> =
                 state.members().filter(|m| m.partner == sender).map(|m| m.device).collect();
-            self.desk.standing.retain(|s| !(members.contains(&s.from) && s.sent_at <= sent_at));
-        } else if sender != self.partner()
-            && sent_at > self.desk.cleared[index(sender)]
-            && words::is_stop(&self.current_plan(), name)
-        {
-            self.desk.standing.push(Standing { from: signal.from, sent_at });
+            let desk = &mut self.desk;
+            desk.standing.retain(|s| !members.contains(&s.from));
+            let lifted: Vec<Standing> = desk
+                .stops
+                .iter()
+                .filter(|s| members.contains(&s.from) && !desk.lifted.contains(s))
+                .copied()
+                .collect();
+            for s in lifted {
+                push_bounded(&mut desk.lifted, s, STOPS_KEPT);
+            }
+        } else if stop {
+            let this = Standing { from: signal.from, sent_at };
+            if !self.desk.stops.contains(&this) {
+                push_bounded(&mut self.desk.stops, this, STOPS_KEPT);
+            }
+            if Desk::answer(&self.desk.given, signal.from, sent_at).is_none()
+                && !self.desk.stands(signal.from, sent_at)
+            {
+                push_bounded(&mut self.desk.standing, this, STOPS_KEPT);
+            }
         }
-    }
-
-    /// This partner sent an all-clear: their own stops are lifted here too.
-    pub(super) fn lift_own_stops(&mut self, sent_at: i64) {
-        let cleared = &mut self.desk.cleared[index(self.partner())];
-        *cleared = (*cleared).max(sent_at);
     }
 }

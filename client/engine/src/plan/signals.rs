@@ -48,13 +48,16 @@ fn built_in_meaning(name: &str) -> Option<&'static str> {
     })
 }
 
-/// Whether `name` is a safe word: the built-in `stop`, or an agreed signal
-/// that means "stop".
+/// Whether `name` is a safe word: the built-in `stop` (always: nothing in
+/// the plan can make it mean less), or an agreed signal that means "stop".
 pub fn is_stop(plan: &Plan, name: &str) -> bool {
-    match agreed_signal(plan, name) {
-        Some(s) => s.meaning == Some(Meaning::Stop),
-        None => same(name, STOP),
-    }
+    same(name, STOP) || agreed_signal(plan, name).is_some_and(|s| s.meaning == Some(Meaning::Stop))
+}
+
+/// Whether `name` is one of the signals every plan has: an agreed signal
+/// may not take its name.
+pub fn is_built_in(name: &str) -> bool {
+    BUILT_IN.iter().any(|b| same(b, name))
 }
 
 /// Whether `name` is the all-clear.

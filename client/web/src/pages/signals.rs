@@ -49,7 +49,9 @@ pub async fn board(State(ui): State<Arc<Ui>>) -> Response {
     let banner: Vec<Value> = board
         .incoming
         .iter()
-        .filter(|s| board.stop.as_ref().is_none_or(|stop| stop.sent_at != s.sent_at))
+        .filter(|s| {
+            board.stop.as_ref().is_none_or(|stop| (stop.from, stop.sent_at) != (s.from, s.sent_at))
+        })
         .map(incoming)
         .collect();
     json_response(&json!({

@@ -217,15 +217,27 @@ impl Device {
         if self.sync.snapshot_covers.iter().all(|c| *c <= self.sync.cursor) {
             self.sync.snapshot_covers = [0; 3];
         }
-        // Only live signals are kept (and dropped when they expire, unless
-        // a stop stands).
+        // Live signals are kept (and dropped when they expire), and a stop
+        // that stands, whatever its age. The plan says which signals are
+        // stops: read once per batch.
         let now = self.now_ms();
-        for signal in report.signals.iter().filter(|s| !s.expired(now)) {
-            self.take_signal(signal);
-            self.sync.signals.push(signal.clone());
+        let plan = (!report.signals.is_empty()).then(|| self.current_plan());
+        for signal in &report.signals {
+            let stop = plan
+                .as_ref()
+                .is_some_and(|p| crate::plan::signals::is_stop(p, &signal.signal.signal));
+            self.take_signal(signal, stop);
+            if !signal.expired(now) || self.desk.stands(signal.from, signal.signal.sent_at) {
+                self.sync.signals.push(signal.clone());
+            }
         }
-        let excess = self.sync.signals.len().saturating_sub(SIGNALS_KEPT);
-        self.sync.signals.drain(..excess);
+        // Over the bound, the oldest go first, a standing stop last.
+        while self.sync.signals.len() > SIGNALS_KEPT {
+            let desk = &self.desk;
+            let oldest =
+                self.sync.signals.iter().position(|s| !desk.stands(s.from, s.signal.sent_at));
+            self.sync.signals.remove(oldest.unwrap_or(0));
+        }
         Ok(report)
     }
 

@@ -1056,10 +1056,15 @@ async fn a_safety_code_the_inviter_rejects_admits_nothing() {
     std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
     let error = said_in(&inviter.stderr, &rest);
     assert!(error.contains("the device was not added and nothing was shared"), "{error}");
+    // Both sides give the same next step, and neither a drastic one.
+    assert!(error.contains("start again with `cove pair`"), "{error}");
+    assert!(!error.contains("wipe") && !error.contains("revoke"), "{error}");
     let joiner = join.wait_with_output().unwrap();
     assert!(!joiner.status.success());
     let said = String::from_utf8_lossy(&joiner.stderr);
     assert!(said.contains("did not confirm the safety code"), "{said}");
+    assert!(said.contains("start again with `cove pair`"), "{said}");
+    assert!(!said.contains("wipe") && !said.contains("revoke"), "{said}");
     assert!(!sam.home.join("keystore.cove").exists());
     // The log holds the genesis alone: nothing was wrapped for the joiner.
     alex.json(&["sync"]);

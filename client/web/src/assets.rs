@@ -189,6 +189,11 @@ pub const SCRIPT: &str = r#"
     const events = new EventSource('/events');
     events.addEventListener('changed', () => { refresh(); drawSignals(); });
     events.addEventListener('signal', () => { drawSignals(); });
+    events.addEventListener('reminder', (e) => {
+      let data = {};
+      try { data = JSON.parse(e.data); } catch (_) { return; }
+      say('notice', data.text || '');
+    });
     events.onerror = () => { say('notice', 'Connection to Cove lost; retrying.'); };
     events.onopen = () => { const n = document.getElementById('notice'); if (n && n.textContent.startsWith('Connection')) n.textContent = ''; };
   };

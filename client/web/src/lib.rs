@@ -328,6 +328,14 @@ fn forward(ui: &Ui, labels: &BTreeMap<DeviceId, String>, event: &Event) {
         Event::Applied(received) => received.signals.as_slice(),
         _ => &[][..],
     };
+    if let Event::Reminders(due) = event {
+        // On the page, which is this person's own and unlocked, in full.
+        for reminder in due {
+            let data = serde_json::json!({ "text": reminder.detailed() }).to_string();
+            let _ = events.send(LiveEvent { kind: "reminder", data });
+        }
+        return;
+    }
     let was = ui.link();
     match event {
         Event::Synced(_) => ui.set_link(Link::Connected),

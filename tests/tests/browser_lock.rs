@@ -48,7 +48,8 @@ async fn the_page_locks_when_idle_or_on_escape_twice_and_fits_a_small_screen() {
     sync_now(&mut a).await;
     let home = a.home().clone();
     drop((a, b));
-    let options = ui::Options { port: 0, lock_after: Some(Duration::from_secs(4)) };
+    let options =
+        ui::Options { lock_after: Some(Duration::from_secs(4)), ..ui::Options::default() };
     let page = ui::start_with(&home, PASSPHRASE, options).await.unwrap();
     let base = format!("http://{}", page.addr);
     let driver = Driver::start(&binary).await;

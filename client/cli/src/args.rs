@@ -58,10 +58,15 @@ pub(crate) enum Command {
         /// reminder; it gets COVE_EVENT and COVE_TEXT in its environment.
         #[arg(long, value_name = "CMD")]
         exec: Option<String>,
-        /// Put the plan's own words in COVE_TEXT; without this, the text
-        /// says only what kind of event it is ("Cove: a check-in is due").
+        /// Put the plan's own words in notifications and COVE_TEXT; without
+        /// this, they say only what kind of event it is ("Cove: a check-in
+        /// is due").
         #[arg(long)]
         notify_content: bool,
+        /// No desktop notifications (by default each event raises one,
+        /// where there is a desktop session bus).
+        #[arg(long)]
+        no_desktop: bool,
     },
     /// List or revoke devices.
     #[command(subcommand)]
@@ -132,6 +137,10 @@ pub(crate) enum Command {
         /// not on a computer others use).
         #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(0..=1440))]
         lock_after: u64,
+        /// No desktop notifications (by default a partner's signal, an
+        /// answer and a reminder each raise a discreet one).
+        #[arg(long)]
+        no_desktop: bool,
     },
     /// Private notes kept on this device only; never sent anywhere.
     #[command(subcommand)]

@@ -80,8 +80,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 alarms::ack(&home, &out, &ids, all).await
             }
         },
-        Command::Daemon { exec, notify_content } => {
-            daemon::daemon(&home, &out, notify::Hook::new(exec, notify_content)).await
+        Command::Daemon { exec, notify_content, no_desktop } => {
+            let hook = notify::Hook::new(exec, notify_content, !no_desktop);
+            daemon::daemon(&home, &out, hook).await
         }
         Command::Device(args::DeviceCommand::List) => devices::list(&home, &out).await,
         Command::Device(args::DeviceCommand::Name { name }) => {
@@ -110,9 +111,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Signals { command: None } => signals::list(&home, &out).await,
         Command::Signals { command: Some(command) } => signals::answer(&home, &out, command).await,
-        Command::Ui { port, no_open, lock_after } => {
+        Command::Ui { port, no_open, lock_after, no_desktop } => {
             let lock_after = (lock_after > 0).then(|| Duration::from_secs(lock_after * 60));
-            let options = cove_web::Options { port, lock_after };
+            let options = cove_web::Options { port, lock_after, desktop: !no_desktop };
             serve_ui(&home, &out, options, no_open).await
         }
         Command::Export(args) => transfer::export(&home, &out, args).await,

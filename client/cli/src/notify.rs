@@ -1,6 +1,7 @@
-//! What `cove daemon` tells beyond its own output: with `--exec CMD`, it
-//! runs a command for each event (a signal, an answer to one, a reminder),
-//! so that any platform's notifier can hook in.
+//! What `cove daemon` tells beyond its own output, for each event (a
+//! signal, an answer to one, a reminder): a desktop notification, where
+//! there is a desktop session bus (see `cove_notify`); and with `--exec
+//! CMD`, a command, so that any platform's notifier can hook in.
 //!
 //! The command runs with `sh -c`, with the event in its environment:
 //! `COVE_EVENT` (`stop`, `signal`, `answer`, `checkin`, `review-due`,
@@ -10,25 +11,33 @@
 //! never fatal.
 
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
-/// The `--exec` hook.
+/// The hook: desktop notifications and the `--exec` command.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Hook {
     command: Option<String>,
     content: bool,
+    desktop: Option<Arc<cove_notify::Notifier>>,
 }
 
 impl Hook {
-    /// A hook running `command` (none: nothing runs); `content`: the plan's
-    /// own words go into `COVE_TEXT`.
-    pub(crate) fn new(command: Option<String>, content: bool) -> Self {
-        Self { command, content }
+    /// A hook running `command` (none: nothing runs) and raising desktop
+    /// notifications if `desktop`; `content`: the plan's own words go into
+    /// them, not only what kind of event it is.
+    pub(crate) fn new(command: Option<String>, content: bool, desktop: bool) -> Self {
+        let desktop = desktop.then(|| Arc::new(cove_notify::Notifier::new()));
+        Self { command, content, desktop }
     }
 
-    /// Runs the command for one event.
+    /// Tells of one event.
     pub(crate) fn fire(&self, event: &str, discreet: &str, detailed: &str) {
-        let Some(command) = &self.command else { return };
         let text = if self.content { detailed } else { discreet };
+        if let Some(desktop) = &self.desktop {
+            let (desktop, text) = (Arc::clone(desktop), text.to_owned());
+            tokio::spawn(async move { desktop.show(&text, "").await });
+        }
+        let Some(command) = &self.command else { return };
         let spawned = Command::new("sh")
             .arg("-c")
             .arg(command)

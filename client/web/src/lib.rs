@@ -38,7 +38,7 @@ use cove_client::device::{Device, DeviceError};
 use cove_client::home::Home;
 use cove_client::sync::{self, Event};
 use cove_shared::random::Entropy;
-use cove_shared::{DeviceId, OsEntropy};
+use cove_shared::{DeviceId, OsEntropy, Partner};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -114,6 +114,10 @@ pub struct Ui {
     pub clock: cove_shared::SharedClock,
     /// The lock after a time without use.
     pub lock: lock::Lock,
+    /// Desktop notifications, if wanted.
+    pub desktop: Option<Arc<cove_notify::Notifier>>,
+    /// This device's partner.
+    pub me: Partner,
 }
 
 /// How `cove ui` serves.
@@ -123,11 +127,14 @@ pub struct Options {
     pub port: u16,
     /// How long the page stays open without use; `None`: never locks.
     pub lock_after: Option<std::time::Duration>,
+    /// Whether signals, answers and reminders raise desktop notifications
+    /// (discreet ones), where there is a desktop session bus.
+    pub desktop: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { port: 0, lock_after: Some(lock::LOCK_AFTER) }
+        Self { port: 0, lock_after: Some(lock::LOCK_AFTER), desktop: true }
     }
 }
 
@@ -262,6 +269,8 @@ pub async fn start_with(
     let token = random_hex(&mut OsEntropy);
     let clock = device.clock().clone();
     let ui = Arc::new(Ui {
+        desktop: options.desktop.then(|| Arc::new(cove_notify::Notifier::new())),
+        me: device.partner(),
         lock: lock::Lock::new(options.lock_after, clock.now_ms()),
         clock,
         device: Mutex::new(device),
@@ -287,9 +296,11 @@ pub async fn start_with(
         }
     });
     let labels = device_labels(&ui).await;
+    let partners: BTreeMap<DeviceId, Partner> =
+        ui.device.lock().await.membership().members().map(|m| (m.device, m.partner)).collect();
     let shared = Arc::clone(&ui);
     let daemon = tokio::spawn(async move {
-        let on_event = |event: &Event| forward(&shared, &labels, event);
+        let on_event = |event: &Event| forward(&shared, &labels, &partners, event);
         let never = Box::pin(std::future::pending::<()>());
         let stopped = sync::run_daemon_nudged(&mut engine, on_event, never, &shared.send_now).await;
         if let Err(error) = stopped {
@@ -319,9 +330,29 @@ fn labels_of(device: &Device) -> BTreeMap<DeviceId, String> {
     device.membership().members().map(|m| (m.device, plan.name(m.partner))).collect()
 }
 
+/// Raises a desktop notification, if wanted, without waiting for it.
+fn notify(ui: &Ui, text: &'static str) {
+    if let Some(desktop) = &ui.desktop {
+        let desktop = Arc::clone(desktop);
+        tokio::spawn(async move { desktop.show(text, "").await });
+    }
+}
+
+/// Whether `device` is known to be one of this partner's own (a device
+/// not known yet counts as the other partner's: better a notification too
+/// many than a stop missed).
+fn own(ui: &Ui, partners: &BTreeMap<DeviceId, Partner>, device: &DeviceId) -> bool {
+    partners.get(device) == Some(&ui.me)
+}
+
 /// Turns the sync engine's events into live events for open pages, and
 /// keeps the connection's state for the status page.
-fn forward(ui: &Ui, labels: &BTreeMap<DeviceId, String>, event: &Event) {
+fn forward(
+    ui: &Ui,
+    labels: &BTreeMap<DeviceId, String>,
+    partners: &BTreeMap<DeviceId, Partner>,
+    event: &Event,
+) {
     let events = &ui.events;
     let signals = match event {
         Event::Synced(report) => report.signals.as_slice(),
@@ -329,12 +360,22 @@ fn forward(ui: &Ui, labels: &BTreeMap<DeviceId, String>, event: &Event) {
         _ => &[][..],
     };
     if let Event::Reminders(due) = event {
-        // On the page, which is this person's own and unlocked, in full.
+        // On the page, which is this person's own and unlocked, in full;
+        // on the desktop, discreetly.
         for reminder in due {
             let data = serde_json::json!({ "text": reminder.detailed() }).to_string();
             let _ = events.send(LiveEvent { kind: "reminder", data });
+            notify(ui, reminder.discreet());
         }
         return;
+    }
+    let answers = match event {
+        Event::Synced(report) => report.answers.as_slice(),
+        Event::Applied(received) => received.answers.as_slice(),
+        _ => &[][..],
+    };
+    if answers.iter().any(|a| !own(ui, partners, &a.by)) {
+        notify(ui, "Cove: your partner answered your signal");
     }
     let was = ui.link();
     match event {
@@ -360,6 +401,15 @@ fn forward(ui: &Ui, labels: &BTreeMap<DeviceId, String>, event: &Event) {
     let current = ui.device.try_lock().ok().map(|device| labels_of(&device));
     let labels = current.as_ref().unwrap_or(labels);
     for signal in live {
+        if !own(ui, partners, &signal.from) {
+            // The built-in safe word by its name; any other signal plainly.
+            let text = if cove_client::plan::signals::same(&signal.signal.signal, "stop") {
+                "Cove: your partner used the safe word"
+            } else {
+                "Cove: a signal from your partner"
+            };
+            notify(ui, text);
+        }
         let from = labels.get(&signal.from).cloned().unwrap_or_else(|| "your partner".into());
         let data = serde_json::json!({ "from": from, "text": signal.signal.signal }).to_string();
         let _ = events.send(LiveEvent { kind: "signal", data });

@@ -29,6 +29,8 @@ impl Cove {
             .args(args)
             .env("COVE_HOME", &self.home)
             .env("COVE_PASSPHRASE", PASSPHRASE)
+            // No notifications on the desktop of whoever runs the tests.
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null());
         command

@@ -114,7 +114,7 @@ async fn the_page_locks_when_idle_or_on_escape_twice_and_fits_a_small_screen() {
 
     // Left alone, it locks by itself.
     assert!(
-        wait_for_path(&browser, "/unlock", Duration::from_secs(10)).await,
+        wait_for_path(&browser, "/unlock", Duration::from_secs(20)).await,
         "the page never locked by itself"
     );
     assert!(!browser.text().await.contains(PRIVATE));

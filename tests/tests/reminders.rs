@@ -80,7 +80,10 @@ async fn check_ins_and_reviews_come_due_once_each() {
     sync_now(&mut b).await;
     sync_now(&mut a).await;
     let due = a.due_reminders().await.unwrap();
-    assert!(due.iter().any(|r| matches!(r, Reminder::ReviewConfirmed { .. })), "{due:?}");
+    // B recorded it (which confirms it for B): A is told it is A's to confirm.
+    let told = due.iter().find(|r| matches!(r, Reminder::ReviewConfirmed { recorded: true, .. }));
+    let told = told.unwrap_or_else(|| panic!("{due:?}"));
+    assert!(told.detailed().contains("`cove review confirm` confirms it for you"), "{told:?}");
 }
 
 /// `cove daemon --exec`: the command runs for a signal and for a review

@@ -374,7 +374,7 @@ async fn every_route_needs_the_cookie_this_host_and_this_origin() {
 
 #[tokio::test]
 async fn sessions_reviews_settings_steps_and_signals_from_the_page() {
-    let (_relay, _root, _a, mut b) = setup("ui-more-forms").await;
+    let (_relay, _root, mut a, mut b) = setup("ui-more-forms").await;
     // B's page: B is partner B, and A chooses first.
     let page = Page::open(b.home()).await;
     // The note a form left: a message or an error.
@@ -466,12 +466,26 @@ async fn sessions_reviews_settings_steps_and_signals_from_the_page() {
     let unknown = page.submit("/signal", &[("name", "purple")]).await;
     assert!(flash(&unknown).unwrap().contains("not a signal you have agreed on"));
     let sent = page.submit("/signal", &[("name", "check-on-me")]).await;
+    // Sent within the page's few seconds, or (on a machine too busy for
+    // that) plainly said not to be, and then sent by the sync engine.
+    let said = flash(&sent).unwrap();
     assert!(
-        flash(&sent).unwrap().contains("Signal &#39;check-on-me&#39; sent: the relay stored it"),
+        said.contains("Signal &#39;check-on-me&#39; sent: the relay stored it")
+            || said.contains("Signal &#39;check-on-me&#39; was NOT sent"),
         "{}",
         sent.body
     );
 
+    let mut arrived = false;
+    for _ in 0..50 {
+        let report = sync_now(&mut a).await;
+        if report.signals.iter().any(|s| s.signal.signal == "check-on-me") {
+            arrived = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(arrived, "the signal never reached A");
     sync_now(&mut b).await;
     let plan = cove_client::plan::current(b.docs());
     let answers = &plan.b.as_ref().unwrap().debriefs[&session];

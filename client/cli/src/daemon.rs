@@ -56,9 +56,14 @@ pub(crate) async fn daemon(home: &Home, out: &Printer, hook: Hook) -> anyhow::Re
     // Each live signal, to the hook: a stop as such.
     let tell = |received: &[ReceivedSignal]| {
         let now = clock.now_ms();
-        for s in received.iter().filter(|s| !s.expired(now) && !mine.contains(&s.from)) {
+        for s in received.iter().filter(|s| !mine.contains(&s.from)) {
             let name = &s.signal.signal;
-            let (kind, discreet) = if signals::is_stop(&plan, name) {
+            // A stop is told whatever its age: it stands until answered.
+            let stop = signals::is_stop(&plan, name);
+            if s.expired(now) && !stop {
+                continue;
+            }
+            let (kind, discreet) = if stop {
                 ("stop", "Cove: your partner used the safe word")
             } else {
                 ("signal", "Cove: a signal from your partner")

@@ -3,7 +3,8 @@
 //! there is a desktop session bus (see `cove_notify`); and with `--exec
 //! CMD`, a command, so that any platform's notifier can hook in.
 //!
-//! The command runs with `sh -c`, with the event in its environment:
+//! The command runs with `sh -c`, without the daemon's passphrase (or a
+//! recovery phrase) in its environment, with the event in it instead:
 //! `COVE_EVENT` (`stop`, `signal`, `answer`, `checkin`, `review-due`,
 //! `review-confirmed`) and `COVE_TEXT`, which is discreet ("Cove: a signal
 //! from your partner") unless `--notify-content` asks for the plan's own
@@ -38,12 +39,18 @@ impl Hook {
             tokio::spawn(async move { desktop.show(&text, "").await });
         }
         let Some(command) = &self.command else { return };
+        // Never the secrets a service keeps in the daemon's environment;
+        // its output goes to the daemon's log side, not the lines a script
+        // reads; and no control characters from the other partner's text.
         let spawned = Command::new("sh")
             .arg("-c")
             .arg(command)
+            .env_remove("COVE_PASSPHRASE")
+            .env_remove("COVE_RECOVERY_PHRASE")
             .env("COVE_EVENT", event)
-            .env("COVE_TEXT", text)
+            .env("COVE_TEXT", crate::output::terminal_safe(text))
             .stdin(Stdio::null())
+            .stdout(Stdio::null())
             .spawn();
         match spawned {
             // Reaped on a thread of its own, so that no exit is left behind.

@@ -72,14 +72,20 @@ impl Notifier {
         // timeout (-1: the server's own).
         let arguments = ("Cove", 0u32, "", summary, body, actions, hints, -1i32);
         let call = connection.call_method(Some(SERVICE), PATH, Some(SERVICE), "Notify", &arguments);
-        match tokio::time::timeout(WITHIN, call).await {
+        let outcome = tokio::time::timeout(WITHIN, call).await;
+        match outcome {
             Ok(Ok(_)) => true,
+            // Said once: without a service that answers, stay quiet.
             Ok(Err(error)) => {
-                tracing::warn!(%error, "the desktop notification service refused a notification");
+                tracing::info!(%error, "no desktop notification service: no desktop notifications");
+                *state = State::Off;
                 false
             }
             Err(_) => {
-                tracing::warn!("the desktop notification service did not answer");
+                tracing::info!(
+                    "the desktop notification service did not answer: no desktop notifications"
+                );
+                *state = State::Off;
                 false
             }
         }

@@ -82,21 +82,32 @@ pub const SCRIPT: &str = r#"
 (() => {
   // Requests this script makes by itself: they do not keep the page open.
   const live = { 'X-Cove-Live': '1' };
-  let csrf = '';
+  // The page's anti-forgery value, from its own forms until the signal
+  // board says it.
+  const field = document.querySelector('input[name=csrf]');
+  let csrf = field ? field.value : '';
   let lockAfter = null;
   let lastUsed = Date.now();
   let lastTold = Date.now();
   const post = (path) => fetch(path, { method: 'POST', credentials: 'same-origin',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf }) });
+  const blank = () => { document.title = 'Cove'; document.body.replaceChildren(); };
+  // Locked elsewhere (by time, or on another tab): blank, then the lock page.
+  const locked = () => { blank(); location.replace('/unlock'); };
   const lockNow = async () => {
-    document.title = 'Cove';
-    document.body.replaceChildren();
-    try { await post('/lock'); } catch (_) {}
-    location.replace('/unlock');
+    blank();
+    let done = false;
+    try { done = (await post('/lock')).ok; } catch (_) {}
+    // If the server could not be told, leave nothing on the screen at all.
+    location.replace(done ? '/unlock' : 'about:blank');
   };
   const used = () => {
     lastUsed = Date.now();
-    if (csrf && lastUsed - lastTold > 60000) { lastTold = lastUsed; post('/alive').catch(() => {}); }
+    const every = lockAfter === null ? 60000 : Math.min(60000, lockAfter / 3);
+    if (csrf && lastUsed - lastTold > every) {
+      lastTold = lastUsed;
+      post('/alive').then((r) => { if (r.status === 423) locked(); }).catch(() => {});
+    }
   };
   for (const kind of ['keydown', 'pointerdown', 'input', 'wheel', 'touchstart']) {
     document.addEventListener(kind, used, { passive: true });
@@ -108,7 +119,16 @@ pub const SCRIPT: &str = r#"
     if (now - escapedAt < 1500) { lockNow(); }
     escapedAt = now;
   });
-  setInterval(() => { if (lockAfter !== null && Date.now() - lastUsed >= lockAfter) lockNow(); }, 1000);
+  // Unused here for the whole time: ask the server, which counts every tab.
+  setInterval(async () => {
+    if (lockAfter === null || Date.now() - lastUsed < lockAfter) return;
+    try {
+      const r = await fetch('/signals.json', { credentials: 'same-origin', headers: live });
+      if (r.status === 423) locked();
+    } catch (_) {}
+  }, 5000);
+  // Kept in the back-forward cache: blank first, ask again when shown.
+  window.addEventListener('pagehide', (e) => { if (e.persisted) blank(); });
   window.addEventListener('pageshow', (e) => { if (e.persisted) location.reload(); });
   let dirty = false;
   document.addEventListener('input', (e) => { if (e.target.closest && e.target.closest('form')) dirty = true; });
@@ -158,7 +178,7 @@ pub const SCRIPT: &str = r#"
       board = await response.json();
     } catch (_) { return; }
     csrf = board.csrf || csrf;
-    lockAfter = (typeof board.lock_after_ms === 'number') ? board.lock_after_ms : null;
+    if (typeof board.lock_after_ms === 'number') lockAfter = board.lock_after_ms;
     const stop = document.getElementById('stop');
     if (stop) {
       stop.replaceChildren();
@@ -189,6 +209,7 @@ pub const SCRIPT: &str = r#"
     const events = new EventSource('/events');
     events.addEventListener('changed', () => { refresh(); drawSignals(); });
     events.addEventListener('signal', () => { drawSignals(); });
+    events.addEventListener('locked', () => { events.close(); locked(); });
     events.addEventListener('reminder', (e) => {
       let data = {};
       try { data = JSON.parse(e.data); } catch (_) { return; }

@@ -128,13 +128,14 @@ pub struct Options {
     /// How long the page stays open without use; `None`: never locks.
     pub lock_after: Option<std::time::Duration>,
     /// Whether signals, answers and reminders raise desktop notifications
-    /// (discreet ones), where there is a desktop session bus.
+    /// (discreet ones), where there is a desktop session bus. Off unless
+    /// asked for (`cove ui` asks, unless `--no-desktop`).
     pub desktop: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { port: 0, lock_after: Some(lock::LOCK_AFTER), desktop: true }
+        Self { port: 0, lock_after: Some(lock::LOCK_AFTER), desktop: false }
     }
 }
 
@@ -142,6 +143,11 @@ impl Ui {
     /// Tells open pages the plan changed.
     pub fn changed(&self) {
         let _ = self.events.send(LiveEvent { kind: "changed", data: "{}".into() });
+    }
+
+    /// Tells open pages the page was locked: each blanks itself.
+    pub fn locked(&self) {
+        let _ = self.events.send(LiveEvent { kind: "locked", data: "{}".into() });
     }
 
     /// Keeps `note` for the page a form leads back to; returns its key.
@@ -392,7 +398,11 @@ fn forward(
         let _ = events.send(LiveEvent { kind: "changed", data: "{}".into() });
     }
     let now = ui.clock.now_ms();
-    let live: Vec<_> = signals.iter().filter(|s| !s.expired(now)).collect();
+    // Current signals, and a stop whatever its age: it stands until answered.
+    let is_stop = |s: &cove_client::device::ReceivedSignal| {
+        cove_client::plan::signals::same(&s.signal.signal, cove_client::plan::signals::STOP)
+    };
+    let live: Vec<_> = signals.iter().filter(|s| !s.expired(now) || is_stop(s)).collect();
     if live.is_empty() {
         return;
     }
@@ -403,7 +413,7 @@ fn forward(
     for signal in live {
         if !own(ui, partners, &signal.from) {
             // The built-in safe word by its name; any other signal plainly.
-            let text = if cove_client::plan::signals::same(&signal.signal.signal, "stop") {
+            let text = if is_stop(signal) {
                 "Cove: your partner used the safe word"
             } else {
                 "Cove: a signal from your partner"

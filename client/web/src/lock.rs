@@ -44,6 +44,9 @@ struct Inner {
     /// Wrong passphrases in a row, and when the next try is taken.
     failures: u32,
     next_try: i64,
+    /// A passphrase is being checked: one at a time, so that the wait
+    /// after a wrong one cannot be skipped by asking in parallel.
+    checking: bool,
 }
 
 impl Lock {
@@ -53,7 +56,13 @@ impl Lock {
         let after_ms = after.map(|a| i64::try_from(a.as_millis()).unwrap_or(i64::MAX));
         Self {
             after_ms,
-            state: Mutex::new(Inner { locked: false, last_used: now_ms, failures: 0, next_try: 0 }),
+            state: Mutex::new(Inner {
+                locked: false,
+                last_used: now_ms,
+                failures: 0,
+                next_try: 0,
+                checking: false,
+            }),
         }
     }
 
@@ -91,9 +100,16 @@ impl Lock {
     }
 }
 
-/// Whether `request` is one the page's script made by itself.
+/// Whether `request` is one the page's script made by itself, or one that
+/// did not come from this page (a page on another local port may still
+/// send the cookie, for a plain load): neither keeps the lock open.
 fn automatic(request: &Request) -> bool {
-    request.headers().contains_key(LIVE_HEADER) || request.uri().path() == "/events"
+    let headers = request.headers();
+    let from_elsewhere = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| !matches!(site, "same-origin" | "none"));
+    from_elsewhere || headers.contains_key(LIVE_HEADER) || request.uri().path() == "/events"
 }
 
 /// In front of every route but the lock's own and the assets: while
@@ -107,7 +123,13 @@ pub async fn gate(State(ui): State<Arc<Ui>>, request: Request, next: Next) -> Re
     }
     let now = ui.clock.now_ms();
     if ui.lock.locked(now) {
-        if request.method() == Method::GET && !automatic(&request) {
+        // A page load, or a form the person sent (what they typed is lost
+        // either way; the lock page at least says why).
+        let navigating = request
+            .headers()
+            .get("sec-fetch-mode")
+            .is_some_and(|mode| mode.as_bytes() == b"navigate");
+        if (request.method() == Method::GET && !automatic(&request)) || navigating {
             return (StatusCode::SEE_OTHER, [(header::LOCATION, "/unlock")]).into_response();
         }
         return (StatusCode::LOCKED, "Locked: unlock the page with your passphrase.")
@@ -133,11 +155,15 @@ pub async fn lock(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
         return forged();
     }
     ui.lock.lock();
+    // Every other open tab blanks itself too.
+    ui.locked();
     (StatusCode::SEE_OTHER, [(header::LOCATION, "/unlock")]).into_response()
 }
 
-/// The lock page: no plan content, no script. It looks again every 15
-/// seconds, to say (without saying what) that a signal is waiting.
+/// The lock page: no plan content, no script. It looks again every minute,
+/// to say (without saying what) that a signal is waiting. The passphrase
+/// field asks the browser not to keep it: a saved passphrase would open
+/// the page for anyone at this computer.
 fn lock_page(ui: &Ui, error: Option<&str>, waiting: bool) -> Response {
     let error = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
@@ -150,12 +176,12 @@ fn lock_page(ui: &Ui, error: Option<&str>, waiting: bool) -> Response {
     let body = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"refresh\" content=\"15\">\
+         <meta http-equiv=\"refresh\" content=\"60\">\
          <title>Locked · Cove</title><link rel=\"stylesheet\" href=\"{}\"></head>\
          <body><main id=\"main\"><h1>Cove is locked</h1>{error}{waiting}\
          <p>It locks after a while without use, or when Escape is pressed twice, so that nobody else at this computer sees the plan.</p>\
          <form method=\"post\" action=\"/unlock\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <label>Passphrase<input type=\"password\" name=\"passphrase\" autocomplete=\"current-password\" required autofocus></label>\
+         <label>Passphrase<input type=\"password\" name=\"passphrase\" autocomplete=\"off\" required autofocus></label>\
          <button type=\"submit\">Unlock</button></form></main></body></html>",
         crate::assets::STYLE_PATH,
         esc(&ui.csrf),
@@ -178,8 +204,8 @@ pub async fn unlock_page(State(ui): State<Arc<Ui>>) -> Response {
 }
 
 /// `POST /unlock` with `passphrase`. Each wrong passphrase doubles the wait
-/// before the next is taken (from one second, up to a minute), on top of
-/// the key derivation's own cost.
+/// before the next is taken (from one second, up to 64 seconds), on top of
+/// the key derivation's own cost; one is checked at a time.
 pub async fn unlock(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
     let form = Form::parse(&body);
     if !genuine(&ui, &form) {
@@ -187,28 +213,36 @@ pub async fn unlock(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
     }
     let now = ui.clock.now_ms();
     {
-        let state = ui.lock.state();
+        let mut state = ui.lock.state();
+        if state.checking {
+            drop(state);
+            return lock_page(&ui, Some("A passphrase is being checked; wait a moment."), false);
+        }
         if now < state.next_try {
             let wait = (state.next_try - now + 999) / 1000;
             drop(state);
             let said = format!("Too many wrong passphrases: wait {wait} seconds, then try again.");
             return lock_page(&ui, Some(&said), false);
         }
+        state.checking = true;
     }
     let passphrase = zeroize::Zeroizing::new(form.get("passphrase").unwrap_or("").to_owned());
     let path = ui.device.lock().await.home().keystore();
     let checked = tokio::task::spawn_blocking(move || Keystore::open(&path, &passphrase)).await;
+    ui.lock.state().checking = false;
     match checked {
         Ok(Ok(_)) => {
             let mut state = ui.lock.state();
-            *state = Inner { locked: false, last_used: now, failures: 0, next_try: 0 };
+            let now = ui.clock.now_ms();
+            *state =
+                Inner { locked: false, last_used: now, failures: 0, next_try: 0, checking: false };
             drop(state);
             (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response()
         }
         Ok(Err(KeystoreError::WrongPassphrase)) => {
             let mut state = ui.lock.state();
             state.failures = state.failures.saturating_add(1);
-            let wait_s = 1_i64 << state.failures.min(6).saturating_sub(1);
+            let wait_s = 1_i64 << state.failures.min(7).saturating_sub(1);
             state.next_try = now + wait_s * 1000;
             drop(state);
             lock_page(&ui, Some("That is not the passphrase. Try again."), false)

@@ -41,12 +41,16 @@ pub enum Reminder {
         /// The day it was due.
         day: String,
     },
-    /// The other partner confirmed a review.
+    /// The other partner confirmed a review (recording one confirms it for
+    /// its author).
     ReviewConfirmed {
         /// The review's day.
         day: String,
         /// Their name.
         by: String,
+        /// Whether they recorded it too: then it is this partner's to
+        /// confirm.
+        recorded: bool,
     },
 }
 
@@ -57,6 +61,7 @@ impl Reminder {
         match self {
             Self::Checkin { .. } => "Cove: a check-in is due",
             Self::ReviewDue { .. } => "Cove: a review is due",
+            Self::ReviewConfirmed { recorded: true, .. } => "Cove: your partner recorded a review",
             Self::ReviewConfirmed { .. } => "Cove: your partner confirmed a review",
         }
     }
@@ -76,7 +81,14 @@ impl Reminder {
             Self::ReviewDue { day } => {
                 format!("A review is due (since {day}): `cove review` shows what changed.")
             }
-            Self::ReviewConfirmed { day, by } => format!("{by} confirmed the review of {day}."),
+            Self::ReviewConfirmed { day, by, recorded: true } => {
+                format!(
+                    "{by} recorded the review of {day}; `cove review confirm` confirms it for you."
+                )
+            }
+            Self::ReviewConfirmed { day, by, recorded: false } => {
+                format!("{by} confirmed the review of {day}.")
+            }
         }
     }
 }
@@ -129,10 +141,9 @@ fn due(plan: &Plan, me: Partner, now_ms: i64) -> Vec<(String, Reminder)> {
     for r in plan.reviews.history.iter().filter(|r| !r.meta.archived()) {
         if plan.confirmed(other, &r.meta.id) {
             let key = format!("confirmed:{}:{other}", r.meta.id);
-            out.push((
-                key,
-                Reminder::ReviewConfirmed { day: r.date.clone(), by: plan.name(other) },
-            ));
+            let recorded = r.meta.created_by == Some(other);
+            let by = plan.name(other);
+            out.push((key, Reminder::ReviewConfirmed { day: r.date.clone(), by, recorded }));
         }
     }
     out
@@ -142,24 +153,32 @@ impl Device {
     /// The reminders due now that this device has not given yet; they count
     /// as given from now on (see the module documentation for the first).
     pub async fn due_reminders(&mut self) -> Result<Vec<Reminder>, DeviceError> {
+        // Most looks find nothing new: those write nothing.
         let now = self.now_ms();
-        let due = due(&self.current_plan(), self.partner(), now);
-        let first = !self.reminded.started;
-        let fresh: Vec<(String, Reminder)> =
-            due.into_iter().filter(|(key, _)| !self.reminded.has(key)).collect();
-        if fresh.is_empty() && !first {
+        let looked = due(&self.current_plan(), self.partner(), now);
+        if self.reminded.started && looked.iter().all(|(key, _)| self.reminded.has(key)) {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = fresh.iter().map(|(k, _)| k.clone()).collect();
+        // Decided again inside the write, after taking up what another
+        // process on this state directory gave: each reminder once.
         self.write(async |device, _| {
+            let now = device.now_ms();
+            let due = due(&device.current_plan(), device.partner(), now);
+            let first = !device.reminded.started;
             device.reminded.started = true;
-            for key in keys {
+            let mut fresh = Vec::new();
+            for (key, reminder) in due {
+                if device.reminded.has(&key) {
+                    continue;
+                }
                 device.reminded.add(key);
+                let history = first && matches!(reminder, Reminder::ReviewConfirmed { .. });
+                if !history {
+                    fresh.push(reminder);
+                }
             }
-            Ok(())
+            Ok(fresh)
         })
-        .await?;
-        let history = |r: &Reminder| first && matches!(r, Reminder::ReviewConfirmed { .. });
-        Ok(fresh.into_iter().map(|(_, r)| r).filter(|r| !history(r)).collect())
+        .await
     }
 }

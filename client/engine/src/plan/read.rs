@@ -243,7 +243,8 @@ fn later(r: &Reader<'_>, obj: &ObjId, meta: ItemMeta) -> Option<LaterCheckin> {
         meta,
         when: r.str(obj, later::WHEN.key)?,
         note: r.str(obj, later::NOTE.key),
-        after_hours: r.int(obj, later::AFTER_HOURS.key),
+        // Whatever the other partner's device wrote, within the bounds.
+        after_hours: r.int(obj, later::AFTER_HOURS.key).map(|h| h.clamp(1, 336)),
     })
 }
 

@@ -79,7 +79,7 @@ pub async fn run_daemon_nudged(
             fetch_all(device, &conn, &mut caught_up).await?;
             events(&Event::Synced(report));
             attempt = 0;
-            remind(device, &mut events).await?;
+            remind(device, &mut events).await;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut next_look = tokio::time::Instant::now() + REMINDERS_EVERY;
             loop {
@@ -105,7 +105,7 @@ pub async fn run_daemon_nudged(
                         send_checkpoint(device, &conn, CHECKPOINT_GAP_MS).await?;
                         if tokio::time::Instant::now() >= next_look {
                             next_look += REMINDERS_EVERY;
-                            remind(device, &mut events).await?;
+                            remind(device, &mut events).await;
                         }
                     }
                     () = send_now.notified() => send_pending(device, &conn).await?,
@@ -136,14 +136,18 @@ pub async fn run_daemon_nudged(
 /// How often a connected daemon looks for reminders that came due.
 pub const REMINDERS_EVERY: Duration = Duration::from_secs(30);
 
-/// Tells of reminders that came due, if any.
-async fn remind(device: &mut Device, events: &mut impl FnMut(&Event)) -> Result<(), DeviceError> {
-    device.refresh().await?;
-    let due = device.due_reminders().await?;
-    if !due.is_empty() {
-        events(&Event::Reminders(due));
+/// Tells of reminders that came due, if any. A local failure here is
+/// logged, never a reason to drop the relay's connection.
+async fn remind(device: &mut Device, events: &mut impl FnMut(&Event)) {
+    let due = match device.refresh().await {
+        Ok(()) => device.due_reminders().await,
+        Err(error) => Err(error),
+    };
+    match due {
+        Ok(due) if !due.is_empty() => events(&Event::Reminders(due)),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot look for reminders"),
     }
-    Ok(())
 }
 
 /// Sends what the outbox holds, if anything, after taking up what other

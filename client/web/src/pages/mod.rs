@@ -197,21 +197,32 @@ fn to_resolve(plan: &Plan, me: Partner) -> String {
     out
 }
 
-/// `/events`: live events for the page's script.
+/// How often an open event stream looks whether the page has locked.
+const LOCK_LOOK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `/events`: live events for the page's script. Once the page is locked
+/// (by time, or on another tab), the stream says so and ends: nothing more
+/// reaches a page that should show nothing.
 pub async fn events(
     State(ui): State<Arc<Ui>>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    use tokio::sync::broadcast::error::RecvError;
     let receiver = ui.events.subscribe();
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        match receiver.recv().await {
-            Ok(LiveEvent { kind, data }) => {
-                Some((Ok(SseEvent::default().event(kind).data(data)), receiver))
+    let stream = futures_util::stream::unfold(Some((receiver, ui)), |open| async move {
+        let (mut receiver, ui) = open?;
+        loop {
+            let next = tokio::time::timeout(LOCK_LOOK, receiver.recv()).await;
+            if ui.lock.locked(ui.clock.now_ms()) {
+                return Some((Ok(SseEvent::default().event("locked").data("{}")), None));
             }
-            // Missed some: the page fetches the latest anyway.
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                Some((Ok(SseEvent::default().event("changed").data("{}")), receiver))
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+            let event = match next {
+                Err(_) => continue,
+                Ok(Ok(LiveEvent { kind, data })) => SseEvent::default().event(kind).data(data),
+                // Missed some: the page fetches the latest anyway.
+                Ok(Err(RecvError::Lagged(_))) => SseEvent::default().event("changed").data("{}"),
+                Ok(Err(RecvError::Closed)) => return None,
+            };
+            return Some((Ok(event), Some((receiver, ui))));
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())

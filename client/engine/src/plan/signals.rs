@@ -7,6 +7,7 @@
 //! the partner who sent a stop lifts it, with `all-clear`.
 
 use super::model::{Choice, Meaning, Plan, Signal};
+use super::write::{Field, PlanError, Section};
 
 /// The safe word every plan understands.
 pub const STOP: &str = "stop";
@@ -79,4 +80,22 @@ pub fn agreed(plan: &Plan, name: &str) -> Option<String> {
         return Some((*built_in).to_owned());
     }
     agreed_signal(plan, name).map(|s| s.name.clone())
+}
+
+/// An agreed signal may not take the name of one every plan has: `stop`
+/// must always be the safe word, whatever the plan says.
+pub(crate) fn not_built_in(
+    section: Section,
+    fields: &[(&'static str, Field)],
+) -> Result<(), PlanError> {
+    let named = fields.iter().find(|(k, _)| *k == super::fields::signal::NAME.key);
+    if let (Section::Signals, Some((_, Field::Str(name)))) = (section, named)
+        && is_built_in(name)
+    {
+        return Err(PlanError::Invalid {
+            field: "name",
+            reason: format!("'{name}' is a signal every plan has already; choose another name"),
+        });
+    }
+    Ok(())
 }

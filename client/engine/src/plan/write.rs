@@ -327,7 +327,7 @@ pub fn add(
 ) -> Result<String, PlanError> {
     migrate(tx)?;
     let fields = super::fields::prepare(section, fields, true)?;
-    not_built_in(section, &fields)?;
+    super::signals::not_built_in(section, &fields)?;
     let map = container(tx, section)?;
     let id = ids::new_id(author.now_ms, &mut OsEntropy);
     let item = tx.put_object(&map, id.as_str(), ObjType::Map)?;
@@ -337,21 +337,6 @@ pub fn add(
         write_field(tx, &item, key, value)?;
     }
     Ok(id)
-}
-
-/// An agreed signal may not take the name of one every plan has: `stop`
-/// must always be the safe word, whatever the plan says.
-fn not_built_in(section: Section, fields: &[(&'static str, Field)]) -> Result<(), PlanError> {
-    let named = fields.iter().find(|(k, _)| *k == super::fields::signal::NAME.key);
-    if let (Section::Signals, Some((_, Field::Str(name)))) = (section, named)
-        && super::signals::is_built_in(name)
-    {
-        return Err(PlanError::Invalid {
-            field: "name",
-            reason: format!("'{name}' is a signal every plan has already; choose another name"),
-        });
-    }
-    Ok(())
 }
 
 /// Puts an item with a given id and history (an import): the id must be a
@@ -414,7 +399,7 @@ pub fn update(
 ) -> Result<(), PlanError> {
     migrate(tx)?;
     let fields = super::fields::prepare(section, fields, false)?;
-    not_built_in(section, &fields)?;
+    super::signals::not_built_in(section, &fields)?;
     let obj = item(tx, section, id)?;
     for (key, value) in fields {
         write_field(tx, &obj, key, value)?;

@@ -104,6 +104,13 @@ impl Cove {
     }
 }
 
+/// Today, as `cove` reads it (UTC, `YYYY-MM-DD`): for commands that take a
+/// day, such as `cove review next`.
+pub fn today() -> String {
+    let now_ms = cove_shared::clock::system().now_ms();
+    cove_client::plan::calendar::format_day(cove_client::plan::calendar::today(now_ms))
+}
+
 /// The error a failed command gave, as a person reads it: its `cove: `
 /// lines on stderr, or (with `--json`) its `{"error", "next"}` line on
 /// stdout, in the same words.

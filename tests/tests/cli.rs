@@ -1,7 +1,6 @@
 //! Whole scenarios through the `cove` binary, against a `cove-server`
 //! process: what a person at a terminal does, and what stays private.
 
-use cove_client::plan::calendar;
 use cove_tests::cli::{
     Cove, next_json, pair_couple, pair_couple_with, said, said_in, sqlite_relay,
 };
@@ -702,10 +701,7 @@ async fn conflicts_reviews_leaving_and_deleting_through_the_cove_binary() {
     // passed, is refused.
     assert!(sam.fails(&["review", "next", "2026-02-30"], None).contains("is not a day"));
     assert!(sam.fails(&["review", "next", "2026-01-05"], None).contains("is in the past"));
-    let now_ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
-            as i64;
-    let today = calendar::format_day(calendar::today(now_ms));
+    let today = cove_tests::cli::today();
     sam.json(&["review", "next", &today]);
     alex.json(&["sync"]);
     assert_eq!(alex.json(&["status"])["review_due"], today.as_str());

@@ -4,8 +4,7 @@
 //! partner's signal and for a reminder, in discreet words unless
 //! `--notify-content`.
 
-use cove_client::plan::calendar::{format_day, today};
-use cove_tests::cli::{Cove, pair_couple, sqlite_relay};
+use cove_tests::cli::{Cove, pair_couple, sqlite_relay, today};
 use cove_tests::harness::TempDir;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -98,10 +97,7 @@ async fn the_daemon_raises_discreet_desktop_notifications_on_a_session_bus() {
     let (mut alex, mut sam) =
         (Cove::new(root.path().join("alex")), Cove::new(root.path().join("sam")));
     pair_couple(&mut alex, &mut sam, &relay.url);
-    let now_ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
-            as i64;
-    sam.json(&["review", "next", &format_day(today(now_ms))]);
+    sam.json(&["review", "next", &today()]);
     alex.json(&["sync"]);
     let mut daemon = alex
         .command(&["daemon"])

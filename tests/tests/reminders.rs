@@ -95,10 +95,7 @@ async fn the_daemon_runs_its_exec_command_for_signals_and_reminders() {
     let (mut alex, mut sam) =
         (Cove::new(root.path().join("alex")), Cove::new(root.path().join("sam")));
     pair_couple(&mut alex, &mut sam, &relay.url);
-    let now_ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
-            as i64;
-    let today = format_day(today(now_ms));
+    let today = cove_tests::cli::today();
     sam.json(&["review", "next", &today]);
     alex.json(&["sync"]);
     let log = root.path().join("events.log");

@@ -72,6 +72,13 @@ use cove_shared::{
     DeviceId, DeviceSecret, Keyring, MembershipLog, MembershipState, Partner, PlanId,
 };
 
+/// Appends `item` to a list kept to its newest `kept`.
+fn push_bounded<T>(list: &mut Vec<T>, item: T, kept: usize) {
+    list.push(item);
+    let excess = list.len().saturating_sub(kept);
+    list.drain(..excess);
+}
+
 /// An unlocked device.
 pub struct Device {
     home: Home,

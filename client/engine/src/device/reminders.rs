@@ -108,9 +108,7 @@ impl Given {
     }
 
     fn add(&mut self, key: String) {
-        self.keys.push(key);
-        let excess = self.keys.len().saturating_sub(REMEMBERED);
-        self.keys.drain(..excess);
+        super::push_bounded(&mut self.keys, key, REMEMBERED);
     }
 }
 

@@ -17,7 +17,7 @@
 //! from the sync state, so that a state directory made before answers
 //! existed still opens, with none.
 
-use super::{Device, DeviceError, ReceivedSignal};
+use super::{Device, DeviceError, ReceivedSignal, push_bounded};
 use crate::payload::{Answer, AnswerPayload, Payload};
 use crate::plan::signals as words;
 use cove_shared::envelope;
@@ -74,12 +74,6 @@ pub(super) struct Desk {
     stops: Vec<Standing>,
     /// Stops their sender lifted with the all-clear.
     lifted: Vec<Standing>,
-}
-
-fn push_bounded<T>(list: &mut Vec<T>, item: T, kept: usize) {
-    list.push(item);
-    let excess = list.len().saturating_sub(kept);
-    list.drain(..excess);
 }
 
 impl Desk {

@@ -139,9 +139,8 @@ impl Book {
         }
         let (kind, doc) = (kind.code(), doc.code());
         self.own.retain(|o| !(o.kind == kind && o.doc == doc && o.seq == seq.0));
-        self.own.push(OwnEnvelope { kind, doc, seq: seq.0, hash: hash.0, made_at: at, cursor: 0 });
-        let excess = self.own.len().saturating_sub(OWN_KEPT);
-        self.own.drain(..excess);
+        let own = OwnEnvelope { kind, doc, seq: seq.0, hash: hash.0, made_at: at, cursor: 0 };
+        super::push_bounded(&mut self.own, own, OWN_KEPT);
     }
 
     /// An outbox envelope was sealed again, at the same position.
@@ -197,9 +196,7 @@ impl Book {
 
     /// This device sent a signal.
     pub(super) fn sent_signal(&mut self, signal: SentSignal) {
-        self.signals.push(signal);
-        let excess = self.signals.len().saturating_sub(SENT_SIGNALS_KEPT);
-        self.signals.drain(..excess);
+        super::push_bounded(&mut self.signals, signal, SENT_SIGNALS_KEPT);
     }
 }
 

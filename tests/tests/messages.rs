@@ -142,3 +142,72 @@ async fn a_raw_automerge_export_imports() {
         .fails(&["import", empty.to_str().unwrap(), "--relay", &relay.url, "--name", "Erin"], None);
     assert!(error.contains("shared.automerge"), "{error}");
 }
+
+/// A menu option's title and the check-in window, changed on both devices
+/// at once: both partners are told what was kept and what was replaced,
+/// and the command shown puts the replaced value back.
+#[tokio::test]
+async fn a_value_replaced_at_the_same_time_is_shown_to_both_and_one_command_restores_it() {
+    let root = TempDir::new("msg-replaced");
+    let relay = sqlite_relay(&root).await;
+    let (mut alex, mut sam) =
+        (Cove::new(root.path().join("alex")), Cove::new(root.path().join("sam")));
+    pair_couple(&mut alex, &mut sam, &relay.url);
+    let added = alex.json(&["plan", "menu", "add", "--title", "Tea"]);
+    let option = added["id"].as_str().unwrap().to_owned();
+    sam.json(&["sync"]);
+    // Neither device has the other's change when it makes its own.
+    alex.json(&["plan", "menu", "edit", &option, "--title", "Warm tea"]);
+    sam.json(&["plan", "menu", "edit", &option, "--title", "Green tea"]);
+    alex.json(&["plan", "checkin", "window", "45"]);
+    sam.json(&["plan", "checkin", "window", "20"]);
+    alex.json(&["sync"]);
+    sam.json(&["sync"]);
+    alex.json(&["sync"]);
+
+    let plan = sam.json(&["plan", "show"]);
+    let kept = plan["menu"][0]["title"].as_str().unwrap().to_owned();
+    let lost = if kept == "Warm tea" { "Green tea" } else { "Warm tea" };
+    for device in [&mut alex, &mut sam] {
+        let show = printed(&device.output(&["plan", "show"], None));
+        assert!(show.contains("To resolve"), "{show}");
+        let expected = format!(
+            "Menu option \"{kept}\", Title: changed on both devices at once: kept \"{kept}\", replaced \"{lost}\". To restore \"{lost}\": `cove plan restore-replaced "
+        );
+        assert!(show.contains(&expected), "{show}");
+        assert!(
+            show.contains(
+                "Check-in window after a session (minutes): changed on both devices at once: kept "
+            ),
+            "{show}"
+        );
+        let status = printed(&device.output(&["status"], None));
+        assert!(
+            status.contains(
+                "To resolve: 2 fields were changed on both devices at once; `cove plan show` lists"
+            ),
+            "{status}"
+        );
+    }
+
+    // Sam runs the command as shown.
+    let show = printed(&sam.output(&["plan", "show"], None));
+    let line = show.lines().find(|l| l.contains("Title: changed")).unwrap();
+    let command = line.split('`').nth(1).unwrap();
+    let args: Vec<&str> = command.split(' ').skip(1).collect();
+    let restored = sam.json(&args);
+    assert_eq!(restored["sent"], true, "{restored}");
+    let text = printed(&sam.output(&["plan", "checkin", "window", "30"], None));
+    assert!(text.starts_with("Check-in window: 30 minutes."), "{text}");
+    alex.json(&["sync"]);
+    let plan = alex.json(&["plan", "show"]);
+    assert_eq!(plan["menu"][0]["title"], lost, "{plan}");
+    assert_eq!(plan["replaced"].as_array().unwrap().len(), 0, "{plan}");
+    // Once settled, there is nothing left to restore.
+    let refused = sam.fails(&args, None);
+    assert!(refused.contains("is waiting to be restored"), "{refused}");
+}
+
+fn printed(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

@@ -261,6 +261,7 @@ async fn concurrent_consent_values_resolve_to_the_most_restrictive_and_the_owner
             ]
         );
         assert!(plan.conflicts.iter().all(|c| c.owner == Partner::A));
+        assert!(plan.replaced.is_empty(), "consent values have their own rule");
     }
 
     // The owner resolves by setting the value again: the conflict is gone,
@@ -289,6 +290,95 @@ async fn concurrent_consent_values_resolve_to_the_most_restrictive_and_the_owner
         assert_eq!(alex.boundaries[0].firmness, Firmness::Soft);
         assert_eq!(alex.boundaries[0].status, Status::Withdrawn);
         assert_eq!(alex.preferences[&option], Preference::Yes);
+    }
+}
+
+#[tokio::test]
+async fn an_ordinary_value_set_on_two_devices_at_once_stays_visible_and_can_be_restored() {
+    use cove_client::plan::replaced::{self, Stored};
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("plan-replaced");
+    let (mut a1, mut a2, mut b) = three(&root, &relay.url).await;
+    let option = add(&mut a1, Section::Menu, vec![("title", text("Tea"))]).await;
+    let need = add(&mut a1, Section::Needs, vec![("text", text("Quiet"))]).await;
+    sync_all(&mut [&mut a1, &mut a2, &mut b]).await;
+
+    // Each device offline from the others: A and B retitle the option and
+    // set the check-in window; A's two devices word A's need differently.
+    let window = |minutes| {
+        move |tx: &mut automerge::transaction::Transaction<'_>| {
+            write::set_setting(tx, "checkin", "window_minutes", Field::Int(minutes))
+                .map_err(Into::into)
+        }
+    };
+    update(&mut a1, Section::Menu, &option, vec![("title", text("Warm tea"))]).await;
+    update(&mut b, Section::Menu, &option, vec![("title", text("Green tea"))]).await;
+    a1.edit(DocId::Shared, window(45)).await.unwrap();
+    b.edit(DocId::Shared, window(20)).await.unwrap();
+    update(&mut a1, Section::Needs, &need, vec![("environment", text("Dim light"))]).await;
+    update(&mut a2, Section::Needs, &need, vec![("environment", text("A dark room"))]).await;
+    sync_all(&mut [&mut a1, &mut a2, &mut b]).await;
+
+    let plan = read(&b);
+    for device in [&a1, &a2] {
+        assert_eq!(read(device).replaced, plan.replaced, "every device sees the same");
+    }
+    let mut fields: Vec<&str> = plan.replaced.iter().map(|r| r.field.as_str()).collect();
+    fields.sort();
+    assert_eq!(fields, ["environment", "title", "window_minutes"], "{:?}", plan.replaced);
+    let title = plan.replaced.iter().find(|r| r.field == "title").unwrap();
+    let kept = plan.menu[0].title.clone();
+    assert_eq!(title.kept, Stored::Str(kept.clone()));
+    let lost = if kept == "Warm tea" { "Green tea" } else { "Warm tea" };
+    assert_eq!(title.replaced, [Stored::Str(lost.into())]);
+    assert_eq!(
+        title.sentence(None),
+        format!(
+            "Menu option \"{kept}\", Title: changed on both devices at once: kept \"{kept}\", replaced \"{lost}\"."
+        )
+    );
+    let setting = plan.replaced.iter().find(|r| r.field == "window_minutes").unwrap();
+    assert_eq!(Some(setting.kept.clone()), plan.checkin.window_minutes.map(Stored::Int));
+    let need_replaced = plan.replaced.iter().find(|r| r.field == "environment").unwrap();
+    assert_eq!(need_replaced.owner, Some(Partner::A));
+    assert!(
+        need_replaced.sentence(Some("Alex's")).starts_with("Alex's need \"Quiet\", Surroundings"),
+        "{}",
+        need_replaced.sentence(Some("Alex's"))
+    );
+
+    // B puts the replaced title back, and the window too; A's need is A's
+    // to settle, so B is refused and A's tablet restores it.
+    let which = replaced::find_one(&plan.replaced, Partner::B, &option[20..], "title").unwrap();
+    replaced::restore(&mut b, which, &Stored::Str(lost.into())).await.unwrap();
+    let which =
+        replaced::find_one(&plan.replaced, Partner::B, "checkin", "window_minutes").unwrap();
+    let other = setting.replaced[0].clone();
+    replaced::restore(&mut b, which, &other).await.unwrap();
+    let refused = replaced::restore(&mut b, need_replaced, &need_replaced.replaced[0]).await;
+    assert!(
+        matches!(
+            refused,
+            Err(cove_client::device::DeviceError::NotYours { partner: Partner::A, .. })
+        ),
+        "only A's devices: {refused:?}"
+    );
+    let not_replaced =
+        replaced::restore(&mut a2, need_replaced, &Stored::Str("Noise".into())).await;
+    assert!(not_replaced.is_err(), "only a value that was replaced is put back");
+    let wording = need_replaced.replaced[0].clone();
+    replaced::restore(&mut a2, need_replaced, &wording).await.unwrap();
+    sync_all(&mut [&mut a1, &mut a2, &mut b]).await;
+
+    for device in [&a1, &a2, &b] {
+        let plan = read(device);
+        assert!(plan.replaced.is_empty(), "{:?}", plan.replaced);
+        assert_eq!(plan.menu[0].title, lost);
+        assert_eq!(plan.checkin.window_minutes.map(Stored::Int), Some(other.clone()));
+        assert_eq!(
+            plan.a.as_ref().unwrap().needs[0].environment.clone().map(Stored::Str),
+            Some(wording.clone())
+        );
     }
 }
 

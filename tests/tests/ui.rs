@@ -682,3 +682,86 @@ async fn alarms_are_shown_with_their_time_and_can_be_acknowledged() {
     let unknown = page.submit("/alarms/999/ack", &[]).await.body;
     assert!(unknown.contains("no open alarm number 999"), "{unknown}");
 }
+
+/// The hidden fields of the first form on `html` that posts to `action`,
+/// as a browser would send them.
+fn form_fields(html: &str, action: &str) -> Vec<(String, String)> {
+    let start = html.find(&format!("action=\"{action}\"")).unwrap_or_else(|| panic!("{html}"));
+    let form = &html[start..start + html[start..].find("</form>").unwrap()];
+    let unescape = |s: &str| {
+        s.replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    form.split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .map(|input| {
+            let (name, rest) = input.split_once('"').unwrap();
+            let value = rest.split_once("value=\"").unwrap().1.split_once('"').unwrap().0;
+            (name.to_owned(), unescape(value))
+        })
+        .filter(|(name, _)| name != "csrf")
+        .collect()
+}
+
+#[tokio::test]
+async fn a_value_replaced_at_the_same_time_is_on_both_pages_and_one_button_restores_it() {
+    use cove_client::plan::write::{self, Author, Field, Section};
+    let (relay, _root, mut a, mut b) = setup("ui-replaced").await;
+    let who = Author { partner: a.partner(), now_ms: a.now_ms() };
+    let option = a
+        .edit(DocId::Shared, |tx| {
+            write::add(tx, who, Section::Menu, vec![("title", Field::Str("Tea".into()))])
+                .map_err(Into::into)
+        })
+        .await
+        .unwrap();
+    sync_now(&mut a).await;
+    sync_now(&mut b).await;
+    // Each device retitles the option before it has the other's change.
+    for (device, title) in [(&mut a, "Warm tea"), (&mut b, "Green \"tea\" & honey")] {
+        let set = vec![("title", Field::Str(title.into()))];
+        device
+            .edit(DocId::Shared, |tx| {
+                write::update(tx, Section::Menu, &option, set).map_err(Into::into)
+            })
+            .await
+            .unwrap();
+    }
+    sync_now(&mut a).await;
+    sync_now(&mut b).await;
+    sync_now(&mut a).await;
+    let kept = cove_client::plan::current(b.docs()).menu[0].title.clone();
+    let lost = if kept == "Warm tea" { "Green \"tea\" & honey" } else { "Warm tea" };
+
+    let page_a = Page::open(a.home()).await;
+    let page_b = Page::open(b.home()).await;
+    for page in [&page_a, &page_b] {
+        let html = page.get("/s/menu").await.body;
+        assert!(html.contains("changed on both devices at once: kept"), "{html}");
+        assert!(html.contains("Restore "), "both partners may put it back: {html}");
+    }
+    let html = page_b.get("/s/menu").await.body;
+    let fields = form_fields(&html, "/replaced/restore");
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let done = page_b.submit("/replaced/restore", &fields).await;
+    assert!(done.body.contains("Restored "), "{}", done.body);
+    assert!(!done.body.contains("changed on both devices at once"), "{}", done.body);
+    // The page's sync engine sends it on its own time.
+    let mut plan = cove_client::plan::current(a.docs());
+    for _ in 0..100 {
+        sync_now(&mut a).await;
+        plan = cove_client::plan::current(a.docs());
+        if plan.menu[0].title == lost {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(plan.menu[0].title, lost);
+    assert!(plan.replaced.is_empty());
+    page_a.running.stop().await;
+    page_b.running.stop().await;
+    drop(relay);
+}

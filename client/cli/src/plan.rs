@@ -23,7 +23,7 @@ use cove_client::plan::items::{Row, author, resolve, rows};
 use cove_client::plan::model::{Choice, Plan, Status};
 use cove_client::plan::schema::shared as s;
 use cove_client::plan::write::{self, Field, Section};
-use cove_client::plan::{self, model, text};
+use cove_client::plan::{self, model, replaced, text};
 use cove_client::sync::{self, Delivery};
 use serde_json::json;
 
@@ -64,6 +64,9 @@ pub(crate) async fn run(home: &Home, out: &Printer, command: PlanCommand) -> any
             items::<SpaceFields>(home, out, c).await
         }
         PlanCommand::Rename { name } => rename(home, out, &name).await,
+        PlanCommand::RestoreReplaced { at, field, value } => {
+            restore_replaced(home, out, &at, &field, value.as_deref()).await
+        }
     }
 }
 
@@ -357,6 +360,39 @@ async fn rename(home: &Home, out: &Printer, name: &str) -> anyhow::Result<()> {
     device.edit(doc, |tx| write::set_display_name(tx, name).map_err(DeviceError::from)).await?;
     saved(out, &mut device, "", &format!("Your partner will see you as {name}.")).await;
     Ok(())
+}
+
+async fn restore_replaced(
+    home: &Home,
+    out: &Printer,
+    at: &str,
+    field: &str,
+    value: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut device = unlock(home).await?;
+    let plan = device.current_plan();
+    let which = replaced::find_one(&plan.replaced, device.partner(), at, field)?;
+    let value = match (value, which.replaced.as_slice()) {
+        (None, [one]) => one.clone(),
+        (None, _) => anyhow::bail!(
+            "more than one value was replaced there; say which with --value ({})",
+            listed(&which.replaced)
+        ),
+        (Some(given), all) => all.iter().find(|v| v.is(given)).cloned().ok_or_else(|| {
+            anyhow::anyhow!(
+                "'{given}' was not replaced there; the replaced values are {}",
+                listed(all)
+            )
+        })?,
+    };
+    replaced::restore(&mut device, which, &value).await?;
+    saved(out, &mut device, which.item.as_deref().unwrap_or(""), &format!("Restored {value}."))
+        .await;
+    Ok(())
+}
+
+fn listed(values: &[replaced::Stored]) -> String {
+    values.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 async fn steps(home: &Home, out: &Printer, command: StepCommand) -> anyhow::Result<()> {

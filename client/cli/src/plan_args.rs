@@ -61,6 +61,18 @@ pub(crate) enum PlanCommand {
         /// The new name.
         name: String,
     },
+    /// Put back a value that an edit on another device replaced at the same
+    /// time (`cove plan show` lists them under "To resolve").
+    RestoreReplaced {
+        /// The item's id, or the setting's section: checkin, deescalation,
+        /// reviews, or profile for your name.
+        at: String,
+        /// The field, as "To resolve" names it.
+        field: String,
+        /// Which replaced value, when more than one was.
+        #[arg(long)]
+        value: Option<String>,
+    },
 }
 
 /// The actions every section has.

@@ -58,6 +58,8 @@ struct Status {
     review_due: Option<String>,
     /// This partner's preferences for options changed since they were given.
     changed_options: Vec<cove_client::plan::model::ChangedOption>,
+    /// Ordinary values replaced by another set at the same time.
+    replaced: Vec<cove_client::plan::replaced::Replaced>,
 }
 
 /// `cove status`.
@@ -98,6 +100,7 @@ pub(crate) async fn status(home: &Home, out: &Printer) -> anyhow::Result<()> {
             .filter(|c| c.owner == device.partner())
             .cloned()
             .collect(),
+        replaced: plan.replaced.clone(),
     };
     let now = device.now_s();
     out.emit(&status, || human_status(&status, now));
@@ -180,6 +183,12 @@ fn human_status(s: &Status, now: i64) -> String {
         lines.push(format!(
             "To resolve: {} set differently on two of your devices at once; `cove plan show` lists them.",
             count(s.conflicts.len(), "of your values was", "of your values were")
+        ));
+    }
+    if !s.replaced.is_empty() {
+        lines.push(format!(
+            "To resolve: {} changed on both devices at once; `cove plan show` lists what was replaced and how to restore it.",
+            count(s.replaced.len(), "field was", "fields were")
         ));
     }
     lines.join("\n")

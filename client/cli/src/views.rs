@@ -6,6 +6,7 @@ use crate::unlock;
 use cove_client::home::Home;
 use cove_client::plan::ids::short;
 use cove_client::plan::model::{Plan, Preference, Signal, Step};
+use cove_client::plan::replaced::Replaced;
 use cove_client::plan::text::{
     boundaries_now, boundary_line, conflict_line, later_line, need_line, option_line, picked,
     signal_line, space_line, step_line, titled,
@@ -96,6 +97,37 @@ fn right_now(plan: &Plan) -> String {
     out.join("\n")
 }
 
+/// A value replaced by another set at the same time, and the command that
+/// puts it back.
+fn replaced_line(plan: &Plan, me: Partner, r: &Replaced) -> String {
+    let mut line = r.line(plan, me);
+    if !r.restorable_by(me) {
+        return line;
+    }
+    for value in &r.replaced {
+        let pick = if r.replaced.len() > 1 {
+            format!(" --value {}", shell_word(&value.typed()))
+        } else {
+            String::new()
+        };
+        line.push_str(&format!(
+            " To restore {value}: `cove plan restore-replaced {} {}{pick}`.",
+            r.at(),
+            r.field
+        ));
+    }
+    line
+}
+
+/// `word` as one word for a POSIX shell.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 fn overview(plan: &Plan, me: Partner, all: bool) -> String {
     let keep = |archived: bool| all || !archived;
     let mut out = Vec::new();
@@ -128,6 +160,7 @@ fn overview(plan: &Plan, me: Partner, all: bool) -> String {
             c.given, c.counts_as
         ));
     }
+    conflicts.extend(plan.replaced.iter().map(|r| replaced_line(plan, me, r)));
     if !conflicts.is_empty() {
         section("To resolve", conflicts, "");
     }

@@ -16,6 +16,7 @@ use cove_client::plan::calendar::{format_day, parse_day, today};
 use cove_client::plan::ids::{position_between, short};
 use cove_client::plan::items::resolve;
 use cove_client::plan::model::{Choice, Preference, Status};
+use cove_client::plan::replaced::{self, Stored};
 use cove_client::plan::review;
 use cove_client::plan::schema::shared as s;
 use cove_client::plan::write::{self, Author, Field, Section};
@@ -54,6 +55,25 @@ pub(crate) fn back(ui: &Ui, path: &str, outcome: Result<String, String>) -> Resp
     };
     let key = ui.keep_note(note);
     (StatusCode::SEE_OTHER, [(header::LOCATION, format!("{path}?n={key}"))]).into_response()
+}
+
+/// Where a form came from, if it names a page of this site; else
+/// `otherwise`.
+pub(crate) fn return_to(form: &Form, otherwise: &str) -> String {
+    match form.get("back") {
+        // Only a plain path of this site: no second slash at the start, no
+        // backslash, query or anything a browser might read as another host.
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && path
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_')) =>
+        {
+            path.to_owned()
+        }
+        _ => otherwise.to_owned(),
+    }
 }
 
 /// Whether the form carries this page's anti-forgery value.
@@ -98,7 +118,7 @@ fn page_of(section: Section) -> String {
     match section {
         Section::Questions | Section::Later => "/checkin".into(),
         Section::Techniques | Section::Spaces => "/deescalation".into(),
-        other => format!("/s/{}", fields::url_name(other)),
+        other => format!("/s/{}", other.name()),
     }
 }
 
@@ -311,7 +331,7 @@ pub async fn setting(State(ui): State<Arc<Ui>>, Path(name): Path<String>, body: 
         return (StatusCode::NOT_FOUND, "No such setting.").into_response();
     };
     let (container, key) = setting.at;
-    act(&ui, &body, setting.page, async |device, form| {
+    act(&ui, &body, fields::page(setting), async |device, form| {
         let max = setting.max;
         let Some(value) = form
             .get("value")
@@ -337,6 +357,24 @@ pub async fn setting(State(ui): State<Arc<Ui>>, Path(name): Path<String>, body: 
             })
             .await?;
         Ok(format!("{}: {value}.", setting.label))
+    })
+    .await
+}
+
+/// `POST /replaced/restore`: puts back a value that an edit on another
+/// device replaced at the same time.
+pub async fn restore_replaced(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
+    let path = return_to(&Form::parse(&body), "/");
+    act(&ui, &body, &path, async |device, form| {
+        let plan = device.current_plan();
+        let (at, field) = (form.get("at").unwrap_or(""), form.get("field").unwrap_or(""));
+        let which = replaced::find_one(&plan.replaced, device.partner(), at, field)?;
+        let value: Stored =
+            form.get("value").and_then(|v| serde_json::from_str(v).ok()).ok_or_else(|| {
+                DeviceError::Invalid("That form names no value: reload the page.".into())
+            })?;
+        replaced::restore(device, which, &value).await?;
+        Ok(format!("Restored {value}."))
     })
     .await
 }

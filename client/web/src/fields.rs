@@ -4,100 +4,23 @@
 
 use crate::html::{esc, select, text_input};
 use cove_client::plan::fields::{self, Kind, Spec};
-use cove_client::plan::model::Plan;
-use cove_client::plan::schema::{MAX_CADENCE_DAYS, MAX_MINUTES, shared as s};
+use cove_client::plan::schema::shared as s;
+pub use cove_client::plan::settings::Setting;
 use cove_client::plan::write::{Field, Section};
 use std::collections::HashMap;
 
-/// A whole-number setting of the shared document, as a form sets it.
-pub struct Setting {
-    /// Its name in the form's address: `/setting/{name}`.
-    pub name: &'static str,
-    /// The map that holds it, and its key there.
-    pub at: (&'static str, &'static str),
-    /// The largest value (the smallest is 1).
-    pub max: i64,
-    /// The page it is set on.
-    pub page: &'static str,
-    /// What people see.
-    pub label: &'static str,
-}
-
-/// The settings: the check-in window, the time to reflect, the review
-/// cadence (the same bounds as the command line's).
-pub const SETTINGS: [Setting; 3] = [
-    Setting {
-        name: "window",
-        at: (s::CHECKIN, "window_minutes"),
-        max: MAX_MINUTES,
-        page: "/checkin",
-        label: "Check-in window after a session (minutes)",
-    },
-    Setting {
-        name: "limit",
-        at: (s::DEESCALATION, "reflection_limit_minutes"),
-        max: MAX_MINUTES,
-        page: "/deescalation",
-        label: "Time to reflect before talking again (minutes)",
-    },
-    Setting {
-        name: "cadence",
-        at: (s::REVIEWS, "cadence_days"),
-        max: MAX_CADENCE_DAYS,
-        page: "/reviews",
-        label: "Review every (days)",
-    },
-];
-
-impl Setting {
-    /// The setting called `name`.
-    pub fn named(name: &str) -> Option<&'static Setting> {
-        SETTINGS.iter().find(|s| s.name == name)
-    }
-
-    /// Its value in `plan`.
-    pub fn current(&self, plan: &Plan) -> Option<i64> {
-        match self.name {
-            "window" => plan.checkin.window_minutes,
-            "limit" => plan.deescalation.reflection_limit_minutes,
-            _ => plan.reviews.cadence_days,
-        }
+/// The page a setting is set on.
+pub fn page(setting: &Setting) -> &'static str {
+    match setting.at.0 {
+        s::CHECKIN => "/checkin",
+        s::DEESCALATION => "/deescalation",
+        _ => "/reviews",
     }
 }
 
 /// The sections with item pages, by URL name.
 pub fn section(name: &str) -> Option<Section> {
-    Some(match name {
-        "needs" => Section::Needs,
-        "boundaries" => Section::Boundaries,
-        "menu" => Section::Menu,
-        "sequence" => Section::Sequence,
-        "signals" => Section::Signals,
-        "vocabulary" => Section::Vocabulary,
-        "questions" => Section::Questions,
-        "later" => Section::Later,
-        "techniques" => Section::Techniques,
-        "spaces" => Section::Spaces,
-        _ => return None,
-    })
-}
-
-/// A section's URL name.
-pub fn url_name(section: Section) -> &'static str {
-    match section {
-        Section::Needs => "needs",
-        Section::Boundaries => "boundaries",
-        Section::Menu => "menu",
-        Section::Sequence => "sequence",
-        Section::Signals => "signals",
-        Section::Vocabulary => "vocabulary",
-        Section::Questions => "questions",
-        Section::Later => "later",
-        Section::Techniques => "techniques",
-        Section::Spaces => "spaces",
-        Section::Sessions => "sessions",
-        Section::Reviews => "reviews",
-    }
+    Section::named(name).filter(|s| !matches!(s, Section::Sessions | Section::Reviews))
 }
 
 /// The form fields of a section: the engine's table, less what the engine

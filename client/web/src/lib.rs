@@ -448,6 +448,7 @@ fn router(ui: Arc<Ui>) -> Router {
         .route("/prefer/{option}", post(actions::prefer))
         .route("/step/{id}/move", post(actions::move_step))
         .route("/setting/{name}", post(actions::setting))
+        .route("/replaced/restore", post(actions::restore_replaced))
         .route("/signal", post(signaling::signal))
         .route("/signal/answer", post(signaling::answer))
         .route("/signals.json", get(pages::signal_board))

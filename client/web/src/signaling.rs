@@ -3,7 +3,7 @@
 //! whether the signal was sent, and never that it was when it was not.
 
 use crate::Ui;
-use crate::actions::{Form, back, forged, genuine};
+use crate::actions::{Form, back, forged, genuine, return_to};
 use crate::pages::fresh;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -14,24 +14,6 @@ use cove_client::plan;
 use cove_client::sync::{self, DELIVER_WITHIN, Delivery};
 use cove_shared::DeviceId;
 use std::sync::Arc;
-
-/// Where a form came from, if it names a page of this site; else "/now".
-fn return_to(form: &Form) -> String {
-    match form.get("back") {
-        // Only a plain path of this site: no second slash at the start, no
-        // backslash, query or anything a browser might read as another host.
-        Some(path)
-            if path.starts_with('/')
-                && !path.starts_with("//")
-                && path
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_')) =>
-        {
-            path.to_owned()
-        }
-        _ => "/now".to_owned(),
-    }
-}
 
 /// Sends what was just saved and says how far it got: `done` on success,
 /// and on failure a sentence that leaves no doubt it was not sent.
@@ -54,7 +36,7 @@ pub async fn signal(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
     if !genuine(&ui, &form) {
         return forged();
     }
-    let path = return_to(&form);
+    let path = return_to(&form, "/now");
     let mut device = fresh(&ui).await;
     let given = form.get("name").unwrap_or("");
     let Some(name) = plan::signals::agreed(&device.current_plan(), given) else {
@@ -83,7 +65,7 @@ pub async fn answer(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
     if !genuine(&ui, &form) {
         return forged();
     }
-    let path = return_to(&form);
+    let path = return_to(&form, "/now");
     let from = form.get("from").and_then(|f| f.parse::<DeviceId>().ok());
     let sent_at = form.get("sent_at").and_then(|t| t.parse::<i64>().ok());
     let answer = match form.get("answer") {

@@ -7,7 +7,11 @@
 //!   whether it is needed, its default and its normalisation.
 //! - [`model`]: the plan as typed values (what `--json` prints).
 //! - [`read`]: documents to [`model::Plan`], with the most-restrictive rule.
+//! - [`section`]: the sections that hold items, and their names.
+//! - [`settings`]: the whole-number settings and their bounds.
 //! - [`write`]: one function per action a person takes.
+//! - [`replaced`]: ordinary values set on two devices at once, kept
+//!   visible and restorable.
 //! - [`review`]: what changed since a review, and who changed it; when a
 //!   review is due; recording one.
 //! - [`items`]: items as lists show them; finding one by a short id, with
@@ -26,8 +30,11 @@ pub mod ids;
 pub mod items;
 pub mod model;
 pub mod read;
+pub mod replaced;
 pub mod review;
 pub mod schema;
+pub mod section;
+pub mod settings;
 pub mod signals;
 pub mod template;
 pub mod text;

@@ -531,6 +531,9 @@ pub struct Plan {
     /// owner gives them again.
     #[serde(default)]
     pub changed_options: Vec<ChangedOption>,
+    /// Ordinary values replaced by another set at the same time.
+    #[serde(default)]
+    pub replaced: Vec<super::replaced::Replaced>,
 }
 
 /// A preference whose option changed after it was given.

@@ -73,6 +73,7 @@ pub fn plan(shared: &Automerge, a_doc: &Automerge, b_doc: &Automerge) -> Plan {
         b,
         conflicts,
         changed_options,
+        replaced: super::replaced::find(shared, a_doc, b_doc),
     }
 }
 
@@ -409,7 +410,7 @@ impl Reader<'_> {
         self.0.keys(map).filter(|k| ids::is_id(k))
     }
 
-    fn meta(&self, obj: &ObjId, id: &str) -> ItemMeta {
+    pub(crate) fn meta(&self, obj: &ObjId, id: &str) -> ItemMeta {
         ItemMeta {
             id: id.to_owned(),
             created_at: self.time(obj, "created_at"),

@@ -8,10 +8,11 @@
 
 use super::ids;
 use super::model::Choice;
-use super::schema::{self, SCHEMA_VERSION, partner as p, shared as s};
+use super::schema::{self, SCHEMA_VERSION, partner as p};
+pub use super::section::Section;
 use automerge::transaction::{Transactable, Transaction};
 use automerge::{AutomergeError, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
-use cove_shared::{DocId, OsEntropy, Partner};
+use cove_shared::{OsEntropy, Partner};
 
 /// The longest text a single value may hold, in characters. Plans are for
 /// people to read; this keeps every edit within one envelope.
@@ -87,81 +88,6 @@ pub enum PlanError {
         "this plan uses schema {0}, newer than this Cove understands; update Cove to change it"
     )]
     NewerSchema(i64),
-}
-
-/// A section of the plan that holds items.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Section {
-    /// Needs (the partner's own document).
-    Needs,
-    /// Boundaries (the partner's own document).
-    Boundaries,
-    /// The menu.
-    Menu,
-    /// The sequence.
-    Sequence,
-    /// Signals.
-    Signals,
-    /// Vocabulary.
-    Vocabulary,
-    /// Debrief questions.
-    Questions,
-    /// Later check-ins.
-    Later,
-    /// De-escalation techniques.
-    Techniques,
-    /// Neutral spaces.
-    Spaces,
-    /// The session log.
-    Sessions,
-    /// Review history.
-    Reviews,
-}
-
-impl Section {
-    /// Its name in messages and commands, singular.
-    pub fn noun(self) -> &'static str {
-        match self {
-            Self::Needs => "need",
-            Self::Boundaries => "boundary",
-            Self::Menu => "menu option",
-            Self::Sequence => "step",
-            Self::Signals => "signal",
-            Self::Vocabulary => "term",
-            Self::Questions => "question",
-            Self::Later => "later check-in",
-            Self::Techniques => "technique",
-            Self::Spaces => "space",
-            Self::Sessions => "session",
-            Self::Reviews => "review",
-        }
-    }
-
-    /// The document that holds it, for a device of partner `me`.
-    pub fn doc(self, me: Partner) -> DocId {
-        match self {
-            Self::Needs | Self::Boundaries => me.doc(),
-            _ => DocId::Shared,
-        }
-    }
-
-    /// The container's path from the document's root.
-    fn path(self) -> &'static [&'static str] {
-        match self {
-            Self::Needs => &[p::NEEDS],
-            Self::Boundaries => &[p::BOUNDARIES],
-            Self::Menu => &[s::MENU],
-            Self::Sequence => &[s::SEQUENCE],
-            Self::Signals => &[s::SIGNALS],
-            Self::Vocabulary => &[s::VOCABULARY],
-            Self::Questions => &[s::CHECKIN, s::QUESTIONS],
-            Self::Later => &[s::CHECKIN, s::LATER],
-            Self::Techniques => &[s::DEESCALATION, s::TECHNIQUES],
-            Self::Spaces => &[s::DEESCALATION, s::SPACES],
-            Self::Sessions => &[s::SESSIONS],
-            Self::Reviews => &[s::REVIEWS, s::HISTORY],
-        }
-    }
 }
 
 /// A value to write into an item's field.

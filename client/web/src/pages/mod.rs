@@ -74,7 +74,7 @@ pub async fn overview(State(ui): State<Arc<Ui>>, q: Flash) -> Response {
     let me = device.partner();
     drop(device);
     let mut body = String::new();
-    body.push_str(&to_resolve(&plan, me));
+    body.push_str(&to_resolve(&plan, me, &ui.csrf, "/"));
     for partner in [me, me.other()] {
         let name = plan.name(partner);
         let whose = if partner == me { "Your".to_owned() } else { format!("{name}'s") };
@@ -169,11 +169,13 @@ fn list(body: &mut String, lines: impl Iterator<Item = String>) {
     body.push_str("</ul>");
 }
 
-/// Conflicts and changed options the owner should see.
-fn to_resolve(plan: &Plan, me: Partner) -> String {
+/// Conflicts and changed options the owner should see, and values that
+/// an edit on another device replaced, with a button to put each back
+/// (which returns to `path`).
+fn to_resolve(plan: &Plan, me: Partner, csrf: &str, path: &str) -> String {
     let mut lines = Vec::new();
     for c in plan.conflicts.iter().filter(|c| c.owner == me) {
-        lines.push(views::conflict_line(plan, me, c));
+        lines.push(esc(&views::conflict_line(plan, me, c)));
     }
     for c in plan.changed_options.iter().filter(|c| c.owner == me) {
         let title = plan
@@ -181,17 +183,44 @@ fn to_resolve(plan: &Plan, me: Partner) -> String {
             .iter()
             .find(|m| m.meta.id == c.option)
             .map_or("an option", |m| m.title.as_str());
-        lines.push(format!(
+        lines.push(esc(&format!(
             "Your preference for \"{title}\" ({}) was given before the option changed; it counts as {} until you give it again.",
             c.given, c.counts_as
-        ));
+        )));
+    }
+    for r in &plan.replaced {
+        let mut line = esc(&r.line(plan, me));
+        if r.restorable_by(me) {
+            for value in &r.replaced {
+                let hidden = [
+                    ("at", r.item.as_deref().unwrap_or(&r.section)),
+                    ("field", &r.field),
+                    ("value", &serde_json::to_string(value).unwrap_or_default()),
+                    ("back", path),
+                ];
+                let inner: String = hidden
+                    .iter()
+                    .map(|(name, value)| {
+                        format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", esc(value))
+                    })
+                    .collect();
+                let _ = write!(
+                    line,
+                    " <form method=\"post\" action=\"/replaced/restore\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">{inner}<button type=\"submit\">Restore {}</button></form>",
+                    esc(csrf),
+                    esc(&value.to_string())
+                );
+            }
+        }
+        lines.push(line);
     }
     if lines.is_empty() {
         return String::new();
     }
     let mut out = String::from("<section class=\"resolve\"><h2>To resolve</h2><ul>");
     for line in lines {
-        let _ = write!(out, "<li>{}</li>", esc(&line));
+        // Each line is already escaped: it may carry a form.
+        let _ = write!(out, "<li>{line}</li>");
     }
     out.push_str("</ul></section>");
     out

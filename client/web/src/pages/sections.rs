@@ -3,7 +3,7 @@
 
 use super::{Flash, fresh, render, to_resolve};
 use crate::Ui;
-use crate::fields::{self, url_name};
+use crate::fields;
 use crate::html::{button, esc, form, page, seg, select};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 /// The items of one section, with forms to change them.
 fn items_html(plan: &Plan, me: Partner, section: Section, csrf: &str) -> String {
-    let name = url_name(section);
+    let name = section.name();
     let mut out = String::new();
     let rows: Vec<Row> = rows(plan, section);
     let mut archived = String::new();
@@ -149,7 +149,7 @@ pub async fn section(State(ui): State<Arc<Ui>>, Path(name): Path<String>, q: Fla
     if matches!(section, Section::Needs | Section::Boundaries) {
         body.push_str("<p class=\"muted\">Yours are yours alone: only your devices can change them. Your partner's are shown, and cannot be changed here.</p>");
     }
-    body.push_str(&to_resolve(&plan, me));
+    body.push_str(&to_resolve(&plan, me, &ui.csrf, &format!("/s/{}", section.name())));
     body.push_str(&items_html(&plan, me, section, &ui.csrf));
     let title = match section {
         Section::Needs => "Needs",
@@ -186,7 +186,8 @@ async fn settings_page(
     let plan = device.current_plan();
     let me = device.partner();
     drop(device);
-    let mut body = setting_form(&ui.csrf, &plan, setting);
+    let mut body = to_resolve(&plan, me, &ui.csrf, path);
+    body.push_str(&setting_form(&ui.csrf, &plan, setting));
     for (heading, section) in sections {
         let _ = write!(body, "<h2>{heading}</h2>");
         body.push_str(&items_html(&plan, me, section, &ui.csrf));

@@ -196,15 +196,12 @@ async fn main() -> ExitCode {
             // One sentence: what happened, and where a command helps,
             // which one to run. With --json, the same as one JSON line on
             // standard output, where a script reads.
-            let next = advice::next_step(&error);
             if json {
+                let next = advice::next_step(&error);
                 let value = serde_json::json!({ "error": error.to_string(), "next": next });
                 output::write_out(&format!("{value}\n"));
             } else {
-                match next {
-                    Some(next) => eprintln!("cove: {error}; {next}"),
-                    None => eprintln!("cove: {error}"),
-                }
+                eprintln!("{}", advice::message(&error));
             }
             ExitCode::FAILURE
         }

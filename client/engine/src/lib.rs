@@ -23,6 +23,7 @@
 
 pub mod device;
 pub mod documents;
+pub mod errors;
 pub mod home;
 pub mod human;
 pub mod journal;

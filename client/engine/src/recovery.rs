@@ -31,7 +31,7 @@ pub enum RecoverError {
     Phrase(#[from] PhraseError),
     /// No plan on this relay knows the phrase's identity.
     #[error(
-        "no plan on the relay at {0} belongs to this recovery phrase; check the relay address and the words. A phrase that was replaced by a newer one, or whose partner left the plan, no longer recovers anything; nothing was created"
+        "no plan on the relay at {0} belongs to this recovery phrase, so nothing was created; check the relay address and the words (a phrase replaced by a newer one, or whose partner left the plan, recovers nothing)"
     )]
     NoPlan(String),
     /// A device-level failure.

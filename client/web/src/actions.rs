@@ -4,6 +4,7 @@
 //! Every answer is a redirect back to a page, with the key of a note (a
 //! message or an error) that the server keeps: `?n=KEY`.
 
+use crate::advice;
 use crate::fields;
 use crate::pages::fresh;
 use crate::{Note, Ui};
@@ -107,7 +108,7 @@ async fn act(
         ui.send_now.notify_one();
         ui.changed();
     }
-    back(ui, path, outcome.map_err(|e| e.to_string()))
+    back(ui, path, outcome.map_err(|e| advice::say(&e)))
 }
 
 fn author(device: &Device) -> Author {
@@ -499,7 +500,7 @@ pub async fn acknowledge(
             (true, _) => "Acknowledged every alarm and set-aside envelope.".to_owned(),
             (false, _) => "Alarm acknowledged.".to_owned(),
         })
-        .map_err(|e| e.to_string());
+        .map_err(|e| advice::say(&e));
     back(&ui, "/status", outcome)
 }
 
@@ -513,7 +514,8 @@ pub async fn journal(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
     let device = fresh(&ui).await;
     let outcome = cove_client::journal::add(&device, form.get("text").unwrap_or("")).await;
     drop(device);
-    let outcome =
-        outcome.map(|_| "Written in this device's journal.".to_owned()).map_err(|e| e.to_string());
+    let outcome = outcome
+        .map(|_| "Written in this device's journal.".to_owned())
+        .map_err(|e| advice::say(&e));
     back(&ui, "/journal", outcome)
 }

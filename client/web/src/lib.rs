@@ -24,6 +24,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod actions;
+mod advice;
 pub mod assets;
 pub mod fields;
 pub mod guard;

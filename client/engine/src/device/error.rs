@@ -34,7 +34,7 @@ pub enum DeviceError {
     /// The local database was written by a version of Cove that keeps its
     /// state in another layout.
     #[error(
-        "this device's data was saved by another version of Cove (local format {found}; this version reads format {expected}), so this version cannot use it; nothing was changed. Use the version that saved it to export the plan and the journal",
+        "this device's data was saved by another version of Cove (local format {found}; this version reads format {expected}), so this version cannot use it and changed nothing; the version that saved it can export the plan and the journal",
         expected = super::LOCAL_FORMAT
     )]
     OtherFormat {

@@ -105,7 +105,7 @@ pub enum PairError {
     TimedOut,
     /// The other partner's identity is already in the plan.
     #[error(
-        "your partner is already in this plan; only one of their own devices can add another (`cove pair --own-device` there), or they can run `cove recover` with their recovery phrase"
+        "your partner is already in this plan; only one of their own devices can add another, or they can recover with their recovery phrase"
     )]
     PartnerHasIdentity,
     /// The other partner left the plan.
@@ -113,7 +113,7 @@ pub enum PairError {
     PartnerLeft,
     /// This device does not hold its partner's identity.
     #[error(
-        "this device does not hold your identity, so it cannot add a device for you; pair from another of your devices, or run `cove recover` with your recovery phrase"
+        "this device does not hold your identity, so it cannot add a device for you; pair from another of your devices, or recover with your recovery phrase"
     )]
     NoIdentity,
     /// The inviting person did not confirm the safety code.
@@ -124,7 +124,7 @@ pub enum PairError {
     /// The plan already has an identity for the partner this device would
     /// speak for, and it is not one this device holds.
     #[error(
-        "someone has already joined this plan as the other partner with a different identity; this device was not added. If that was not you, tell your partner: their plan has a device that is not yours"
+        "someone has already joined this plan as the other partner with a different identity, so this device was not added; if that was not you, tell your partner that their plan has a device that is not yours"
     )]
     IdentityTaken,
     /// Too many attempts from this network.

@@ -286,10 +286,10 @@ pub fn find_one<'a>(
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(DeviceError::Invalid(format!(
-            "No value of '{field}' at '{at}' is waiting to be restored: it may have been set again since."
+            "no value of '{field}' at '{at}' is waiting to be restored; it may have been set again since"
         ))),
         _ => Err(DeviceError::Invalid(format!(
-            "'{at}' matches more than one item: give more of its id."
+            "'{at}' matches more than one item; give more of its id"
         ))),
     }
 }
@@ -303,7 +303,7 @@ pub async fn restore(
 ) -> Result<(), DeviceError> {
     if !which.replaced.contains(value) {
         return Err(DeviceError::Invalid(format!(
-            "{value} is not a value that was replaced there: it may have been set again since."
+            "{value} is not a value that was replaced there; it may have been set again since"
         )));
     }
     if let Some(owner) = which.owner.filter(|o| *o != device.partner()) {
@@ -344,7 +344,7 @@ pub async fn restore(
 }
 
 fn not_a(label: &str) -> DeviceError {
-    DeviceError::Invalid(format!("The replaced value does not fit \u{201c}{label}\u{201d}."))
+    DeviceError::Invalid(format!("the replaced value does not fit \u{201c}{label}\u{201d}"))
 }
 
 /// The field to write to put `value` back, as the table says it is given.

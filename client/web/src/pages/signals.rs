@@ -26,7 +26,7 @@ pub async fn board(State(ui): State<Arc<Ui>>) -> Response {
     let board = match device.signal_board().await {
         Ok(board) => board,
         Err(error) => {
-            return json_response(&json!({ "error": error.to_string() }));
+            return json_response(&json!({ "error": crate::advice::say(&error) }));
         }
     };
     let partner = plan.name(device.partner().other());

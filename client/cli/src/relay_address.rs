@@ -47,7 +47,7 @@ pub(crate) fn with_trust(relay: &str, trust: &TrustArgs) -> anyhow::Result<Strin
             let host = origin.as_str();
             if !trust.allow_plain_ws {
                 bail!(
-                    "{PLAIN_WS}. Use a wss:// address, or pass --allow-plain-ws if the network between your devices and {host} is yours alone"
+                    "{PLAIN_WS}; use a wss:// address, or pass --allow-plain-ws if the network between your devices and {host} is yours alone"
                 );
             }
             eprintln!("Warning: {PLAIN_WS}.");

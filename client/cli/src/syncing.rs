@@ -111,7 +111,7 @@ fn human_status(s: &Status, now: i64) -> String {
     let mut lines = Vec::new();
     lines.push(format!("This device: {} (partner {})", s.fingerprint, s.partner));
     if let Some(removal) = &s.removal {
-        lines.push(format!("{removal} `cove wipe` removes its copy."));
+        lines.push(format!("{}; `cove wipe` removes its copy.", removal.trim_end_matches('.')));
     }
     match &s.relay_error {
         None => lines.push(format!("Relay: {} (reachable)", s.relay)),
@@ -257,7 +257,7 @@ pub(crate) async fn sync(home: &Home, out: &Printer) -> anyhow::Result<()> {
 pub(crate) fn removed(device: &Device, error: DeviceError) -> anyhow::Error {
     match device.removal() {
         Some(removal) if error.is_removal() => {
-            anyhow::anyhow!("{removal} `cove wipe` removes its copy")
+            anyhow::anyhow!("{}; `cove wipe` removes its copy", removal.trim_end_matches('.'))
         }
         _ => error.into(),
     }

@@ -278,12 +278,10 @@ pub async fn prefer(
             return Err(DeviceError::Invalid("Choose yes, maybe, ask-me or no.".into()));
         };
         let plan = device.current_plan();
-        let basis = plan
-            .menu
-            .iter()
-            .find(|m| m.meta.id == id)
-            .map(plan::read::option_basis)
-            .ok_or_else(|| DeviceError::Invalid("That option is not on the menu.".into()))?;
+        let basis =
+            plan.menu.iter().find(|m| m.meta.id == id).map(plan::read::option_basis).ok_or_else(
+                || DeviceError::Invalid("That option is not on the menu; reload the page.".into()),
+            )?;
         let doc = device.partner().doc();
         device
             .edit(doc, |tx| {
@@ -384,9 +382,9 @@ pub async fn restore_replaced(State(ui): State<Arc<Ui>>, body: Bytes) -> Respons
 pub async fn log_session(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
     act(&ui, &body, "/sessions", async |device, form| {
         let day = match form.get("date").filter(|d| !d.is_empty()) {
-            Some(d) => {
-                parse_day(d).ok_or_else(|| DeviceError::Invalid(format!("'{d}' is not a day.")))?
-            }
+            Some(d) => parse_day(d).ok_or_else(|| {
+                DeviceError::Invalid(format!("'{d}' is not a day; choose one in the date field."))
+            })?,
             None => today(device.now_ms()),
         };
         let plan = device.current_plan();
@@ -488,7 +486,13 @@ pub async fn acknowledge(
         "all" => Vec::new(),
         id => match id.parse() {
             Ok(id) => vec![id],
-            Err(_) => return back(&ui, "/status", Err("There is no such alarm.".to_owned())),
+            Err(_) => {
+                return back(
+                    &ui,
+                    "/status",
+                    Err("There is no such alarm; reload the Status page.".to_owned()),
+                );
+            }
         },
     };
     let mut device = fresh(&ui).await;

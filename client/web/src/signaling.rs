@@ -40,7 +40,10 @@ pub async fn signal(State(ui): State<Arc<Ui>>, body: Bytes) -> Response {
     let mut device = fresh(&ui).await;
     let given = form.get("name").unwrap_or("");
     let Some(name) = plan::signals::agreed(&device.current_plan(), given) else {
-        let refused = format!("'{}' is not a signal you have agreed on.", given.trim());
+        let refused = format!(
+            "'{}' is not a signal you have agreed on; the Signals page lists them.",
+            given.trim()
+        );
         return back(&ui, &path, Err(refused));
     };
     let outcome = match device.signal(&name, 30 * 60_000).await {

@@ -27,6 +27,6 @@ impl Device {
             }
             None => format!("This device was removed from the plan{when}"),
         };
-        Some(format!("{who}. It keeps what it had, and no longer syncs or sends anything."))
+        Some(format!("{who}; it keeps what it had, and no longer syncs or sends anything."))
     }
 }

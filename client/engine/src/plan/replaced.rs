@@ -182,7 +182,7 @@ pub(crate) fn find(shared: &Automerge, a: &Automerge, b: &Automerge) -> Vec<Repl
                 item: None,
                 name: None,
                 field: "display_name".to_owned(),
-                label: "Name".to_owned(),
+                label: "name".to_owned(),
                 kept,
                 replaced,
             });

@@ -16,11 +16,22 @@
 //! 2. a new device's first load of a plan with `--load-history` changes:
 //!    the plan's device uploads snapshots as it goes (every 200 changes), a
 //!    new device is paired (not timed), and its first sync is timed: fetch
-//!    the snapshots and the tail, verify, decrypt, apply, commit.
+//!    the snapshots and the tail, verify, decrypt, apply, commit;
+//! 3. with `--pairs P`, P couples at once for `--seconds S`, on a relay of
+//!    their own whose per-device and per-address limits are lifted (every
+//!    device connects from 127.0.0.1): each A edits as fast as the real
+//!    path allows (a durable local commit, sealed, pushed, the relay's
+//!    answer awaited), each B runs the daemon loop. Reported: the edits
+//!    per second the Bs applied, the relay's CPU per edit and its RSS at
+//!    the end, the load generator's own CPU, and every edit the relay
+//!    acknowledged that a B did not apply.
 //!
 //! Every device state directory is on the same disk as the relay's. Local
 //! edits are synced to disk before they count as made; received changes
 //! are committed without waiting for the disk (docs/device.md, "Durability").
+
+#[path = "device_load/pairs.rs"]
+mod pairs;
 
 use clap::Parser;
 use cove_client::device::Device;
@@ -54,9 +65,16 @@ struct Args {
     /// SQLite durability for the relay: full or normal.
     #[arg(long, default_value = "full")]
     sqlite_synchronous: String,
-    /// Run only these phases: latency, load (repeatable).
+    /// Run only these phases: latency, load, pairs (repeatable). The
+    /// pairs phase runs only when asked for, or with --pairs.
     #[arg(long, value_name = "PHASE")]
     only: Vec<String>,
+    /// Couples editing at once in the pairs phase.
+    #[arg(long)]
+    pairs: Option<usize>,
+    /// How long the pairs phase edits, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,13 +84,17 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn wants(args: &Args, phase: &str) -> bool {
-    args.only.is_empty() || args.only.iter().any(|p| p == phase)
+    if phase == "pairs" {
+        return args.pairs.is_some() || args.only.iter().any(|p| p == phase);
+    }
+    let only_pairs = args.only.is_empty() && args.pairs.is_some();
+    !only_pairs && (args.only.is_empty() || args.only.iter().any(|p| p == phase))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let dir = TempDir::new("device-load");
     let server = workspace_binary_in("cove-server", "cove-server", true);
-    let database = format!("sqlite://{}", dir.path().join("relay.db").display());
+    let database = database_in(&dir, "relay");
     let env = [("COVE_SQLITE_SYNCHRONOUS", args.sqlite_synchronous.as_str())];
     let relay = RelayProcess::start_binary(&server, free_port(), &database, &env).await;
     println!(
@@ -85,7 +107,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if wants(&args, "load") {
         load(&args, &dir, &relay.url).await?;
     }
+    drop(relay);
+    if wants(&args, "pairs") {
+        let relay = RelayProcess::start_binary(
+            &server,
+            free_port(),
+            &database_in(&dir, "pairs"),
+            &[
+                ("COVE_SQLITE_SYNCHRONOUS", args.sqlite_synchronous.as_str()),
+                ("COVE_LIMIT_DEVICE_RATE_PER_SEC", "1000000"),
+                ("COVE_LIMIT_DEVICE_RATE_BURST", "1000000"),
+                ("COVE_LIMIT_MAX_CONNECTIONS_PER_ADDRESS", "1000000"),
+                ("COVE_LIMIT_MAX_PENDING_PER_ADDRESS", "1000000"),
+                ("COVE_LIMIT_PAIRING_ATTEMPTS_PER_ADDRESS", "1000000"),
+            ],
+        )
+        .await;
+        pairs::run(args.pairs.unwrap_or(10), args.seconds, &dir, &relay).await?;
+    }
     Ok(())
+}
+
+fn database_in(dir: &TempDir, name: &str) -> String {
+    format!("sqlite://{}", dir.path().join(format!("{name}.db")).display())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -121,8 +165,16 @@ async fn latency(args: &Args, dir: &TempDir, relay: &str) -> anyhow::Result<()> 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, mut ready) = mpsc::unbounded_channel::<()>();
     let daemon = tokio::spawn(async move {
+        // A change arrives live, or, when the live stream has a hole
+        // (this device's own checkpoint, which the relay does not echo),
+        // through a fetch: both count.
+        let mut connected = false;
         let events = |event: &Event| match event {
-            Event::Synced(_) => {
+            Event::Synced(report) => {
+                if connected && report.applied.iter().sum::<usize>() > 0 {
+                    let _ = applied_tx.send(Instant::now());
+                }
+                connected = true;
                 let _ = ready_tx.send(());
             }
             Event::Applied(received) if received.applied.iter().sum::<usize>() > 0 => {

@@ -101,6 +101,8 @@ pub struct Device {
     generation: Option<u64>,
     /// How many membership entries are saved locally.
     log_saved: u64,
+    /// The state rows as this process last wrote them.
+    written: store::Written,
     /// The write under way must reach the disk before it returns (it holds
     /// an edit, or used a sequence number).
     must_sync: bool,

@@ -201,6 +201,7 @@ impl Device {
             clock: clock::system(),
             generation: None,
             log_saved: 0,
+            written: Default::default(),
             must_sync: false,
         };
         device.rebuild_keyring()?;
@@ -260,6 +261,7 @@ impl Device {
             clock,
             generation: None,
             log_saved: 0,
+            written: Default::default(),
             must_sync: false,
         };
         device.reload().await?;

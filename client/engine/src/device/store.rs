@@ -29,6 +29,27 @@ pub(super) const KV_FORMAT: &str = "format";
 /// between versions; see `docs/device.md`.
 pub const LOCAL_FORMAT: u32 = 3;
 
+/// The encodings of the state rows this process last wrote. A row whose
+/// encoding is the same at the next write is not sealed and written again:
+/// an edit changes the sync state and the checkpoint book, rarely the rest.
+/// Forgotten whenever the state is reloaded, since another process may have
+/// written in between.
+#[derive(Default)]
+pub(super) struct Written(Vec<(&'static str, Zeroizing<Vec<u8>>)>);
+
+impl Written {
+    fn changed(&self, key: &str, bytes: &[u8]) -> bool {
+        self.0.iter().find(|(k, _)| *k == key).is_none_or(|(_, v)| v.as_slice() != bytes)
+    }
+
+    fn note(&mut self, key: &'static str, bytes: Zeroizing<Vec<u8>>) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v = bytes,
+            None => self.0.push((key, bytes)),
+        }
+    }
+}
+
 /// A value's stored encoding, wiped when dropped.
 fn encode<T: serde::Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, DeviceError> {
     Ok(Zeroizing::new(postcard::to_allocvec(value).map_err(|_| LocalError::Corrupt)?))
@@ -117,14 +138,19 @@ impl Device {
         let book = encode(&self.book)?;
         let desk = encode(&self.desk)?;
         let reminded = encode(&self.reminded)?;
-        let mut rows: Vec<(&str, &[u8])> = vec![
-            (KV_SYNC, &sync),
-            (KV_FRESHNESS, &freshness),
-            (KV_CHECKPOINTS, &book),
-            (KV_SIGNALS, &desk),
-            (KV_REMINDERS, &reminded),
-            (KV_GENERATION, &token),
+        let state = [
+            (KV_SYNC, sync),
+            (KV_FRESHNESS, freshness),
+            (KV_CHECKPOINTS, book),
+            (KV_SIGNALS, desk),
+            (KV_REMINDERS, reminded),
         ];
+        let mut rows: Vec<(&str, &[u8])> = state
+            .iter()
+            .filter(|(key, bytes)| self.written.changed(key, bytes))
+            .map(|(key, bytes)| (*key, bytes.as_slice()))
+            .collect();
+        rows.push((KV_GENERATION, &token));
         let membership;
         if self.log.state().len() != self.log_saved {
             let entries: Vec<Blob> =
@@ -134,6 +160,10 @@ impl Device {
         }
         // One statement for all of them: each is a round trip to SQLite.
         tx.put_many(&rows)?;
+        drop(rows);
+        for (key, bytes) in state {
+            self.written.note(key, bytes);
+        }
         self.generation = Some(generation);
         self.log_saved = self.log.state().len();
         Ok(())
@@ -164,6 +194,7 @@ impl Device {
         // token read here is already stale, and the next check reloads
         // again. (Read last, it could name a write this read missed.)
         let generation = self.db.get(KV_GENERATION).await?;
+        self.written = Written::default();
         let genesis = self.keys().genesis;
         if let Some(entries) = self.db.get::<Vec<Blob>>(KV_MEMBERSHIP).await? {
             self.log =

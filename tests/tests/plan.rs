@@ -349,10 +349,11 @@ async fn an_ordinary_value_set_on_two_devices_at_once_stays_visible_and_can_be_r
 
     // B puts the replaced title back, and the window too; A's need is A's
     // to settle, so B is refused and A's tablet restores it.
-    let which = replaced::find_one(&plan.replaced, Partner::B, &option[20..], "title").unwrap();
+    let which =
+        replaced::find_one(&plan.replaced, Partner::B, None, &option[20..], "title").unwrap();
     replaced::restore(&mut b, which, &Stored::Str(lost.into())).await.unwrap();
     let which =
-        replaced::find_one(&plan.replaced, Partner::B, "checkin", "window_minutes").unwrap();
+        replaced::find_one(&plan.replaced, Partner::B, None, "checkin", "window_minutes").unwrap();
     let other = setting.replaced[0].clone();
     replaced::restore(&mut b, which, &other).await.unwrap();
     let refused = replaced::restore(&mut b, need_replaced, &need_replaced.replaced[0]).await;

@@ -83,7 +83,8 @@ async fn check_ins_and_reviews_come_due_once_each() {
     // B recorded it (which confirms it for B): A is told it is A's to confirm.
     let told = due.iter().find(|r| matches!(r, Reminder::ReviewConfirmed { recorded: true, .. }));
     let told = told.unwrap_or_else(|| panic!("{due:?}"));
-    assert!(told.detailed().contains("`cove review confirm` confirms it for you"), "{told:?}");
+    assert!(told.detailed().contains("it waits for you to confirm it"), "{told:?}");
+    assert!(!told.detailed().contains("`cove"), "each face names its own next step");
 }
 
 /// `cove daemon --exec`: the command runs for a signal and for a review

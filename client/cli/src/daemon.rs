@@ -135,7 +135,15 @@ pub(crate) async fn daemon(home: &Home, out: &Printer, hook: Hook) -> anyhow::Re
                     Reminder::ReviewDue { .. } => "review-due",
                     Reminder::ReviewConfirmed { .. } => "review-confirmed",
                 };
-                let detailed = reminder.detailed();
+                let detailed = match reminder {
+                    Reminder::ReviewDue { .. } => {
+                        format!("{} `cove review` shows what changed.", reminder.detailed())
+                    }
+                    Reminder::ReviewConfirmed { recorded: true, .. } => {
+                        format!("{} `cove review confirm` confirms it.", reminder.detailed())
+                    }
+                    _ => reminder.detailed(),
+                };
                 printer.emit(
                     &serde_json::json!({ "event": "reminder", "reminder": reminder }),
                     || format!("\x07{detailed}"),

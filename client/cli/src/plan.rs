@@ -371,7 +371,7 @@ async fn restore_replaced(
 ) -> anyhow::Result<()> {
     let mut device = unlock(home).await?;
     let plan = device.current_plan();
-    let which = replaced::find_one(&plan.replaced, device.partner(), at, field)?;
+    let which = replaced::find_one(&plan.replaced, device.partner(), None, at, field)?;
     let value = match (value, which.replaced.as_slice()) {
         (None, [one]) => one.clone(),
         (None, _) => anyhow::bail!(

@@ -5,8 +5,8 @@
 //! stop, and names no command: a face adds what to do next, in its own
 //! wording (a `cove` command on the command line, a page on the web), and
 //! ends the sentence. [`kind`] matches every variant without a wildcard,
-//! so a new error does not compile until it has a name here, and the test
-//! below fails until it has an example.
+//! so a new error does not compile until it has a name here; the tests
+//! below fail until that name is in [`KINDS`] and has an example.
 
 use crate::device::DeviceError;
 use crate::documents::DocError;
@@ -320,6 +320,22 @@ mod tests {
     fn there_is_one_example_of_every_kind() {
         let kinds: Vec<&str> = examples().iter().map(kind).collect();
         assert_eq!(kinds, KINDS);
+    }
+
+    /// Every name the matches above give is listed in `KINDS`, so a new
+    /// variant's name cannot be left out of the examples.
+    #[test]
+    fn every_kind_the_matches_name_is_listed() {
+        let source = include_str!("errors.rs");
+        let body = &source[..source.find("pub fn examples").unwrap_or(source.len())];
+        let body = &body[body.find("pub fn device_kind").unwrap_or(0)..];
+        let mut named: Vec<&str> =
+            body.split("=> \"").skip(1).filter_map(|rest| rest.split('"').next()).collect();
+        named.sort_unstable();
+        named.dedup();
+        let mut listed = KINDS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(named, listed);
     }
 
     /// What happened, as a clause a face can finish: not capitalised, no

@@ -367,7 +367,8 @@ pub async fn restore_replaced(State(ui): State<Arc<Ui>>, body: Bytes) -> Respons
     act(&ui, &body, &path, async |device, form| {
         let plan = device.current_plan();
         let (at, field) = (form.get("at").unwrap_or(""), form.get("field").unwrap_or(""));
-        let which = replaced::find_one(&plan.replaced, device.partner(), at, field)?;
+        let section = Some(form.get("section").unwrap_or(""));
+        let which = replaced::find_one(&plan.replaced, device.partner(), section, at, field)?;
         let value: Stored =
             form.get("value").and_then(|v| serde_json::from_str(v).ok()).ok_or_else(|| {
                 DeviceError::Invalid("That form names no value: reload the page.".into())

@@ -119,8 +119,14 @@ mod tests {
             if next_step(error).is_none() && !SAYS_ENOUGH.contains(&kind) {
                 wrong.push(format!("{kind}: no next step: {said}"));
             }
-            let first = said.chars().next().unwrap_or('a');
-            if first.is_lowercase() || !said.ends_with('.') || said.ends_with("..") {
+            // The page's own words continue the engine's clause.
+            if let Some(next) = next_step(error) {
+                let first = next.chars().next().unwrap_or('A');
+                if first.is_uppercase() || next.ends_with('.') || next.contains(". ") {
+                    wrong.push(format!("{kind}: the next step is not a clause: {next}"));
+                }
+            }
+            if said.ends_with("..") || said.contains(". ") {
                 wrong.push(format!("{kind}: not one sentence: {said}"));
             }
             if said.contains('`') || said.contains("cove ") || said.contains(" --") {

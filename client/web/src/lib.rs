@@ -35,7 +35,7 @@ pub mod signaling;
 
 use axum::Router;
 use axum::routing::{get, post};
-use cove_client::device::{Device, DeviceError};
+use cove_client::device::{Device, DeviceError, Reminder};
 use cove_client::home::Home;
 use cove_client::sync::{self, Event};
 use cove_shared::random::Entropy;
@@ -370,7 +370,13 @@ fn forward(
         // On the page, which is this person's own and unlocked, in full;
         // on the desktop, discreetly.
         for reminder in due {
-            let data = serde_json::json!({ "text": reminder.detailed() }).to_string();
+            let text = match reminder {
+                Reminder::ReviewDue { .. } | Reminder::ReviewConfirmed { recorded: true, .. } => {
+                    format!("{} The Reviews page shows it.", reminder.detailed())
+                }
+                _ => reminder.detailed(),
+            };
+            let data = serde_json::json!({ "text": text }).to_string();
             let _ = events.send(LiveEvent { kind: "reminder", data });
             notify(ui, reminder.discreet());
         }

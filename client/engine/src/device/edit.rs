@@ -159,7 +159,7 @@ impl Device {
         }
         if self.log_withheld() {
             return Err(DeviceError::Invalid(
-                "the relay is withholding part of the plan's list of devices, which may hold a removal; the signal was not sent (`cove status` says more)".into(),
+                "the relay is withholding part of the plan's list of devices, which may hold a removal; so the signal was not sent; the device's status says more".into(),
             ));
         }
         Ok(())

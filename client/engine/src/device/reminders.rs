@@ -66,7 +66,8 @@ impl Reminder {
         }
     }
 
-    /// The whole sentence, with what the plan says.
+    /// The whole sentence, with what the plan says, and no command: each
+    /// face adds where to look (see `cove daemon` and the page).
     pub fn detailed(&self) -> String {
         match self {
             Self::Checkin { session_day, when, note } => {
@@ -79,12 +80,10 @@ impl Reminder {
                 text
             }
             Self::ReviewDue { day } => {
-                format!("A review is due (since {day}): `cove review` shows what changed.")
+                format!("A review is due (since {day}).")
             }
             Self::ReviewConfirmed { day, by, recorded: true } => {
-                format!(
-                    "{by} recorded the review of {day}; `cove review confirm` confirms it for you."
-                )
+                format!("{by} recorded the review of {day}, and it waits for you to confirm it.")
             }
             Self::ReviewConfirmed { day, by, recorded: false } => {
                 format!("{by} confirmed the review of {day}.")

@@ -74,6 +74,7 @@ impl Device {
             // Memory may be ahead of the database: take the database's word,
             // now or, failing that, at the next write.
             self.generation = None;
+            self.written = Written::default();
             if let Err(error) = self.reload().await {
                 tracing::warn!(%error, "reloading the local state failed");
             }

@@ -234,7 +234,7 @@ fn items(doc: &Automerge, owner: Option<Partner>, section: Section, out: &mut Ve
 
 /// The value in force at `key` and the others set at the same time, if
 /// there are others that differ from it.
-fn values(doc: &Automerge, obj: &ObjId, key: &str) -> Option<(Stored, Vec<Stored>)> {
+fn values(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Option<(Stored, Vec<Stored>)> {
     let all = doc.get_all(obj, key).ok()?;
     if all.len() < 2 {
         return None;
@@ -263,26 +263,33 @@ fn stored(value: &Value<'_>) -> Option<Stored> {
     })
 }
 
-/// Finds the replaced value that `at` and `field` name: an item's id (or
-/// the end of it) and a field's key, or a setting's map and key
-/// ("checkin window_minutes"), or "profile display_name" for this
-/// device's partner's name.
+/// Finds the replaced value, among those this device of `me` may put back,
+/// that `at` and `field` name: an item's id (whole, or its last four or more
+/// characters) and a field's key, or a setting's map and key ("checkin
+/// window_minutes"), or "profile display_name" for this partner's name.
+/// `section` narrows it to one section, as the page says which.
 pub fn find_one<'a>(
     all: &'a [Replaced],
     me: Partner,
+    section: Option<&str>,
     at: &str,
     field: &str,
 ) -> Result<&'a Replaced, DeviceError> {
     let at = at.trim();
     let id_end = at.to_ascii_uppercase();
-    let matches: Vec<&Replaced> = all
-        .iter()
-        .filter(|r| r.field == field)
-        .filter(|r| match &r.item {
-            Some(id) => !at.is_empty() && id.ends_with(&id_end),
-            None => r.section == at && r.owner.is_none_or(|o| o == me),
+    let candidates = || {
+        all.iter().filter(|r| {
+            r.restorable_by(me) && r.field == field && section.is_none_or(|s| r.section == s)
         })
+    };
+    let exact: Vec<&Replaced> = candidates()
+        .filter(|r| r.item.as_deref().map_or(r.section == at, |id| id == id_end))
         .collect();
+    let matches: Vec<&Replaced> = if exact.is_empty() && id_end.len() >= 4 {
+        candidates().filter(|r| r.item.as_ref().is_some_and(|id| id.ends_with(&id_end))).collect()
+    } else {
+        exact
+    };
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(DeviceError::Invalid(format!(
@@ -311,6 +318,17 @@ pub async fn restore(
     }
     device
         .edit(which.doc(), |tx| {
+            // The state may have moved on since the plan was read (another
+            // process on this device, or a sync): put back only a value
+            // that is still one of those replaced, never over a newer edit.
+            let still = place(tx, which)
+                .and_then(|obj| values(tx, &obj, &which.field))
+                .is_some_and(|(_, replaced)| replaced.contains(value));
+            if !still {
+                return Err(DeviceError::Invalid(format!(
+                    "{value} is no longer waiting to be restored there; it was set again since"
+                )));
+            }
             match (&which.item, Section::named(&which.section)) {
                 (Some(id), Some(section)) => {
                     let spec = fields::spec(section, &which.field)
@@ -319,7 +337,13 @@ pub async fn restore(
                     write::update(tx, section, id, vec![(spec.key, field)])?;
                 }
                 _ if which.section == p::PROFILE => {
-                    let Stored::Str(name) = value else { return Err(not_a(&which.label)) };
+                    // The same bounds as a rename.
+                    let name = match value {
+                        Stored::Str(name) if (1..=64).contains(&name.trim().chars().count()) => {
+                            name.trim()
+                        }
+                        _ => return Err(not_a(&which.label)),
+                    };
                     write::set_display_name(tx, name)?;
                 }
                 _ => {
@@ -341,6 +365,22 @@ pub async fn restore(
             Ok(())
         })
         .await
+}
+
+/// The map that holds the field `which` names, in the document as `doc`
+/// reads it now.
+fn place(doc: &impl ReadDoc, which: &Replaced) -> Option<ObjId> {
+    let map = |obj: &ObjId, key: &str| match doc.get(obj, key).ok()?? {
+        (Value::Object(automerge::ObjType::Map), id) => Some(id),
+        _ => None,
+    };
+    match (&which.item, Section::named(&which.section)) {
+        (Some(id), Some(section)) => {
+            let container = section.path().iter().try_fold(ROOT, |obj, key| map(&obj, key))?;
+            map(&container, id)
+        }
+        _ => map(&ROOT, &which.section),
+    }
 }
 
 fn not_a(label: &str) -> DeviceError {

@@ -193,6 +193,7 @@ fn to_resolve(plan: &Plan, me: Partner, csrf: &str, path: &str) -> String {
         if r.restorable_by(me) {
             for value in &r.replaced {
                 let hidden = [
+                    ("section", r.section.as_str()),
                     ("at", r.item.as_deref().unwrap_or(&r.section)),
                     ("field", &r.field),
                     ("value", &serde_json::to_string(value).unwrap_or_default()),

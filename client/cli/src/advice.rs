@@ -204,32 +204,6 @@ mod tests {
         }
     }
 
-    /// Kinds whose engine sentence already says what to do, on any face.
-    const SAYS_ENOUGH: &[&str] = &[
-        "keystore/empty-passphrase",
-        "local/no-space",
-        "local/read-only",
-        "local/write-failed",
-        "device/other-format",
-        "device/not-yours",
-        "device/invalid",
-        "transport/bad-url",
-        "transport/unreachable",
-        "transport/wrong-origin",
-        "transport/plain-only",
-        "plan/ambiguous",
-        "plan/out-of-range",
-        "plan/not-a-choice",
-        "plan/invalid",
-        "plan/missing",
-        "plan/newer-schema",
-        "pair/bad-code",
-        "pair/partner-left",
-        "pair/identity-taken",
-        "pair/rate-limited",
-        "recover/no-plan",
-    ];
-
     fn anyhow_of(error: cove_client::errors::AnyError) -> anyhow::Error {
         use cove_client::errors::AnyError as E;
         match error {
@@ -272,7 +246,7 @@ mod tests {
     #[test]
     fn every_engine_error_has_command_line_wording() {
         use clap::CommandFactory;
-        use cove_client::errors::{examples, kind};
+        use cove_client::errors::{SAYS_WHAT_TO_DO, examples, kind};
         let mut cli = crate::args::Cli::command();
         // Global flags (--home, --json) reach every subcommand once built.
         cli.build();
@@ -281,7 +255,7 @@ mod tests {
             let kind = kind(&example);
             let error = anyhow_of(example);
             let said = message(&error);
-            if next_step(&error).is_none() && !SAYS_ENOUGH.contains(&kind) {
+            if next_step(&error).is_none() && !SAYS_WHAT_TO_DO.contains(&kind) {
                 wrong.push(format!("{kind}: no next step: {said}"));
             }
             if said.ends_with("..") || said.contains('\n') {

@@ -113,6 +113,34 @@ pub const KINDS: &[&str] = &[
     "import/unsupported",
 ];
 
+/// The kinds whose sentence already says what to do, in words that fit
+/// any face ("free some space and try again", "give more of its id"): a
+/// face need not add a next step to these, and must to every other.
+pub const SAYS_WHAT_TO_DO: &[&str] = &[
+    "keystore/empty-passphrase",
+    "local/no-space",
+    "local/read-only",
+    "local/write-failed",
+    "device/other-format",
+    "device/not-yours",
+    "device/invalid",
+    "transport/bad-url",
+    "transport/unreachable",
+    "transport/wrong-origin",
+    "transport/plain-only",
+    "plan/ambiguous",
+    "plan/out-of-range",
+    "plan/not-a-choice",
+    "plan/invalid",
+    "plan/missing",
+    "plan/newer-schema",
+    "pair/bad-code",
+    "pair/partner-left",
+    "pair/identity-taken",
+    "pair/rate-limited",
+    "recover/no-plan",
+];
+
 /// The kind of a device error, such as "keystore/wrong-passphrase".
 pub fn device_kind(error: &DeviceError) -> &'static str {
     use DeviceError as D;
@@ -320,6 +348,13 @@ mod tests {
     fn there_is_one_example_of_every_kind() {
         let kinds: Vec<&str> = examples().iter().map(kind).collect();
         assert_eq!(kinds, KINDS);
+    }
+
+    #[test]
+    fn what_says_what_to_do_is_a_kind() {
+        for kind in SAYS_WHAT_TO_DO {
+            assert!(KINDS.contains(kind), "{kind}");
+        }
     }
 
     /// Every name the matches above give is listed in `KINDS`, so a new

@@ -82,28 +82,7 @@ fn next_step(error: &DeviceError) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cove_client::errors::{AnyError, examples, kind};
-
-    /// Kinds whose engine sentence already says what to do, on any face.
-    const SAYS_ENOUGH: &[&str] = &[
-        "keystore/empty-passphrase",
-        "local/no-space",
-        "local/read-only",
-        "local/write-failed",
-        "device/other-format",
-        "device/not-yours",
-        "device/invalid",
-        "transport/bad-url",
-        "transport/unreachable",
-        "transport/wrong-origin",
-        "transport/plain-only",
-        "plan/ambiguous",
-        "plan/out-of-range",
-        "plan/not-a-choice",
-        "plan/invalid",
-        "plan/missing",
-        "plan/newer-schema",
-    ];
+    use cove_client::errors::{AnyError, SAYS_WHAT_TO_DO, examples, kind};
 
     /// Every error a device can return reads, on the page, as one
     /// sentence: what happened, then what to do (unless the engine's words
@@ -116,7 +95,7 @@ mod tests {
             let AnyError::Device(error) = &example else { continue };
             let kind = kind(&example);
             let said = say(error);
-            if next_step(error).is_none() && !SAYS_ENOUGH.contains(&kind) {
+            if next_step(error).is_none() && !SAYS_WHAT_TO_DO.contains(&kind) {
                 wrong.push(format!("{kind}: no next step: {said}"));
             }
             // The page's own words continue the engine's clause.

@@ -5,6 +5,7 @@
 use cove_client::device::DeviceError;
 use cove_client::keystore::KeystoreError;
 use cove_client::localdb::LocalError;
+use cove_client::plan::text::capitalised;
 use cove_client::plan::write::PlanError;
 use cove_client::transport::TransportError as T;
 
@@ -18,15 +19,6 @@ pub(crate) fn say(error: &DeviceError) -> String {
     }
     out.push('.');
     out
-}
-
-/// `text` with its first letter in capitals.
-pub(crate) fn capitalised(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 fn next_step(error: &DeviceError) -> Option<&'static str> {

@@ -87,14 +87,10 @@ impl Replaced {
             }
             _ => place.push_str(&self.label),
         }
-        let mut place: Vec<char> = place.chars().collect();
-        if let Some(first) = place.first_mut() {
-            *first = first.to_ascii_uppercase();
-        }
         let replaced: Vec<String> = self.replaced.iter().map(Stored::to_string).collect();
         format!(
             "{}: changed on both devices at once: kept {}, replaced {}.",
-            place.into_iter().collect::<String>(),
+            super::text::capitalised(&place),
             self.kept,
             replaced.join(" and ")
         )

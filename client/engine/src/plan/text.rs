@@ -54,6 +54,15 @@ pub fn conflict_line(plan: &Plan, me: Partner, c: &Conflict) -> String {
     }
 }
 
+/// `text` with its first letter in capitals.
+pub fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// "1 option was" or "2 options were": a count with its noun and verb.
 pub fn count(n: usize, singular: &str, plural: &str) -> String {
     if n == 1 { format!("1 {singular}") } else { format!("{n} {plural}") }

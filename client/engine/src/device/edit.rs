@@ -51,7 +51,7 @@ impl Device {
         let request = Seal { kind, doc, seq, prev, view: state.view(), payload };
         let sealed = envelope::seal(keys, self.keystore.device(), request, &mut OsEntropy)?;
         self.sync.set_tip(kind, doc, seq, sealed.hash);
-        self.book.made(kind, doc, seq, sealed.hash, self.clock.now_ms());
+        self.own.made(kind, doc, seq, sealed.hash, self.clock.now_ms());
         Ok(sealed)
     }
 

@@ -91,6 +91,8 @@ pub struct Device {
     freshness: Freshness,
     /// Others' checkpoints, and what this device sent, for comparing.
     book: checkpoints::Book,
+    /// This device's newest envelopes, for receipts and comparisons.
+    own: checkpoints::OwnLog,
     /// Answers to signals, and the stops that stand.
     desk: signals::Desk,
     /// The reminders given.

@@ -45,7 +45,7 @@ impl Device {
     /// now says: receipts count from there.
     pub(super) fn note_shown(&mut self, record: &SentEnvelope) {
         let Ok(header) = envelope::header_of(&record.envelope.0) else { return };
-        self.book.shown(header.kind, header.doc, header.seq, record.cursor);
+        self.own.shown(header.kind, header.doc, header.seq, record.cursor);
     }
 
     /// This device's envelopes that no fetched page has shown yet, oldest

@@ -76,7 +76,7 @@ impl Device {
                 renamed.insert(opened.hash, sealed.hash);
                 tx.replace_outbox(*id, &sealed.bytes)?;
                 // Receipts and checkpoints compare against the new hash.
-                device.book.resealed(header.kind, header.doc, header.seq, sealed.hash);
+                device.own.resealed(header.kind, header.doc, header.seq, sealed.hash);
                 if device.sync.tip(header.kind, header.doc) == (header.seq, opened.hash) {
                     device.sync.set_tip(header.kind, header.doc, header.seq, sealed.hash);
                 }

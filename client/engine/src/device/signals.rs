@@ -226,10 +226,8 @@ impl Device {
         for s in self.book.signals.iter().rev().filter(|s| now - s.sent_at <= OWN_LISTED_MS) {
             let answer = Desk::answer(&self.desk.received, me, s.sent_at);
             // "Sent" only where a fetched page showed it.
-            let shown = self
-                .book
-                .own(Kind::Signal, DocId::Shared, Seq(s.seq))
-                .is_some_and(|o| o.cursor > 0);
+            let shown =
+                self.own.get(Kind::Signal, DocId::Shared, Seq(s.seq)).is_some_and(|o| o.cursor > 0);
             let progress = match answer {
                 Some(a) if a.answer == Answer::Acknowledged => Progress::Acknowledged,
                 Some(_) => Progress::Dismissed,

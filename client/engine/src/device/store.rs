@@ -6,7 +6,7 @@
 
 use super::{Device, DeviceError, SyncState};
 use crate::documents::Documents;
-use crate::localdb::{CHUNKS_PER_SAVE, Durability, LocalError, LocalTx};
+use crate::localdb::{CHUNKS_PER_SAVE, Durability, ListTable, LocalError, LocalTx};
 use cove_shared::freshness::Freshness;
 use cove_shared::random::Entropy;
 use cove_shared::wire::Blob;
@@ -31,7 +31,7 @@ pub const LOCAL_FORMAT: u32 = 3;
 
 /// The encodings of the state rows this process last wrote. A row whose
 /// encoding is the same at the next write is not sealed and written again:
-/// an edit changes the sync state and the checkpoint book, rarely the rest.
+/// an edit changes the sync state, rarely the rest.
 /// Forgotten whenever the state is reloaded, since another process may have
 /// written in between.
 #[derive(Default)]
@@ -159,8 +159,9 @@ impl Device {
             membership = encode(&entries)?;
             rows.push((KV_MEMBERSHIP, &membership));
         }
-        // One statement for all of them: each is a round trip to SQLite.
+        // One statement for all of them.
         tx.put_many(&rows)?;
+        self.own.persist(tx)?;
         drop(rows);
         for (key, bytes) in state {
             self.written.note(key, bytes);
@@ -219,6 +220,13 @@ impl Device {
             Err(LocalError::Corrupt) => Default::default(),
             Err(error) => return Err(error.into()),
         };
+        let legacy = std::mem::take(&mut self.book.own);
+        let stored = match self.db.list(ListTable::Own).await {
+            Ok(rows) => rows,
+            Err(LocalError::Corrupt) => Vec::new(),
+            Err(error) => return Err(error.into()),
+        };
+        self.own = super::checkpoints::OwnLog::load(stored, legacy);
         // Likewise: answers and standing stops are lost at worst, never the
         // device.
         self.desk = match self.db.get(KV_SIGNALS).await {

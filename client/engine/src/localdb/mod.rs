@@ -50,6 +50,7 @@ use zeroize::Zeroizing;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (2, "sent_confirmed", include_str!("../../migrations/0002_sent_confirmed.sql")),
+    (3, "own", include_str!("../../migrations/0003_own.sql")),
 ];
 
 fn migrator() -> Migrator {
@@ -69,10 +70,16 @@ fn migrator() -> Migrator {
     )
 }
 
-/// The open local database. Cloning it is cheap and shares the pool.
+/// The open local database. Cloning it is cheap and shares the pools.
 #[derive(Debug, Clone)]
 pub struct LocalDb {
+    /// For reads.
     pool: SqlitePool,
+    /// One connection for write transactions. SQLite empties a
+    /// connection's page cache whenever another connection has written
+    /// since its last transaction; so transactions that take turns on
+    /// several connections would each read the tables from the file again.
+    writer: SqlitePool,
     sealer: Arc<Sealer>,
     /// SQLite's write-ahead log, synced by hand for a [`Durability::Synced`]
     /// commit.
@@ -97,6 +104,8 @@ pub enum ListTable {
     Journal,
     /// This device's recent envelopes that the relay stored.
     Sent,
+    /// What this device remembers of its newest envelopes, for receipts.
+    Own,
 }
 
 impl ListTable {
@@ -106,6 +115,7 @@ impl ListTable {
             Self::Quarantine => "quarantine",
             Self::Journal => "journal",
             Self::Sent => "sent",
+            Self::Own => "own",
         }
     }
 
@@ -116,6 +126,7 @@ impl ListTable {
             Self::Quarantine => 1,
             Self::Journal => 2,
             Self::Sent => 3,
+            Self::Own => 6,
         }
     }
 }
@@ -136,16 +147,15 @@ impl LocalDb {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory");
-        // Two connections: one may hold the write lock while the other reads.
-        // A local file needs no liveness check on every acquire (a round trip
+        // Reads do not wait for a write under way, nor for each other. A
+        // local file needs no liveness check on every acquire (a round trip
         // to SQLite's thread each time).
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .test_before_acquire(false)
-            .after_release(|conn, _| Box::pin(still_usable(conn)))
-            .connect_with(options)
-            .await?;
-        migrator().run(&pool).await?;
+        let pools = |connections| {
+            SqlitePoolOptions::new().max_connections(connections).test_before_acquire(false)
+        };
+        let writer = pools(1).connect_with(options.clone()).await?;
+        migrator().run(&writer).await?;
+        let pool = pools(2).connect_with(options).await?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -153,21 +163,44 @@ impl LocalDb {
         }
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
-        Ok(Self { pool, sealer: Arc::new(Sealer::new(key)), wal: Arc::new(PathBuf::from(wal)) })
+        Ok(Self {
+            pool,
+            writer,
+            sealer: Arc::new(Sealer::new(key)),
+            wal: Arc::new(PathBuf::from(wal)),
+        })
     }
 
     /// Closes the database, checkpointing its log.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
-    /// Starts a write transaction (`BEGIN IMMEDIATE`), and reads what it
-    /// will need to know in one statement.
+    /// Starts a write transaction (`BEGIN IMMEDIATE`) and reads what it
+    /// will need to know, in one round trip to SQLite's thread.
+    ///
+    /// The transaction is opened and committed by statements of its own,
+    /// not by sqlx's transaction calls, each of which would be a round trip
+    /// of its own; so sqlx does not know it is open. A connection whose
+    /// transaction did not commit (an error, or a dropped future) is closed,
+    /// never given back to the pool: closing it rolls the transaction back.
     pub async fn begin(&self) -> Result<LocalTx, LocalError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        type Row = (Option<Vec<u8>>, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
+        // Held by the transaction before its first statement, so that it is
+        // closed if that statement fails or is given up.
+        let mut tx = LocalTx {
+            conn: Some(self.writer.acquire().await?),
+            sealer: Arc::clone(&self.sealer),
+            wal: Arc::clone(&self.wal),
+            known: Preamble::default(),
+            sql: String::new(),
+            args: Vec::new(),
+        };
+        type Row =
+            (Option<Vec<u8>>, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
         let row: Row = sqlx::query_as(
-            "SELECT (SELECT value FROM kv WHERE key = 'generation'), \
+            "BEGIN IMMEDIATE; \
+             SELECT (SELECT value FROM kv WHERE key = 'generation'), \
              (SELECT COALESCE(MAX(id), 0) FROM pending), \
              (SELECT COALESCE(MAX(id), 0) FROM quarantine), \
              (SELECT COALESCE(MAX(id), 0) FROM journal), \
@@ -179,27 +212,21 @@ impl LocalDb {
              (SELECT COUNT(*) FROM doc_chunks WHERE doc = 0), \
              (SELECT COUNT(*) FROM doc_chunks WHERE doc = 1), \
              (SELECT COUNT(*) FROM doc_chunks WHERE doc = 2), \
-             (SELECT COUNT(*) FROM sent WHERE confirmed = 0)",
+             (SELECT COUNT(*) FROM sent WHERE confirmed = 0), \
+             (SELECT COALESCE(MAX(id), 0) FROM own)",
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.connection()?)
         .await?;
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
-        let known = Preamble {
+        tx.known = Preamble {
             generation: row.0,
-            next: [row.1 + 1, row.2 + 1, row.3 + 1, row.4 + 1, row.5 + 1, row.6 + 1],
+            next: [row.1 + 1, row.2 + 1, row.3 + 1, row.4 + 1, row.5 + 1, row.6 + 1, row.13 + 1],
             pending: count(row.7),
             outbox: count(row.8),
             chunks: [count(row.9), count(row.10), count(row.11)],
             unconfirmed: count(row.12),
         };
-        Ok(LocalTx {
-            tx,
-            sealer: Arc::clone(&self.sealer),
-            wal: Arc::clone(&self.wal),
-            known,
-            sql: String::new(),
-            args: Vec::new(),
-        })
+        Ok(tx)
     }
 
     /// A setting or piece of state.
@@ -340,20 +367,6 @@ impl LocalDb {
     }
 }
 
-/// Whether a connection that goes back to the pool may be used again.
-///
-/// When a commit fails (a full disk, say), SQLite may already have rolled
-/// the transaction back by itself, while sqlx still counts it as open; its
-/// own rollback then fails, and every later transaction on that connection
-/// would be refused. So a connection is kept only once its pending
-/// rollback has run (the ping flushes it) and sqlx agrees that no
-/// transaction is open; otherwise the pool replaces it.
-async fn still_usable(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
-    use sqlx::Connection;
-    conn.ping().await?;
-    Ok(!conn.is_in_transaction())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +426,35 @@ mod tests {
         let full = LocalError::from(std::io::Error::from(std::io::ErrorKind::StorageFull));
         assert!(matches!(full, LocalError::NoSpace), "{full:?}");
         assert!(full.to_string().starts_with("there is no room left on the disk"));
+    }
+
+    /// A transaction is opened and committed by statements of its own, so
+    /// one given up halfway must not stay open on its connection.
+    #[tokio::test]
+    async fn a_transaction_given_up_leaves_nothing_and_the_next_one_begins() {
+        let dir = std::env::temp_dir().join(format!("cove-localdb-drop-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = LocalDb::open(&dir.join("device.db"), &SymmetricKey::from_bytes([1; 32]))
+            .await
+            .unwrap();
+        // Each is given back open, on the writer's one connection.
+        for round in 0..4 {
+            let mut tx = db.begin().await.unwrap();
+            tx.put("name", &format!("dropped {round}")).unwrap();
+            tx.push(ListTable::Journal, &"dropped".to_owned()).unwrap();
+            drop(tx);
+        }
+        assert_eq!(db.get::<String>("name").await.unwrap(), None);
+        assert_eq!(db.count(ListTable::Journal).await.unwrap(), 0);
+        for round in 0..4 {
+            let mut tx = db.begin().await.unwrap();
+            tx.put("name", &format!("kept {round}")).unwrap();
+            tx.commit().await.unwrap();
+        }
+        assert_eq!(db.get::<String>("name").await.unwrap().as_deref(), Some("kept 3"));
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

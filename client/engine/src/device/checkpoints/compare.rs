@@ -74,8 +74,8 @@ impl Device {
                 let (sealed, _) = self.sync.tip(stream.kind, stream.doc);
                 return claim.tip.seq > sealed
                     || self
-                        .book
-                        .own(stream.kind, stream.doc, claim.tip.seq)
+                        .own
+                        .get(stream.kind, stream.doc, claim.tip.seq)
                         .is_some_and(|own| own.hash != claim.tip.hash.0);
             }
             self.freshness
@@ -122,7 +122,6 @@ impl Device {
             .filter_map(|doc| {
                 let held = theirs.holds(me, Kind::Changes, doc);
                 let next = self
-                    .book
                     .own
                     .iter()
                     .filter(|o| o.kind == Kind::Changes.code() && o.doc == doc.code())

@@ -27,17 +27,20 @@
 //! - [`compare`]: what a received checkpoint says about this device's
 //!   history.
 //! - [`receipts`]: the same, as faces show it.
+//! - [`own_log`]: this device's newest envelopes, a row each.
 
 mod compare;
+mod own_log;
 mod receipts;
 
+pub(super) use own_log::OwnLog;
 pub use receipts::{Receipt, SentSignal};
 
 use super::{Alarm, Device, DeviceError};
 use crate::payload::{CheckpointPayload, Payload, TipClaim};
 use cove_shared::freshness::StreamTip;
 use cove_shared::wire::Cursor;
-use cove_shared::{DeviceId, DocId, EnvelopeHash, Kind, Seq};
+use cove_shared::{DeviceId, DocId, Kind, Seq};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -67,7 +70,9 @@ pub(super) const SENT_SIGNALS_KEPT: usize = 50;
 pub(super) struct Book {
     /// The newest checkpoint of each other device.
     pub(super) theirs: Vec<Theirs>,
-    /// This device's newest envelopes (not checkpoints or snapshots).
+    /// Only in a database written before this device's own envelopes had
+    /// rows of their own ([`OwnLog`]): read once, moved there, and written
+    /// empty since.
     pub(super) own: Vec<OwnEnvelope>,
     /// This device's newest signals.
     pub(super) signals: Vec<SentSignal>,
@@ -118,7 +123,7 @@ impl Theirs {
     }
 }
 
-/// One of this device's envelopes.
+/// One of this device's envelopes (not checkpoints or snapshots).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct OwnEnvelope {
     pub(super) kind: u8,
@@ -132,24 +137,6 @@ pub(super) struct OwnEnvelope {
 }
 
 impl Book {
-    /// This device sealed an envelope.
-    pub(super) fn made(&mut self, kind: Kind, doc: DocId, seq: Seq, hash: EnvelopeHash, at: i64) {
-        if !matches!(kind, Kind::Changes | Kind::Signal) {
-            return;
-        }
-        let (kind, doc) = (kind.code(), doc.code());
-        self.own.retain(|o| !(o.kind == kind && o.doc == doc && o.seq == seq.0));
-        let own = OwnEnvelope { kind, doc, seq: seq.0, hash: hash.0, made_at: at, cursor: 0 };
-        super::push_bounded(&mut self.own, own, OWN_KEPT);
-    }
-
-    /// An outbox envelope was sealed again, at the same position.
-    pub(super) fn resealed(&mut self, kind: Kind, doc: DocId, seq: Seq, hash: EnvelopeHash) {
-        if let Some(own) = self.own_mut(kind, doc, seq) {
-            own.hash = hash.0;
-        }
-    }
-
     /// `sender` signed an envelope against a list of `len` entries.
     pub(super) fn cites(&mut self, sender: DeviceId, len: u64) {
         match self.cited.iter_mut().find(|(d, _)| *d == sender) {
@@ -163,23 +150,6 @@ impl Book {
         if !self.hollow.contains(&(sender, doc.code())) {
             self.hollow.push((sender, doc.code()));
         }
-    }
-
-    /// A fetched page showed one of this device's envelopes at `cursor`.
-    pub(super) fn shown(&mut self, kind: Kind, doc: DocId, seq: Seq, cursor: u64) {
-        if let Some(own) = self.own_mut(kind, doc, seq) {
-            own.cursor = cursor;
-        }
-    }
-
-    fn own_mut(&mut self, kind: Kind, doc: DocId, seq: Seq) -> Option<&mut OwnEnvelope> {
-        let (kind, doc) = (kind.code(), doc.code());
-        self.own.iter_mut().find(|o| o.kind == kind && o.doc == doc && o.seq == seq.0)
-    }
-
-    pub(super) fn own(&self, kind: Kind, doc: DocId, seq: Seq) -> Option<&OwnEnvelope> {
-        let (kind, doc) = (kind.code(), doc.code());
-        self.own.iter().find(|o| o.kind == kind && o.doc == doc && o.seq == seq.0)
     }
 
     pub(super) fn theirs(&self, device: &DeviceId) -> Option<&Theirs> {

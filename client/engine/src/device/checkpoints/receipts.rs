@@ -64,7 +64,7 @@ impl Device {
         };
         let mut holds_upto = None;
         let mut lacks_since = None;
-        for own in self.book.own.iter().filter(|o| o.kind == Kind::Changes.code()) {
+        for own in self.own.iter().filter(|o| o.kind == Kind::Changes.code()) {
             let Some(doc) = DocId::from_code(own.doc) else { continue };
             if Seq(own.seq) <= theirs.holds(me, Kind::Changes, doc) {
                 holds_upto = holds_upto.max(Some(own.made_at));

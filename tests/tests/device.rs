@@ -717,3 +717,72 @@ async fn an_edit_sealed_before_a_revocation_and_sent_after_it_uses_the_new_key()
     let refused = conn.push(a2.plan(), &old_bytes[0]).await.unwrap_err();
     assert_eq!(refused.code(), Some(cove_shared::wire::ErrorCode::StaleEpoch), "{refused}");
 }
+
+/// The relay's count of acknowledgements it has written.
+async fn acks_written(relay: &TestRelay) -> u64 {
+    let metrics = cove_tests::harness::http_get(&relay.addr.to_string(), "/metrics").await.unwrap();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("cove_store_seconds_count{op=\"ack\"} "))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Each acknowledgement is a durable write at the relay, and only lets it
+/// compact: a daemon acknowledges live deliveries together, on its next
+/// tick, not one by one.
+#[tokio::test]
+async fn live_deliveries_are_acknowledged_together_within_a_second() {
+    let relay = TestRelay::start().await;
+    let root = TempDir::new("acks");
+    let (mut a, mut b) = couple(&root, &relay.url, &relay.url).await;
+    sync_now(&mut b).await;
+    let (applied_tx, mut applied) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(async move {
+        let events = |event: &sync::Event| match event {
+            sync::Event::Synced(_) => {
+                let _ = applied_tx.send(0);
+            }
+            sync::Event::Applied(received) => {
+                let _ = applied_tx.send(received.applied.iter().sum());
+            }
+            _ => {}
+        };
+        let stop = Box::pin(async {
+            let _ = stop_rx.await;
+        });
+        let result = sync::run_daemon(&mut b, events, stop).await;
+        (b, result)
+    });
+    // The daemon's first pass, and the acknowledgements of its pages.
+    tokio::time::timeout(std::time::Duration::from_secs(10), applied.recv())
+        .await
+        .expect("the daemon synced");
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let before = acks_written(&relay).await;
+
+    // Twenty edits, each delivered on its own, in about half a second.
+    let (conn, _pushes) = sync::connect(&a).await.unwrap();
+    for n in 0..20 {
+        put(&mut a, DocId::Shared, &format!("k{n}"), "v").await;
+        assert_eq!(sync::send_outbox(&mut a, &conn).await.unwrap(), 1);
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let mut seen = 0;
+    while seen < 20 {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), applied.recv())
+            .await
+            .expect("the daemon applied the deliveries")
+            .unwrap();
+        seen += n;
+    }
+    let during = acks_written(&relay).await - before;
+    assert!(during <= 2, "{during} acknowledgements for 20 live deliveries");
+    // The last is acknowledged on the next tick.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(acks_written(&relay).await > before, "no acknowledgement after a second");
+    let _ = stop_tx.send(());
+    let (b, result) = daemon.await.unwrap();
+    result.unwrap();
+    assert_eq!(get(&b, DocId::Shared, "k19").as_deref(), Some("v"));
+}

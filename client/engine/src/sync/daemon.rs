@@ -2,13 +2,14 @@
 //! sent as they are made, and reconnection with backoff and jitter.
 
 use super::{
-    SyncReport, apply_page, connect, fetch_all, rotate, send_and_confirm, send_checkpoint,
-    send_outbox, sync_membership, sync_once,
+    SyncReport, connect, fetch_all, rotate, send_and_confirm, send_checkpoint, send_outbox,
+    sync_membership, sync_once, take_page,
 };
 use crate::device::{Alarm, CHECKPOINT_GAP_MS, Device, DeviceError, Received, Reminder};
 use crate::transport::{Push, RelayConnection, TransportError};
 use cove_shared::OsEntropy;
 use cove_shared::random::Entropy;
+use cove_shared::wire::Cursor;
 use std::time::Duration;
 
 /// What the daemon tells whoever runs it.
@@ -82,6 +83,10 @@ pub async fn run_daemon_nudged(
             remind(device, &mut events).await;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut next_look = tokio::time::Instant::now() + REMINDERS_EVERY;
+            // Live deliveries are acknowledged on the next tick, not one by
+            // one: an acknowledgement only lets the relay compact, and each
+            // one is a durable write there.
+            let mut unacked: Option<Cursor> = None;
             loop {
                 tokio::select! {
                     push = pushes.recv() => {
@@ -93,7 +98,9 @@ pub async fn run_daemon_nudged(
                         while let Ok(more) = pushes.try_recv() {
                             batch.push(more);
                         }
-                        handle_pushes(device, &conn, batch, &mut events).await?;
+                        if let Some(cursor) = handle_pushes(device, &conn, batch, &mut events).await? {
+                            unacked = Some(cursor);
+                        }
                     }
                     // Edits made here or by another process on this state
                     // directory: checked every second, and at once when
@@ -101,6 +108,9 @@ pub async fn run_daemon_nudged(
                     // when what this device holds changed (at most every
                     // few seconds), and every quarter of an hour regardless.
                     _ = tick.tick() => {
+                        if let Some(cursor) = unacked.take() {
+                            conn.ack(device.plan(), cursor).await?;
+                        }
                         send_pending(device, &conn).await?;
                         send_checkpoint(device, &conn, CHECKPOINT_GAP_MS).await?;
                         if tokio::time::Instant::now() >= next_look {
@@ -164,12 +174,13 @@ async fn send_pending(device: &mut Device, conn: &RelayConnection) -> Result<(),
 /// this device's cursor stands are applied as they are; anything else (a
 /// hole, an out-of-order delivery, deliveries dropped for a full queue) is
 /// a cue to fetch, so that the cursor only ever moves over what was read.
+/// Returns the cursor to acknowledge, for deliveries applied live.
 async fn handle_pushes(
     device: &mut Device,
     conn: &RelayConnection,
     batch: Vec<Push>,
     events: &mut impl FnMut(&Event),
-) -> Result<(), DeviceError> {
+) -> Result<Option<Cursor>, DeviceError> {
     let mut items = Vec::new();
     let mut fetch = false;
     for push in batch {
@@ -200,7 +211,7 @@ async fn handle_pushes(
         }
     }
     if items.is_empty() && !fetch {
-        return Ok(());
+        return Ok(None);
     }
     items.sort_by_key(|i| i.cursor);
     let start = device.cursor().0;
@@ -208,12 +219,14 @@ async fn handle_pushes(
         items.iter().enumerate().all(|(n, item)| item.cursor.0 == start + 1 + n as u64);
     if contiguous && !fetch {
         let mut report = SyncReport::default();
-        let received = apply_page(device, conn, items, &mut report).await?;
+        let received = take_page(device, conn, items, &mut report).await?;
+        let cursor = received.cursor;
         events(&Event::Applied(received));
+        Ok(Some(cursor))
     } else {
         let mut report = SyncReport::default();
         fetch_all(device, conn, &mut report).await?;
         events(&Event::Synced(report));
+        Ok(None)
     }
-    Ok(())
 }

@@ -395,8 +395,22 @@ async fn refetch_gaps(
 /// next pass goes on from where this one stopped.
 pub const REFETCH_PAGES: usize = 16;
 
-/// Applies one page (or one live delivery batch) and acknowledges it.
+/// Applies one page and acknowledges it.
 pub async fn apply_page(
+    device: &mut Device,
+    conn: &RelayConnection,
+    items: Vec<StoredEnvelope>,
+    report: &mut SyncReport,
+) -> Result<Received, DeviceError> {
+    let received = take_page(device, conn, items, report).await?;
+    // Everything up to here is committed locally: the relay may compact it.
+    conn.ack(device.plan(), received.cursor).await?;
+    Ok(received)
+}
+
+/// Applies one page, or one batch of live deliveries, without
+/// acknowledging it: see [`apply_page`].
+pub(crate) async fn take_page(
     device: &mut Device,
     conn: &RelayConnection,
     items: Vec<StoredEnvelope>,
@@ -419,7 +433,5 @@ pub async fn apply_page(
         }
     }
     report.add(&received);
-    // Everything up to here is committed locally: the relay may compact it.
-    conn.ack(device.plan(), received.cursor).await?;
     Ok(received)
 }

@@ -24,12 +24,16 @@
 //!    answer awaited), each B runs the daemon loop. Reported: the edits
 //!    per second the Bs applied, the relay's CPU per edit and its RSS at
 //!    the end, the load generator's own CPU, and every edit the relay
-//!    acknowledged that a B did not apply.
+//!    acknowledged that a B did not apply;
+//! 4. with `--only floor`, the disk alone: one page written and synced,
+//!    `--edits` times, `--pace-ms` apart (see `floor.rs`).
 //!
 //! Every device state directory is on the same disk as the relay's. Local
 //! edits are synced to disk before they count as made; received changes
 //! are committed without waiting for the disk (docs/device.md, "Durability").
 
+#[path = "device_load/floor.rs"]
+mod floor;
 #[path = "device_load/pairs.rs"]
 mod pairs;
 
@@ -40,7 +44,7 @@ use cove_client::pairing::{self, Invite};
 use cove_client::sync::{self, Event};
 use cove_shared::DocId;
 use cove_tests::devices::{PASSPHRASE, heads, home, keys, new_device, pair, put, sync_now};
-use cove_tests::harness::{RelayProcess, TempDir, free_port, workspace_binary_in};
+use cove_tests::harness::{RelayProcess, TempDir, cpu_ns, free_port, workspace_binary_in};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -65,8 +69,9 @@ struct Args {
     /// SQLite durability for the relay: full or normal.
     #[arg(long, default_value = "full")]
     sqlite_synchronous: String,
-    /// Run only these phases: latency, load, pairs (repeatable). The
-    /// pairs phase runs only when asked for, or with --pairs.
+    /// Run only these phases: latency, load, pairs, floor (repeatable).
+    /// The pairs phase runs only when asked for, or with --pairs; the
+    /// floor phase only when asked for.
     #[arg(long, value_name = "PHASE")]
     only: Vec<String>,
     /// Couples editing at once in the pairs phase.
@@ -84,6 +89,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn wants(args: &Args, phase: &str) -> bool {
+    if phase == "floor" {
+        return args.only.iter().any(|p| p == phase);
+    }
     if phase == "pairs" {
         return args.pairs.is_some() || args.only.iter().any(|p| p == phase);
     }
@@ -93,6 +101,9 @@ fn wants(args: &Args, phase: &str) -> bool {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let dir = TempDir::new("device-load");
+    if wants(&args, "floor") {
+        floor::run(&args, &dir).await?;
+    }
     let server = workspace_binary_in("cove-server", "cove-server", true);
     let database = database_in(&dir, "relay");
     let env = [("COVE_SQLITE_SYNCHRONOUS", args.sqlite_synchronous.as_str())];
@@ -105,7 +116,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         latency(&args, &dir, &relay.url).await?;
     }
     if wants(&args, "load") {
-        load(&args, &dir, &relay.url).await?;
+        load(&args, &dir, &relay).await?;
     }
     drop(relay);
     if wants(&args, "pairs") {
@@ -217,7 +228,8 @@ async fn latency(args: &Args, dir: &TempDir, relay: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn load(args: &Args, dir: &TempDir, relay: &str) -> anyhow::Result<()> {
+async fn load(args: &Args, dir: &TempDir, relay_process: &RelayProcess) -> anyhow::Result<()> {
+    let relay = relay_process.url.as_str();
     let mut a = new_device(dir, "load-a", relay).await;
     let started = Instant::now();
     for i in 0..args.load_history {
@@ -245,17 +257,24 @@ async fn load(args: &Args, dir: &TempDir, relay: &str) -> anyhow::Result<()> {
         );
         inviter?;
         let (mut device, _, conn): (Device, _, _) = joiner?;
+        // CPU time on both sides, to tell work from waiting.
+        let cpu = || (cpu_ns(std::process::id()), cpu_ns(relay_process.child.id()));
+        let (device_cpu, relay_cpu) = cpu();
         let start = Instant::now();
         let report = sync::sync_once(&mut device, &conn).await?;
         let took = start.elapsed();
+        let (device_cpu_after, relay_cpu_after) = cpu();
         anyhow::ensure!(keys(&device, DocId::Shared).len() == args.load_history, "incomplete load");
         anyhow::ensure!(
             heads(&device, DocId::Shared) == heads(&a, DocId::Shared),
             "the devices differ"
         );
         println!(
-            "  new device {round}: {:.1} ms, {} changes applied from the tail",
+            "  new device {round}: {:.1} ms (CPU: this process {:.1} ms, relay {:.1} ms), \
+             {} changes applied from the tail",
             took.as_secs_f64() * 1000.0,
+            device_cpu_after.saturating_sub(device_cpu) as f64 / 1e6,
+            relay_cpu_after.saturating_sub(relay_cpu) as f64 / 1e6,
             report.applied.iter().sum::<usize>()
         );
         first_sync.push(took);

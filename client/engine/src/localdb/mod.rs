@@ -438,7 +438,8 @@ mod tests {
         let db = LocalDb::open(&dir.join("device.db"), &SymmetricKey::from_bytes([1; 32]))
             .await
             .unwrap();
-        // Each is given back open, on the writer's one connection.
+        // Each is given up with its transaction open, on the writer's one
+        // connection.
         for round in 0..4 {
             let mut tx = db.begin().await.unwrap();
             tx.put("name", &format!("dropped {round}")).unwrap();

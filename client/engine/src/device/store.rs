@@ -50,6 +50,15 @@ impl Written {
     }
 }
 
+/// A state row the device can do without: one that does not open (damaged,
+/// or from an older layout) reads as empty; any other failure stands.
+fn dispensable<T: Default>(read: Result<T, LocalError>) -> Result<T, DeviceError> {
+    match read {
+        Err(LocalError::Corrupt) => Ok(T::default()),
+        read => Ok(read?),
+    }
+}
+
 /// A value's stored encoding, wiped when dropped.
 fn encode<T: serde::Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, DeviceError> {
     Ok(Zeroizing::new(postcard::to_allocvec(value).map_err(|_| LocalError::Corrupt)?))
@@ -213,32 +222,16 @@ impl Device {
         self.sync = self.db.get(KV_SYNC).await?.unwrap_or_default();
         // Kept apart from the sync state, so that a directory made before
         // checkpoints existed still opens (with none).
-        self.book = match self.db.get(KV_CHECKPOINTS).await {
-            Ok(book) => book.unwrap_or_default(),
-            // Only receipts and comparisons are lost, and rebuilt as
-            // checkpoints come: never a reason to refuse the device.
-            Err(LocalError::Corrupt) => Default::default(),
-            Err(error) => return Err(error.into()),
-        };
+        // Only receipts and comparisons are lost, and rebuilt as checkpoints
+        // come: never a reason to refuse the device.
+        self.book = dispensable(self.db.get(KV_CHECKPOINTS).await)?.unwrap_or_default();
         let legacy = std::mem::take(&mut self.book.own);
-        let stored = match self.db.list(ListTable::Own).await {
-            Ok(rows) => rows,
-            Err(LocalError::Corrupt) => Vec::new(),
-            Err(error) => return Err(error.into()),
-        };
+        let stored = dispensable(self.db.list(ListTable::Own).await)?;
         self.own = super::checkpoints::OwnLog::load(stored, legacy);
         // Likewise: answers and standing stops are lost at worst, never the
         // device.
-        self.desk = match self.db.get(KV_SIGNALS).await {
-            Ok(desk) => desk.unwrap_or_default(),
-            Err(LocalError::Corrupt) => Default::default(),
-            Err(error) => return Err(error.into()),
-        };
-        self.reminded = match self.db.get(KV_REMINDERS).await {
-            Ok(given) => given.unwrap_or_default(),
-            Err(LocalError::Corrupt) => Default::default(),
-            Err(error) => return Err(error.into()),
-        };
+        self.desk = dispensable(self.db.get(KV_SIGNALS).await)?.unwrap_or_default();
+        self.reminded = dispensable(self.db.get(KV_REMINDERS).await)?.unwrap_or_default();
         self.freshness = match self.db.get::<Vec<u8>>(KV_FRESHNESS).await? {
             Some(bytes) => Freshness::from_bytes(&bytes).map_err(|_| LocalError::Corrupt)?,
             None => Freshness::new(),

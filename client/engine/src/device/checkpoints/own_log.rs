@@ -55,15 +55,15 @@ impl OwnLog {
         if !matches!(kind, Kind::Changes | Kind::Signal) {
             return;
         }
-        let (kind, doc) = (kind.code(), doc.code());
         let dropped = &mut self.dropped;
         self.rows.retain(|r| {
-            let same = r.own.kind == kind && r.own.doc == doc && r.own.seq == seq.0;
+            let same = r.own.is(kind, doc, seq);
             if same {
                 dropped.extend(r.id);
             }
             !same
         });
+        let (kind, doc) = (kind.code(), doc.code());
         let own = OwnEnvelope { kind, doc, seq: seq.0, hash: hash.0, made_at: at, cursor: 0 };
         self.rows.push(Row { id: None, own, dirty: true });
         let excess = self.rows.len().saturating_sub(OWN_KEPT);
@@ -95,14 +95,12 @@ impl OwnLog {
     }
 
     fn row_mut(&mut self, kind: Kind, doc: DocId, seq: Seq) -> Option<&mut Row> {
-        let (kind, doc) = (kind.code(), doc.code());
-        self.rows.iter_mut().find(|r| r.own.kind == kind && r.own.doc == doc && r.own.seq == seq.0)
+        self.rows.iter_mut().find(|r| r.own.is(kind, doc, seq))
     }
 
     /// The record of one envelope, if it is still kept.
     pub(in crate::device) fn get(&self, kind: Kind, doc: DocId, seq: Seq) -> Option<&OwnEnvelope> {
-        let (kind, doc) = (kind.code(), doc.code());
-        self.iter().find(|o| o.kind == kind && o.doc == doc && o.seq == seq.0)
+        self.iter().find(|o| o.is(kind, doc, seq))
     }
 
     /// Every record, oldest first.
@@ -124,6 +122,13 @@ impl OwnLog {
             tx.remove(ListTable::Own, id);
         }
         Ok(())
+    }
+}
+
+impl OwnEnvelope {
+    /// Whether it is the envelope at this position of this device's streams.
+    fn is(&self, kind: Kind, doc: DocId, seq: Seq) -> bool {
+        self.kind == kind.code() && self.doc == doc.code() && self.seq == seq.0
     }
 }
 
